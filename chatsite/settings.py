@@ -1,0 +1,207 @@
+"""chatsite settings.
+
+The environment is read here, once; application code reads ``django.conf.settings`` at
+call time so ``override_settings`` works in tests. The table in README.md lists every
+variable; keep the two in step.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+import django_stubs_ext
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# Lets annotations such as admin.ModelAdmin[Message] run, not only type-check.
+django_stubs_ext.monkeypatch()
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """Read a yes/no environment variable; anything unrecognised is a configuration error."""
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {raw!r}.")
+
+
+def env_float(name: str, default: float) -> float:
+    """Read a positive number of seconds (or similar) from the environment."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}.") from None
+    if value <= 0:
+        raise ImproperlyConfigured(f"{name} must be greater than 0, not {raw!r}.")
+    return value
+
+
+def env_list(name: str, default: str) -> list[str]:
+    """Read a comma-separated list from the environment."""
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+DEBUG = env_bool("DEBUG", False)
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "Set SECRET_KEY to a long random string (or DEBUG=true for local development). "
+            "`make run` creates one for you in var/secret_key."
+        )
+    SECRET_KEY = "insecure-development-key-only-for-debug"
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    # daphne first: its runserver serves WebSockets too.
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "streaming",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "chatsite.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "streaming.context_processors.model_info",
+            ],
+        },
+    },
+]
+
+ASGI_APPLICATION = "chatsite.asgi.application"
+
+# --- Database -------------------------------------------------------------------------
+# SQLite is the embedded default; PostgreSQL (DATABASE_URL=postgres://…) for real use.
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        conn_max_age=0,
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Checkpoints are written from worker threads while requests write too: WAL lets
+    # readers go on during a write, IMMEDIATE takes the write lock up front instead of
+    # failing half-way, and the timeout waits for it rather than raising "locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+
+# --- Channel layer --------------------------------------------------------------------
+def redis_channel_layer(urls: list[str], **config: object) -> dict[str, object]:
+    """The channels-redis layer for these Redis URLs (several shard the channels)."""
+    return {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            # redis-py 8 gives every socket a 5 s read timeout, which kills channels-redis's
+            # blocking receive on any idle socket (channels_redis issue #422). The layer's
+            # own BZPOPMIN timeout already bounds each wait, so reads need none.
+            "hosts": [{"address": url, "socket_timeout": None} for url in urls],
+            "capacity": 1000,
+            "expiry": 60,
+            **config,
+        },
+    }
+
+
+# One or several Redis hosts, comma-separated; unset = in-memory layer (one process only).
+REDIS_URLS = env_list("REDIS_URL", "")
+CHANNEL_LAYERS = {
+    "default": redis_channel_layer(REDIS_URLS)
+    if REDIS_URLS
+    else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+}
+
+# --- Model API ------------------------------------------------------------------------
+# No key and no base URL: the built-in simulator (`python -m streaming.simulator`), which
+# `manage.py serve` starts on SIMULATOR_PORT. A local server that needs no key (Ollama,
+# llama.cpp) is chosen by setting OPENAI_BASE_URL alone.
+OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
+SIMULATOR_PORT = int(os.environ.get("SIMULATOR_PORT", "8001"))
+OPENAI_SIMULATED = not OPENAI_API_KEY and not os.environ.get("OPENAI_BASE_URL")
+OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL") or (
+    f"http://127.0.0.1:{SIMULATOR_PORT}/v1" if OPENAI_SIMULATED else "https://api.openai.com/v1"
+)
+OPENAI_MODEL = os.environ.get("OPENAI_MODEL") or (
+    "simulated" if OPENAI_SIMULATED else "gpt-4o-mini"
+)
+OPENAI_READ_TIMEOUT = env_float("OPENAI_READ_TIMEOUT", 60.0)
+OPENAI_CONNECT_TIMEOUT = env_float("OPENAI_CONNECT_TIMEOUT", 10.0)
+
+# --- Streaming ------------------------------------------------------------------------
+STREAM_CHECKPOINT_SECONDS = env_float("STREAM_CHECKPOINT_SECONDS", 1.0)
+# Deltas are batched for this long before they go to the group: fewer channel-layer
+# sends per answer, still well under what a reader notices.
+STREAM_FLUSH_SECONDS = env_float("STREAM_FLUSH_SECONDS", 0.05)
+MAX_MESSAGE_CHARS = int(os.environ.get("MAX_MESSAGE_CHARS", "32000"))
+
+# --- Auth, i18n, static ---------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "streaming:conversation_list"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+# daphne serves /static/ itself unless a front server (nginx) does it from STATIC_ROOT.
+SERVE_STATIC = env_bool("SERVE_STATIC", True)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {"streaming": {"level": os.environ.get("LOG_LEVEL", "INFO")}},
+}

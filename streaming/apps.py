@@ -1,0 +1,11 @@
+"""App configuration for the chat streaming app."""
+
+from django.apps import AppConfig
+
+
+class StreamingConfig(AppConfig):
+    """Conversations, messages and the live answer stream."""
+
+    name = "streaming"
+    verbose_name = "Chat"
+    default_auto_field = "django.db.models.BigAutoField"

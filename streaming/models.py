@@ -1,0 +1,109 @@
+"""Conversations and their messages."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Conversation(models.Model):
+    """One chat thread, owned by one user."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
+    )
+    title = models.CharField(max_length=200, blank=True)
+    system_prompt = models.TextField(blank=True)
+    model = models.CharField(max_length=200, blank=True, help_text="Empty: the site default.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Moved forward by every new message, so it is also "last activity".
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["owner", "-updated_at"], name="conversation_owner_recent")]
+
+    def __str__(self) -> str:
+        return self.title or "New conversation"
+
+    @property
+    def group_name(self) -> str:
+        """The channel-layer group every socket and generation of this conversation joins."""
+        return f"conv.{self.id}"
+
+
+class Message(models.Model):
+    """One turn of a conversation; an assistant message carries its stream's outcome."""
+
+    class Role(models.TextChoices):
+        USER = "user"
+        ASSISTANT = "assistant"
+        SYSTEM = "system"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        STREAMING = "streaming"
+        COMPLETE = "complete"
+        CANCELLED = "cancelled"
+        ERROR = "error"
+        INTERRUPTED = "interrupted"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
+    model = models.CharField(max_length=200, blank=True)
+    finish_reason = models.CharField(max_length=32, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    # The browser's id for a user message, so a resend after a reconnect is recognised.
+    client_id = models.UUIDField(null=True, blank=True, editable=False)
+    # Written with every checkpoint of a streaming answer; a stale one means its process died.
+    heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [
+            models.Index(fields=["conversation", "created_at"], name="message_history"),
+            models.Index(fields=["status", "created_at"], name="message_status"),
+            models.Index(
+                fields=["heartbeat_at"],
+                condition=Q(status="streaming"),
+                name="message_streaming_heartbeat",
+            ),
+        ]
+        constraints = [
+            # The database, not Python, decides who may stream: one answer at a time.
+            models.UniqueConstraint(
+                fields=["conversation"],
+                condition=Q(status="streaming"),
+                name="one_streaming_answer_per_conversation",
+            ),
+            models.UniqueConstraint(
+                fields=["conversation", "client_id"], name="unique_client_id_per_conversation"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:60]}"
+
+    @property
+    def usage(self) -> dict[str, int] | None:
+        """Token counts as the API reported them, or None when it reported none."""
+        if self.prompt_tokens is None and self.completion_tokens is None:
+            return None
+        prompt, completion = self.prompt_tokens or 0, self.completion_tokens or 0
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
