@@ -1,0 +1,82 @@
+"""Deterministic answers: the same prompt always yields the same tokens.
+
+Words are drawn from random.Random seeded with a SHA-256 of the prompt (hash() is salted per
+process, so it would not do). Only Random.random() is called: it is the one method Python
+promises to keep stable across versions for a given seed; choice() and friends are not.
+
+Tokens are words with their leading whitespace, as real models stream them, so joining them
+gives the text. Every answer opens with curly quotes and the prose mixes in accented words,
+dashes and an emoji, so multi-byte UTF-8 crosses chunk boundaries in every test.
+"""
+
+import hashlib
+import random
+from collections.abc import Iterator, Sequence
+
+ECHO_WORDS = 8
+"""How many words of the prompt the opening sentence quotes."""
+
+_WORDS = (
+    *("the", "a", "every", "some", "this", "that", "and", "but", "or", "with", "without"),
+    *("under", "across", "between", "before", "after", "slowly", "quietly", "again", "never"),
+    *("river", "signal", "stream", "token", "morning", "window", "garden", "machine", "letter"),
+    *("bridge", "lantern", "harbour", "question", "answer", "pattern", "engine", "meadow"),
+    *("small", "bright", "careful", "distant", "patient", "hollow", "gentle", "electric"),
+    *("walks", "carries", "remembers", "builds", "answers", "returns", "waits", "listens"),
+    *("opens", "writes", "reads", "follows", "gathers", "measures", "repairs", "settles"),
+    # Two-byte and three-byte UTF-8 inside ordinary words.
+    *("café", "naïve", "résumé", "façade", "jalapeño", "crème", "fiancée", "Zürich", "東京"),
+)
+_SYMBOLS = ("—", "…", "→", "½", "🙂", "✨")
+"""Stand-alone tokens; the emoji are four bytes each."""
+_ENDINGS = (".", ".", ".", ".", "!", "?")
+
+
+def answer_tokens(prompt: str) -> Iterator[str]:
+    """Yield the answer to `prompt` one token at a time, without end: an echo, then prose."""
+    words = prompt.split()
+    if words:
+        quoted = " ".join(words[:ECHO_WORDS]) + ("…" if len(words) > ECHO_WORDS else "")
+        opening = f"You said “{quoted}”."
+    else:
+        opening = "You said nothing."
+    first, *rest = opening.split(" ")
+    yield first
+    for word in rest:
+        yield " " + word
+    yield from _prose(_seeded("answer", prompt), separator="\n\n")
+
+
+def reasoning_tokens(prompt: str) -> Iterator[str]:
+    """Yield deterministic "thinking" about `prompt` one token at a time, without end."""
+    yield from ("Let", " me", " think", " about", " this.")
+    yield from _prose(_seeded("reasoning", prompt), separator=" ")
+
+
+def _seeded(purpose: str, prompt: str) -> random.Random:
+    digest = hashlib.sha256(f"{purpose}\0{prompt}".encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def _prose(rng: random.Random, *, separator: str) -> Iterator[str]:
+    """Sentences of 4-12 words in paragraphs of 2-5 sentences; `separator` precedes the first."""
+
+    def pick(options: Sequence[str]) -> str:
+        return options[int(rng.random() * len(options))]
+
+    while True:
+        for _ in range(2 + int(rng.random() * 4)):
+            length = 4 + int(rng.random() * 9)
+            for position in range(length):
+                word = pick(_WORDS)
+                if position == 0:
+                    word = word[:1].upper() + word[1:]
+                elif rng.random() < 0.06:
+                    yield " " + pick(_SYMBOLS)
+                if position == length - 1:
+                    word += pick(_ENDINGS)
+                elif position > 0 and rng.random() < 0.08:
+                    word += ","
+                yield separator + word
+                separator = " "
+        separator = "\n\n"
