@@ -1,0 +1,248 @@
+"""Stream one Chat Completions request and yield what the model says, as typed events.
+
+Knows HTTP and the OpenAI wire format (as OpenAI, Azure, OpenRouter, Ollama, vLLM, llama.cpp
+and LM Studio speak it); knows nothing of Django. The caller passes the shared
+``httpx.AsyncClient`` in, so tests can give it a transport instead of patching.
+"""
+
+import email.utils
+import json
+import time
+from collections.abc import AsyncGenerator, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+
+from streaming.exceptions import (
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamHTTPError,
+    UpstreamProtocolError,
+    UpstreamStreamError,
+    UpstreamTimeout,
+)
+from streaming.sse import SSEDecoder
+
+# What we keep of an error body we cannot parse: enough to explain, not a page of HTML.
+_MAX_ERROR_TEXT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """One thing the model's stream said."""
+
+    type: Literal["text", "reasoning", "finish", "usage"]
+    #: The new piece of answer (``text``) or of thinking (``reasoning``).
+    text: str = ""
+    #: Why the model stopped (``finish``): "stop", "length", "content_filter", "tool_calls"…
+    finish_reason: str = ""
+    #: Tokens of the request (``usage``).
+    prompt_tokens: int = 0
+    #: Tokens of the answer (``usage``).
+    completion_tokens: int = 0
+    #: The model that answered, as the API named it in this chunk ("" if it did not).
+    model: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """Everything one streamed Chat Completions call needs."""
+
+    #: The API root, e.g. "https://api.openai.com/v1"; "/chat/completions" is appended.
+    base_url: str
+    #: Sent as a Bearer token when set; never appears in an error.
+    api_key: str
+    #: The model name the API expects.
+    model: str
+    #: The conversation so far, system prompt first: [{"role": ..., "content": ...}].
+    messages: list[dict[str, str]]
+    #: Seconds without a byte before the call fails with UpstreamTimeout.
+    read_timeout: float = 60.0
+    #: Seconds to establish the connection.
+    connect_timeout: float = 10.0
+
+
+async def stream_chat(
+    client: httpx.AsyncClient, request: ChatRequest
+) -> AsyncGenerator[StreamEvent, None]:
+    """POST the request with ``stream: true`` and yield its events until ``[DONE]`` or the end.
+
+    Raises an ``UpstreamError`` child for every failure; events already yielded stay valid,
+    so a caller that keeps them loses no text.
+    """
+    headers = {"Accept": "text/event-stream"}
+    if request.api_key:
+        headers["Authorization"] = f"Bearer {request.api_key}"
+    body = {
+        "model": request.model,
+        "messages": request.messages,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    timeout = httpx.Timeout(
+        request.read_timeout, connect=request.connect_timeout, pool=request.connect_timeout
+    )
+    url = request.base_url.rstrip("/") + "/chat/completions"
+    try:
+        async with client.stream(
+            "POST", url, json=body, headers=headers, timeout=timeout
+        ) as response:
+            if not response.is_success:
+                raise await _http_error(response)
+            content_type = response.headers.get("content-type", "")
+            if content_type.startswith("application/json"):
+                # A server or proxy that ignored `stream: true` sent one whole completion.
+                for event in _completion_events(_loads(await response.aread())):
+                    yield event
+                return
+            async for event in _stream_events(response):
+                yield event
+    except UpstreamError as exc:
+        exc.message = _redact(exc.message, request.api_key)
+        raise
+    except httpx.TimeoutException as exc:
+        if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+            raise UpstreamConnectError(
+                f"Could not connect to the model API within {request.connect_timeout:g} s."
+            ) from None
+        raise UpstreamTimeout(
+            f"The model API sent nothing for {request.read_timeout:g} s, so the answer was stopped."
+        ) from None
+    except httpx.TransportError as exc:
+        if isinstance(exc, httpx.ConnectError):
+            message = f"Could not connect to the model API at {request.base_url}."
+        else:
+            message = "The connection to the model API broke before the answer was finished."
+        raise UpstreamConnectError(message) from None
+
+
+async def _stream_events(response: httpx.Response) -> AsyncGenerator[StreamEvent, None]:
+    """Feed the body to the SSE decoder and turn each chunk into events."""
+    decoder = SSEDecoder()
+    finished = False
+    async for raw in response.aiter_bytes():
+        for sse in decoder.feed(raw):
+            if sse.data == "[DONE]":
+                return
+            if sse.event == "error":
+                raise UpstreamStreamError(_provider_message(_try_loads(sse.data), sse.data))
+            for event in _chunk_events(_loads(sse.data)):
+                finished = finished or event.type == "finish"
+                yield event
+    decoder.close()
+    if not finished:
+        raise UpstreamConnectError(
+            "The model API closed the stream before the answer was finished."
+        )
+
+
+def _chunk_events(chunk: Any) -> Iterator[StreamEvent]:
+    """The events in one ``chat.completion.chunk`` (first choice only; we ask for one)."""
+    if not isinstance(chunk, dict):
+        raise UpstreamProtocolError("The model API sent a chunk that is not a JSON object.")
+    if chunk.get("error"):
+        raise UpstreamStreamError(_provider_message(chunk, "The model API reported an error."))
+    model = chunk["model"] if isinstance(chunk.get("model"), str) else ""
+    # Azure's prompt-filter chunk and the final usage chunk have no choices at all.
+    for choice in chunk.get("choices") or []:
+        if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+            continue
+        delta = choice.get("delta") or {}
+        # DeepSeek and vLLM say reasoning_content, OpenRouter and Ollama say reasoning.
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if isinstance(reasoning, str) and reasoning:
+            yield StreamEvent("reasoning", text=reasoning, model=model)
+        content = delta.get("content")
+        if isinstance(content, str) and content:
+            yield StreamEvent("text", text=content, model=model)
+        if choice.get("finish_reason"):
+            yield StreamEvent("finish", finish_reason=str(choice["finish_reason"]), model=model)
+    usage = chunk.get("usage")
+    if isinstance(usage, dict):
+        yield StreamEvent(
+            "usage",
+            prompt_tokens=_int(usage.get("prompt_tokens")),
+            completion_tokens=_int(usage.get("completion_tokens")),
+            model=model,
+        )
+
+
+def _completion_events(completion: Any) -> Iterator[StreamEvent]:
+    """The events of a whole (non-streamed) ``chat.completion`` object."""
+    if not isinstance(completion, dict):
+        raise UpstreamProtocolError("The model API sent a reply that is not a JSON object.")
+    choices = [
+        {
+            "index": c.get("index", 0),
+            "delta": c.get("message") or {},
+            "finish_reason": c.get("finish_reason") or "stop",
+        }
+        for c in completion.get("choices") or []
+        if isinstance(c, dict)
+    ]
+    yield from _chunk_events({**completion, "choices": choices})
+
+
+async def _http_error(response: httpx.Response) -> UpstreamHTTPError:
+    """An error carrying the provider's own message for a non-2xx reply."""
+    body = (await response.aread()).decode("utf-8", errors="replace")
+    fallback = body.strip()[:_MAX_ERROR_TEXT] or f"{response.status_code} {response.reason_phrase}"
+    return UpstreamHTTPError(
+        response.status_code,
+        _provider_message(_try_loads(body), fallback),
+        retry_after=parse_retry_after(response.headers.get("retry-after")),
+    )
+
+
+def _provider_message(payload: Any, fallback: str) -> str:
+    """The human message in an error body, in any of the shapes providers use."""
+    if isinstance(payload, dict):
+        error = payload.get("error", payload)
+        if isinstance(error, str) and error:
+            return error  # Ollama, llama.cpp: {"error": "model 'x' not found"}
+        if isinstance(error, dict):
+            for key in ("message", "detail", "msg"):
+                if isinstance(error.get(key), str) and error[key]:
+                    return str(error[key])
+    return fallback
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _loads(data: str | bytes) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        text = data if isinstance(data, str) else data.decode("utf-8", errors="replace")
+        raise UpstreamProtocolError(
+            f"The model API sent data that is not valid JSON: {text[:200]!r}"
+        ) from None
+
+
+def _try_loads(data: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and value >= 0 else 0
+
+
+def _redact(message: str, api_key: str) -> str:
+    """Some providers echo the key they were given; it must never reach a user or a log."""
+    return message.replace(api_key, "[redacted]") if api_key else message
