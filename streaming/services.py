@@ -1,0 +1,247 @@
+"""The business rules: every change to conversations and messages goes through a ``do_*`` here.
+
+Each function opens its own transaction and announces what it changed to the conversation's
+group with ``transaction.on_commit``, so a push never describes a row that was rolled back.
+They are synchronous (the ORM is); async callers wrap them in ``database_sync_to_async``.
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from streaming.exceptions import BusyError, FrameError
+from streaming.models import Conversation, Message
+
+logger = logging.getLogger(__name__)
+
+# Longest title made from a first message; the rest is in the message itself.
+_TITLE_LENGTH = 60
+
+Status = Message.Status
+
+
+def serialize_message(message: Message) -> dict[str, Any]:
+    """The JSON shape of a message in every frame and in the page's initial data."""
+    return {
+        "id": str(message.id),
+        "role": message.role,
+        "content": message.content,
+        "status": message.status,
+        "model": message.model,
+        "finish_reason": message.finish_reason,
+        "usage": message.usage,
+        "error": message.error,
+        "client_id": str(message.client_id) if message.client_id else None,
+        "created_at": message.created_at.isoformat(),
+    }
+
+
+def announce(group: str, event: dict[str, Any]) -> None:
+    """Send an event to a conversation's group from sync code (after commit)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(group, event)
+    except Exception:
+        # The row is committed and is the truth; sockets re-read it when they reconnect.
+        logger.exception("Could not announce %s to %s", event.get("type"), group)
+
+
+def get_conversation_for(
+    user: AbstractBaseUser | AnonymousUser, conversation_id: Any
+) -> Conversation | None:
+    """The conversation if it exists and belongs to ``user``, else None (never says which)."""
+    if not user.is_authenticated:
+        return None
+    try:
+        return Conversation.objects.get(pk=conversation_id, owner_id=user.pk)
+    except (Conversation.DoesNotExist, ValueError):
+        return None
+
+
+def do_create_conversation(
+    owner: User, *, title: str = "", system_prompt: str = "", model: str = ""
+) -> Conversation:
+    """Start an empty conversation for ``owner``."""
+    return Conversation.objects.create(
+        owner=owner, title=title.strip()[:200], system_prompt=system_prompt, model=model.strip()
+    )
+
+
+def validate_content(content: Any) -> str:
+    """The text of a user message, or a FrameError a person understands."""
+    if not isinstance(content, str) or not content.strip():
+        raise FrameError("Write a message before sending.", code="empty_content")
+    if len(content) > settings.MAX_MESSAGE_CHARS:
+        raise FrameError(
+            f"The message is {len(content)} characters long; the limit is "
+            f"{settings.MAX_MESSAGE_CHARS}.",
+            code="content_too_long",
+        )
+    return content
+
+
+@dataclass(frozen=True)
+class PostedMessage:
+    """What ``do_post_user_message`` did."""
+
+    user_message: Message
+    #: The answer to generate, in status `streaming`; None for a repeated client_id.
+    assistant_message: Message | None
+
+
+def do_post_user_message(
+    conversation: Conversation, content: str, client_id: uuid.UUID
+) -> PostedMessage:
+    """Save a user message and its empty streaming answer, or recognise a resend.
+
+    Raises BusyError while another answer streams in the conversation; the partial unique
+    constraint makes that hold across processes without any lock here.
+    """
+    content = validate_content(content)
+    # The caller's copy may be old: the title or the model may have changed since.
+    conversation.refresh_from_db(fields=["title", "system_prompt", "model"])
+    existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
+    if existing is not None:
+        return PostedMessage(existing, None)
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            user_message = Message.objects.create(
+                conversation=conversation,
+                role=Message.Role.USER,
+                content=content,
+                client_id=client_id,
+                created_at=now,
+            )
+            assistant = Message.objects.create(
+                conversation=conversation,
+                role=Message.Role.ASSISTANT,
+                status=Status.STREAMING,
+                model=conversation.model or settings.OPENAI_MODEL,
+                heartbeat_at=now,
+                # One microsecond later, so history order never depends on clock resolution.
+                created_at=now + timedelta(microseconds=1),
+            )
+            updates: dict[str, Any] = {"updated_at": now}
+            if not conversation.title:
+                updates["title"] = _title_from(content)
+            Conversation.objects.filter(pk=conversation.pk).update(**updates)
+            transaction.on_commit(
+                lambda: announce(
+                    conversation.group_name,
+                    {"type": "chat.message", "message": serialize_message(user_message)},
+                )
+            )
+    except IntegrityError:
+        # Either a twin of this frame won the race for the client_id, or an answer streams.
+        existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
+        if existing is not None:
+            return PostedMessage(existing, None)
+        raise BusyError(
+            "The assistant is still answering. Wait for it to finish, or stop it first."
+        ) from None
+    return PostedMessage(user_message, assistant)
+
+
+def _title_from(content: str) -> str:
+    first_line = " ".join(content.split())
+    if len(first_line) <= _TITLE_LENGTH:
+        return first_line
+    return first_line[: _TITLE_LENGTH - 1].rstrip() + "…"
+
+
+def request_messages(conversation: Conversation, *, before: Message) -> list[dict[str, str]]:
+    """The messages to send the model for the answer ``before``: system prompt first.
+
+    Answers that failed with no text are left out; a partial answer stays, since the user
+    saw it and may refer to it.
+    """
+    messages: list[dict[str, str]] = []
+    if conversation.system_prompt.strip():
+        messages.append({"role": "system", "content": conversation.system_prompt})
+    history = conversation.messages.filter(created_at__lt=before.created_at).exclude(
+        Q(role=Message.Role.ASSISTANT) & Q(content="")
+    )
+    messages.extend({"role": m.role, "content": m.content} for m in history)
+    return messages
+
+
+def do_checkpoint(message_id: uuid.UUID, content: str) -> bool:
+    """Save the text so far and a heartbeat; False if the answer is no longer streaming."""
+    updated = Message.objects.filter(pk=message_id, status=Status.STREAMING).update(
+        content=content, heartbeat_at=timezone.now(), updated_at=timezone.now()
+    )
+    return updated == 1
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one answer ended, as it is saved and announced."""
+
+    status: str
+    content: str
+    finish_reason: str = ""
+    model: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    error: str = ""
+
+
+def do_finish(message: Message, outcome: Outcome) -> Message:
+    """Save an answer's ending once, then announce it with a ``chat.done`` event.
+
+    A conversation deleted mid-answer has nothing left to save; that is not an error.
+    """
+    message.status = outcome.status
+    message.content = outcome.content
+    message.finish_reason = outcome.finish_reason
+    message.model = outcome.model or message.model
+    message.prompt_tokens = outcome.prompt_tokens
+    message.completion_tokens = outcome.completion_tokens
+    message.error = outcome.error
+    message.heartbeat_at = None
+    now = timezone.now()
+    with transaction.atomic():
+        saved = Message.objects.filter(pk=message.pk).update(
+            status=message.status,
+            content=message.content,
+            finish_reason=message.finish_reason,
+            model=message.model,
+            prompt_tokens=message.prompt_tokens,
+            completion_tokens=message.completion_tokens,
+            error=message.error,
+            heartbeat_at=None,
+            updated_at=now,
+        )
+        if not saved:
+            logger.info("Answer %s ended after its conversation was deleted", message.pk)
+            return message
+        Conversation.objects.filter(pk=message.conversation_id).update(updated_at=now)
+        group = f"conv.{message.conversation_id}"
+        transaction.on_commit(lambda: announce(group, done_event(message)))
+    return message
+
+
+def done_event(message: Message) -> dict[str, Any]:
+    """The ``chat.done`` group event for a finished answer."""
+    return {
+        "type": "chat.done",
+        "message_id": str(message.id),
+        "status": message.status,
+        "finish_reason": message.finish_reason,
+        "usage": message.usage,
+        "error": message.error,
+        "message": serialize_message(message),
+    }
