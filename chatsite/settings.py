@@ -168,12 +168,23 @@ OPENAI_MODEL = os.environ.get("OPENAI_MODEL") or (
 )
 OPENAI_READ_TIMEOUT = env_float("OPENAI_READ_TIMEOUT", 60.0)
 OPENAI_CONNECT_TIMEOUT = env_float("OPENAI_CONNECT_TIMEOUT", 10.0)
+# Retries happen only before the first token, so no user ever sees an answer twice.
+OPENAI_MAX_RETRIES = int(os.environ.get("OPENAI_MAX_RETRIES", "3"))
+# The longest backoff we wait; a Retry-After longer than this ends the answer instead.
+OPENAI_RETRY_MAX_SECONDS = env_float("OPENAI_RETRY_MAX_SECONDS", 20.0)
 
 # --- Streaming ------------------------------------------------------------------------
 STREAM_CHECKPOINT_SECONDS = env_float("STREAM_CHECKPOINT_SECONDS", 1.0)
 # Deltas are batched for this long before they go to the group: fewer channel-layer
 # sends per answer, still well under what a reader notices.
 STREAM_FLUSH_SECONDS = env_float("STREAM_FLUSH_SECONDS", 0.05)
+# A streaming answer whose heartbeat is older than this lost its process: the sweep marks
+# it interrupted. Several checkpoints must fit in it, or live answers would be swept.
+STREAM_ORPHAN_SECONDS = env_float("STREAM_ORPHAN_SECONDS", 10.0)
+if STREAM_ORPHAN_SECONDS < 3 * STREAM_CHECKPOINT_SECONDS:
+    raise ImproperlyConfigured(
+        "STREAM_ORPHAN_SECONDS must be at least 3 times STREAM_CHECKPOINT_SECONDS."
+    )
 MAX_MESSAGE_CHARS = int(os.environ.get("MAX_MESSAGE_CHARS", "32000"))
 
 # --- Auth, i18n, static ---------------------------------------------------------------

@@ -8,7 +8,8 @@
     │   ├── UpstreamProtocolError   a reply we cannot read (invalid JSON, not an event stream)
     │   └── UpstreamStreamError     the API sent an {"error": …} event mid-stream
     ├── FrameError                  a WebSocket frame from the browser we cannot accept
-    └── BusyError                   the conversation is already answering
+    ├── BusyError                   the conversation is already answering
+    └── LayerUnavailable            the channel layer (Redis) cannot be reached
 
 No message ever carries the API key: upstream messages are the provider's own text, and
 the request headers are never part of an error.
@@ -88,3 +89,9 @@ class BusyError(ChatError):
     """An answer is already streaming in this conversation."""
 
     code = "busy"
+
+
+class LayerUnavailable(ChatError):
+    """The channel layer (Redis) cannot be reached; the socket closes with 4503."""
+
+    code = "unavailable"

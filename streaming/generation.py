@@ -1,13 +1,17 @@
 """One answer being generated: a task that streams from the model API to the group and the DB.
 
 A generation belongs to the process that received the user message, not to a socket: closing
-every tab does not stop it. Each process keeps its running generations in a registry, so
-shutdown can find them.
+every tab does not stop it. It listens on a channel of its own in the conversation's
+control group (``Conversation.control_group``), so `stop` and `sync` requests reach it from a
+socket on any process. Each process keeps its running generations in ``registry``, so that
+shutdown can save them and the orphan sweep can tell them from dead ones.
 """
 
 import asyncio
 import contextlib
 import logging
+import random
+import sys
 import time
 import uuid
 import weakref
@@ -19,7 +23,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from streaming import services
-from streaming.exceptions import UpstreamError
+from streaming.exceptions import UpstreamConnectError, UpstreamError, UpstreamHTTPError
 from streaming.models import Conversation, Message
 from streaming.openai import ChatRequest, StreamEvent, stream_chat
 
@@ -27,11 +31,21 @@ logger = logging.getLogger(__name__)
 
 Status = Message.Status
 
+# The first backoff before a retry; each next one doubles, with jitter.
+_RETRY_BASE_SECONDS = 0.5
+_RETRYABLE_STATUSES = {408, 409, 429}
+# How long a graceful shutdown waits for running answers to be saved.
+_SHUTDOWN_SECONDS = 5.0
+
 # httpx clients hold connections bound to one event loop; daphne has one per process,
 # tests have one per test, so the "shared" client is one per loop.
 _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]" = (
     weakref.WeakKeyDictionary()
 )
+_sweepers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]]" = (
+    weakref.WeakKeyDictionary()
+)
+_shutdown_hook_installed = False
 
 #: The generations running in this process, by assistant message id.
 registry: dict[uuid.UUID, "Generation"] = {}
@@ -50,10 +64,13 @@ def http_client() -> httpx.AsyncClient:
     return client
 
 
-def start_generation(
+async def start_generation(
     conversation: Conversation, message: Message, messages: list[dict[str, str]]
 ) -> "Generation":
-    """Start generating ``message`` (status `streaming`) as a task of this process."""
+    """Start generating ``message`` (status `streaming`) as a task of this process.
+
+    Returns once the generation listens for `stop`, so a stop sent right after cannot miss it.
+    """
     request = ChatRequest(
         base_url=settings.OPENAI_BASE_URL,
         api_key=settings.OPENAI_API_KEY,
@@ -62,66 +79,198 @@ def start_generation(
         read_timeout=settings.OPENAI_READ_TIMEOUT,
         connect_timeout=settings.OPENAI_CONNECT_TIMEOUT,
     )
-    generation = Generation(message, request, conversation.group_name)
+    generation = Generation(message, request, conversation)
     registry[message.id] = generation
+    await generation.listen()
     generation.task = asyncio.create_task(generation.run(), name=f"generation-{message.id}")
     generation.task.add_done_callback(lambda _: registry.pop(message.id, None))
+    _install_shutdown_hook()
     return generation
 
 
 class Generation:
     """Streams one answer: deltas to the group in `seq` order, checkpoints and the end to the DB."""
 
-    def __init__(self, message: Message, request: ChatRequest, group: str) -> None:
+    def __init__(self, message: Message, request: ChatRequest, conversation: Conversation) -> None:
         self.message = message
         self.request = request
-        self.group = group
+        self.group = conversation.group_name
+        self.control_group = conversation.control_group
         self.task: asyncio.Task[None] | None = None
-        #: Every piece of answer text received, in order; "".join() is the content.
-        self.parts: list[str] = []
+        #: The text of each delta sent, in order: deltas[n - 1] went out with seq n.
+        self.deltas: list[str] = []
         #: Text received but not yet sent to the group.
         self.pending: list[str] = []
-        #: The `seq` of the last delta sent; deltas count from 1 without gaps.
-        self.seq = 0
         self.finish_reason = ""
         self.model = ""
         self.usage: tuple[int, int] | None = None
+        #: Why the task was cancelled (cancelled by a user, interrupted by shutdown).
+        self._end_status: str | None = None
+        self._finishing = False
+        self._channel: str | None = None
+        self._listener: asyncio.Task[None] | None = None
         self._last_flush = self._last_checkpoint = time.monotonic()
         self._layer_failed = False
 
     @property
+    def seq(self) -> int:
+        """The `seq` of the last delta sent; deltas count from 1 without gaps."""
+        return len(self.deltas)
+
+    @property
     def content(self) -> str:
-        """The answer text received so far."""
-        return "".join(self.parts)
+        """The answer text received so far, sent or not."""
+        return "".join(self.deltas) + "".join(self.pending)
+
+    def stop(self, status: str = Status.CANCELLED) -> None:
+        """End the answer now: the upstream request is closed and the text so far saved."""
+        if self._finishing or self._end_status is not None or self.task is None:
+            return
+        self._end_status = status
+        self.task.cancel()
+
+    # --- the control channel: stop and sync from any process ----------------------------
+
+    async def listen(self) -> None:
+        """Join the control group, so `stop` and `sync` reach this generation."""
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        try:
+            # The default prefix: channels-redis serves all of a process's channels that
+            # share one through a single blocking read, so a stop is not queued behind it.
+            self._channel = await layer.new_channel()
+            await layer.group_add(self.control_group, self._channel)
+        except Exception:
+            # The answer is still generated and saved; only stop and sync cannot reach it.
+            logger.exception("Answer %s cannot listen for stop and sync", self.message.id)
+            self._channel = None
+            return
+        self._listener = asyncio.create_task(self._receive_control(layer, self._channel))
+
+    async def _receive_control(self, layer: Any, channel: str) -> None:
+        while True:
+            try:
+                event = await layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("Answer %s lost its control channel", self.message.id)
+                await asyncio.sleep(1)
+                continue
+            if event.get("message_id") not in (None, str(self.message.id)):
+                continue
+            if event["type"] == "generation.stop":
+                self.stop()
+            elif event["type"] == "generation.sync":
+                await self._reply_sync(layer, event)
+
+    async def _reply_sync(self, layer: Any, event: dict[str, Any]) -> None:
+        after = max(0, min(int(event.get("after_seq", 0)), self.seq))
+        reply = {
+            "type": "chat.sync",
+            "message_id": str(self.message.id),
+            "after_seq": after,
+            "seq": self.seq,
+            "text": "".join(self.deltas[after:]),
+        }
+        with contextlib.suppress(Exception):
+            await layer.send(event["reply_channel"], reply)
+
+    async def _stop_listening(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener
+        layer = get_channel_layer()
+        if layer is not None and self._channel is not None:
+            with contextlib.suppress(Exception):
+                await layer.group_discard(self.control_group, self._channel)
+
+    # --- the stream ---------------------------------------------------------------------
 
     async def run(self) -> None:
         """Stream the answer to its end, whatever that end is, and save it."""
-        status, error = Status.COMPLETE, ""
+        status: str = Status.COMPLETE
+        error, cancelled_from_outside = "", False
         try:
             await self._announce({"type": "chat.start", "message_id": str(self.message.id)})
-            await self._stream()
+            await self._stream_with_retries()
         except UpstreamError as exc:
             logger.warning("Answer %s failed upstream: %s", self.message.id, exc.message)
             status, error = Status.ERROR, exc.message
         except asyncio.CancelledError:
-            status = Status.CANCELLED
-            raise
+            cancelled_from_outside = self._end_status is None
+            status = self._end_status or Status.INTERRUPTED
+            if status == Status.INTERRUPTED:
+                error = services.INTERRUPTED_MESSAGE
         except Exception:
             logger.exception("Answer %s failed", self.message.id)
             status = Status.ERROR
             error = "Something went wrong on the server. The text so far is saved."
-        finally:
-            await self._flush()
-            outcome = services.Outcome(
-                status=status,
-                content=self.content,
-                finish_reason=self.finish_reason,
-                model=self.model,
-                prompt_tokens=self.usage[0] if self.usage else None,
-                completion_tokens=self.usage[1] if self.usage else None,
-                error=error,
-            )
+        self._finishing = True
+        await self._finish(status, error)
+        if cancelled_from_outside:
+            raise asyncio.CancelledError
+
+    async def _finish(self, status: str, error: str) -> None:
+        await self._flush()
+        outcome = services.Outcome(
+            status=status,
+            content=self.content,
+            finish_reason=self.finish_reason,
+            model=self.model,
+            prompt_tokens=self.usage[0] if self.usage else None,
+            completion_tokens=self.usage[1] if self.usage else None,
+            error=error,
+        )
+        try:
             await database_sync_to_async(services.do_finish)(self.message, outcome)
+        except Exception:
+            # The row stays `streaming` with its last checkpoint; the sweep will end it.
+            logger.exception("Could not save the end of answer %s", self.message.id)
+        await self._stop_listening()
+
+    async def _stream_with_retries(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self._stream()
+                return
+            except UpstreamError as exc:
+                delay = self._retry_delay(exc, attempt)
+                if delay is None:
+                    raise
+                attempt += 1
+                logger.info(
+                    "Answer %s: retry %d in %.1f s after: %s", self.message.id, attempt, delay, exc
+                )
+            await self._idle(delay)
+
+    def _retry_delay(self, exc: UpstreamError, attempt: int) -> float | None:
+        """Seconds to wait before trying again, or None when we must not retry."""
+        if self.deltas or self.pending or attempt >= settings.OPENAI_MAX_RETRIES:
+            return None  # never after text: users would see the answer start twice
+        if isinstance(exc, UpstreamHTTPError):
+            if exc.status_code not in _RETRYABLE_STATUSES and exc.status_code < 500:
+                return None
+        elif not isinstance(exc, UpstreamConnectError):
+            return None
+        backoff = _RETRY_BASE_SECONDS * 2**attempt
+        delay = backoff / 2 + random.uniform(0, backoff / 2)
+        retry_after = exc.retry_after if isinstance(exc, UpstreamHTTPError) else None
+        if retry_after is not None:
+            if retry_after > settings.OPENAI_RETRY_MAX_SECONDS:
+                return None  # retrying sooner than asked would only be refused again
+            delay = max(delay, retry_after)
+        return float(min(delay, settings.OPENAI_RETRY_MAX_SECONDS))
+
+    async def _idle(self, seconds: float) -> None:
+        """Wait, keeping the heartbeat fresh so the sweep knows this answer is alive."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, self._seconds_to_next_tick()))
+            await self._tick()
 
     async def _stream(self) -> None:
         events = stream_chat(http_client(), self.request)
@@ -151,7 +300,6 @@ class Generation:
         if event.model and not self.model:
             self.model = event.model
         if event.type == "text":
-            self.parts.append(event.text)
             self.pending.append(event.text)
         elif event.type == "finish":
             self.finish_reason = event.finish_reason
@@ -171,22 +319,31 @@ class Generation:
         if self.pending and now - self._last_flush >= settings.STREAM_FLUSH_SECONDS:
             await self._flush()
         if now - self._last_checkpoint >= settings.STREAM_CHECKPOINT_SECONDS:
-            self._last_checkpoint = now
-            await database_sync_to_async(services.do_checkpoint)(self.message.id, self.content)
+            await self._checkpoint()
+
+    async def _checkpoint(self) -> None:
+        # Flush first, so the saved text ends exactly at a seq a snapshot can resume from.
+        await self._flush()
+        self._last_checkpoint = time.monotonic()
+        try:
+            await database_sync_to_async(services.do_checkpoint)(
+                self.message.id, "".join(self.deltas), self.seq
+            )
+        except Exception:
+            logger.exception("Checkpoint of answer %s failed", self.message.id)
 
     async def _flush(self) -> None:
         self._last_flush = time.monotonic()
         if not self.pending:
             return
-        text = "".join(self.pending)
+        self.deltas.append("".join(self.pending))
         self.pending.clear()
-        self.seq += 1
         await self._announce(
             {
                 "type": "chat.delta",
                 "message_id": str(self.message.id),
                 "seq": self.seq,
-                "text": text,
+                "text": self.deltas[-1],
             }
         )
 
@@ -203,3 +360,49 @@ class Generation:
             self._layer_failed = True
         else:
             self._layer_failed = False
+
+
+# --- process-wide duties: shutdown and the orphan sweep ---------------------------------
+
+
+async def stop_all(status: str = Status.INTERRUPTED) -> None:
+    """End every answer of this process and wait (a few seconds at most) until each is saved."""
+    generations = list(registry.values())
+    for generation in generations:
+        generation.stop(status)
+    tasks = [g.task for g in generations if g.task is not None]
+    if tasks:
+        await asyncio.wait(tasks, timeout=_SHUTDOWN_SECONDS)
+
+
+def _install_shutdown_hook() -> None:
+    """Under daphne, save every running answer before the server exits (SIGTERM)."""
+    global _shutdown_hook_installed
+    reactor = sys.modules.get("twisted.internet.reactor")
+    if _shutdown_hook_installed or reactor is None or not getattr(reactor, "running", False):
+        return
+    from twisted.internet import defer
+
+    def before_shutdown() -> defer.Deferred[None]:
+        logger.info("Shutting down: saving %d running answer(s)", len(registry))
+        return defer.Deferred.fromFuture(asyncio.ensure_future(stop_all()))
+
+    reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)
+    _shutdown_hook_installed = True
+
+
+def ensure_sweeper() -> None:
+    """Run the orphan sweep now and every half STREAM_ORPHAN_SECONDS in this process."""
+    loop = asyncio.get_running_loop()
+    task = _sweepers.get(loop)
+    if task is None or task.done():
+        _sweepers[loop] = loop.create_task(_sweep_forever(), name="orphan-sweep")
+
+
+async def _sweep_forever() -> None:
+    while True:
+        try:
+            await database_sync_to_async(services.do_sweep_orphans)(alive=list(registry))
+        except Exception:
+            logger.exception("Orphan sweep failed")
+        await asyncio.sleep(settings.STREAM_ORPHAN_SECONDS / 2)

@@ -34,6 +34,11 @@ class Conversation(models.Model):
         """The channel-layer group every socket and generation of this conversation joins."""
         return f"conv.{self.id}"
 
+    @property
+    def control_group(self) -> str:
+        """The group the conversation's running generation listens on for stop and sync."""
+        return f"conv.{self.id}.control"
+
 
 class Message(models.Model):
     """One turn of a conversation; an assistant message carries its stream's outcome."""
@@ -65,6 +70,8 @@ class Message(models.Model):
     error = models.TextField(blank=True)
     # The browser's id for a user message, so a resend after a reconnect is recognised.
     client_id = models.UUIDField(null=True, blank=True, editable=False)
+    # The `seq` of the last delta contained in `content`, so a snapshot can resume from it.
+    seq = models.PositiveIntegerField(default=0, editable=False)
     # Written with every checkpoint of a streaming answer; a stale one means its process died.
     heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)

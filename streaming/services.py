@@ -5,18 +5,20 @@ group with ``transaction.on_commit``, so a push never describes a row that was r
 They are synchronous (the ORM is); async callers wrap them in ``database_sync_to_async``.
 """
 
+import functools
 import logging
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from streaming.exceptions import BusyError, FrameError
@@ -66,7 +68,15 @@ def get_conversation_for(
         return None
     try:
         return Conversation.objects.get(pk=conversation_id, owner_id=user.pk)
-    except (Conversation.DoesNotExist, ValueError):
+    except (Conversation.DoesNotExist, ValueError, ValidationError):
+        return None
+
+
+def get_message_in(conversation: Conversation, message_id: Any) -> Message | None:
+    """The message if it belongs to ``conversation``, else None."""
+    try:
+        return conversation.messages.get(pk=message_id)
+    except (Message.DoesNotExist, ValueError, ValidationError):
         return None
 
 
@@ -101,6 +111,9 @@ class PostedMessage:
     assistant_message: Message | None
 
 
+BUSY_MESSAGE = "The assistant is still answering. Wait for it to finish, or stop it first."
+
+
 def do_post_user_message(
     conversation: Conversation, content: str, client_id: uuid.UUID
 ) -> PostedMessage:
@@ -125,19 +138,11 @@ def do_post_user_message(
                 client_id=client_id,
                 created_at=now,
             )
-            assistant = Message.objects.create(
-                conversation=conversation,
-                role=Message.Role.ASSISTANT,
-                status=Status.STREAMING,
-                model=conversation.model or settings.OPENAI_MODEL,
-                heartbeat_at=now,
-                # One microsecond later, so history order never depends on clock resolution.
-                created_at=now + timedelta(microseconds=1),
+            # One microsecond later, so history order never depends on clock resolution.
+            assistant = _create_answer(conversation, now + timedelta(microseconds=1))
+            Conversation.objects.filter(pk=conversation.pk, title="").update(
+                title=_title_from(content)
             )
-            updates: dict[str, Any] = {"updated_at": now}
-            if not conversation.title:
-                updates["title"] = _title_from(content)
-            Conversation.objects.filter(pk=conversation.pk).update(**updates)
             transaction.on_commit(
                 lambda: announce(
                     conversation.group_name,
@@ -149,10 +154,40 @@ def do_post_user_message(
         existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
         if existing is not None:
             return PostedMessage(existing, None)
-        raise BusyError(
-            "The assistant is still answering. Wait for it to finish, or stop it first."
-        ) from None
+        raise BusyError(BUSY_MESSAGE) from None
     return PostedMessage(user_message, assistant)
+
+
+def do_retry(conversation: Conversation, message_id: Any) -> Message:
+    """Start a new answer in place of the conversation's last answer (failed or not).
+
+    The old answer stays in the history as it was; the model is asked again without it.
+    """
+    conversation.refresh_from_db(fields=["title", "system_prompt", "model"])
+    last = conversation.messages.order_by("-created_at").first()
+    if last is None or str(last.pk) != str(message_id) or last.role != Message.Role.ASSISTANT:
+        raise FrameError("Only the last answer can be retried.", code="bad_retry")
+    if last.status == Status.STREAMING:
+        raise BusyError(BUSY_MESSAGE)
+    try:
+        with transaction.atomic():
+            return _create_answer(conversation, timezone.now())
+    except IntegrityError:
+        raise BusyError(BUSY_MESSAGE) from None
+
+
+def _create_answer(conversation: Conversation, created_at: datetime) -> Message:
+    """An empty assistant message in status `streaming`; the constraint allows one."""
+    answer = Message.objects.create(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        status=Status.STREAMING,
+        model=conversation.model or settings.OPENAI_MODEL,
+        heartbeat_at=created_at,
+        created_at=created_at,
+    )
+    Conversation.objects.filter(pk=conversation.pk).update(updated_at=created_at)
+    return answer
 
 
 def _title_from(content: str) -> str:
@@ -165,25 +200,82 @@ def _title_from(content: str) -> str:
 def request_messages(conversation: Conversation, *, before: Message) -> list[dict[str, str]]:
     """The messages to send the model for the answer ``before``: system prompt first.
 
-    Answers that failed with no text are left out; a partial answer stays, since the user
-    saw it and may refer to it.
+    An answer that was retried (another answer follows it directly) and an answer that
+    failed with no text are left out; a partial answer stays, since the user saw it.
     """
     messages: list[dict[str, str]] = []
     if conversation.system_prompt.strip():
         messages.append({"role": "system", "content": conversation.system_prompt})
-    history = conversation.messages.filter(created_at__lt=before.created_at).exclude(
-        Q(role=Message.Role.ASSISTANT) & Q(content="")
-    )
-    messages.extend({"role": m.role, "content": m.content} for m in history)
+    history = list(conversation.messages.filter(created_at__lt=before.created_at))
+    for message, following in zip(history, [*history[1:], before], strict=True):
+        if message.role == Message.Role.ASSISTANT and (
+            not message.content or following.role == Message.Role.ASSISTANT
+        ):
+            continue
+        messages.append({"role": message.role, "content": message.content})
     return messages
 
 
-def do_checkpoint(message_id: uuid.UUID, content: str) -> bool:
-    """Save the text so far and a heartbeat; False if the answer is no longer streaming."""
+def snapshot(conversation: Conversation) -> dict[str, Any]:
+    """The `snapshot` frame: stored messages, and the streaming answer's text up to a seq."""
+    messages = list(conversation.messages.all())
+    active = next((m for m in messages if m.status == Status.STREAMING), None)
+    return {
+        "type": "snapshot",
+        "messages": [serialize_message(m) for m in messages],
+        "active": (
+            {"message_id": str(active.id), "seq": active.seq, "text": active.content}
+            if active
+            else None
+        ),
+    }
+
+
+def do_checkpoint(message_id: uuid.UUID, content: str, seq: int) -> bool:
+    """Save the text up to delta ``seq`` and a heartbeat; False if no longer streaming."""
+    now = timezone.now()
     updated = Message.objects.filter(pk=message_id, status=Status.STREAMING).update(
-        content=content, heartbeat_at=timezone.now(), updated_at=timezone.now()
+        content=content, seq=seq, heartbeat_at=now, updated_at=now
     )
     return updated == 1
+
+
+INTERRUPTED_MESSAGE = (
+    "The server stopped while answering. The text up to that moment is saved; "
+    "you can retry the answer."
+)
+
+
+def do_sweep_orphans(*, alive: Iterable[uuid.UUID] = ()) -> int:
+    """Mark streaming answers whose heartbeat is stale as `interrupted`; return how many.
+
+    Their process died without finishing them; they keep their last checkpointed text.
+    Any process may run this: the status update is conditional, so two sweeps of the same
+    message mark and announce it once.
+    """
+    stale = timezone.now() - timedelta(seconds=settings.STREAM_ORPHAN_SECONDS)
+    candidates = Message.objects.filter(status=Status.STREAMING, heartbeat_at__lt=stale).exclude(
+        pk__in=list(alive)
+    )
+    swept = 0
+    for message in candidates:
+        with transaction.atomic():
+            updated = Message.objects.filter(pk=message.pk, status=Status.STREAMING).update(
+                status=Status.INTERRUPTED,
+                error=INTERRUPTED_MESSAGE,
+                heartbeat_at=None,
+                updated_at=timezone.now(),
+            )
+            if not updated:
+                continue
+            swept += 1
+            message.status, message.error = Status.INTERRUPTED, INTERRUPTED_MESSAGE
+            transaction.on_commit(
+                functools.partial(announce, f"conv.{message.conversation_id}", done_event(message))
+            )
+    if swept:
+        logger.warning("Marked %d orphaned answer(s) interrupted", swept)
+    return swept
 
 
 @dataclass(frozen=True)

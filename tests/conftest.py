@@ -101,8 +101,9 @@ def connect() -> Callable[..., Any]:
     from chatsite.asgi import application
 
     async def _connect(
-        conversation_id: uuid.UUID, user: User | None = None, *, accept: bool = True
+        conversation_id: uuid.UUID, user: User | None = None, *, snapshot: bool = True
     ) -> WebsocketCommunicator:
+        """Connect; with ``snapshot`` (and a user), read the snapshot frame into `.snapshot`."""
         headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
         if user is not None:
             cookie = await sync_to_async(session_cookie)(user)
@@ -112,6 +113,9 @@ def connect() -> Callable[..., Any]:
         )
         connected, _ = await communicator.connect(timeout=5)
         assert connected
+        if snapshot and user is not None:
+            communicator.snapshot = await communicator.receive_json_from(timeout=5)
+            assert communicator.snapshot["type"] == "snapshot"
         return communicator
 
     return _connect

@@ -70,14 +70,14 @@ async def test_connect_anonymous_is_closed_with_4401(
 async def test_connect_other_users_conversation_is_closed_with_4403(
     connect: Connect, conversation: Conversation, other_user: User
 ) -> None:
-    communicator = await connect(conversation.id, other_user)
+    communicator = await connect(conversation.id, other_user, snapshot=False)
     assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
 
 
 async def test_connect_unknown_conversation_is_closed_with_4403(
     connect: Connect, user: User
 ) -> None:
-    communicator = await connect(uuid.uuid4(), user)
+    communicator = await connect(uuid.uuid4(), user, snapshot=False)
     assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
 
 

@@ -10,6 +10,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from streaming import services
+
 
 class Command(BaseCommand):
     help = (
@@ -22,6 +24,11 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000)
 
     def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
+        swept = services.do_sweep_orphans()
+        if swept:
+            self.stdout.write(
+                f"Marked {swept} answer(s) left streaming by a dead server interrupted."
+            )
         children: list[subprocess.Popen[bytes]] = []
         # Children get SIGTERM from us, in order; a Ctrl-C reaches them directly too.
         signal.signal(signal.SIGTERM, lambda *_: _terminate(children))

@@ -1,0 +1,73 @@
+"""A real WebSocket client for tests against real daphne processes."""
+
+import json
+from types import TracebackType
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.assembler import Assembler
+from tests.servers import DaphneServer
+
+
+class LiveClient:
+    """One browser tab, as far as the server can tell: session cookie, origin, frames."""
+
+    def __init__(self, server: DaphneServer, conversation_id: Any, cookie: str) -> None:
+        self.server = server
+        self.url = f"{server.ws_url}/ws/conversations/{conversation_id}/"
+        self.cookie = cookie
+        self.assembler = Assembler()
+        self.frames: list[dict[str, Any]] = []
+        self._socket: ClientConnection | None = None
+
+    async def __aenter__(self) -> "LiveClient":
+        self._socket = await connect(
+            self.url,
+            origin=self.server.url,  # type: ignore[arg-type]
+            additional_headers={"Cookie": f"sessionid={self.cookie}"},
+            proxy=None,
+            open_timeout=10,
+        )
+        snapshot = await self.receive()
+        assert snapshot["type"] == "snapshot", snapshot
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._socket is not None:
+            await self._socket.close()
+
+    @property
+    def snapshot(self) -> dict[str, Any]:
+        return self.frames[0]
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        assert self._socket is not None
+        await self._socket.send(json.dumps(frame))
+
+    async def receive(self, timeout: float = 15) -> dict[str, Any]:
+        """The next frame, fed to the assembler (whose sync requests are sent)."""
+        import asyncio
+
+        assert self._socket is not None
+        frame: dict[str, Any] = json.loads(await asyncio.wait_for(self._socket.recv(), timeout))
+        self.frames.append(frame)
+        request = self.assembler.feed(frame)
+        if request is not None:
+            await self.send(request)
+        return frame
+
+    async def receive_until(self, frame_type: str, timeout: float = 15) -> dict[str, Any]:
+        while True:
+            frame = await self.receive(timeout)
+            if frame["type"] == frame_type:
+                return frame
+
+    def text_of(self, message_id: str) -> str:
+        """The answer's text as this client assembled it (before any `done` replaced it)."""
+        return self.assembler.text.get(message_id, "")

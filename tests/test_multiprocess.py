@@ -1,0 +1,184 @@
+"""Several real daphne processes sharing Redis and the database, with real WebSocket clients.
+
+This is the grown-up deployment minus nginx: any socket may sit on any process, and an
+answer generated on one must look the same from every other.
+"""
+
+import asyncio
+import random
+import uuid
+from collections.abc import Callable
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
+
+from streaming.models import Conversation, Message
+from streaming.simulator import SimulatorThread
+from tests.conftest import session_cookie
+from tests.live import LiveClient
+from tests.servers import DaphneServer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FAST_CHECKPOINTS = {"STREAM_CHECKPOINT_SECONDS": "0.3", "STREAM_ORPHAN_SECONDS": "1.5"}
+
+
+@pytest.fixture
+def cluster(live_servers: Callable[..., list[DaphneServer]], redis_url: str) -> list[DaphneServer]:
+    """Two daphne processes on one Redis and one database."""
+    return live_servers(2, redis_url=redis_url, **FAST_CHECKPOINTS)
+
+
+@pytest.fixture
+def cookie(user: User) -> str:
+    return session_cookie(user)
+
+
+def user_message(content: str, client_id: str | None = None) -> dict[str, str]:
+    return {"type": "user_message", "content": content, "client_id": client_id or str(uuid.uuid4())}
+
+
+async def test_answer_started_on_one_process_is_live_on_the_other(
+    cluster: list[DaphneServer], conversation: Conversation, cookie: str
+) -> None:
+    a, b = cluster
+    async with (
+        LiveClient(a, conversation.id, cookie) as on_a,
+        LiveClient(b, conversation.id, cookie) as on_b,
+    ):
+        await on_a.send(user_message("hello from A sim:tokens=40 sim:rate=100"))
+        seen_message = await on_b.receive_until("message")
+        done_b = await on_b.receive_until("done")
+        done_a = await on_a.receive_until("done")
+
+    message_id = done_a["message_id"]
+    saved = await Message.objects.aget(pk=message_id)
+    assert seen_message["message"]["content"] == "hello from A sim:tokens=40 sim:rate=100"
+    assert [f["type"] for f in on_b.frames].count("delta") >= 2  # live, not only at the end
+    assert done_b["status"] == done_a["status"] == saved.status == "complete"
+    assert on_a.text_of(message_id) == on_b.text_of(message_id) == saved.content
+
+
+async def test_stop_sent_on_the_other_process_ends_the_answer(
+    cluster: list[DaphneServer], conversation: Conversation, cookie: str
+) -> None:
+    a, b = cluster
+    async with (
+        LiveClient(a, conversation.id, cookie) as on_a,
+        LiveClient(b, conversation.id, cookie) as on_b,
+    ):
+        await on_a.send(user_message("endless sim:tokens=5000 sim:rate=40"))
+        await on_b.receive_until("delta")
+        await on_b.send({"type": "stop"})
+        done_b = await on_b.receive_until("done", timeout=5)
+        done_a = await on_a.receive_until("done", timeout=5)
+
+    message_id = done_a["message_id"]
+    saved = await Message.objects.aget(pk=message_id)
+    assert done_a["status"] == done_b["status"] == saved.status == "cancelled"
+    assert saved.content == on_a.text_of(message_id) == done_a["message"]["content"]
+    assert 0 < len(saved.content.split()) < 5000
+
+
+async def test_sockets_joining_at_random_moments_on_either_process_get_the_exact_text(
+    cluster: list[DaphneServer], conversation: Conversation, cookie: str
+) -> None:
+    rng = random.Random(2024)
+
+    mid_stream = 0
+
+    async def join(delay: float, server: DaphneServer) -> tuple[str, str]:
+        nonlocal mid_stream
+        await asyncio.sleep(delay)
+        async with LiveClient(server, conversation.id, cookie) as client:
+            active = client.snapshot["active"]
+            if active is None:  # joined after the end: the stored message is the answer
+                last = client.snapshot["messages"][-1]
+                return last["id"], last["content"]
+            mid_stream += 1
+            done = await client.receive_until("done")
+            return done["message_id"], client.text_of(done["message_id"])
+
+    async with LiveClient(cluster[0], conversation.id, cookie) as sender:
+        await sender.send(user_message("joins sim:tokens=300 sim:rate=150"))
+        await sender.receive_until("start")
+        joins = [join(rng.uniform(0, 2.2), rng.choice(cluster)) for _ in range(24)]
+        results = await asyncio.gather(*joins)
+        await sender.receive_until("done")
+
+    saved = await Message.objects.aget(pk=results[0][0])
+    assert saved.status == "complete"
+    assert {message_id for message_id, _ in results} == {str(saved.pk)}
+    mismatched = [text for _, text in results if text != saved.content]
+    assert mismatched == []
+    assert mid_stream >= len(results) // 2  # most joins really happened mid-answer
+
+
+async def test_one_answer_at_a_time_and_resends_hold_across_processes(
+    cluster: list[DaphneServer],
+    conversation: Conversation,
+    cookie: str,
+    simulator: SimulatorThread,
+) -> None:
+    a, b = cluster
+    content = f"only once {uuid.uuid4()} sim:tokens=60 sim:rate=60"
+    client_id = str(uuid.uuid4())
+    async with (
+        LiveClient(a, conversation.id, cookie) as on_a,
+        LiveClient(b, conversation.id, cookie) as on_b,
+    ):
+        await on_a.send(user_message(content, client_id))
+        await on_b.receive_until("start")
+        await on_b.send(user_message("me too"))
+        busy = await on_b.receive_until("error")
+        await on_b.send(user_message(content, client_id))  # a resend after a reconnect
+        echo = await on_b.receive_until("message")
+        await on_a.receive_until("done")
+
+    assert busy["code"] == "busy"
+    assert echo["message"]["client_id"] == client_id
+    roles = [m.role async for m in conversation.messages.order_by("created_at")]
+    assert roles == ["user", "assistant"]
+    assert [r["messages"][-1]["content"] for r in simulator.requests].count(content) == 1
+
+
+async def test_kill_9_mid_answer_leaves_it_interrupted_with_its_checkpoint(
+    cluster: list[DaphneServer], conversation: Conversation, cookie: str
+) -> None:
+    a, b = cluster
+    async with LiveClient(b, conversation.id, cookie) as watcher:
+        async with LiveClient(a, conversation.id, cookie) as sender:
+            await sender.send(user_message("doomed sim:tokens=5000 sim:rate=50"))
+            start = await watcher.receive_until("start")
+            await watcher.receive_until("delta")
+            await asyncio.sleep(1.0)  # a few checkpoints
+            await sync_to_async(a.kill)()
+        # No process will finish it: the sweep on B must notice, within a few seconds.
+        done = await watcher.receive_until("done", timeout=15)
+
+    message_id = start["message_id"]
+    saved = await Message.objects.aget(pk=message_id)
+    assert done["status"] == saved.status == "interrupted"
+    assert saved.content
+    assert saved.seq > 0
+    assert watcher.text_of(message_id).startswith(saved.content)
+    assert saved.error
+
+
+async def test_sigterm_mid_answer_saves_all_its_text_as_interrupted(
+    cluster: list[DaphneServer], conversation: Conversation, cookie: str
+) -> None:
+    a, b = cluster
+    async with LiveClient(b, conversation.id, cookie) as watcher:
+        async with LiveClient(a, conversation.id, cookie) as sender:
+            await sender.send(user_message("graceful sim:tokens=5000 sim:rate=50"))
+            await watcher.receive_until("delta")
+            await asyncio.sleep(0.3)
+            await sync_to_async(a.stop)()
+        done = await watcher.receive_until("done", timeout=10)
+
+    saved = await Message.objects.aget(pk=done["message_id"])
+    assert done["status"] == saved.status == "interrupted"
+    assert saved.content == watcher.text_of(done["message_id"]) == done["message"]["content"]
+    assert "Shutting down: saving 1 running answer" in a.log()

@@ -1,0 +1,164 @@
+"""Redis going away and coming back under a running daphne process.
+
+The answer must still be saved, users must be told plainly, the server must not crash or
+spin, and everything must work again once Redis is back.
+"""
+
+import asyncio
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import websockets
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
+from websockets.asyncio.client import connect
+
+from streaming.models import Conversation, Message
+from tests.conftest import session_cookie
+from tests.live import LiveClient
+from tests.servers import DaphneServer, free_port, service_missing
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class RedisServer:
+    """A throwaway redis-server on a free loopback port, that tests may kill and restart."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            service_missing("redis-server", "not installed")
+        self.binary = str(binary)
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port, socket_connect_timeout=1)
+        for _ in range(100):
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.kill()
+
+
+async def refused_while_down(
+    server: DaphneServer, conversation_id: uuid.UUID, cookie: str
+) -> tuple[dict[str, str], int]:
+    """Connect while Redis is down: the error frame and the close code."""
+    async with connect(
+        f"{server.ws_url}/ws/conversations/{conversation_id}/",
+        origin=server.url,  # type: ignore[arg-type]
+        additional_headers={"Cookie": f"sessionid={cookie}"},
+        proxy=None,
+    ) as socket:
+        import json
+
+        frame = json.loads(await asyncio.wait_for(socket.recv(), 15))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(socket.recv(), 15)
+    return frame, closed.value.rcvd.code if closed.value.rcvd else 0
+
+
+async def test_redis_outage_loses_no_answer_and_recovers(
+    live_servers: Callable[..., list[DaphneServer]],
+    own_redis: RedisServer,
+    conversation: Conversation,
+    user: User,
+) -> None:
+    (server,) = live_servers(1, redis_url=own_redis.url)
+    cookie = await sync_to_async(session_cookie)(user)
+
+    async with LiveClient(server, conversation.id, cookie) as client:
+        await client.send(
+            {
+                "type": "user_message",
+                "content": "outage sim:tokens=150 sim:rate=50",
+                "client_id": str(uuid.uuid4()),
+            }
+        )
+        start = await client.receive_until("start")
+        await client.receive_until("delta")
+        await sync_to_async(own_redis.kill)()
+        # The socket's own channel is gone: daphne closes it, the page will reconnect.
+        with pytest.raises((websockets.ConnectionClosed, TimeoutError)):
+            await client.receive_until("done", timeout=20)
+
+    frame, code = await refused_while_down(server, conversation.id, cookie)
+    assert frame == {
+        "type": "error",
+        "code": "unavailable",
+        "message": "Live updates are unavailable right now. Retrying shortly…",
+    }
+    assert code == 4503
+
+    # The answer is generated and saved all the same.
+    message_id = start["message_id"]
+    for _ in range(300):
+        saved = await Message.objects.aget(pk=message_id)
+        if saved.status != "streaming":
+            break
+        await asyncio.sleep(0.1)
+    assert saved.status == "complete"
+    assert saved.completion_tokens == 150
+    assert server.process.poll() is None  # no crash
+    assert "Channel layer" in server.log()
+
+    await sync_to_async(own_redis.start)()
+    # As the page does: reconnect with backoff until the server is whole again.
+    for attempt in range(20):
+        try:
+            client = await LiveClient(server, conversation.id, cookie).__aenter__()
+            break
+        except AssertionError:  # an `unavailable` frame instead of the snapshot
+            await asyncio.sleep(0.25 * (attempt + 1))
+    else:
+        pytest.fail("the server did not recover after Redis came back")
+    async with client:
+        snapshot = client.snapshot
+        assert snapshot["active"] is None
+        assert snapshot["messages"][-1]["content"] == saved.content
+        await client.send(
+            {"type": "user_message", "content": "back sim:tokens=5", "client_id": str(uuid.uuid4())}
+        )
+        done = await client.receive_until("done")
+    assert done["status"] == "complete"
