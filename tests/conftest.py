@@ -131,7 +131,7 @@ def live_servers(
     def _start(count: int = 1, *, redis_url: str | None = None, **extra: str) -> list[DaphneServer]:
         env = {
             **os.environ,
-            "DJANGO_SETTINGS_MODULE": "chatsite.settings",
+            "DJANGO_SETTINGS_MODULE": "tests.live_settings",
             "SECRET_KEY": django_settings.SECRET_KEY,
             "DATABASE_URL": database_url(connection.settings_dict),
             "OPENAI_BASE_URL": simulator.base_url,

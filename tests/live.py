@@ -5,6 +5,7 @@ from types import TracebackType
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Origin
 
 from tests.assembler import Assembler
 from tests.servers import DaphneServer
@@ -24,7 +25,7 @@ class LiveClient:
     async def __aenter__(self) -> "LiveClient":
         self._socket = await connect(
             self.url,
-            origin=self.server.url,  # type: ignore[arg-type]
+            origin=Origin(self.server.url),
             additional_headers={"Cookie": f"sessionid={self.cookie}"},
             proxy=None,
             open_timeout=10,

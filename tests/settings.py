@@ -4,15 +4,12 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-not-for-any-deployment")
 
-from chatsite.settings import *  # noqa: F403
 from chatsite.settings import BASE_DIR, DATABASES
+from tests.live_settings import *  # noqa: F403
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory: the daphne processes that tests start must see the same rows.
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test.sqlite3")}
-
-# Hashing cost is for attackers, not for the test suite.
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # The in-memory layer unless a test asks for channels-redis (the `redis_layer` fixture), so
 # the same test means the same thing with or without REDIS_URL in the environment.

@@ -18,6 +18,7 @@ import websockets
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from websockets.asyncio.client import connect
+from websockets.typing import Origin
 
 from streaming.models import Conversation, Message
 from tests.conftest import session_cookie
@@ -87,7 +88,7 @@ async def refused_while_down(
     """Connect while Redis is down: the error frame and the close code."""
     async with connect(
         f"{server.ws_url}/ws/conversations/{conversation_id}/",
-        origin=server.url,  # type: ignore[arg-type]
+        origin=Origin(server.url),
         additional_headers={"Cookie": f"sessionid={cookie}"},
         proxy=None,
     ) as socket:

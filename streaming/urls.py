@@ -1,0 +1,14 @@
+"""Chat pages."""
+
+from django.urls import path
+
+from streaming import views
+
+app_name = "streaming"
+
+urlpatterns = [
+    path("", views.conversation_list, name="conversation_list"),
+    path("c/new/", views.conversation_create, name="conversation_create"),
+    path("c/<uuid:conversation_id>/", views.conversation_detail, name="conversation_detail"),
+    path("c/<uuid:conversation_id>/delete/", views.conversation_delete, name="conversation_delete"),
+]

@@ -1,0 +1,72 @@
+"""The chat pages: history is rendered on the server, new answers stream over the socket."""
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from streaming import services
+from streaming.models import Conversation
+
+
+def _recent_conversations(request: HttpRequest) -> list[Conversation]:
+    return list(
+        Conversation.objects.filter(owner_id=request.user.pk).only("id", "title", "updated_at")[
+            :100
+        ]
+    )
+
+
+@require_GET
+@login_required
+def conversation_list(request: HttpRequest) -> HttpResponse:
+    """The user's conversations, newest activity first, and a way to start one."""
+    return render(
+        request,
+        "streaming/conversation_list.html",
+        {"conversations": _recent_conversations(request)},
+    )
+
+
+@require_POST
+@login_required
+def conversation_create(request: HttpRequest) -> HttpResponse:
+    """Start a conversation, optionally with a system prompt, and open it."""
+    conversation = services.do_create_conversation(
+        request.user,  # type: ignore[arg-type]
+        system_prompt=request.POST.get("system_prompt", ""),
+    )
+    return redirect("streaming:conversation_detail", conversation_id=conversation.id)
+
+
+@require_GET
+@login_required
+def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    """The chat page: stored history, and the socket for what comes next."""
+    conversation = services.get_conversation_for(request.user, conversation_id)
+    if conversation is None:
+        raise Http404("No such conversation.")
+    messages = list(conversation.messages.all())
+    return render(
+        request,
+        "streaming/conversation_detail.html",
+        {
+            "conversation": conversation,
+            "conversations": _recent_conversations(request),
+            "chat_messages": messages,
+            "initial_messages": [services.serialize_message(m) for m in messages],
+            "max_message_chars": settings.MAX_MESSAGE_CHARS,
+        },
+    )
+
+
+@require_POST
+@login_required
+def conversation_delete(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    """Delete a conversation and its messages."""
+    conversation = services.get_conversation_for(request.user, conversation_id)
+    if conversation is None:
+        raise Http404("No such conversation.")
+    conversation.delete()
+    return redirect("streaming:conversation_list")

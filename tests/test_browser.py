@@ -1,0 +1,301 @@
+"""The web UI in a real browser: Debian's Chromium, driven by Playwright, against a real daphne.
+
+The server is a separate process on the test database, answering with the simulator; the
+browser logs in through the real login form. Every test saves a screenshot of its key moment
+in its `tmp_path`, for a person to look at when it fails.
+"""
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connections
+from playwright.sync_api import Locator, Page, expect, sync_playwright
+
+from streaming.models import Conversation, Message
+from streaming.simulator import SimulatorThread
+from streaming.simulator.payloads import STREAM_ERROR_MESSAGE
+from tests.conftest import PASSWORD
+from tests.servers import DaphneServer, service_missing
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+CHAT_URL = re.compile(r"/c/[0-9a-f-]{36}/$")
+
+T = TypeVar("T")
+
+# Answers take a second or two; a loaded CI machine may need more than the default 5 s.
+expect.set_options(timeout=15_000)
+
+
+def orm(query: Callable[[], T]) -> T:
+    """Run ORM code in a thread of its own.
+
+    Playwright's sync API keeps an event loop running in the test's thread, and Django
+    refuses ORM calls made from a thread with a running loop.
+    """
+
+    def call() -> T:
+        try:
+            return query()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(call).result()
+
+
+@pytest.fixture
+def server(
+    live_servers: Callable[..., list[DaphneServer]], simulator: SimulatorThread
+) -> Iterator[DaphneServer]:
+    """One daphne process configured as the embedded default: no API key, no base URL.
+
+    The site then calls itself simulated and expects the simulator on SIMULATOR_PORT, where
+    the test suite's simulator listens.
+    """
+    port = urlsplit(simulator.base_url).port
+    (daphne,) = live_servers(1, OPENAI_BASE_URL="", SIMULATOR_PORT=str(port))
+    yield daphne
+    # Captured by pytest and shown only when the test failed.
+    print(f"--- daphne log ---\n{daphne.log()}")
+
+
+@pytest.fixture
+def page(server: DaphneServer, user: User) -> Iterator[Page]:
+    """A fresh Chromium page whose relative URLs go to ``server``; ``user`` exists already."""
+    if not CHROMIUM.exists():
+        service_missing("Chromium", f"{CHROMIUM} does not exist; apt-get install chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        context = browser.new_context(base_url=server.url, viewport={"width": 1100, "height": 760})
+        context.set_default_timeout(15_000)
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+            browser.close()
+
+
+def log_in(page: Page, username: str) -> None:
+    """Fill in and submit the login form the page shows."""
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+
+
+def open_new_chat(page: Page, username: str) -> None:
+    """Log in from the start page and start a conversation."""
+    page.goto("/login/")
+    log_in(page, username)
+    expect(page.get_by_role("heading", name="Conversations")).to_be_visible()
+    page.get_by_role("button", name="New chat").click()
+    expect(page).to_have_url(CHAT_URL)
+    wait_until_connected(page)
+
+
+def wait_until_connected(page: Page) -> None:
+    """Wait for the chat's socket: keys pressed before chat.js runs would reach a bare textarea."""
+    expect(page.locator("#chat")).to_have_attribute("data-connection", "open")
+
+
+def received_frames(page: Page) -> list[dict[str, Any]]:
+    """Every JSON frame the page's WebSockets receive from now on, in order."""
+    frames: list[dict[str, Any]] = []
+
+    def watch(ws: Any) -> None:
+        ws.on("framereceived", lambda payload: frames.append(json.loads(payload)))
+
+    page.on("websocket", watch)
+    return frames
+
+
+def composer(page: Page) -> Locator:
+    return page.get_by_role("textbox", name="Message")
+
+
+def finished_answer(page: Page, status: str) -> Locator:
+    """The last assistant bubble, once its answer has ended with ``status``."""
+    bubble = page.locator(".message--assistant").last
+    expect(bubble).to_have_attribute("data-status", status)
+    return bubble
+
+
+def test_answer_streams_and_is_kept_after_reload(page: Page, user: User, tmp_path: Path) -> None:
+    frames = received_frames(page)
+    open_new_chat(page, user.username)
+    # Markup in the text must come out as text: the simulator repeats it in its answer too.
+    prompt = "Tell me a <b>story</b> sim:tokens=40 sim:rate=40"
+
+    composer(page).fill(prompt)
+    composer(page).press("Enter")
+
+    user_bubble = page.locator(".message--user")
+    expect(user_bubble).to_have_count(1)
+    expect(user_bubble.locator(".message-content")).to_have_text(prompt)
+    # While it streams, the bubble already shows some text and the typing indicator; the
+    # user may write the next message but not send it.
+    streaming = page.locator('.message--assistant[data-status="streaming"]')
+    expect(streaming.locator(".typing")).to_be_visible()
+    expect(streaming.locator(".message-content")).not_to_have_text("")
+    composer(page).fill("next question")
+    expect(page.get_by_role("button", name="Send")).to_be_disabled()
+    page.screenshot(path=tmp_path / "streaming.png")
+
+    bubble = finished_answer(page, "complete")
+    streamed = bubble.locator(".message-content").text_content()
+    assert streamed
+    assert "<b>story</b>" in streamed
+    expect(bubble.locator(".typing")).to_have_count(0)
+    expect(bubble.locator(".message-usage")).to_have_text(re.compile(r"^\d+ tokens$"))
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()
+    deltas = [f for f in frames if f["type"] == "delta"]
+    assert len(deltas) > 1, "the answer arrived in one piece, not streamed"
+    assert [d["seq"] for d in deltas] == list(range(1, len(deltas) + 1))
+    assert "".join(d["text"] for d in deltas) == streamed
+    page.screenshot(path=tmp_path / "complete.png")
+
+    page.reload()
+    wait_until_connected(page)
+    expect(page.locator(".message")).to_have_count(2)
+    expect(page.locator(".message--user .message-content")).to_have_text(prompt)
+    assert page.locator(".message--assistant .message-content").text_content() == streamed
+    expect(page.locator(".messages b")).to_have_count(0)
+
+    # The history is in the HTML itself: a browser without JavaScript sees it too.
+    no_js = page.context.browser.new_context(  # type: ignore[union-attr]
+        storage_state=page.context.storage_state(), java_script_enabled=False
+    )
+    try:
+        plain = no_js.new_page()
+        plain.goto(page.url)
+        assert plain.locator(".message--assistant .message-content").text_content() == streamed
+    finally:
+        no_js.close()
+
+    answer = orm(lambda: Message.objects.get(conversation__owner=user, role="assistant"))
+    assert answer.status == Message.Status.COMPLETE
+    assert answer.content == streamed
+
+
+def test_composer_shift_enter_inserts_newline_without_sending(
+    page: Page, user: User, tmp_path: Path
+) -> None:
+    open_new_chat(page, user.username)
+    box = composer(page)
+
+    box.fill("first line")
+    box.press("Shift+Enter")
+    box.press_sequentially("second line")
+
+    expect(box).to_have_value("first line\nsecond line")
+    expect(page.locator(".message")).to_have_count(0)
+    page.screenshot(path=tmp_path / "shift-enter.png")
+    assert orm(lambda: Message.objects.filter(conversation__owner=user).count()) == 0
+
+    # Frames are handled in order: had Shift+Enter sent anything, it would be saved first.
+    box.press("Enter")
+    expect(page.locator('.message--user[data-status="complete"]')).to_have_count(1)
+    expect(page.locator(".message--user .message-content")).to_have_text("first line\nsecond line")
+    finished_answer(page, "complete")
+    sent = orm(lambda: list(Message.objects.filter(conversation__owner=user, role="user")))
+    assert [m.content for m in sent] == ["first line\nsecond line"]
+
+
+def test_reply_http_error_shows_provider_message(page: Page, user: User, tmp_path: Path) -> None:
+    open_new_chat(page, user.username)
+
+    composer(page).fill("Hello sim:status=500")
+    composer(page).press("Enter")
+
+    bubble = finished_answer(page, "error")
+    expect(bubble.locator(".message-error")).to_be_visible()
+    expect(bubble.locator(".message-error")).to_have_text(STREAM_ERROR_MESSAGE)
+    expect(bubble.locator(".message-status")).to_have_text("Failed")
+    expect(bubble.locator(".message-content")).to_have_text("")
+    # The failure ends the answer: the user may write again.
+    composer(page).fill("again")
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()
+    page.screenshot(path=tmp_path / "http-error.png")
+
+    answer = orm(lambda: Message.objects.get(conversation__owner=user, role="assistant"))
+    assert answer.status == Message.Status.ERROR
+    assert answer.content == ""
+    assert answer.error == STREAM_ERROR_MESSAGE
+
+
+def test_reply_error_midstream_keeps_partial_text(page: Page, user: User, tmp_path: Path) -> None:
+    open_new_chat(page, user.username)
+
+    composer(page).fill("Hello sim:fault=error sim:after=3")
+    composer(page).press("Enter")
+
+    bubble = finished_answer(page, "error")
+    partial = bubble.locator(".message-content").text_content()
+    assert partial
+    expect(bubble.locator(".message-content")).to_be_visible()
+    expect(bubble.locator(".message-error")).to_have_text(STREAM_ERROR_MESSAGE)
+    page.screenshot(path=tmp_path / "midstream-error.png")
+
+    answer = orm(lambda: Message.objects.get(conversation__owner=user, role="assistant"))
+    assert answer.status == Message.Status.ERROR
+    assert answer.content == partial
+    assert answer.error == STREAM_ERROR_MESSAGE
+
+    # After a reload the partial text and the error are still there, rendered by the server.
+    page.reload()
+    bubble = page.locator(".message--assistant")
+    expect(bubble.locator(".message-content")).to_have_text(partial)
+    expect(bubble.locator(".message-error")).to_have_text(STREAM_ERROR_MESSAGE)
+
+
+def test_chat_page_anonymous_redirects_to_login_and_back(
+    page: Page, user: User, tmp_path: Path
+) -> None:
+    conversation = orm(lambda: Conversation.objects.create(owner=user, title="Holiday plans"))
+    chat_path = f"/c/{conversation.id}/"
+
+    page.goto(chat_path)
+
+    expect(page).to_have_url(re.compile(r"/login/\?next=" + re.escape(chat_path) + "$"))
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    page.screenshot(path=tmp_path / "login.png")
+    log_in(page, user.username)
+    expect(page).to_have_url(re.compile(re.escape(chat_path) + "$"))
+    expect(page.get_by_role("heading", name="Holiday plans")).to_be_visible()
+    wait_until_connected(page)
+    expect(page.get_by_role("textbox", name="Message")).to_be_focused()
+
+
+def test_simulated_model_banner_visible_without_api_key(
+    page: Page, user: User, tmp_path: Path
+) -> None:
+    page.goto("/login/")
+    banner = page.locator("#simulated-banner")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("Answers come from the built-in simulator, not a real model.")
+    expect(banner).to_contain_text("Set OPENAI_API_KEY to use one.")
+
+    log_in(page, user.username)
+    page.get_by_role("button", name="New chat").click()
+    expect(page).to_have_url(CHAT_URL)
+    expect(page.locator("#simulated-banner")).to_be_visible()
+    page.screenshot(path=tmp_path / "banner.png")
