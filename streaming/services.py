@@ -19,6 +19,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from streaming.exceptions import BusyError, FrameError
@@ -254,7 +255,9 @@ def do_sweep_orphans(*, alive: Iterable[uuid.UUID] = ()) -> int:
     message mark and announce it once.
     """
     stale = timezone.now() - timedelta(seconds=settings.STREAM_ORPHAN_SECONDS)
-    candidates = Message.objects.filter(status=Status.STREAMING, heartbeat_at__lt=stale).exclude(
+    # A row without a heartbeat (written by hand, say) is judged by its last update.
+    beat_is_stale = Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, updated_at__lt=stale)
+    candidates = Message.objects.filter(beat_is_stale, status=Status.STREAMING).exclude(
         pk__in=list(alive)
     )
     swept = 0

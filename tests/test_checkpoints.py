@@ -168,3 +168,18 @@ def test_retry_delay_honours_retry_after_up_to_the_cap(settings: Any) -> None:
     assert 0.25 <= delays[0] <= 0.5 <= delays[1] <= 1.0 <= delays[2] <= 2.0  # type: ignore[operator]
     gen.deltas = ["text already sent"]
     assert gen._retry_delay(UpstreamHTTPError(503, "down"), 0) is None
+
+
+def test_sweep_judges_a_row_without_heartbeat_by_its_last_update(
+    conversation: Conversation, settings: Any
+) -> None:
+    settings.STREAM_ORPHAN_SECONDS = 10
+    no_beat = Message.objects.create(
+        conversation=conversation, role="assistant", status="streaming", content="hand-made"
+    )
+    assert services.do_sweep_orphans() == 0  # just written: not stale yet
+
+    Message.objects.filter(pk=no_beat.pk).update(updated_at=timezone.now() - timedelta(minutes=5))
+    assert services.do_sweep_orphans() == 1
+    no_beat.refresh_from_db()
+    assert (no_beat.status, no_beat.content) == ("interrupted", "hand-made")

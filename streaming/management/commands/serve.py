@@ -30,8 +30,9 @@ class Command(BaseCommand):
                 f"Marked {swept} answer(s) left streaming by a dead server interrupted."
             )
         children: list[subprocess.Popen[bytes]] = []
-        # Children get SIGTERM from us, in order; a Ctrl-C reaches them directly too.
-        signal.signal(signal.SIGTERM, lambda *_: _terminate(children))
+        # SIGTERM unwinds like Ctrl-C, so `finally` stops the children (daphne first). Doing
+        # it inside the handler would deadlock: Popen.wait() is not re-entrant.
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             if settings.OPENAI_SIMULATED:
                 sim_port = settings.SIMULATOR_PORT
@@ -76,6 +77,10 @@ class Command(BaseCommand):
             pass
         finally:
             _terminate(children)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
