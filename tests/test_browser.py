@@ -7,8 +7,10 @@ in its `tmp_path`, for a person to look at when it fails.
 
 import json
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -16,9 +18,18 @@ from urllib.parse import urlsplit
 import pytest
 from django.contrib.auth.models import User
 from django.db import connections
-from playwright.sync_api import Locator, Page, expect, sync_playwright
+from django.utils import timezone
+from playwright.sync_api import (
+    ConsoleMessage,
+    Locator,
+    Page,
+    WebSocketRoute,
+    expect,
+    sync_playwright,
+)
 
 from streaming.models import Conversation, Message
+from streaming.services import INTERRUPTED_MESSAGE
 from streaming.simulator import SimulatorThread
 from streaming.simulator.payloads import STREAM_ERROR_MESSAGE
 from tests.conftest import PASSWORD
@@ -128,8 +139,46 @@ def received_frames(page: Page) -> list[dict[str, Any]]:
     return frames
 
 
+def script_problems(page: Page) -> list[str]:
+    """Uncaught errors in the page's scripts, and chat.js's warnings, from now on, in order.
+
+    chat.js warns when the text it assembled from deltas differs from the saved answer:
+    that would be a word lost or doubled, hidden by `done` carrying the saved text.
+    """
+    problems: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "warning" and message.text.startswith("chat:"):
+            problems.append(message.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+    return problems
+
+
 def composer(page: Page) -> Locator:
     return page.get_by_role("textbox", name="Message")
+
+
+def send(page: Page, text: str) -> None:
+    composer(page).fill(text)
+    composer(page).press("Enter")
+
+
+def bubble_text(bubble: Locator) -> str:
+    return bubble.locator(".message-content").text_content() or ""
+
+
+def wait_for_more_text(page: Page, than: int) -> None:
+    """Wait until the streaming answer shows more than ``than`` characters."""
+    page.wait_for_function(
+        """than => {
+            const el = document.querySelector(
+                '.message--assistant[data-status="streaming"] .message-content');
+            return el !== null && el.textContent.length > than;
+        }""",
+        arg=than,
+    )
 
 
 def finished_answer(page: Page, status: str) -> Locator:
@@ -299,3 +348,240 @@ def test_simulated_model_banner_visible_without_api_key(
     expect(page).to_have_url(CHAT_URL)
     expect(page.locator("#simulated-banner")).to_be_visible()
     page.screenshot(path=tmp_path / "banner.png")
+
+
+# About 10 s of answer at 40 tokens a second: time to reload, stop or open a second page.
+SLOW_ANSWER = "sim:tokens=400 sim:rate=40"
+SLOW_ANSWER_TOKENS = 400
+
+
+def streaming_answer(page: Page) -> Locator:
+    return page.locator('.message--assistant[data-status="streaming"]')
+
+
+def test_reload_mid_answer_continues_without_gap_or_duplicate(
+    page: Page, user: User, tmp_path: Path
+) -> None:
+    frames = received_frames(page)
+    problems = script_problems(page)
+    open_new_chat(page, user.username)
+    send(page, f"Tell me a long story {SLOW_ANSWER}")
+
+    shown = 0
+    for _ in range(2):
+        # Well over a second of answer between reloads: each snapshot resumes from a
+        # checkpoint (STREAM_CHECKPOINT_SECONDS is 1) and the sync brings what came after it.
+        wait_for_more_text(page, shown + 400)
+        shown = len(bubble_text(streaming_answer(page)))
+        page.reload()
+        wait_until_connected(page)
+        # Still streaming after the reload, and it goes on from where the page left off.
+        expect(streaming_answer(page)).to_have_count(1)
+        wait_for_more_text(page, shown)
+    # A second tab joins mid-answer too, from a snapshot of its own.
+    second = page.context.new_page()
+    second_problems = script_problems(second)
+    second.goto(page.url)
+    wait_until_connected(second)
+    expect(streaming_answer(second)).to_have_count(1)
+    wait_for_more_text(second, 0)
+    second.screenshot(path=tmp_path / "second-page-mid-answer.png")
+
+    text = bubble_text(finished_answer(page, "complete"))
+    assert bubble_text(finished_answer(second, "complete")) == text
+    page.screenshot(path=tmp_path / "complete-after-reloads.png")
+    answer = orm(lambda: Message.objects.get(conversation__owner=user, role="assistant"))
+    assert answer.status == Message.Status.COMPLETE
+    assert answer.content == text
+    # The pages resumed from snapshots of a streaming answer, and what they assembled from
+    # snapshot, sync and deltas was already the saved text when `done` came.
+    resumed = [f for f in frames if f["type"] == "snapshot" and f["active"] is not None]
+    assert len(resumed) == 2
+    assert all(f["active"]["seq"] > 0 and f["active"]["text"] for f in resumed)
+    assert problems == []
+    assert second_problems == []
+
+
+def test_socket_drop_and_unavailable_mid_answer_resume_without_gap(
+    page: Page, user: User, tmp_path: Path
+) -> None:
+    problems = script_problems(page)
+    # Every socket passes through here: normally straight to the server; one of them is
+    # answered as a server without its channel layer would (an error frame, then 4503).
+    routes: list[WebSocketRoute] = []
+    unavailable = {"next": False}
+
+    def route(ws: WebSocketRoute) -> None:
+        if unavailable["next"]:
+            unavailable["next"] = False
+            ws.send(json.dumps({"type": "error", "code": "unavailable", "message": "Down."}))
+            ws.close(code=4503)
+            return
+        ws.connect_to_server()
+        routes.append(ws)
+
+    page.route_web_socket(re.compile(r"/ws/conversations/"), route)
+    open_new_chat(page, user.username)
+    send(page, f"Tell me a long story {SLOW_ANSWER}")
+    wait_for_more_text(page, 300)
+
+    # The network drops; the first reconnect finds the layer down, the next one works.
+    unavailable["next"] = True
+    routes[-1].close()
+    status = page.locator("#connection-status")
+    expect(status).to_have_text("Live updates are unavailable — retrying…")
+    expect(page.locator("#chat")).to_have_attribute("data-connection", "reconnecting")
+    page.screenshot(path=tmp_path / "unavailable.png")
+    wait_until_connected(page)
+    expect(status).to_have_text("")
+    assert len(routes) == 2
+
+    text = bubble_text(finished_answer(page, "complete"))
+    answer = orm(lambda: Message.objects.get(conversation__owner=user, role="assistant"))
+    assert answer.status == Message.Status.COMPLETE
+    assert answer.content == text
+    assert problems == []
+
+
+def test_stop_button_cancels_and_keeps_partial_text(page: Page, user: User, tmp_path: Path) -> None:
+    problems = script_problems(page)
+    open_new_chat(page, user.username)
+    send(page, f"Write at length {SLOW_ANSWER}")
+    wait_for_more_text(page, 80)
+    stop = page.get_by_role("button", name="Stop", exact=True)
+    expect(stop).to_be_visible()
+    page.screenshot(path=tmp_path / "streaming-with-stop.png")
+
+    stop.click()
+
+    bubble = finished_answer(page, "cancelled")
+    expect(bubble.locator(".message-status")).to_have_text("Stopped")
+    expect(bubble.locator(".message-error")).to_have_count(0)
+    expect(stop).to_be_hidden()
+    expect(composer(page)).to_be_focused()
+    expect(bubble.get_by_role("button", name="Retry")).to_be_visible()
+    page.screenshot(path=tmp_path / "stopped.png")
+    partial = bubble_text(bubble)
+    answer = orm(lambda: Message.objects.get(conversation__owner=user, role="assistant"))
+    assert answer.status == Message.Status.CANCELLED
+    assert answer.content == partial
+    assert 0 < len(partial.split()) < SLOW_ANSWER_TOKENS
+
+    # Sending works again, and the stopped answer is no longer the last: no Retry on it.
+    composer(page).fill("Thanks sim:tokens=5")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator(".message--assistant")).to_have_count(2)
+    finished_answer(page, "complete")
+    expect(page.get_by_role("button", name="Retry")).to_have_count(0)
+    assert problems == []
+
+
+def test_escape_stops_the_answer(page: Page, user: User, tmp_path: Path) -> None:
+    open_new_chat(page, user.username)
+    send(page, f"Write at length {SLOW_ANSWER}")
+    wait_for_more_text(page, 80)
+    # Esc works from anywhere on the page, not only in the composer.
+    page.locator("#chat-title").click()
+    expect(composer(page)).not_to_be_focused()
+
+    page.keyboard.press("Escape")
+
+    bubble = finished_answer(page, "cancelled")
+    expect(bubble.locator(".message-status")).to_have_text("Stopped")
+    expect(page.get_by_role("button", name="Stop", exact=True)).to_be_hidden()
+    page.screenshot(path=tmp_path / "escape-stopped.png")
+    answer = orm(lambda: Message.objects.get(conversation__owner=user, role="assistant"))
+    assert answer.status == Message.Status.CANCELLED
+    assert answer.content == bubble_text(bubble)
+    assert len(answer.content.split()) < SLOW_ANSWER_TOKENS
+
+
+def test_retry_after_failure_answers_again(page: Page, user: User, tmp_path: Path) -> None:
+    problems = script_problems(page)
+    open_new_chat(page, user.username)
+    # The simulator counts `sim:times` per message text, for the whole session: make it unique.
+    send(page, f"Hello {uuid.uuid4().hex} sim:status=400 sim:times=1 sim:tokens=8")
+    failed = finished_answer(page, "error")
+    failed_id = failed.get_attribute("data-message-id")
+    failed = page.locator(f'[data-message-id="{failed_id}"]')
+    expect(failed.locator(".message-error")).to_be_visible()
+    retry = failed.get_by_role("button", name="Retry")
+    expect(retry).to_be_visible()
+    page.screenshot(path=tmp_path / "failed-with-retry.png")
+
+    retry.click()
+
+    expect(page.locator(".message--assistant")).to_have_count(2)
+    answer = finished_answer(page, "complete")
+    assert bubble_text(answer)
+    # The failed answer stays as it was, above the new one, without its button.
+    expect(failed).to_have_attribute("data-status", "error")
+    expect(failed.locator(".message-status")).to_have_text("Failed")
+    expect(page.get_by_role("button", name="Retry")).to_have_count(0)
+    page.screenshot(path=tmp_path / "retried.png")
+    saved = orm(lambda: list(Message.objects.filter(conversation__owner=user)))
+    assert [(m.role, m.status) for m in saved] == [
+        ("user", "complete"),
+        ("assistant", "error"),
+        ("assistant", "complete"),
+    ]
+    assert saved[1].content == ""
+    assert saved[2].content == bubble_text(answer)
+
+    page.reload()
+    wait_until_connected(page)
+    expect(page.locator(".message")).to_have_count(3)
+    expect(page.locator(f'[data-message-id="{failed_id}"] .message-status')).to_have_text("Failed")
+    expect(page.get_by_role("button", name="Retry")).to_have_count(0)
+    assert problems == []
+
+
+def test_interrupted_answer_is_shown_with_retry(page: Page, user: User, tmp_path: Path) -> None:
+    def interrupted_conversation() -> tuple[Conversation, Message]:
+        conversation = Conversation.objects.create(owner=user, title="Cut short")
+        asked = timezone.now() - timedelta(minutes=1)
+        Message.objects.create(
+            conversation=conversation,
+            role=Message.Role.USER,
+            content="Tell me about rivers sim:tokens=12",
+            created_at=asked,
+        )
+        answer = Message.objects.create(
+            conversation=conversation,
+            role=Message.Role.ASSISTANT,
+            status=Message.Status.INTERRUPTED,
+            content="Rivers begin as",
+            error=INTERRUPTED_MESSAGE,
+            created_at=asked + timedelta(seconds=1),
+        )
+        return conversation, answer
+
+    conversation, interrupted = orm(interrupted_conversation)
+    page.goto(f"/c/{conversation.id}/")
+    log_in(page, user.username)
+    wait_until_connected(page)
+
+    bubble = page.locator(f'[data-message-id="{interrupted.id}"]')
+    expect(bubble.locator(".message-content")).to_have_text("Rivers begin as")
+    expect(bubble.locator(".message-status")).to_have_text("Interrupted")
+    # The server's explanation, as a notice rather than an error.
+    expect(bubble.locator(".message-notice")).to_have_text(INTERRUPTED_MESSAGE)
+    expect(bubble.locator(".message-error")).to_have_count(0)
+    retry = bubble.get_by_role("button", name="Retry")
+    expect(retry).to_be_enabled()
+    page.screenshot(path=tmp_path / "interrupted.png")
+
+    retry.click()
+
+    expect(page.locator(".message--assistant")).to_have_count(2)
+    answer = finished_answer(page, "complete")
+    expect(bubble.locator(".message-status")).to_have_text("Interrupted")
+    expect(page.get_by_role("button", name="Retry")).to_have_count(0)
+    saved = orm(lambda: list(Message.objects.filter(conversation=conversation)))
+    assert [(m.role, m.status) for m in saved] == [
+        ("user", "complete"),
+        ("assistant", "interrupted"),
+        ("assistant", "complete"),
+    ]
+    assert saved[1].content == "Rivers begin as"
+    assert saved[2].content == bubble_text(answer)

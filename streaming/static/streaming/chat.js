@@ -4,6 +4,8 @@
  *
  * Message text is only ever set with textContent, never parsed as HTML.
  * Frames are documented in docs/protocol.md; each frame type has one entry in `handlers`.
+ * Loaded after chat-stream.js (how one answer's text is assembled from frames) and
+ * chat-view.js (how a message looks).
  */
 (function () {
   "use strict";
@@ -12,24 +14,19 @@
   if (!root) {
     return;
   }
+  const { AnswerStream } = window.ChatStream;
+  const { isUnderway } = window.ChatView;
 
   const RECONNECT_FIRST_MS = 500;
   const RECONNECT_MAX_MS = 8000;
-  // Closer to the bottom than this counts as "at the bottom" (sub-pixel zoom, rounding).
-  const STICK_THRESHOLD_PX = 48;
   const CLOSE_UNAUTHENTICATED = 4401;
   const CLOSE_FORBIDDEN = 4403;
+  const CLOSE_UNAVAILABLE = 4503;
   // Error frames that answer a user_message frame: the message was not saved.
   const SEND_ERROR_CODES = new Set(["busy", "empty_content", "content_too_long", "bad_client_id"]);
-
-  const ROLE_LABELS = { user: "You", assistant: "Assistant", system: "System" };
-  const STATUS_LABELS = {
-    sending: "Sending…",
-    pending: "Waiting…",
-    cancelled: "Cancelled",
-    interrupted: "Interrupted",
-    error: "Failed",
-  };
+  // Endings an answer can be asked again from: failed, stopped, or cut off by the server.
+  const RETRYABLE = new Set(["error", "cancelled", "interrupted"]);
+  const UNAVAILABLE_TEXT = "Live updates are unavailable — retrying…";
 
   const els = {
     scroller: document.getElementById("messages-scroller"),
@@ -38,9 +35,12 @@
     form: document.getElementById("composer"),
     input: document.getElementById("composer-input"),
     send: document.getElementById("composer-send"),
+    stop: document.getElementById("composer-stop"),
     alert: document.getElementById("composer-alert"),
     status: document.getElementById("connection-status"),
   };
+  const view = window.ChatView.createView(els);
+  const { render, renderContent, keepingScroll, scrollToBottom } = view;
 
   const config = {
     wsPath: root.dataset.wsPath,
@@ -53,20 +53,25 @@
   /*
    * Every message on the page, by server id; a message the server has not confirmed yet is
    * under "local:<client_id>". An entry: {key, id, role, content, status, error, usage,
-   * clientId, lastSeq, gap, el}. lastSeq is the last delta applied, or null when the text
-   * came from somewhere that has no seq (a checkpoint rendered into the page).
+   * clientId, el}. The page's order of bubbles is the conversation's order.
    */
   const messages = new Map();
+  // The answers streaming right now, by message id: an AnswerStream each (chat-stream.js).
+  const streams = new Map();
   // User messages sent but not yet echoed by the server, by client_id: resent on reconnect.
   const outbox = new Map();
   // client_ids sent on the current socket, oldest first, awaiting their echo or error.
   let inFlight = [];
 
   let socket = null;
+  // The current socket has delivered its snapshot: the page and the server agree again.
+  let ready = false;
   let retryDelay = RECONNECT_FIRST_MS;
   let retryTimer = null;
   let closedForGood = false; // 4403: nothing to reconnect to
   let leaving = false; // the page is being hidden or unloaded
+  let stopRequested = false; // a `stop` went out; the answer's `done` is on its way
+  let retryRequested = null; // the message id a `retry` went out for, until its `start`
 
   // --- ids ----------------------------------------------------------------------------------
 
@@ -84,115 +89,45 @@
     ].join("-");
   }
 
-  // --- rendering ----------------------------------------------------------------------------
-
-  function node(tag, className, text) {
-    const element = document.createElement(tag);
-    if (className) {
-      element.className = className;
-    }
-    if (text !== undefined) {
-      element.textContent = text;
-    }
-    return element;
-  }
-
-  function typingIndicator() {
-    const typing = node("div", "typing");
-    typing.setAttribute("role", "img");
-    typing.setAttribute("aria-label", "The assistant is typing");
-    typing.append(node("span"), node("span"), node("span"));
-    return typing;
-  }
-
-  // Same markup as the loop in conversation_detail.html.
-  function buildBubble(entry) {
-    const li = node("li", `message message--${entry.role} message--${entry.status}`);
-    if (entry.id) {
-      li.dataset.messageId = entry.id;
-    }
-    if (entry.clientId) {
-      li.dataset.clientId = entry.clientId;
-    }
-    li.dataset.role = entry.role;
-    li.dataset.status = entry.status;
-
-    const meta = node("div", "message-meta");
-    meta.append(node("span", "message-role", ROLE_LABELS[entry.role] || entry.role));
-    const label = STATUS_LABELS[entry.status];
-    if (label) {
-      meta.append(node("span", `message-status message-status--${entry.status}`, label));
-    }
-    li.append(meta);
-    li.append(node("div", "message-content", entry.content));
-    if (entry.role === "assistant" && (entry.status === "streaming" || entry.status === "pending")) {
-      li.append(typingIndicator());
-    }
-    if (entry.status === "error") {
-      li.append(node("div", "message-error", entry.error || "The answer failed."));
-    }
-    if (entry.usage && entry.usage.total_tokens) {
-      li.append(node("div", "message-usage", `${entry.usage.total_tokens} tokens`));
-    }
-    return li;
-  }
-
-  function render(entry) {
-    const fresh = buildBubble(entry);
-    if (entry.el && entry.el.parentNode) {
-      entry.el.replaceWith(fresh);
-    } else {
-      els.list.append(fresh);
-    }
-    entry.el = fresh;
-    els.empty.hidden = true;
-  }
-
-  function renderContent(entry) {
-    const content = entry.el && entry.el.querySelector(".message-content");
-    if (content) {
-      content.textContent = entry.content;
-    } else {
-      render(entry);
-    }
-  }
-
-  // --- scrolling ----------------------------------------------------------------------------
-
-  function isAtBottom() {
-    const s = els.scroller;
-    return s.scrollHeight - s.scrollTop - s.clientHeight <= STICK_THRESHOLD_PX;
-  }
-
-  function scrollToBottom() {
-    els.scroller.scrollTop = els.scroller.scrollHeight;
-  }
-
-  // Run a change to the list; follow it down only if the reader was already at the bottom.
-  function keepingScroll(change) {
-    const stick = isAtBottom();
-    change();
-    if (stick) {
-      scrollToBottom();
-    }
-  }
-
   // --- the message store --------------------------------------------------------------------
 
-  function entryFrom(message) {
+  function newEntry(fields) {
     return {
-      key: message.id,
-      id: message.id,
+      key: fields.id,
+      id: fields.id,
+      role: fields.role,
+      content: "",
+      status: fields.status,
+      error: "",
+      usage: null,
+      clientId: null,
+      el: null,
+      ...fields,
+    };
+  }
+
+  // Copy a stored message into its entry; true if anything the bubble shows changed.
+  function applyStored(entry, message) {
+    const stored = {
       role: message.role,
       content: message.content || "",
       status: message.status,
       error: message.error || "",
-      usage: message.usage || null,
-      clientId: message.client_id || null,
-      lastSeq: null,
-      gap: false,
-      el: null,
     };
+    let changed = false;
+    for (const [name, value] of Object.entries(stored)) {
+      if (entry[name] !== value) {
+        entry[name] = value;
+        changed = true;
+      }
+    }
+    const usage = message.usage || null;
+    if (JSON.stringify(usage) !== JSON.stringify(entry.usage)) {
+      entry.usage = usage;
+      changed = true;
+    }
+    entry.clientId = message.client_id || entry.clientId;
+    return changed;
   }
 
   function rekey(entry, id) {
@@ -217,43 +152,119 @@
       inFlight = inFlight.filter((id) => id !== message.client_id);
     }
     if (!entry) {
-      entry = entryFrom(message);
+      entry = newEntry({ id: message.id, role: message.role, status: message.status });
       messages.set(entry.key, entry);
-    } else {
-      entry.role = message.role;
-      entry.content = message.content || "";
-      entry.status = message.status;
-      entry.error = message.error || "";
-      entry.usage = message.usage || null;
-      entry.clientId = message.client_id || entry.clientId;
     }
-    keepingScroll(() => render(entry));
+    if (applyStored(entry, message) || !entry.el) {
+      render(entry);
+    }
     return entry;
+  }
+
+  function forget(entry) {
+    messages.delete(entry.key);
+    endStream(entry.id);
+    view.remove(entry, messages.size === 0);
   }
 
   function assistantEntry(id) {
     let entry = messages.get(id);
     if (!entry) {
-      entry = entryFrom({ id, role: "assistant", content: "", status: "streaming" });
+      entry = newEntry({ id, role: "assistant", status: "streaming" });
       messages.set(id, entry);
       keepingScroll(() => render(entry));
     }
     return entry;
   }
 
-  function isAnswering() {
-    if (outbox.size > 0) {
-      return true;
-    }
-    for (const entry of messages.values()) {
-      if (entry.role === "assistant" && (entry.status === "streaming" || entry.status === "pending")) {
-        return true;
-      }
-    }
-    return false;
+  function lastEntry() {
+    const last = els.list.lastElementChild;
+    return last && last.dataset.messageId ? messages.get(last.dataset.messageId) : null;
   }
 
-  // --- the composer -------------------------------------------------------------------------
+  function streamingEntry() {
+    for (const entry of messages.values()) {
+      if (entry.role === "assistant" && isUnderway(entry)) {
+        return entry;
+      }
+    }
+    return null;
+  }
+
+  function isAnswering() {
+    return outbox.size > 0 || retryRequested !== null || streamingEntry() !== null;
+  }
+
+  // --- answers being streamed ---------------------------------------------------------------
+
+  function streamFor(id) {
+    let stream = streams.get(id);
+    if (!stream) {
+      stream = new AnswerStream(id, sendSync);
+      streams.set(id, stream);
+    }
+    return stream;
+  }
+
+  function endStream(id) {
+    const stream = streams.get(id);
+    if (stream) {
+      stream.end();
+      streams.delete(id);
+    }
+  }
+
+  function showStreamText(entry, stream) {
+    entry.content = stream.text;
+    keepingScroll(() => renderContent(entry));
+  }
+
+  // --- sending ------------------------------------------------------------------------------
+
+  function isOpen() {
+    return socket !== null && socket.readyState === WebSocket.OPEN && ready;
+  }
+
+  // Frames that can wait for the next socket (stop, sync, retry) are simply not sent when
+  // there is none: the next snapshot shows what became of them.
+  function sendFrame(frame) {
+    if (!isOpen()) {
+      return false;
+    }
+    socket.send(JSON.stringify(frame));
+    return true;
+  }
+
+  function sendSync(messageId, afterSeq) {
+    sendFrame({ type: "sync", message_id: messageId, after_seq: afterSeq });
+  }
+
+  function transmit(clientId) {
+    const frame = outbox.get(clientId);
+    // Before the snapshot it stays in the outbox: the snapshot says whether it was saved.
+    if (frame && sendFrame(frame)) {
+      inFlight.push(clientId);
+    }
+  }
+
+  function requestStop() {
+    if (stopRequested || !streamingEntry() || !sendFrame({ type: "stop" })) {
+      return;
+    }
+    stopRequested = true;
+    updateControls();
+  }
+
+  function requestRetry(messageId) {
+    if (isAnswering() || !sendFrame({ type: "retry", message_id: messageId })) {
+      return;
+    }
+    retryRequested = messageId;
+    clearAlert();
+    updateControls();
+  }
+
+  // --- the composer and the buttons ---------------------------------------------------------
 
   function showAlert(text) {
     els.alert.textContent = text;
@@ -267,9 +278,26 @@
     return !closedForGood && els.input.value.trim() !== "" && !isAnswering();
   }
 
-  function updateComposer() {
+  // Only the conversation's last message can be answered again; the server refuses others.
+  function updateRetryButton() {
+    const last = lastEntry();
+    const target = last && last.role === "assistant" && RETRYABLE.has(last.status) ? last : null;
+    view.showRetry(target, !isOpen() || isAnswering(), requestRetry);
+  }
+
+  function updateControls() {
     els.send.disabled = !canSend();
     els.input.disabled = closedForGood;
+    // Stop sits beside Send while an answer streams.
+    const stopHadFocus = document.activeElement === els.stop;
+    els.stop.hidden = streamingEntry() === null;
+    els.stop.disabled = stopRequested || !isOpen();
+    els.stop.textContent = stopRequested ? "Stopping…" : "Stop";
+    if (stopHadFocus && (els.stop.hidden || els.stop.disabled)) {
+      // A hidden or disabled button drops focus to <body>; the composer is where it is useful.
+      els.input.focus();
+    }
+    updateRetryButton();
   }
 
   function autosize() {
@@ -280,20 +308,11 @@
     input.style.overflowY = input.scrollHeight + 2 > limit ? "auto" : "hidden";
   }
 
-  function transmit(clientId) {
-    const frame = outbox.get(clientId);
-    if (!frame || !socket || socket.readyState !== WebSocket.OPEN) {
-      return; // stays in the outbox; sent when the socket (re)opens
-    }
-    socket.send(JSON.stringify(frame));
-    inFlight.push(clientId);
-  }
-
   function submit() {
     const content = els.input.value;
     if (!canSend()) {
       if (content.trim() !== "" && isAnswering()) {
-        showAlert("The assistant is still answering. Wait for it to finish.");
+        showAlert("The assistant is still answering. Wait for it to finish, or stop it.");
       }
       return;
     }
@@ -305,19 +324,8 @@
     }
     clearAlert();
     const clientId = newClientId();
-    const entry = {
-      key: `local:${clientId}`,
-      id: null,
-      role: "user",
-      content,
-      status: "sending",
-      error: "",
-      usage: null,
-      clientId,
-      lastSeq: null,
-      gap: false,
-      el: null,
-    };
+    const entry = newEntry({ id: null, role: "user", status: "sending", content, clientId });
+    entry.key = `local:${clientId}`;
     messages.set(entry.key, entry);
     render(entry);
     scrollToBottom(); // your own message always brings you down
@@ -325,7 +333,7 @@
     transmit(clientId);
     els.input.value = "";
     autosize();
-    updateComposer();
+    updateControls();
   }
 
   // The server refused a user message: take the bubble back and give the text back.
@@ -338,12 +346,8 @@
     outbox.delete(clientId);
     const entry = messages.get(`local:${clientId}`);
     if (entry) {
-      messages.delete(entry.key);
-      if (entry.el) {
-        entry.el.remove();
-      }
+      forget(entry);
     }
-    els.empty.hidden = messages.size > 0;
     if (els.input.value.trim() === "") {
       els.input.value = frame.content;
       autosize();
@@ -352,17 +356,69 @@
 
   // --- frames from the server ---------------------------------------------------------------
 
+  // The page was rendered (or last updated) at some moment; the snapshot is the truth now.
+  function reconcile(snapshot) {
+    const order = snapshot.messages.map(upsertStored);
+    const saved = new Set(order.map((entry) => entry.key));
+    for (const entry of Array.from(messages.values())) {
+      if (saved.has(entry.key)) {
+        continue;
+      }
+      if (entry.id === null) {
+        order.push(entry); // not saved yet: it stays, last, and is resent below
+      } else {
+        forget(entry);
+      }
+    }
+    view.reorder(order);
+    const activeId = snapshot.active ? snapshot.active.message_id : null;
+    for (const id of Array.from(streams.keys())) {
+      if (id !== activeId) {
+        endStream(id); // it ended while this page was not listening
+      }
+    }
+  }
+
   const handlers = {
+    snapshot(frame) {
+      // Not on "open": a server without its channel layer accepts and then closes (4503),
+      // and resetting the backoff there would reconnect every half second for ever.
+      ready = true;
+      retryDelay = RECONNECT_FIRST_MS;
+      setStatus("open", "");
+      keepingScroll(() => {
+        reconcile(frame);
+        const active = frame.active;
+        if (active) {
+          const entry = assistantEntry(active.message_id);
+          if (entry.status !== "streaming") {
+            entry.status = "streaming";
+            render(entry);
+          }
+          const stream = streamFor(active.message_id);
+          stream.resume(active.text, active.seq);
+          showStreamText(entry, stream);
+        }
+      });
+      // Same client_id as before: the server recognises a resend and answers with the stored one.
+      for (const clientId of outbox.keys()) {
+        transmit(clientId);
+      }
+    },
+
     message(frame) {
-      upsertStored(frame.message);
+      keepingScroll(() => upsertStored(frame.message));
     },
 
     start(frame) {
-      const entry = assistantEntry(frame.message_id);
-      // Every delta of this answer comes after its start, so counting can begin at 0.
-      if (entry.lastSeq === null && entry.content === "") {
-        entry.lastSeq = 0;
+      retryRequested = null;
+      const known = messages.get(frame.message_id);
+      if (known && !isUnderway(known)) {
+        return; // late: this answer has ended already
       }
+      const entry = assistantEntry(frame.message_id);
+      // A new answer counts from seq 0; one known from the snapshot keeps its text and seq.
+      streamFor(frame.message_id);
       if (entry.status !== "streaming") {
         entry.status = "streaming";
         keepingScroll(() => render(entry));
@@ -374,43 +430,51 @@
       if (entry.status !== "streaming") {
         return; // late or repeated: `done` already gave the final text
       }
-      let last = entry.lastSeq;
-      if (last === null) {
-        if (entry.content !== "") {
-          // Text from a checkpoint has no seq, so appending could repeat words: wait for done.
-          entry.gap = true;
-          return;
-        }
-        last = 0;
+      const stream = streamFor(frame.message_id);
+      if (stream.delta(frame.seq, frame.text)) {
+        showStreamText(entry, stream);
       }
-      if (frame.seq <= last) {
-        return; // already applied
+    },
+
+    sync(frame) {
+      const stream = streams.get(frame.message_id);
+      if (!stream) {
+        return; // the answer has ended; its `done` carries the text
       }
-      if (frame.seq > last + 1) {
-        // Some text went missing; `done` carries the whole of it.
-        entry.gap = true;
+      if (stream.sync(frame.after_seq, frame.seq, frame.text)) {
+        showStreamText(messages.get(frame.message_id), stream);
       }
-      entry.lastSeq = frame.seq;
-      entry.content += frame.text;
-      keepingScroll(() => renderContent(entry));
     },
 
     done(frame) {
-      const message = frame.message || {
-        id: frame.message_id,
-        role: "assistant",
-        content: (messages.get(frame.message_id) || {}).content || "",
-        status: frame.status,
-        error: frame.error,
-        usage: frame.usage,
-      };
-      const entry = upsertStored(message); // content from the server is authoritative
-      entry.gap = false;
+      const message = frame.message;
+      const stream = streams.get(frame.message_id);
+      if (stream && stream.text !== message.content) {
+        // The saved text wins either way; a difference means frames were lost or doubled
+        // (or the server died and kept only its last checkpoint).
+        console.warn(
+          `chat: answer ${frame.message_id} (${frame.status}) streamed ${stream.text.length} ` +
+          `characters, saved ${message.content.length}; showing the saved text`,
+        );
+      }
+      endStream(frame.message_id);
+      stopRequested = false;
+      keepingScroll(() => upsertStored(message));
     },
 
     error(frame) {
+      if (frame.code === "unavailable") {
+        // The socket closes with 4503 next and is reconnected like after any other close.
+        setStatus("reconnecting", UNAVAILABLE_TEXT, "warning");
+        return;
+      }
+      if (frame.code === "bad_sync") {
+        return; // nothing a person can act on; the next snapshot or `done` sets things right
+      }
       showAlert(frame.message || "Something went wrong.");
-      if (SEND_ERROR_CODES.has(frame.code)) {
+      if (frame.code === "bad_retry" || (frame.code === "busy" && inFlight.length === 0)) {
+        retryRequested = null;
+      } else if (SEND_ERROR_CODES.has(frame.code)) {
         rejectOldestSend();
       }
     },
@@ -426,7 +490,7 @@
     const handler = frame && handlers[frame.type];
     if (handler) {
       handler(frame);
-      updateComposer();
+      updateControls();
     }
   }
 
@@ -448,41 +512,43 @@
     retryTimer = null;
     const ws = new WebSocket(socketUrl());
     socket = ws;
+    ready = false;
     ws.addEventListener("open", () => {
-      retryDelay = RECONNECT_FIRST_MS;
-      setStatus("open", "");
       inFlight = [];
-      // Same client_id as before: the server recognises a resend and answers with the stored one.
-      for (const clientId of outbox.keys()) {
-        transmit(clientId);
-      }
-      updateComposer();
     });
     ws.addEventListener("message", dispatch);
-    ws.addEventListener("close", (event) => {
-      if (socket !== ws) {
-        return;
-      }
-      socket = null;
-      inFlight = [];
-      if (closedForGood || leaving) {
-        return;
-      }
-      if (event.code === CLOSE_UNAUTHENTICATED) {
-        const next = window.location.pathname + window.location.search;
-        window.location.assign(`${config.loginUrl}?next=${encodeURIComponent(next)}`);
-        return;
-      }
-      if (event.code === CLOSE_FORBIDDEN) {
-        closedForGood = true;
-        setStatus("closed", "This conversation does not exist or is not yours.", "error");
-        updateComposer();
-        return;
-      }
-      setStatus("reconnecting", "Reconnecting…", "warning");
-      retryTimer = window.setTimeout(connect, retryDelay);
-      retryDelay = Math.min(retryDelay * 2, RECONNECT_MAX_MS);
-    });
+    ws.addEventListener("close", (event) => onClose(ws, event));
+  }
+
+  function onClose(ws, event) {
+    if (socket !== ws) {
+      return;
+    }
+    socket = null;
+    ready = false;
+    inFlight = [];
+    // Requests on a closed socket may or may not have arrived; the next snapshot tells.
+    stopRequested = false;
+    retryRequested = null;
+    updateControls();
+    if (closedForGood || leaving) {
+      return;
+    }
+    if (event.code === CLOSE_UNAUTHENTICATED) {
+      const next = window.location.pathname + window.location.search;
+      window.location.assign(`${config.loginUrl}?next=${encodeURIComponent(next)}`);
+      return;
+    }
+    if (event.code === CLOSE_FORBIDDEN) {
+      closedForGood = true;
+      setStatus("closed", "This conversation does not exist or is not yours.", "error");
+      updateControls();
+      return;
+    }
+    const text = event.code === CLOSE_UNAVAILABLE ? UNAVAILABLE_TEXT : "Reconnecting…";
+    setStatus("reconnecting", text, "warning");
+    retryTimer = window.setTimeout(connect, retryDelay);
+    retryDelay = Math.min(retryDelay * 2, RECONNECT_MAX_MS);
   }
 
   // --- start --------------------------------------------------------------------------------
@@ -491,7 +557,8 @@
     const data = document.getElementById("initial-messages");
     const initial = data ? JSON.parse(data.textContent) : [];
     for (const message of initial) {
-      const entry = entryFrom(message);
+      const entry = newEntry({ id: message.id, role: message.role, status: message.status });
+      applyStored(entry, message);
       // The server already rendered it; keep that node rather than drawing it again.
       entry.el = els.list.querySelector(`[data-message-id="${message.id}"]`);
       messages.set(entry.key, entry);
@@ -517,7 +584,16 @@
 
   els.input.addEventListener("input", () => {
     autosize();
-    updateComposer();
+    updateControls();
+  });
+
+  els.stop.addEventListener("click", requestStop);
+
+  // Esc stops the answer from anywhere on the page, but not while an IME uses it to cancel.
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && !event.isComposing && streamingEntry() !== null) {
+      requestStop();
+    }
   });
 
   window.addEventListener("resize", autosize);
@@ -532,6 +608,7 @@
     if (socket) {
       const ws = socket;
       socket = null;
+      ready = false;
       ws.close();
     }
   });
@@ -554,7 +631,7 @@
 
   adoptInitialMessages();
   autosize();
-  updateComposer();
+  updateControls();
   scrollToBottom();
   connect();
 })();

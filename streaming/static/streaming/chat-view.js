@@ -1,0 +1,169 @@
+/*
+ * The chat page's message list: how a message looks as a bubble, where the Retry button goes,
+ * and scrolling that follows new text only when the reader is at the bottom. No state and no socket: chat.js owns the
+ * messages and calls these.
+ *
+ * Message text is only ever set with textContent, never parsed as HTML.
+ */
+(function (global) {
+  "use strict";
+
+  // Closer to the bottom than this counts as "at the bottom" (sub-pixel zoom, rounding).
+  const STICK_THRESHOLD_PX = 48;
+
+  const ROLE_LABELS = { user: "You", assistant: "Assistant", system: "System" };
+  // Keep in step with the labels in conversation_detail.html.
+  const STATUS_LABELS = {
+    sending: "Sending…",
+    pending: "Waiting…",
+    cancelled: "Stopped",
+    interrupted: "Interrupted",
+    error: "Failed",
+  };
+
+  /** Whether a message's answer is still coming. */
+  function isUnderway(entry) {
+    return entry.status === "streaming" || entry.status === "pending";
+  }
+
+  function node(tag, className, text) {
+    const element = document.createElement(tag);
+    if (className) {
+      element.className = className;
+    }
+    if (text !== undefined) {
+      element.textContent = text;
+    }
+    return element;
+  }
+
+  function typingIndicator() {
+    const typing = node("div", "typing");
+    typing.setAttribute("role", "img");
+    typing.setAttribute("aria-label", "The assistant is typing");
+    typing.append(node("span"), node("span"), node("span"));
+    return typing;
+  }
+
+  // Same markup as the loop in conversation_detail.html.
+  function buildBubble(entry) {
+    const li = node("li", `message message--${entry.role} message--${entry.status}`);
+    if (entry.id) {
+      li.dataset.messageId = entry.id;
+    }
+    if (entry.clientId) {
+      li.dataset.clientId = entry.clientId;
+    }
+    li.dataset.role = entry.role;
+    li.dataset.status = entry.status;
+
+    const meta = node("div", "message-meta");
+    meta.append(node("span", "message-role", ROLE_LABELS[entry.role] || entry.role));
+    const label = STATUS_LABELS[entry.status];
+    if (label) {
+      meta.append(node("span", `message-status message-status--${entry.status}`, label));
+    }
+    li.append(meta);
+    li.append(node("div", "message-content", entry.content));
+    if (entry.role === "assistant" && isUnderway(entry)) {
+      li.append(typingIndicator());
+    }
+    if (entry.status === "error") {
+      li.append(node("div", "message-error", entry.error || "The answer failed."));
+    } else if (entry.status === "interrupted" && entry.error) {
+      // Neither the model's fault nor the user's: a notice, not an error.
+      li.append(node("div", "message-notice", entry.error));
+    }
+    if (entry.usage && entry.usage.total_tokens) {
+      li.append(node("div", "message-usage", `${entry.usage.total_tokens} tokens`));
+    }
+    return li;
+  }
+
+  /** The view of one message list: `els` has `list`, `empty` and `scroller`. */
+  function createView(els) {
+    function render(entry) {
+      const fresh = buildBubble(entry);
+      if (entry.el && entry.el.parentNode) {
+        entry.el.replaceWith(fresh);
+      } else {
+        els.list.append(fresh);
+      }
+      entry.el = fresh;
+      els.empty.hidden = true;
+    }
+
+    // Streaming changes only the text: rebuilding the bubble for every delta would be wasteful.
+    function renderContent(entry) {
+      const content = entry.el && entry.el.querySelector(".message-content");
+      if (content) {
+        content.textContent = entry.content;
+      } else {
+        render(entry);
+      }
+    }
+
+    function remove(entry, nothingLeft) {
+      if (entry.el) {
+        entry.el.remove();
+      }
+      els.empty.hidden = !nothingLeft;
+    }
+
+    // Put the bubbles of `entries` first, in that order, moving only those out of place.
+    function reorder(entries) {
+      let expected = els.list.firstElementChild;
+      for (const entry of entries) {
+        if (entry.el === expected) {
+          expected = expected.nextElementSibling;
+        } else {
+          els.list.insertBefore(entry.el, expected);
+        }
+      }
+    }
+
+    // At most one Retry button in the list: on `entry`'s bubble, or nowhere when it is null.
+    function showRetry(entry, disabled, onRetry) {
+      for (const actions of els.list.querySelectorAll(".message-actions")) {
+        if (!entry || actions.parentNode !== entry.el) {
+          actions.remove();
+        }
+      }
+      if (!entry) {
+        return;
+      }
+      let button = entry.el.querySelector(".message-retry");
+      if (!button) {
+        const actions = node("div", "message-actions");
+        button = node("button", "button button--small message-retry", "Retry");
+        button.type = "button";
+        button.addEventListener("click", () => onRetry(entry.id));
+        actions.append(button);
+        entry.el.append(actions);
+      }
+      button.disabled = disabled;
+    }
+
+    function isAtBottom() {
+      const s = els.scroller;
+      return s.scrollHeight - s.scrollTop - s.clientHeight <= STICK_THRESHOLD_PX;
+    }
+
+    function scrollToBottom() {
+      els.scroller.scrollTop = els.scroller.scrollHeight;
+    }
+
+    // Run a change to the list; follow it down only if the reader was already at the bottom.
+    function keepingScroll(change) {
+      const stick = isAtBottom();
+      change();
+      if (stick) {
+        scrollToBottom();
+      }
+    }
+
+    return { render, renderContent, remove, reorder, showRetry, scrollToBottom, keepingScroll };
+  }
+
+  global.ChatView = { createView, isUnderway };
+})(window);
