@@ -6,7 +6,6 @@ exactly T/R seconds; the figures say how far from that one process is.
 """
 
 import asyncio
-import json
 import os
 import statistics
 import time
@@ -50,41 +49,31 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-async def one_answer(url: str, origin: str, cookie: str) -> dict[str, float]:
-    from websockets.asyncio.client import connect
-    from websockets.typing import Origin
+async def one_answer(server: Any, conversation_id: Any, cookie: str) -> dict[str, float]:
+    """Send one message as a browser tab would and time its answer."""
+    from tests.live import LiveClient
 
-    async with connect(
-        url,
-        origin=Origin(origin),
-        additional_headers={"Cookie": f"sessionid={cookie}"},
-        proxy=None,
-    ) as socket:
-        json.loads(await socket.recv())  # snapshot
+    async with LiveClient(server, conversation_id, cookie) as client:
         sent = time.perf_counter()
-        await socket.send(
-            json.dumps(
-                {
-                    "type": "user_message",
-                    "content": f"bench sim:tokens={TOKENS} sim:rate={RATE:g}",
-                    "client_id": str(uuid.uuid4()),
-                }
-            )
+        await client.send(
+            {
+                "type": "user_message",
+                "content": f"bench sim:tokens={TOKENS} sim:rate={RATE:g}",
+                "client_id": str(uuid.uuid4()),
+            }
         )
-        first = None
-        frames = 0
-        while True:
-            frame = json.loads(await socket.recv())
-            if frame["type"] == "delta":
-                frames += 1
-                first = first or time.perf_counter()
-            if frame["type"] == "done":
-                assert frame["status"] == "complete", frame
-                return {
-                    "ttfd": (first or time.perf_counter()) - sent,
-                    "total": time.perf_counter() - sent,
-                    "frames": frames,
-                }
+        await client.receive_until("delta", timeout=120)
+        first = time.perf_counter()
+        done = await client.receive_until("done", timeout=120)
+        assert done["status"] == "complete", done
+        if not client.assembler.gaps:
+            assert client.text_of(done["message_id"]) == done["message"]["content"]
+        return {
+            "ttfd": first - sent,
+            "total": time.perf_counter() - sent,
+            "frames": sum(1 for f in client.frames if f["type"] == "delta"),
+            "gaps": client.assembler.gaps,
+        }
 
 
 def run(concurrency: tuple[int, ...] = (1, 20, 100)) -> list[tuple[str, str]]:
@@ -113,13 +102,14 @@ def run(concurrency: tuple[int, ...] = (1, 20, 100)) -> list[tuple[str, str]]:
             rows.append((f"daphne RSS at rest ({layer}, {database})", f"{idle:.0f} MiB"))
             for n in concurrency:
                 conversations = [Conversation.objects.create(owner=user) for _ in range(n)]
-                urls = [f"{server.ws_url}/ws/conversations/{c.id}/" for c in conversations]
 
-                async def all_answers(urls: list[str] = urls) -> list[dict[str, Any]]:
-                    return await asyncio.gather(*(one_answer(u, server.url, cookie) for u in urls))
+                ids = [c.id for c in conversations]
+
+                async def all_answers(ids: list[Any]) -> list[dict[str, Any]]:
+                    return await asyncio.gather(*(one_answer(server, i, cookie) for i in ids))
 
                 started = time.perf_counter()
-                results = asyncio.run(all_answers())
+                results = asyncio.run(all_answers(ids))
                 wall = time.perf_counter() - started
                 ttfd = sorted(r["ttfd"] for r in results)
                 totals = [r["total"] for r in results]
@@ -131,7 +121,8 @@ def run(concurrency: tuple[int, ...] = (1, 20, 100)) -> list[tuple[str, str]]:
                         f"p95 {ttfd[int(0.95 * (len(ttfd) - 1))] * 1000:.0f} ms; "
                         f"answer {statistics.mean(totals):.2f} s (ideal {ideal:.2f} s); "
                         f"{statistics.mean(r['frames'] for r in results):.0f} delta frames "
-                        f"per answer; wall {wall:.2f} s; RSS {rss_mib(server.process.pid):.0f} MiB",
+                        f"per answer, {sum(r['gaps'] for r in results):.0f} gaps healed; "
+                        f"wall {wall:.2f} s; RSS {rss_mib(server.process.pid):.0f} MiB",
                     )
                 )
         finally:

@@ -137,8 +137,14 @@ def redis_channel_layer(urls: list[str], **config: object) -> dict[str, object]:
             # redis-py 8 gives every socket a 5 s read timeout, which kills channels-redis's
             # blocking receive on any idle socket (channels_redis issue #422). The layer's
             # own BZPOPMIN timeout already bounds each wait, so reads need none.
-            "hosts": [{"address": url, "socket_timeout": None} for url in urls],
-            "capacity": 1000,
+            # Every concurrent send holds a connection; redis-py's default ceiling of 100
+            # fails sends with MaxConnectionsError when a process streams ~100 answers.
+            "hosts": [
+                {"address": url, "socket_timeout": None, "max_connections": 1000} for url in urls
+            ],
+            # Per channel, and a process's sockets all share one Redis key: over this,
+            # sends are dropped silently (the protocol heals it, but rarely is better).
+            "capacity": 10000,
             "expiry": 60,
             **config,
         },

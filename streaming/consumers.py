@@ -9,7 +9,6 @@ import logging
 import uuid
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from redis.exceptions import RedisError
 
@@ -59,9 +58,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
-        conversation = await database_sync_to_async(services.get_conversation_for)(
-            user, conversation_id
-        )
+        conversation = await services.to_async(services.get_conversation_for)(user, conversation_id)
         if conversation is None:
             await self.accept()
             await self.close(code=CLOSE_FORBIDDEN)
@@ -72,7 +69,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         await self.channel_layer.group_add(conversation.group_name, self.channel_name)
         self.groups.append(conversation.group_name)  # so disconnect leaves it
         ensure_sweeper()
-        snapshot = await database_sync_to_async(services.snapshot)(conversation)
+        snapshot = await services.to_async(services.snapshot)(conversation)
         await self.send_json(snapshot)
         if snapshot["active"] is not None:
             # Ask the generation, wherever it runs, for what came after the checkpoint.
@@ -122,7 +119,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             client_id = uuid.UUID(str(frame.get("client_id")))
         except ValueError:
             raise FrameError("client_id must be a UUID.", code="bad_client_id") from None
-        posted = await database_sync_to_async(services.do_post_user_message)(
+        posted = await services.to_async(services.do_post_user_message)(
             self.conversation, content, client_id
         )
         if posted.assistant_message is None:
@@ -135,13 +132,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
 
     async def retry(self, frame: dict[str, Any]) -> None:
         """Answer the last user message again, in a new assistant message."""
-        answer = await database_sync_to_async(services.do_retry)(
+        answer = await services.to_async(services.do_retry)(
             self.conversation, frame.get("message_id")
         )
         await self._generate(answer)
 
     async def _generate(self, answer: Message) -> None:
-        messages = await database_sync_to_async(services.request_messages)(
+        messages = await services.to_async(services.request_messages)(
             self.conversation, before=answer
         )
         await start_generation(self.conversation, answer, messages)
@@ -161,7 +158,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         after_seq = frame.get("after_seq")
         if not isinstance(after_seq, int) or isinstance(after_seq, bool) or after_seq < 0:
             raise FrameError("after_seq must be a whole number, 0 or more.", code="bad_sync")
-        message = await database_sync_to_async(services.get_message_in)(
+        message = await services.to_async(services.get_message_in)(
             self.conversation, frame.get("message_id")
         )
         if message is None:

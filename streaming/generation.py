@@ -18,7 +18,6 @@ import weakref
 from typing import Any
 
 import httpx
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
@@ -34,6 +33,8 @@ Status = Message.Status
 # The first backoff before a retry; each next one doubles, with jitter.
 _RETRY_BASE_SECONDS = 0.5
 _RETRYABLE_STATUSES = {408, 409, 429}
+# Delta frames per second one process aims to stay under, across all its answers.
+_PROCESS_FRAMES_PER_SECOND = 200
 # How long a graceful shutdown waits for running answers to be saved.
 _SHUTDOWN_SECONDS = 5.0
 
@@ -49,6 +50,16 @@ _shutdown_hook_installed = False
 
 #: The generations running in this process, by assistant message id.
 registry: dict[uuid.UUID, "Generation"] = {}
+
+
+def flush_interval() -> float:
+    """How long deltas are batched: STREAM_FLUSH_SECONDS, longer when this process is busy.
+
+    Every delta is a channel-layer send plus a receive per socket, so the frames a process
+    sends per second are capped near _PROCESS_FRAMES_PER_SECOND; under that load each
+    answer arrives in fewer, larger pieces instead of arriving late.
+    """
+    return max(settings.STREAM_FLUSH_SECONDS, len(registry) / _PROCESS_FRAMES_PER_SECOND)
 
 
 def http_client() -> httpx.AsyncClient:
@@ -225,7 +236,7 @@ class Generation:
             error=error,
         )
         try:
-            await database_sync_to_async(services.do_finish)(self.message, outcome)
+            await services.to_async(services.do_finish)(self.message, outcome)
         except Exception:
             # The row stays `streaming` with its last checkpoint; the sweep will end it.
             logger.exception("Could not save the end of answer %s", self.message.id)
@@ -311,12 +322,12 @@ class Generation:
         now = time.monotonic()
         due = self._last_checkpoint + settings.STREAM_CHECKPOINT_SECONDS
         if self.pending:
-            due = min(due, self._last_flush + settings.STREAM_FLUSH_SECONDS)
+            due = min(due, self._last_flush + flush_interval())
         return max(0.0, due - now)
 
     async def _tick(self) -> None:
         now = time.monotonic()
-        if self.pending and now - self._last_flush >= settings.STREAM_FLUSH_SECONDS:
+        if self.pending and now - self._last_flush >= flush_interval():
             await self._flush()
         if now - self._last_checkpoint >= settings.STREAM_CHECKPOINT_SECONDS:
             await self._checkpoint()
@@ -326,7 +337,7 @@ class Generation:
         await self._flush()
         self._last_checkpoint = time.monotonic()
         try:
-            await database_sync_to_async(services.do_checkpoint)(
+            await services.to_async(services.do_checkpoint)(
                 self.message.id, "".join(self.deltas), self.seq
             )
         except Exception:
@@ -402,7 +413,7 @@ def ensure_sweeper() -> None:
 async def _sweep_forever() -> None:
     while True:
         try:
-            await database_sync_to_async(services.do_sweep_orphans)(alive=list(registry))
+            await services.to_async(services.do_sweep_orphans)(alive=list(registry))
         except Exception:
             logger.exception("Orphan sweep failed")
         await asyncio.sleep(settings.STREAM_ORPHAN_SECONDS / 2)

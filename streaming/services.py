@@ -2,18 +2,19 @@
 
 Each function opens its own transaction and announces what it changed to the conversation's
 group with ``transaction.on_commit``, so a push never describes a row that was rolled back.
-They are synchronous (the ORM is); async callers wrap them in ``database_sync_to_async``.
+They are synchronous (the ORM is); async callers wrap them in ``to_async``.
 """
 
 import functools
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
@@ -31,6 +32,20 @@ logger = logging.getLogger(__name__)
 _TITLE_LENGTH = 60
 
 Status = Message.Status
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def to_async(function: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """``function`` for async callers: it runs in a worker thread that closes its connection.
+
+    Not thread-sensitive: these functions keep no state in their thread, so many sockets'
+    queries run side by side (each on its own pooled connection) instead of queueing
+    behind the one thread Django would otherwise use.
+    """
+    return database_sync_to_async(function, thread_sensitive=False)  # type: ignore[no-any-return]
 
 
 def serialize_message(message: Message) -> dict[str, Any]:

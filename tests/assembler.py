@@ -2,7 +2,7 @@
 
 A socket's view of an answer is a text and the `seq` of the last delta in it. Deltas apply
 only in order; a gap asks the server for a `sync`; a `sync` applies only if it starts where
-the text ends. docs/protocol.md describes the same algorithm.
+the text ends. docs/protocol.md describes the same algorithm; the browser's is chat-stream.js.
 """
 
 from dataclasses import dataclass, field
@@ -48,6 +48,18 @@ class Assembler:
         elif kind == "done":
             self.done[frame["message_id"]] = frame
         return None
+
+    def quiet(self) -> list[dict[str, Any]]:
+        """Sync requests for every answer still streaming, after a quiet spell.
+
+        Group sends can be dropped without a trace, `done` included: an answer that went
+        quiet is asked about (the server answers `sync`, or `done` if it has ended).
+        """
+        return [
+            {"type": "sync", "message_id": message_id, "after_seq": seq}
+            for message_id, seq in self.seq.items()
+            if message_id not in self.done
+        ]
 
     def _delta(self, frame: dict[str, Any]) -> dict[str, Any] | None:
         message_id, seq = frame["message_id"], frame["seq"]

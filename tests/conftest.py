@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 import redis
+from asgiref.sync import SyncToAsync
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.contrib.auth.models import User
-from django.db import connection
+from django.db import connection, connections
 from django.test import Client
 
 from chatsite.settings import redis_channel_layer
@@ -30,6 +31,17 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """In CI the suite runs on PostgreSQL, the production database; say so if it does not."""
     if IN_CI and "postgresql" not in django_settings.DATABASES["default"]["ENGINE"]:
         pytest.exit("CI must run the suite on PostgreSQL: set DATABASE_URL=postgres://…", 2)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def close_worker_connections(django_db_setup: None) -> Iterator[None]:
+    """Close the connection asgiref's worker thread keeps, so the test DB can be dropped.
+
+    Async tests reach the ORM through sync_to_async, which runs it in one long-lived thread
+    whose connection Django's own teardown cannot see.
+    """
+    yield
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
 
 @pytest.fixture(scope="session")

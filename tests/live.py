@@ -1,5 +1,6 @@
 """A real WebSocket client for tests against real daphne processes."""
 
+import asyncio
 import json
 from types import TracebackType
 from typing import Any
@@ -9,6 +10,9 @@ from websockets.typing import Origin
 
 from tests.assembler import Assembler
 from tests.servers import DaphneServer
+
+# As chat.js: an answer nothing was heard about for this long is asked about with a sync.
+QUIET_SECONDS = 5.0
 
 
 class LiveClient:
@@ -53,8 +57,6 @@ class LiveClient:
 
     async def receive(self, timeout: float = 15) -> dict[str, Any]:
         """The next frame, fed to the assembler (whose sync requests are sent)."""
-        import asyncio
-
         assert self._socket is not None
         frame: dict[str, Any] = json.loads(await asyncio.wait_for(self._socket.recv(), timeout))
         self.frames.append(frame)
@@ -64,10 +66,19 @@ class LiveClient:
         return frame
 
     async def receive_until(self, frame_type: str, timeout: float = 15) -> dict[str, Any]:
-        while True:
-            frame = await self.receive(timeout)
+        """Frames up to the next of ``frame_type``; quiet answers are asked about, as in chat.js."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (left := deadline - loop.time()) > 0:
+            try:
+                frame = await self.receive(min(left, QUIET_SECONDS))
+            except TimeoutError:
+                for request in self.assembler.quiet():
+                    await self.send(request)
+                continue
             if frame["type"] == frame_type:
                 return frame
+        raise TimeoutError(f"no {frame_type!r} frame within {timeout} s")
 
     def text_of(self, message_id: str) -> str:
         """The answer's text as this client assembled it (before any `done` replaced it)."""
