@@ -166,6 +166,19 @@ def live_servers(
         manager.__exit__(None, None, None)
 
 
+@pytest.fixture(params=["memory", "redis"])
+def both_layers(request: pytest.FixtureRequest) -> str:
+    """Run a test on the in-memory layer and on channels-redis with a real Redis."""
+    if request.param == "redis":
+        request.getfixturevalue("redis_layer")
+    return str(request.param)
+
+
+def user_message(content: str, client_id: uuid.UUID | str | None = None) -> dict[str, str]:
+    """A `user_message` frame, with a fresh client_id unless one is given."""
+    return {"type": "user_message", "content": content, "client_id": str(client_id or uuid.uuid4())}
+
+
 async def receive_until(
     communicator: WebsocketCommunicator, frame_type: str, timeout: float = 10.0
 ) -> list[dict[str, Any]]:

@@ -12,15 +12,11 @@ from django.utils import timezone
 
 from streaming import generation, services
 from streaming.models import Conversation, Message
-from tests.conftest import receive_until
+from tests.conftest import receive_until, user_message
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 Connect = Callable[..., Any]
-
-
-def user_message(content: str) -> dict[str, str]:
-    return {"type": "user_message", "content": content, "client_id": str(uuid.uuid4())}
 
 
 def streaming_answer(conversation: Conversation, *, age: float, content: str = "") -> Message:

@@ -15,7 +15,7 @@ from django.contrib.auth.models import User
 
 from streaming.models import Conversation, Message
 from streaming.simulator import SimulatorThread
-from tests.conftest import session_cookie
+from tests.conftest import session_cookie, user_message
 from tests.live import LiveClient
 from tests.servers import DaphneServer
 
@@ -33,10 +33,6 @@ def cluster(live_servers: Callable[..., list[DaphneServer]], redis_url: str) -> 
 @pytest.fixture
 def cookie(user: User) -> str:
     return session_cookie(user)
-
-
-def user_message(content: str, client_id: str | None = None) -> dict[str, str]:
-    return {"type": "user_message", "content": content, "client_id": client_id or str(uuid.uuid4())}
 
 
 async def test_answer_started_on_one_process_is_live_on_the_other(

@@ -16,22 +16,11 @@ from django.contrib.auth.models import User
 from streaming.models import Conversation, Message
 from streaming.simulator import SimulatorThread
 from tests.assembler import Assembler
-from tests.conftest import receive_until
+from tests.conftest import receive_until, user_message
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("both_layers")]
 
 Connect = Callable[..., Any]
-
-
-@pytest.fixture(params=["memory", "redis"], autouse=True)
-def layer(request: pytest.FixtureRequest) -> str:
-    if request.param == "redis":
-        request.getfixturevalue("redis_layer")
-    return str(request.param)
-
-
-def user_message(content: str, client_id: uuid.UUID | None = None) -> dict[str, str]:
-    return {"type": "user_message", "content": content, "client_id": str(client_id or uuid.uuid4())}
 
 
 async def follow(communicator: WebsocketCommunicator, assembler: Assembler) -> dict[str, Any]:
