@@ -1,0 +1,123 @@
+"""The pages and the admin, through Django's test client on the real URLconf."""
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from streaming.models import Conversation, Message
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def logged_in(client: Client, user: User) -> Client:
+    client.force_login(user)
+    return client
+
+
+def test_pages_need_a_login(client: Client, conversation: Conversation) -> None:
+    for url in ("/", f"/c/{conversation.id}/"):
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith("/login/?next=")
+
+
+def test_login_page_logs_in_with_the_password(client: Client, user: User) -> None:
+    response = client.post("/login/", {"username": "alice", "password": PASSWORD})
+    assert response.status_code == 302
+    assert client.get("/").status_code == 200
+
+
+def test_new_chat_creates_a_conversation_with_its_system_prompt(
+    logged_in: Client, user: User
+) -> None:
+    response = logged_in.post("/c/new/", {"system_prompt": "Answer in French."})
+    conversation = Conversation.objects.get(owner=user)
+    assert response["Location"] == f"/c/{conversation.id}/"
+    assert conversation.system_prompt == "Answer in French."
+
+
+def test_chat_page_renders_history_escaped(logged_in: Client, conversation: Conversation) -> None:
+    Message.objects.create(conversation=conversation, role="user", content="<script>x</script>")
+    Message.objects.create(
+        conversation=conversation,
+        role="assistant",
+        content="partial",
+        status="error",
+        error="Rate limit reached",
+    )
+    response = logged_in.get(f"/c/{conversation.id}/")
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "<script>x</script>" not in body
+    assert "&lt;script&gt;x&lt;/script&gt;" in body
+    assert "Rate limit reached" in body
+
+
+def test_other_users_conversation_is_not_found(logged_in: Client, other_user: User) -> None:
+    theirs = Conversation.objects.create(owner=other_user, title="private")
+    assert logged_in.get(f"/c/{theirs.id}/").status_code == 404
+    assert logged_in.post(f"/c/{theirs.id}/delete/").status_code == 404
+    assert Conversation.objects.filter(pk=theirs.pk).exists()
+
+
+def test_delete_removes_the_conversation_and_its_messages(
+    logged_in: Client, conversation: Conversation
+) -> None:
+    Message.objects.create(conversation=conversation, role="user", content="bye")
+    response = logged_in.post(f"/c/{conversation.id}/delete/")
+    assert response.status_code == 302
+    assert not Conversation.objects.exists()
+    assert not Message.objects.exists()
+
+
+def test_list_shows_only_own_conversations(logged_in: Client, user: User, other_user: User) -> None:
+    Conversation.objects.create(owner=user, title="mine")
+    Conversation.objects.create(owner=other_user, title="not mine")
+    body = logged_in.get("/").content.decode()
+    assert "mine" in body
+    assert "not mine" not in body
+
+
+@pytest.fixture
+def staff(client: Client, django_user_model: Any) -> Client:
+    admin = django_user_model.objects.create_superuser("root", password=PASSWORD)
+    client.force_login(admin)
+    return client
+
+
+def test_admin_lists_conversations_with_counts_and_finds_message_text(
+    staff: Client, conversation: Conversation
+) -> None:
+    conversation.title = "Trip planning"
+    conversation.save()
+    Message.objects.create(conversation=conversation, role="user", content="flights to Lisbon")
+    Message.objects.create(conversation=conversation, role="assistant", content="Sure.")
+
+    changelist = staff.get("/admin/streaming/conversation/")
+    found = staff.get("/admin/streaming/conversation/", {"q": "Lisbon"})
+    missed = staff.get("/admin/streaming/conversation/", {"q": "Tokyo"})
+    filtered = staff.get("/admin/streaming/conversation/", {"messages__status": "complete"})
+
+    assert changelist.status_code == 200
+    assert "Trip planning" in changelist.content.decode()
+    assert changelist.context["cl"].result_list[0].message_count == 2
+    assert [c.pk for c in found.context["cl"].result_list] == [conversation.pk]
+    assert list(missed.context["cl"].result_list) == []
+    assert [c.pk for c in filtered.context["cl"].result_list] == [conversation.pk]
+
+
+def test_admin_shows_messages_read_only(staff: Client, conversation: Conversation) -> None:
+    message = Message.objects.create(conversation=conversation, role="user", content="hello")
+    page = staff.get(f"/admin/streaming/conversation/{conversation.id}/change/")
+    message_page = staff.get(f"/admin/streaming/message/{message.id}/change/")
+    by_status = staff.get("/admin/streaming/message/", {"status__exact": "complete"})
+
+    assert page.status_code == message_page.status_code == by_status.status_code == 200
+    assert "hello" in page.content.decode()
+    assert 'name="messages-0-content"' not in page.content.decode()  # inline is read-only
+    assert 'name="content"' not in message_page.content.decode()
+    assert by_status.context["cl"].result_count == 1
