@@ -34,14 +34,21 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def close_worker_connections(django_db_setup: None) -> Iterator[None]:
-    """Close the connection asgiref's worker thread keeps, so the test DB can be dropped.
+def close_worker_connections(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """Close the connections worker threads keep, so the test DB can be dropped.
 
-    Async tests reach the ORM through sync_to_async, which runs it in one long-lived thread
-    whose connection Django's own teardown cannot see.
+    Async tests reach the ORM through sync_to_async, which runs it in threads whose
+    connections Django's own teardown cannot see: asgiref's long-lived worker, and the
+    executors of event loops that ended with their tests.
     """
     yield
     SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
 
 
 @pytest.fixture(scope="session")
