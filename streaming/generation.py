@@ -92,10 +92,12 @@ async def start_generation(
     )
     generation = Generation(message, request, conversation)
     registry[message.id] = generation
-    await generation.listen()
+    # The task exists before anything is awaited: if the caller is cancelled (its socket
+    # closed), the answer still runs and ends, and never sits in the registry unended.
     generation.task = asyncio.create_task(generation.run(), name=f"generation-{message.id}")
     generation.task.add_done_callback(lambda _: registry.pop(message.id, None))
     _install_shutdown_hook()
+    await generation.listening.wait()
     return generation
 
 
@@ -122,6 +124,8 @@ class Generation:
         self._listener: asyncio.Task[None] | None = None
         self._last_flush = self._last_checkpoint = time.monotonic()
         self._layer_failed = False
+        #: Set once `stop` and `sync` can reach this generation (or never will).
+        self.listening = asyncio.Event()
 
     @property
     def seq(self) -> int:
@@ -145,19 +149,20 @@ class Generation:
     async def listen(self) -> None:
         """Join the control group, so `stop` and `sync` reach this generation."""
         layer = get_channel_layer()
-        if layer is None:
-            return
         try:
+            if layer is None:
+                return
             # The default prefix: channels-redis serves all of a process's channels that
             # share one through a single blocking read, so a stop is not queued behind it.
             self._channel = await layer.new_channel()
             await layer.group_add(self.control_group, self._channel)
+            self._listener = asyncio.create_task(self._receive_control(layer, self._channel))
         except Exception:
             # The answer is still generated and saved; only stop and sync cannot reach it.
             logger.exception("Answer %s cannot listen for stop and sync", self.message.id)
             self._channel = None
-            return
-        self._listener = asyncio.create_task(self._receive_control(layer, self._channel))
+        finally:
+            self.listening.set()
 
     async def _receive_control(self, layer: Any, channel: str) -> None:
         while True:
@@ -205,6 +210,7 @@ class Generation:
         status: str = Status.COMPLETE
         error, cancelled_from_outside = "", False
         try:
+            await self.listen()
             await self._announce({"type": "chat.start", "message_id": str(self.message.id)})
             await self._stream_with_retries()
         except UpstreamError as exc:
