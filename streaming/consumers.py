@@ -183,7 +183,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
     # --- group events, relayed to the browser -----------------------------------------
 
     async def chat_message(self, event: dict[str, Any]) -> None:
-        await self.send_json({"type": "message", "message": event["message"]})
+        await self.send_json(
+            {"type": "message", "message": event["message"], "title": event["title"]}
+        )
 
     async def chat_start(self, event: dict[str, Any]) -> None:
         await self.send_json({"type": "start", "message_id": event["message_id"]})

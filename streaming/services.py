@@ -156,15 +156,17 @@ def do_post_user_message(
             )
             # One microsecond later, so history order never depends on clock resolution.
             assistant = _create_answer(conversation, now + timedelta(microseconds=1))
-            Conversation.objects.filter(pk=conversation.pk, title="").update(
-                title=_title_from(content)
-            )
-            transaction.on_commit(
-                lambda: announce(
-                    conversation.group_name,
-                    {"type": "chat.message", "message": serialize_message(user_message)},
+            if not conversation.title:
+                conversation.title = _title_from(content)
+                Conversation.objects.filter(pk=conversation.pk, title="").update(
+                    title=conversation.title
                 )
-            )
+            event = {
+                "type": "chat.message",
+                "message": serialize_message(user_message),
+                "title": conversation.title,
+            }
+            transaction.on_commit(lambda: announce(conversation.group_name, event))
     except IntegrityError:
         # Either a twin of this frame won the race for the client_id, or an answer streams.
         existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
@@ -238,6 +240,7 @@ def snapshot(conversation: Conversation) -> dict[str, Any]:
     active = next((m for m in messages if m.status == Status.STREAMING), None)
     return {
         "type": "snapshot",
+        "title": conversation.title,
         "messages": [serialize_message(m) for m in messages],
         "active": (
             {"message_id": str(active.id), "seq": active.seq, "text": active.content}

@@ -197,6 +197,9 @@ def test_answer_streams_and_is_kept_after_reload(page: Page, user: User, tmp_pat
     composer(page).fill(prompt)
     composer(page).press("Enter")
 
+    # The first message names the conversation at once, without a reload.
+    expect(page.locator("#chat-title")).to_have_text(prompt)
+    expect(page.locator('.sidebar-list a[aria-current="page"]')).to_have_text(prompt)
     user_bubble = page.locator(".message--user")
     expect(user_bubble).to_have_count(1)
     expect(user_bubble.locator(".message-content")).to_have_text(prompt)

@@ -97,6 +97,7 @@ async def test_user_message_streams_answer_and_saves_it(
     await communicator.disconnect()
 
     assert [f["type"] for f in frames[:2]] == ["message", "start"]
+    assert frames[0]["title"] == "Tell me a story sim:tokens=25"
     echoed = frames[0]["message"]
     assert echoed["role"] == "user"
     assert echoed["client_id"] == str(client_id)

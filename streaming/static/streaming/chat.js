@@ -379,8 +379,22 @@
     }
   }
 
+  /** The conversation's title, named by its first message, in the header, tab and sidebar. */
+  function showTitle(title) {
+    if (!title) {
+      return;
+    }
+    document.getElementById("chat-title").textContent = title;
+    document.title = `${title} · chatsite`;
+    const current = document.querySelector('.sidebar-list a[aria-current="page"]');
+    if (current) {
+      current.textContent = title;
+    }
+  }
+
   const handlers = {
     snapshot(frame) {
+      showTitle(frame.title);
       // Not on "open": a server without its channel layer accepts and then closes (4503),
       // and resetting the backoff there would reconnect every half second for ever.
       ready = true;
@@ -407,6 +421,7 @@
     },
 
     message(frame) {
+      showTitle(frame.title);
       keepingScroll(() => upsertStored(frame.message));
     },
 
