@@ -8,6 +8,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 
+def group_name(conversation_id: object) -> str:
+    """The channel-layer group every socket and generation of a conversation joins."""
+    return f"conv.{conversation_id}"
+
+
 class Conversation(models.Model):
     """One chat thread, owned by one user."""
 
@@ -31,13 +36,13 @@ class Conversation(models.Model):
 
     @property
     def group_name(self) -> str:
-        """The channel-layer group every socket and generation of this conversation joins."""
-        return f"conv.{self.id}"
+        """The channel-layer group every socket of this conversation joins."""
+        return group_name(self.id)
 
     @property
     def control_group(self) -> str:
         """The group the conversation's running generation listens on for stop and sync."""
-        return f"conv.{self.id}.control"
+        return f"{group_name(self.id)}.control"
 
 
 class Message(models.Model):

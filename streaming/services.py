@@ -24,7 +24,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from streaming.exceptions import BusyError, FrameError
-from streaming.models import Conversation, Message
+from streaming.models import Conversation, Message, group_name
 
 logger = logging.getLogger(__name__)
 
@@ -291,9 +291,8 @@ def do_sweep_orphans(*, alive: Iterable[uuid.UUID] = ()) -> int:
                 continue
             swept += 1
             message.status, message.error = Status.INTERRUPTED, INTERRUPTED_MESSAGE
-            transaction.on_commit(
-                functools.partial(announce, f"conv.{message.conversation_id}", done_event(message))
-            )
+            group, event = group_name(message.conversation_id), done_event(message)
+            transaction.on_commit(functools.partial(announce, group, event))
     if swept:
         logger.warning("Marked %d orphaned answer(s) interrupted", swept)
     return swept
@@ -317,32 +316,26 @@ def do_finish(message: Message, outcome: Outcome) -> Message:
 
     A conversation deleted mid-answer has nothing left to save; that is not an error.
     """
-    message.status = outcome.status
-    message.content = outcome.content
-    message.finish_reason = outcome.finish_reason
-    message.model = outcome.model or message.model
-    message.prompt_tokens = outcome.prompt_tokens
-    message.completion_tokens = outcome.completion_tokens
-    message.error = outcome.error
-    message.heartbeat_at = None
+    ending = {
+        "status": outcome.status,
+        "content": outcome.content,
+        "finish_reason": outcome.finish_reason,
+        "model": outcome.model or message.model,
+        "prompt_tokens": outcome.prompt_tokens,
+        "completion_tokens": outcome.completion_tokens,
+        "error": outcome.error,
+        "heartbeat_at": None,
+    }
+    for field, value in ending.items():
+        setattr(message, field, value)
     now = timezone.now()
     with transaction.atomic():
-        saved = Message.objects.filter(pk=message.pk).update(
-            status=message.status,
-            content=message.content,
-            finish_reason=message.finish_reason,
-            model=message.model,
-            prompt_tokens=message.prompt_tokens,
-            completion_tokens=message.completion_tokens,
-            error=message.error,
-            heartbeat_at=None,
-            updated_at=now,
-        )
+        saved = Message.objects.filter(pk=message.pk).update(**ending, updated_at=now)
         if not saved:
             logger.info("Answer %s ended after its conversation was deleted", message.pk)
             return message
         Conversation.objects.filter(pk=message.conversation_id).update(updated_at=now)
-        group = f"conv.{message.conversation_id}"
+        group = group_name(message.conversation_id)
         transaction.on_commit(lambda: announce(group, done_event(message)))
     return message
 
