@@ -1,6 +1,7 @@
 """The built-in OpenAI-compatible simulator, over real HTTP on loopback (no mocks)."""
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import pytest
 import pytest_asyncio
 
 from streaming.simulator import Simulator, SimulatorThread
+from streaming.simulator.stamps import STAMP, read_stamps
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "sk-simulator-test-key"
@@ -369,6 +371,61 @@ async def test_nodelta_directive_sends_choice_without_delta(http: httpx.AsyncCli
 
 
 @pytest.mark.asyncio
+async def test_stamp_directive_tokens_carry_their_write_time(http: httpx.AsyncClient) -> None:
+    started = time.time()
+    stamps: list[float] = []
+    received: list[float] = []
+    body = chat("Clock sim:stamp=1 sim:tokens=5 sim:rate=50")
+    async with http.stream("POST", "/chat/completions", json=body) as response:
+        async for line in response.aiter_lines():
+            now = time.time()
+            if not line.startswith("data: {"):
+                continue
+            for token in content_of([json.loads(line.removeprefix("data: "))]):
+                assert STAMP.fullmatch(token), token
+                stamps.append(float(token))
+                received.append(now)
+    assert len(stamps) == 5
+    assert started < stamps[0]
+    # Written 1/50 s apart, and each read back within moments of its stamp on loopback.
+    assert all(later - earlier >= 0.015 for earlier, later in itertools.pairwise(stamps))
+    assert all(0 <= now - stamp < 0.5 for stamp, now in zip(stamps, received, strict=True))
+
+
+@pytest.mark.asyncio
+async def test_stamp_directive_off_keeps_the_usual_text(http: httpx.AsyncClient) -> None:
+    _, plain = await post_stream(http, "Same words")
+    _, unstamped = await post_stream(http, "Same words sim:stamp=0")
+    assert content_of(chunks_of(unstamped)) == content_of(chunks_of(plain))
+    assert not any(STAMP.search(token) for token in content_of(chunks_of(plain)))
+
+
+@pytest.mark.asyncio
+async def test_stamp_directive_without_stream_stamps_every_token(
+    http: httpx.AsyncClient,
+) -> None:
+    before = time.time()
+    response = await http.post(
+        "/chat/completions", json=chat("Clock sim:stamp=1 sim:tokens=4", stream=False)
+    )
+    content = response.json()["choices"][0]["message"]["content"]
+    stamps, end = read_stamps(content)
+    assert len(stamps) == 4
+    assert end == len(content)
+    assert before <= stamps[0] == stamps[-1] <= time.time()
+
+
+def test_read_stamps_text_cut_anywhere_reads_each_stamp_once() -> None:
+    text = "1764032000.000001 1764032000.020002 1764032000.040003 "
+    for cut in range(len(text) + 1):
+        first, offset = read_stamps(text[:cut])
+        rest, end = read_stamps(text, offset)
+        assert first + rest == [1764032000.000001, 1764032000.020002, 1764032000.040003]
+        assert end == len(text)
+    assert read_stamps("1764032000.000001") == ([], 0)  # its space has not arrived yet
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize(
     "word",
     [
@@ -379,6 +436,7 @@ async def test_nodelta_directive_sends_choice_without_delta(http: httpx.AsyncCli
         "sim:after=2",
         "sim:times=2",
         "sim:keepalive=yes",
+        "sim:stamp=2",
         "sim:tokens",
     ],
 )

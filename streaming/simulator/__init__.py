@@ -49,11 +49,15 @@ sim:azure=1       0/1                  first event is Azure's prompt-filter chun
                                        (`"choices": []`, empty id/model/object)
 sim:nodelta=1     0/1                  one chunk whose choice has no `delta` key, before
                                        the content
+sim:stamp=1       0/1                  each content token is the time it is written to the
+                                       socket: time.time() with six decimals and a space,
+                                       "1764032000.123456 " (stamps.py reads them back)
 ================  ===================  ====================================================
 
 Without `stream`, faults shape the JSON reply instead: error gives a 500, drop aborts
-before any reply, stall delays it, badjson sends a truncated body. `max_tokens` (or
-`max_completion_tokens`) cuts the content short with finish_reason "length".
+before any reply, stall delays it, badjson sends a truncated body, and stamp gives every
+token the time of the reply. `max_tokens` (or `max_completion_tokens`) cuts the content
+short with finish_reason "length".
 """
 
 from .server import Simulator

@@ -12,6 +12,7 @@ from .payloads import (
     stream_error,
     usage,
 )
+from .stamps import stamp_token
 from .text import answer_tokens, reasoning_tokens
 from .wire import Exchange
 
@@ -84,7 +85,8 @@ class Answer:
             if index == len(self.content):
                 break
             await ex.pause(self.delay)
-            await emit(completion.chunk({"content": self.content[index]}))
+            token = stamp_token() if directives.stamp else self.content[index]
+            await emit(completion.chunk({"content": token}))
 
         await emit(completion.chunk({}, self.finish_reason))
         if completion.include_usage:
@@ -104,7 +106,9 @@ class Answer:
         await ex.pause(self.delay * (len(self.reasoning) + len(self.content)))
         if fault == "badjson":
             return await ex.send_raw(200, BAD_JSON_EVENT[len(b"data: ") :].strip())
-        content, reasoning = "".join(self.content), "".join(self.reasoning)
+        # Stamped tokens of one reply all carry the moment it is sent.
+        tokens = [stamp_token()] * len(self.content) if self.directives.stamp else self.content
+        content, reasoning = "".join(tokens), "".join(self.reasoning)
         await ex.send_json(
             200, self.completion.message(content, reasoning, self.finish_reason, self.usage)
         )

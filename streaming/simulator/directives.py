@@ -48,6 +48,8 @@ class Directives:
     """Open the stream with Azure's prompt-filter chunk (empty `choices`)."""
     nodelta: bool = False
     """Send one chunk whose choice has no `delta` key."""
+    stamp: bool = False
+    """Replace each content token with the time it was written (see stamps.py)."""
     words: tuple[str, ...] = ()
     """The directive words as written, for the request log."""
 
@@ -96,6 +98,7 @@ def split_directives(text: str) -> tuple[str, Directives]:
         keepalive=values.flag("keepalive"),
         azure=values.flag("azure"),
         nodelta=values.flag("nodelta"),
+        stamp=values.flag("stamp"),
         words=tuple(written.values()),
     )
     _require(written, "retry_after", "status", directives.status is not None)
@@ -119,6 +122,7 @@ _KNOWN = frozenset(
         "keepalive",
         "azure",
         "nodelta",
+        "stamp",
     )
 )
 
