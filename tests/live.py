@@ -11,7 +11,8 @@ from websockets.typing import Origin
 from tests.assembler import Assembler
 from tests.servers import DaphneServer
 
-# As chat.js: an answer nothing was heard about for this long is asked about with a sync.
+# As chat.js: after this long without a frame, streaming answers are asked about with a
+# sync, and the conversation with a ping (a pong that disagrees asks for a resync).
 QUIET_SECONDS = 5.0
 
 
@@ -56,7 +57,7 @@ class LiveClient:
         await self._socket.send(json.dumps(frame))
 
     async def receive(self, timeout: float = 15) -> dict[str, Any]:
-        """The next frame, fed to the assembler (whose sync requests are sent)."""
+        """The next frame, fed to the assembler (whose sync or resync requests are sent)."""
         assert self._socket is not None
         frame: dict[str, Any] = json.loads(await asyncio.wait_for(self._socket.recv(), timeout))
         self.frames.append(frame)
@@ -66,20 +67,49 @@ class LiveClient:
         return frame
 
     async def receive_until(self, frame_type: str, timeout: float = 15) -> dict[str, Any]:
-        """Frames up to the next of ``frame_type``; quiet answers are asked about, as in chat.js."""
+        """Frames up to the next of ``frame_type``; a quiet spell is checked on, as in chat.js."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while (left := deadline - loop.time()) > 0:
             try:
                 frame = await self.receive(min(left, QUIET_SECONDS))
             except TimeoutError:
-                for request in self.assembler.quiet():
-                    await self.send(request)
+                await self.check_quiet()
                 continue
             if frame["type"] == frame_type:
                 return frame
         raise TimeoutError(f"no {frame_type!r} frame within {timeout} s")
 
+    async def check_quiet(self) -> None:
+        """What the page does after a quiet spell: ask about streaming answers, and ping.
+
+        A resync whose snapshot has not come is asked again, as the page's watchdog does.
+        """
+        for request in self.assembler.quiet():
+            await self.send(request)
+        if self.assembler.resyncing:
+            await self.send({"type": "resync"})
+        await self.ping()
+
+    async def ping(self) -> None:
+        """Ask how the stored conversation stands; the `pong` goes through the assembler."""
+        await self.send({"type": "ping"})
+
+    async def resync(self) -> None:
+        """Ask for a fresh snapshot."""
+        self.assembler.resyncing = True
+        await self.send({"type": "resync"})
+
     def text_of(self, message_id: str) -> str:
         """The answer's text as this client assembled it (before any `done` replaced it)."""
         return self.assembler.text.get(message_id, "")
+
+    def shown_text(self, message_id: str) -> str:
+        """The message's text as a page shows it: once it ended, the saved text."""
+        return self.assembler.shown(message_id)
+
+    @property
+    def close_code(self) -> int | None:
+        """The code the server closed the socket with, once it is closed."""
+        assert self._socket is not None
+        return self._socket.close_code

@@ -1,11 +1,13 @@
 /*
- * One streaming answer as this page assembles it from `snapshot`, `delta` and `sync` frames.
+ * One streaming answer as this page assembles it from `snapshot`, `delta`, `sync` and `done`
+ * frames.
  *
  * This is the client algorithm of docs/protocol.md ("Resuming: snapshot, seq and sync"), the
  * same as tests/assembler.py: an answer is its text and `last`, the seq of the last delta in
  * it. Deltas apply only in order; a gap asks the server for a sync; a sync reply applies only
- * if it starts where the text ends. No DOM and no socket here: chat.js feeds the frames in and
- * passes a function that sends a sync request.
+ * if it starts where the text ends; `done` ends the answer with the saved text, which wins.
+ * No DOM and no socket here: chat.js feeds the frames in and passes a function that sends a
+ * sync request. Loadable by Node too (tests/js/), where it is exported with module.exports.
  */
 (function (global) {
   "use strict";
@@ -15,16 +17,25 @@
   // Nothing heard about a streaming answer for this long: ask (a lost `done` heals so).
   const QUIET_MS = 5000;
 
+  // Looked up at call time, so a test's fake timers are used once installed.
+  const realTimers = {
+    setTimeout: (callback, ms) => global.setTimeout(callback, ms),
+    clearTimeout: (handle) => global.clearTimeout(handle),
+  };
+
   class AnswerStream {
     /**
      * @param {string} messageId the answer's message id
      * @param {(messageId: string, afterSeq: number) => void} askForSync sends a `sync` frame
+     * @param {{setTimeout: Function, clearTimeout: Function}} [timers] for tests
      */
-    constructor(messageId, askForSync) {
+    constructor(messageId, askForSync, timers) {
       this.messageId = messageId;
       this.askForSync = askForSync;
+      this.timers = timers || realTimers;
       this.text = "";
       this.last = 0;
+      this.ended = false;
       // The `after_seq` of the sync request outstanding, or null when none is.
       this.syncingAfter = null;
       this.timer = null;
@@ -32,9 +43,20 @@
       this.heard();
     }
 
-    /** Start again from a snapshot's text; the server has asked for the rest already. */
+    /**
+     * Start again from a snapshot's text, unless this page already has more of it (a resync
+     * while the answer streams); the server has asked for the rest after the snapshot's seq.
+     */
     resume(text, seq) {
+      if (this.ended) {
+        return;
+      }
       this.heard();
+      if (seq < this.last) {
+        // The snapshot's checkpoint is older than what arrived here: keep ours. The sync the
+        // server sends on our behalf is stale for us and will be ignored.
+        return;
+      }
       this.text = text;
       this.last = seq;
       // The server sends a sync on this socket's behalf right after the snapshot; count it
@@ -44,6 +66,9 @@
 
     /** Apply a `delta` frame; true if the text changed. */
     delta(seq, text) {
+      if (this.ended) {
+        return false; // late or repeated: `done` gave the final text
+      }
       this.heard();
       if (seq <= this.last) {
         return false; // already have it (from the snapshot or a sync reply)
@@ -62,6 +87,9 @@
 
     /** Apply a `sync` reply; true if the text changed. */
     sync(afterSeq, seq, text) {
+      if (this.ended) {
+        return false;
+      }
       this.heard();
       const fits = afterSeq === this.last;
       if (fits) {
@@ -73,11 +101,44 @@
       return fits && text !== "";
     }
 
-    /** The answer ended: no more sync requests for it. */
+    /**
+     * Apply a `done` frame: the answer ended with `content` saved, which holds the deltas up
+     * to `seq`. The saved text wins. Returns how it compares with what was assembled:
+     * "exact"; "healed" (it holds deltas this page never got: a missing tail); "truncated"
+     * (the server kept less than was streamed: an answer swept from its checkpoint); or
+     * "mismatch" (the two disagree on text they both claim to hold: a bug somewhere).
+     */
+    finish(seq, content) {
+      if (this.ended) {
+        return "exact";
+      }
+      const assembled = this.text;
+      const last = this.last;
+      this.end();
+      this.text = content;
+      if (typeof seq === "number") {
+        this.last = seq;
+      }
+      if (assembled === content) {
+        return "exact";
+      }
+      if (typeof seq === "number" && seq > last && content.startsWith(assembled)) {
+        return "healed";
+      }
+      if (typeof seq === "number" && seq < last && assembled.startsWith(content)) {
+        return "truncated";
+      }
+      return "mismatch";
+    }
+
+    /** The answer ended (or this page stopped following it): no more requests for it. */
     end() {
+      this.ended = true;
       this.clearSync();
-      global.clearTimeout(this.quietTimer);
-      this.quietTimer = null;
+      if (this.quietTimer !== null) {
+        this.timers.clearTimeout(this.quietTimer);
+        this.quietTimer = null;
+      }
     }
 
     /**
@@ -85,8 +146,10 @@
      * `done` included, so an answer that goes quiet is asked about rather than trusted.
      */
     heard() {
-      global.clearTimeout(this.quietTimer);
-      this.quietTimer = global.setTimeout(() => {
+      if (this.quietTimer !== null) {
+        this.timers.clearTimeout(this.quietTimer);
+      }
+      this.quietTimer = this.timers.setTimeout(() => {
         this.quietTimer = null;
         if (this.syncingAfter === null) {
           this.requestSync();
@@ -104,7 +167,7 @@
       this.clearSync();
       this.syncingAfter = afterSeq;
       // The request or its reply may be lost (a socket closing, a layer over capacity).
-      this.timer = global.setTimeout(() => {
+      this.timer = this.timers.setTimeout(() => {
         this.timer = null;
         if (this.syncingAfter !== null) {
           this.requestSync();
@@ -114,12 +177,16 @@
 
     clearSync() {
       if (this.timer !== null) {
-        global.clearTimeout(this.timer);
+        this.timers.clearTimeout(this.timer);
         this.timer = null;
       }
       this.syncingAfter = null;
     }
   }
 
-  global.ChatStream = { AnswerStream, SYNC_RETRY_MS, QUIET_MS };
-})(window);
+  const api = { AnswerStream, SYNC_RETRY_MS, QUIET_MS };
+  global.ChatStream = api;
+  if (typeof module !== "undefined" && module.exports) {
+    module.exports = api;
+  }
+})(typeof window !== "undefined" ? window : globalThis);

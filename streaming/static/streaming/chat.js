@@ -4,8 +4,14 @@
  *
  * Message text is only ever set with textContent, never parsed as HTML.
  * Frames are documented in docs/protocol.md; each frame type has one entry in `handlers`.
- * Loaded after chat-stream.js (how one answer's text is assembled from frames) and
+ * Loaded after chat-stream.js (how one answer's text is assembled from frames), chat-sync.js
+ * (when to ask the server for the truth: the watchdog, the idle check and the pong) and
  * chat-view.js (how a message looks).
+ *
+ * Any frame can be lost (group sends are dropped under load), so nothing here waits for one
+ * for ever: a gap in an answer asks for a `sync` (chat-stream.js); a frame about a message
+ * this page does not know, a confirmation that does not come, or a `pong` that disagrees
+ * with the page asks for a `resync`, whose fresh `snapshot` settles everything.
  */
 (function () {
   "use strict";
@@ -15,18 +21,22 @@
     return;
   }
   const { AnswerStream } = window.ChatStream;
+  const { Watchdog, IdleCheck, pongDisagreement } = window.ChatSync;
   const { isUnderway } = window.ChatView;
 
   const RECONNECT_FIRST_MS = 500;
   const RECONNECT_MAX_MS = 8000;
   const CLOSE_UNAUTHENTICATED = 4401;
   const CLOSE_FORBIDDEN = 4403;
+  const CLOSE_DELETED = 4404;
   const CLOSE_UNAVAILABLE = 4503;
   // Error frames that answer a user_message frame: the message was not saved.
   const SEND_ERROR_CODES = new Set(["busy", "empty_content", "content_too_long", "bad_client_id"]);
   // Endings an answer can be asked again from: failed, stopped, or cut off by the server.
   const RETRYABLE = new Set(["error", "cancelled", "interrupted"]);
   const UNAVAILABLE_TEXT = "Live updates are unavailable — retrying…";
+  const FORBIDDEN_TEXT = "This conversation does not exist or is not yours.";
+  const DELETED_TEXT = "This conversation was deleted.";
 
   const els = {
     scroller: document.getElementById("messages-scroller"),
@@ -68,10 +78,14 @@
   let ready = false;
   let retryDelay = RECONNECT_FIRST_MS;
   let retryTimer = null;
-  let closedForGood = false; // 4403: nothing to reconnect to
+  let closedForGood = false; // 4403, 4404: nothing to reconnect to
   let leaving = false; // the page is being hidden or unloaded
-  let stopRequested = false; // a `stop` went out; the answer's `done` is on its way
+  let stopRequested = null; // the answer a `stop` went out for, until its `done`
   let retryRequested = null; // the message id a `retry` went out for, until its `start`
+  let resyncRequested = false; // a `resync` went out; its `snapshot` is on its way
+  // The stored title as the server last told it (null until the first snapshot); the header
+  // shows "New conversation" for an empty one.
+  let storedTitle = null;
 
   // --- ids ----------------------------------------------------------------------------------
 
@@ -222,7 +236,7 @@
   // --- sending ------------------------------------------------------------------------------
 
   function isOpen() {
-    return socket !== null && socket.readyState === WebSocket.OPEN && ready;
+    return !closedForGood && socket !== null && socket.readyState === WebSocket.OPEN && ready;
   }
 
   // Frames that can wait for the next socket (stop, sync, retry) are simply not sent when
@@ -239,19 +253,34 @@
     sendFrame({ type: "sync", message_id: messageId, after_seq: afterSeq });
   }
 
+  // Ask for a fresh snapshot: the watchdog does so every time it is overdue.
+  function sendResync() {
+    if (sendFrame({ type: "resync" })) {
+      resyncRequested = true;
+    }
+  }
+
+  // Ask for a fresh snapshot because of something seen: once until it comes, not per frame.
+  function requestResync() {
+    if (!resyncRequested) {
+      sendResync();
+    }
+  }
+
   function transmit(clientId) {
     const frame = outbox.get(clientId);
     // Before the snapshot it stays in the outbox: the snapshot says whether it was saved.
-    if (frame && sendFrame(frame)) {
+    if (frame && sendFrame(frame) && !inFlight.includes(clientId)) {
       inFlight.push(clientId);
     }
   }
 
   function requestStop() {
-    if (stopRequested || !streamingEntry() || !sendFrame({ type: "stop" })) {
+    const streaming = streamingEntry();
+    if (stopRequested !== null || !streaming || !sendFrame({ type: "stop" })) {
       return;
     }
-    stopRequested = true;
+    stopRequested = streaming.id;
     updateControls();
   }
 
@@ -290,14 +319,64 @@
     els.input.disabled = closedForGood;
     // Stop sits beside Send while an answer streams.
     const stopHadFocus = document.activeElement === els.stop;
-    els.stop.hidden = streamingEntry() === null;
-    els.stop.disabled = stopRequested || !isOpen();
-    els.stop.textContent = stopRequested ? "Stopping…" : "Stop";
+    els.stop.hidden = closedForGood || streamingEntry() === null;
+    els.stop.disabled = stopRequested !== null || !isOpen();
+    els.stop.textContent = stopRequested !== null ? "Stopping…" : "Stop";
     if (stopHadFocus && (els.stop.hidden || els.stop.disabled)) {
       // A hidden or disabled button drops focus to <body>; the composer is where it is useful.
       els.input.focus();
     }
     updateRetryButton();
+    // What disables the controls is what the page waits for: the watchdog follows it too.
+    watchExpectations();
+  }
+
+  // --- healing what was lost ----------------------------------------------------------------
+
+  // Overdue confirmations, and a conversation gone quiet, are checked with the server.
+  const watchdog = new Watchdog(sendResync);
+  const idleCheck = new IdleCheck(() => sendFrame({ type: "ping" }));
+
+  /** Everything the page waits for the server to confirm, one string each (chat-sync.js). */
+  function expectations() {
+    const things = Array.from(outbox.keys(), (clientId) => `echo:${clientId}`);
+    if (retryRequested !== null) {
+      things.push(`start:${retryRequested}`);
+    }
+    if (stopRequested !== null) {
+      things.push(`done:${stopRequested}`);
+    }
+    if (resyncRequested) {
+      things.push("snapshot");
+    }
+    return things;
+  }
+
+  function watchExpectations() {
+    if (isOpen()) {
+      watchdog.update(expectations());
+    } else {
+      watchdog.stop(); // nothing can be asked; the next socket's snapshot settles it all
+    }
+  }
+
+  /** What the page holds of the stored conversation, in the terms of a `pong`. */
+  function heldState() {
+    let count = 0;
+    let newest = null;
+    for (const el of els.list.children) {
+      const entry = el.dataset.messageId ? messages.get(el.dataset.messageId) : null;
+      if (entry) {
+        count += 1;
+        newest = entry;
+      }
+    }
+    return {
+      count,
+      lastId: newest ? newest.id : null,
+      lastStatus: newest ? newest.status : null,
+      title: storedTitle,
+    };
   }
 
   function autosize() {
@@ -381,8 +460,12 @@
 
   /** The conversation's title, named by its first message, in the header, tab and sidebar. */
   function showTitle(title) {
+    if (typeof title !== "string") {
+      return; // a frame without one (a resend's echo) says nothing about it
+    }
+    storedTitle = title;
     if (!title) {
-      return;
+      return; // still unnamed: the page already says "New conversation"
     }
     document.getElementById("chat-title").textContent = title;
     document.title = `${title} · chatsite`;
@@ -392,12 +475,43 @@
     }
   }
 
+  // The snapshot shows what became of the requests this page waited on.
+  function settleRequests(active) {
+    // Frames on one socket are handled in order: the retry was handled before this snapshot
+    // was read, so its answer is in it (and streams, or ended), or it was refused.
+    retryRequested = null;
+    if (stopRequested !== null) {
+      if (active && active.message_id === stopRequested) {
+        // Still streaming: the stop (or its way to the generation) was lost. Ask again;
+        // stopping an answer twice is harmless.
+        if (!sendFrame({ type: "stop" })) {
+          stopRequested = null;
+        }
+      } else {
+        stopRequested = null;
+      }
+    }
+  }
+
+  // The conversation is gone (deleted, or never was ours): stop everything, say so.
+  function closeForGood(text) {
+    closedForGood = true;
+    watchdog.stop();
+    idleCheck.stop();
+    for (const id of Array.from(streams.keys())) {
+      endStream(id);
+    }
+    setStatus("closed", text, "error");
+    updateControls();
+  }
+
   const handlers = {
     snapshot(frame) {
       showTitle(frame.title);
       // Not on "open": a server without its channel layer accepts and then closes (4503),
       // and resetting the backoff there would reconnect every half second for ever.
       ready = true;
+      resyncRequested = false;
       retryDelay = RECONNECT_FIRST_MS;
       setStatus("open", "");
       keepingScroll(() => {
@@ -414,10 +528,14 @@
           showStreamText(entry, stream);
         }
       });
-      // Same client_id as before: the server recognises a resend and answers with the stored one.
+      settleRequests(frame.active);
+      // Same client_id as before: the server recognises a resend and answers with the stored
+      // one. Everything still in the outbox now is not saved: the snapshot would show it.
       for (const clientId of outbox.keys()) {
         transmit(clientId);
       }
+      // What is still awaited is awaited afresh from here.
+      watchdog.stop();
     },
 
     message(frame) {
@@ -441,7 +559,11 @@
     },
 
     delta(frame) {
-      const entry = assistantEntry(frame.message_id);
+      const entry = messages.get(frame.message_id);
+      if (!entry) {
+        requestResync(); // its `start` was lost: the snapshot has the answer so far
+        return;
+      }
       if (entry.status !== "streaming") {
         return; // late or repeated: `done` already gave the final text
       }
@@ -454,6 +576,9 @@
     sync(frame) {
       const stream = streams.get(frame.message_id);
       if (!stream) {
+        if (!messages.has(frame.message_id)) {
+          requestResync();
+        }
         return; // the answer has ended; its `done` carries the text
       }
       if (stream.sync(frame.after_seq, frame.seq, frame.text)) {
@@ -463,18 +588,41 @@
 
     done(frame) {
       const message = frame.message;
+      if (!messages.has(frame.message_id)) {
+        // Its `start` (or its user message) was lost: the snapshot has the whole exchange.
+        requestResync();
+        return;
+      }
       const stream = streams.get(frame.message_id);
-      if (stream && stream.text !== message.content) {
-        // The saved text wins either way; a difference means frames were lost or doubled
-        // (or the server died and kept only its last checkpoint).
-        console.warn(
-          `chat: answer ${frame.message_id} (${frame.status}) streamed ${stream.text.length} ` +
-          `characters, saved ${message.content.length}; showing the saved text`,
-        );
+      if (stream) {
+        // The saved text wins. More than the page assembled (up to `seq`) is a lost tail,
+        // healed here; less is an answer swept from its checkpoint. Any other difference
+        // means frames were doubled or misapplied somewhere.
+        const { text, last } = stream;
+        if (stream.finish(frame.seq, message.content) === "mismatch") {
+          console.warn(
+            `chat: answer ${frame.message_id} (${frame.status}) assembled ${text.length} ` +
+            `characters up to delta ${last}, saved ${message.content.length} up to delta ` +
+            `${frame.seq}; showing the saved text`,
+          );
+        }
       }
       endStream(frame.message_id);
-      stopRequested = false;
+      if (stopRequested === frame.message_id) {
+        stopRequested = null;
+      }
       keepingScroll(() => upsertStored(message));
+    },
+
+    pong(frame) {
+      if (pongDisagreement(frame, heldState()) !== null) {
+        requestResync();
+      }
+    },
+
+    deleted(frame) {
+      // The server closes the socket next, with 4404.
+      closeForGood(frame.message || DELETED_TEXT);
     },
 
     error(frame) {
@@ -483,8 +631,10 @@
         setStatus("reconnecting", UNAVAILABLE_TEXT, "warning");
         return;
       }
-      if (frame.code === "bad_sync") {
-        return; // nothing a person can act on; the next snapshot or `done` sets things right
+      if (frame.code === "bad_sync" || frame.code === "unknown_type") {
+        // Nothing a person can act on (an unknown_type: this page is newer than its server);
+        // the next snapshot or `done` sets things right.
+        return;
       }
       showAlert(frame.message || "Something went wrong.");
       if (frame.code === "bad_retry" || (frame.code === "busy" && inFlight.length === 0)) {
@@ -506,6 +656,9 @@
     if (handler) {
       handler(frame);
       updateControls();
+    }
+    if (isOpen()) {
+      idleCheck.heard(); // any frame at all shows the socket is alive
     }
   }
 
@@ -543,8 +696,10 @@
     ready = false;
     inFlight = [];
     // Requests on a closed socket may or may not have arrived; the next snapshot tells.
-    stopRequested = false;
+    stopRequested = null;
     retryRequested = null;
+    resyncRequested = false;
+    idleCheck.stop();
     updateControls();
     if (closedForGood || leaving) {
       return;
@@ -554,10 +709,8 @@
       window.location.assign(`${config.loginUrl}?next=${encodeURIComponent(next)}`);
       return;
     }
-    if (event.code === CLOSE_FORBIDDEN) {
-      closedForGood = true;
-      setStatus("closed", "This conversation does not exist or is not yours.", "error");
-      updateControls();
+    if (event.code === CLOSE_FORBIDDEN || event.code === CLOSE_DELETED) {
+      closeForGood(event.code === CLOSE_DELETED ? DELETED_TEXT : FORBIDDEN_TEXT);
       return;
     }
     const text = event.code === CLOSE_UNAVAILABLE ? UNAVAILABLE_TEXT : "Reconnecting…";
@@ -616,6 +769,8 @@
   // Leaving the page closes the socket; that is not a reason to reconnect.
   window.addEventListener("pagehide", () => {
     leaving = true;
+    watchdog.stop();
+    idleCheck.stop();
     if (retryTimer) {
       window.clearTimeout(retryTimer);
       retryTimer = null;
