@@ -29,8 +29,12 @@ format: $(DEV)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: $(DEV)
+bench: $(VENV)/.bench-installed
 	$(PY) -m bench
+
+$(VENV)/.bench-installed: requirements.txt requirements-dev.txt requirements-bench.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	touch $@ $(DEV) $(RUNTIME)
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

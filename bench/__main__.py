@@ -1,18 +1,131 @@
-"""Run every benchmark and print a Markdown table (paste it into docs/performance.md)."""
+"""Run the benchmarks and print Markdown for docs/performance.md.
 
+    python -m bench              # `make bench`: the decoder rows, then the relay load run on
+                                 # 1 and on 2 daphne processes; plot in docs/relay-load.png
+    python -m bench sse          # the decoder rows alone
+    python -m bench relay        # the fixed-N relay run (SQLite and the in-memory layer
+                                 # unless BENCH_DATABASE_URL / BENCH_REDIS_URL say otherwise)
+    python -m bench load [--daphnes 1,2] [--layer core,pubsub] [--n 1,20,50]
+                         [--max-n 500] [--ramp SECONDS] [--plot PATH]
+
+The load run needs PostgreSQL (BENCH_DATABASE_URL, default the `chatsite_bench` database on
+127.0.0.1) and Redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379/7).
+"""
+
+import argparse
+import dataclasses
+import json
 import platform
+import shlex
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
-from bench import relay, sse
+if TYPE_CHECKING:
+    from bench.load import Layer
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS_PLOT = ROOT / "docs" / "relay-load.png"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("sse", help="the SSE decoder and chunk parser")
+    commands.add_parser("relay", help="fixed-N answers through one daphne (200 tokens at 100/s)")
+    load = commands.add_parser("load", help="the relay load run: added latency per token")
+    load.add_argument("--daphnes", type=_numbers, default=(1, 2), help="e.g. 1,2 (default)")
+    load.add_argument(
+        "--layer",
+        type=_layers,
+        default=("core",),
+        help="core (RedisChannelLayer, default), pubsub (RedisPubSubChannelLayer), or core,pubsub",
+    )
+    load.add_argument("--n", type=_numbers, default=None, help="socket counts, e.g. 1,20,100")
+    load.add_argument("--max-n", type=int, default=500, help="the highest N to grow to")
+    load.add_argument("--ramp", type=float, default=0.0, help="spread the sends over seconds")
+    load.add_argument("--plot", type=Path, default=ROOT / "var" / "relay-load.png")
+    args = parser.parse_args(argv)
+
     print(f"Python {platform.python_version()}, {platform.machine()}, {sys.platform}\n")
+    if args.command in (None, "sse"):
+        _two_columns(sse_rows())
+    if args.command == "relay":
+        from bench import relay
+
+        _two_columns(relay.run())
+    if args.command is None:
+        return load_run((1, 2), ("core",), None, 500, 0.0, DOCS_PLOT, "python -m bench")
+    if args.command == "load":
+        command = shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)])
+        return load_run(args.daphnes, args.layer, args.n, args.max_n, args.ramp, args.plot, command)
+    return 0
+
+
+def sse_rows() -> list[tuple[str, str]]:
+    from bench import sse
+
+    return sse.run()
+
+
+def load_run(
+    daphnes: tuple[int, ...],
+    layers: tuple["Layer", ...],
+    counts: tuple[int, ...] | None,
+    max_n: int,
+    ramp: float,
+    plot_path: Path,
+    plot_command: str,
+) -> int:
+    """Run the load benchmark on every setup asked for; print its tables; draw the plot."""
+    from bench import load
+    from bench.plot import plot_load
+    from bench.report import load_tables
+
+    missing = load.services_missing()
+    if missing:
+        print(
+            f"\n**Relay load run skipped**: {missing}. It needs PostgreSQL and Redis: start "
+            "them, or point BENCH_DATABASE_URL and BENCH_REDIS_URL at them.",
+            flush=True,
+        )
+        return 1
+    configs = [load.Config(n, layer) for layer in layers for n in daphnes]
+    results = load.run(configs, counts, max_n=max_n, ramp=ramp)
+    plot_load(results, plot_path)
+    shown = plot_path.relative_to(ROOT) if plot_path.is_relative_to(ROOT) else plot_path
+    print()
+    print(load_tables(results, plot_command, str(shown)))
+    raw = ROOT / "var" / "bench-load.json"
+    raw.write_text(
+        json.dumps([dataclasses.asdict(row) for rows in results.values() for row in rows], indent=1)
+    )
+    return 0
+
+
+def _two_columns(rows: list[tuple[str, str]]) -> None:
     print("| benchmark | result |")
     print("|---|---|")
-    for what, figure in [*sse.run(), *relay.run()]:
+    for what, figure in rows:
         print(f"| {what} | {figure} |", flush=True)
 
 
+def _numbers(text: str) -> tuple[int, ...]:
+    try:
+        numbers = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 1,20,100, not {text!r}") from None
+    if not numbers or min(numbers) < 1:
+        raise argparse.ArgumentTypeError("every number must be 1 or more")
+    return numbers
+
+
+def _layers(text: str) -> tuple["Layer", ...]:
+    layers = text.split(",")
+    if not set(layers) <= {"core", "pubsub"}:
+        raise argparse.ArgumentTypeError(f"layers are core and pubsub, not {text!r}")
+    return tuple(cast("Layer", layer) for layer in layers)
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
