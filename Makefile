@@ -18,6 +18,7 @@ run: $(RUNTIME) var/secret_key
 	$(RUN_ENV) $(PY) manage.py serve --host $(HOST) --port $(PORT)
 
 test: $(DEV)
+	node --test tests/js/
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 check: $(DEV)
