@@ -1,7 +1,9 @@
+import random
 from itertools import combinations
 
 import pytest
 
+from bench.sse import as_tuples, httpx_sse_events, openai_stream, our_events, random_reads
 from streaming.sse import Event, SSEDecoder
 
 
@@ -288,3 +290,151 @@ def test_long_line_in_small_chunks_decodes_correctly() -> None:
     events = decode(*(stream[i : i + 64] for i in range(0, len(stream), 64)))
 
     assert events == [Event(data=payload.decode())]
+
+
+# The same events as httpx-sse, on streams it decodes to the spec too. (It does not always: it
+# dispatches blocks without data, takes "retry: -1" and reads a BOM as part of the first line.)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_chat_stream_in_random_reads_gives_the_same_events_as_httpx_sse(seed: int) -> None:
+    reads = random_reads(openai_stream(300, seed=seed), seed=seed)
+
+    events = as_tuples(our_events(reads))
+
+    assert len(events) == 304
+    assert events == as_tuples(httpx_sse_events(reads))
+
+
+def mixed_line_ends(stream: bytes, seed: int) -> bytes:
+    """``stream`` with each block's lines ended by LF, CRLF or CR, and ids, types, comments."""
+    rng = random.Random(seed)
+    blocks = []
+    for i, block in enumerate(stream.split(b"\n\n")[:-1]):
+        extra = [b": keep-alive", b"event: delta", b"id: %d" % i, b"retry: 1500"]
+        lines = [*rng.sample(extra, rng.randint(0, 2)), *block.split(b"\n")]
+        eol = rng.choice((b"\n", b"\r\n", b"\r"))
+        blocks.append(eol.join(lines) + eol + eol)
+    return b"".join(blocks)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cr_and_crlf_line_ends_in_random_reads_give_the_same_events_as_httpx_sse(
+    seed: int,
+) -> None:
+    stream = mixed_line_ends(openai_stream(300, seed=seed), seed)
+    assert b"\r\n" in stream
+    assert b"\r\r" in stream
+    reads = random_reads(stream, seed=seed, largest=512)
+
+    events = as_tuples(our_events(reads))
+
+    assert len(events) == 304
+    assert events == as_tuples(httpx_sse_events(reads))
+    assert events == as_tuples(our_events([stream]))
+
+
+# Blocks of one "data: " line, the common case, which the decoder takes whole.
+
+DATA_BLOCKS = b'data: {"c":"caf\xc3\xa9"}\n\ndata: \xf0\x9f\x99\x82 x\n\ndata: [DONE]\n\n'
+DATA_EVENTS = [Event(data='{"c":"café"}'), Event(data="🙂 x"), Event(data="[DONE]")]
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n", b"\r"], ids=["lf", "crlf", "cr"])
+def test_data_blocks_split_twice_anywhere_give_the_same_events(eol: bytes) -> None:
+    # Covers splits inside a multi-byte character, right after "data:", between CR and LF and
+    # between the two line ends of a block.
+    stream = DATA_BLOCKS.replace(b"\n", eol)
+
+    for i, j in combinations(range(len(stream) + 1), 2):
+        events = decode(stream[:i], stream[i:j], stream[j:])
+        assert events == DATA_EVENTS, f"splits at {i}, {j}"
+
+
+def test_data_block_after_a_data_line_of_an_earlier_feed_is_a_separate_event() -> None:
+    assert decode(b"data: a\n", b"\ndata: b\n\ndata: c\n\n") == [
+        Event(data="a"),
+        Event(data="b"),
+        Event(data="c"),
+    ]
+
+
+def test_data_line_continuing_a_block_of_an_earlier_feed_joins_it() -> None:
+    assert decode(b"data: a\n", b"data: b\n\ndata: c\n\n") == [
+        Event(data="a\nb"),
+        Event(data="c"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("first", "expected"),
+    [
+        (b"event: delta\n", Event(event="delta", data="x")),
+        (b"retry: 10\n", Event(data="x", retry=10)),
+        (b"id: 7\n", Event(data="x", id="7")),
+    ],
+    ids=["event", "retry", "id"],
+)
+def test_data_line_after_a_field_of_an_earlier_feed_is_in_its_block(
+    first: bytes, expected: Event
+) -> None:
+    events = decode(first, b"data: x\n\ndata: y\n\n")
+
+    assert events == [expected, Event(data="y", id=expected.id)]
+
+
+def test_data_blocks_around_other_blocks_keep_their_order_and_ids() -> None:
+    stream = (
+        b"data: a\n\n"
+        b"data: b\ndata: c\n\n"
+        b"data: d\nid: 2\n\n"
+        b"data: e\n\n"
+        b"event: x\ndata: f\n\n"
+        b"data: g\n"
+    )
+
+    assert SSEDecoder().feed(stream) == [
+        Event(data="a"),
+        Event(data="b\nc"),
+        Event(data="d", id="2"),
+        Event(data="e", id="2"),
+        Event(event="x", data="f", id="2"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "blocks",
+    [b"data: a\n\n", b"data: a\n\ndata: b\n", b"data: a\n\ndata: b\n\n"],
+    ids=["one", "one-then-open", "two"],
+)
+def test_data_block_commits_the_last_event_id(blocks: bytes) -> None:
+    decoder = SSEDecoder()
+
+    decoder.feed(b"id: 4\n")
+    assert decoder.last_event_id == ""
+    decoder.feed(blocks)
+    assert decoder.last_event_id == "4"
+
+
+def test_data_block_after_extra_blank_lines_is_an_event() -> None:
+    assert decode(b"data: a\n\n\n\ndata: b\n\n") == [Event(data="a"), Event(data="b")]
+
+
+def test_data_block_keeps_a_second_leading_space_and_an_empty_value() -> None:
+    stream = b"data: a\n\ndata:  b\n\ndata: \n\ndata:c\n\n"
+
+    assert decode(stream) == [Event(data="a"), Event(data=" b"), Event(data=""), Event(data="c")]
+
+
+def test_data_block_with_invalid_utf8_gets_replacement_characters() -> None:
+    stream = b"data: a\n\ndata: \xff\xe2\x82\n\ndata: c\n\n"
+
+    assert decode(stream) == [Event(data="a"), Event(data="\ufffd\ufffd"), Event(data="c")]
+
+
+def test_data_block_event_equals_one_built_by_the_dataclass() -> None:
+    [event] = SSEDecoder().feed(b"data: a\n\ndata: b\n\n")[1:]
+
+    assert event == Event("message", "b", "", None)
+    assert hash(event) == hash(Event(data="b"))
+    assert repr(event) == repr(Event(data="b"))
