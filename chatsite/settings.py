@@ -44,6 +44,20 @@ def env_float(name: str, default: float) -> float:
     return value
 
 
+def env_int(name: str, default: int, *, minimum: int = 1) -> int:
+    """Read a whole number (at least ``minimum``) from the environment."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}.") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {raw!r}.")
+    return value
+
+
 def env_list(name: str, default: str) -> list[str]:
     """Read a comma-separated list from the environment."""
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
@@ -115,6 +129,8 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# Threads that run database work for sockets and answers (streaming.services.db_executor).
+DB_THREADS = env_int("DB_THREADS", 8)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Checkpoints are written from worker threads while requests write too: WAL lets
     # readers go on during a write, IMMEDIATE takes the write lock up front instead of
@@ -123,6 +139,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Under ASGI every request and every database thread would otherwise open a new
+    # connection per call; the pool hands them ready ones. It must cover the database
+    # threads, the request thread and the management commands of one process.
+    DATABASES["default"]["OPTIONS"] = {
+        "pool": {
+            "min_size": 2,
+            "max_size": env_int("DB_POOL_SIZE", DB_THREADS + 4),
+            "timeout": 10,
+        }
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -151,10 +178,27 @@ def redis_channel_layer(urls: list[str], **config: object) -> dict[str, object]:
     }
 
 
+def redis_pubsub_layer(urls: list[str], **config: object) -> dict[str, object]:
+    """channels-redis's Pub/Sub layer for these Redis URLs: a group send is one PUBLISH."""
+    return {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {
+            "hosts": [{"address": url, "socket_timeout": None} for url in urls],
+            **config,
+        },
+    }
+
+
 # One or several Redis hosts, comma-separated; unset = in-memory layer (one process only).
 REDIS_URLS = env_list("REDIS_URL", "")
+# Which channels-redis layer: "core" (lists in Redis) or "pubsub" (Redis Pub/Sub).
+CHANNEL_LAYER = os.environ.get("CHANNEL_LAYER", "core").strip().lower()
+if CHANNEL_LAYER not in {"core", "pubsub"}:
+    raise ImproperlyConfigured(f"CHANNEL_LAYER must be core or pubsub, not {CHANNEL_LAYER!r}.")
 CHANNEL_LAYERS = {
-    "default": redis_channel_layer(REDIS_URLS)
+    "default": (redis_pubsub_layer if CHANNEL_LAYER == "pubsub" else redis_channel_layer)(
+        REDIS_URLS
+    )
     if REDIS_URLS
     else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
 }
@@ -178,12 +222,23 @@ OPENAI_CONNECT_TIMEOUT = env_float("OPENAI_CONNECT_TIMEOUT", 10.0)
 OPENAI_MAX_RETRIES = int(os.environ.get("OPENAI_MAX_RETRIES", "3"))
 # The longest backoff we wait; a Retry-After longer than this ends the answer instead.
 OPENAI_RETRY_MAX_SECONDS = env_float("OPENAI_RETRY_MAX_SECONDS", 20.0)
+# The most tokens one answer may have (0: send no limit), and the field that carries it.
+# A provider that refuses one field name gets the other (streaming.openai.other_token_field).
+OPENAI_MAX_TOKENS = env_int("OPENAI_MAX_TOKENS", 4096, minimum=0)
+OPENAI_MAX_TOKENS_FIELD = os.environ.get("OPENAI_MAX_TOKENS_FIELD", "max_tokens").strip()
+if OPENAI_MAX_TOKENS_FIELD not in {"max_tokens", "max_completion_tokens"}:
+    raise ImproperlyConfigured(
+        "OPENAI_MAX_TOKENS_FIELD must be max_tokens or max_completion_tokens, "
+        f"not {OPENAI_MAX_TOKENS_FIELD!r}."
+    )
 
 # --- Streaming ------------------------------------------------------------------------
 STREAM_CHECKPOINT_SECONDS = env_float("STREAM_CHECKPOINT_SECONDS", 1.0)
-# Deltas are batched for this long before they go to the group: fewer channel-layer
-# sends per answer, still well under what a reader notices.
+# After a piece of an answer goes to the group, the next waits at least this long (the
+# first goes at once): fewer channel-layer sends per answer, well under what a reader sees.
 STREAM_FLUSH_SECONDS = env_float("STREAM_FLUSH_SECONDS", 0.05)
+# The longest answer kept, in characters: the stream is cut there, whatever the model says.
+STREAM_MAX_ANSWER_CHARS = env_int("STREAM_MAX_ANSWER_CHARS", 200_000)
 # A streaming answer whose heartbeat is older than this lost its process: the sweep marks
 # it interrupted. Several checkpoints must fit in it, or live answers would be swept.
 STREAM_ORPHAN_SECONDS = env_float("STREAM_ORPHAN_SECONDS", 10.0)

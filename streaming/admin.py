@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
+from streaming import services
 from streaming.models import Conversation, Message
 
 
@@ -42,6 +43,14 @@ class ConversationAdmin(admin.ModelAdmin[Conversation]):
     @admin.display(description="Last activity", ordering="updated_at")
     def last_activity(self, obj: Conversation) -> object:
         return obj.updated_at
+
+    # Deleting through the service stops a running answer and tells the open tabs.
+    def delete_model(self, request: HttpRequest, obj: Conversation) -> None:
+        services.do_delete_conversation(obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
+        for conversation in queryset:
+            services.do_delete_conversation(conversation)
 
 
 @admin.register(Message)

@@ -12,9 +12,8 @@ from typing import Any
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from redis.exceptions import RedisError
 
-from streaming import services
-from streaming.exceptions import ChatError, FrameError, LayerUnavailable
-from streaming.generation import ensure_sweeper, registry, start_generation
+from streaming import control, runtime, services
+from streaming.exceptions import ChatError, ConversationGone, FrameError, LayerUnavailable
 from streaming.models import Conversation, Message
 
 logger = logging.getLogger(__name__)
@@ -22,6 +21,7 @@ logger = logging.getLogger(__name__)
 # Close codes: 4xxx is the range RFC 6455 leaves to applications; these mirror HTTP.
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
+CLOSE_DELETED = 4404
 # Like HTTP 503: the browser reconnects with backoff. (RFC 6455's own 1013 is refused by
 # daphne's WebSocket library, which lets servers send only 1000 and 3000-4999.)
 CLOSE_UNAVAILABLE = 4503
@@ -68,12 +68,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         # Join before reading the snapshot, so nothing falls between the two.
         await self.channel_layer.group_add(conversation.group_name, self.channel_name)
         self.groups.append(conversation.group_name)  # so disconnect leaves it
-        ensure_sweeper()
-        snapshot = await services.to_async(services.snapshot)(conversation)
-        await self.send_json(snapshot)
-        if snapshot["active"] is not None:
-            # Ask the generation, wherever it runs, for what came after the checkpoint.
-            await self._request_sync(snapshot["active"]["message_id"], snapshot["active"]["seq"])
+        try:
+            await self.resync({})
+        except ConversationGone:
+            await self.close(code=CLOSE_FORBIDDEN)  # deleted in between: as if never there
 
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
         await super().accept(subprotocol, headers)
@@ -82,11 +80,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
     async def receive(
         self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
     ) -> None:
-        """Every bad frame gets an error frame; the socket stays open."""
+        """Every bad frame gets an error frame; the socket stays open (unless it was deleted)."""
         try:
             if text_data is None:
                 raise FrameError("Frames must be JSON text, not binary.", code="bad_json")
             await super().receive(text_data=text_data, **kwargs)
+        except ConversationGone:
+            await self.chat_deleted(control.deleted_event())
         except ChatError as exc:
             await self.send_json(exc.as_frame())
 
@@ -106,6 +106,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             "stop": self.stop,
             "sync": self.sync,
             "retry": self.retry,
+            "resync": self.resync,
+            "ping": self.ping,
         }
         handler = handlers.get(content.get("type"))  # type: ignore[arg-type]
         if handler is None:
@@ -124,34 +126,44 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         )
         if posted.assistant_message is None:
             # A resend of a message already saved: tell this socket, start nothing.
+            title = self.conversation.title
             await self.send_json(
-                {"type": "message", "message": services.serialize_message(posted.user_message)}
+                control.to_frame(control.message_event(posted.user_message, title))
             )
             return
-        await self._generate(posted.assistant_message)
+        runtime.start_answer(posted.assistant_message, posted.history)
 
     async def retry(self, frame: dict[str, Any]) -> None:
         """Answer the last user message again, in a new assistant message."""
-        answer = await services.to_async(services.do_retry)(
+        answer, history = await services.to_async(services.do_retry)(
             self.conversation, frame.get("message_id")
         )
-        await self._generate(answer)
-
-    async def _generate(self, answer: Message) -> None:
-        messages = await services.to_async(services.request_messages)(
-            self.conversation, before=answer
-        )
-        await start_generation(self.conversation, answer, messages)
+        runtime.start_answer(answer, history)
 
     async def stop(self, frame: dict[str, Any]) -> None:
-        """Stop the conversation's answer, on whichever process generates it."""
-        local = [g for g in registry.values() if g.group == self.conversation.group_name]
-        for generation in local:
-            generation.stop()
-        if not local:
-            await self.channel_layer.group_send(
-                self.conversation.control_group, {"type": "generation.stop"}
-            )
+        """Stop the conversation's answer (or ``message_id``), on whichever process runs it.
+
+        The database flag reaches the answer within a checkpoint whatever happens to the
+        channel layer; the request over the layer is the fast path.
+        """
+        message_id = frame.get("message_id")
+        stopping = await services.to_async(services.do_request_stop)(
+            self.conversation.id, message_id
+        )
+        for answer_id in stopping:
+            await control.ask_answer(control.stop_request(self.conversation.id, answer_id))
+
+    async def resync(self, frame: dict[str, Any]) -> None:
+        """Send a fresh snapshot, then ask the running answer for what follows it."""
+        snapshot = await services.to_async(services.snapshot)(self.conversation)
+        await self.send_json(snapshot)
+        if snapshot["active"] is not None:
+            # Ask the answer, wherever it runs, for what came after the checkpoint.
+            await self._request_sync(snapshot["active"]["message_id"], snapshot["active"]["seq"])
+
+    async def ping(self, frame: dict[str, Any]) -> None:
+        """Describe the stored conversation, so the page can tell whether it missed a frame."""
+        await self.send_json(await services.to_async(services.digest)(self.conversation.id))
 
     async def sync(self, frame: dict[str, Any]) -> None:
         """Resend an answer's text after ``after_seq`` (the client saw a gap)."""
@@ -165,43 +177,34 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             raise FrameError("No such message in this conversation.", code="bad_sync")
         if message.status != Message.Status.STREAMING:
             # It ended, and this socket missed the `done`: the saved message is the answer.
-            await self.chat_done(services.done_event(message))
+            await self.chat_done(control.done_event(message))
             return
         await self._request_sync(str(message.id), after_seq)
 
     async def _request_sync(self, message_id: str, after_seq: int) -> None:
-        await self.channel_layer.group_send(
-            self.conversation.control_group,
-            {
-                "type": "generation.sync",
-                "message_id": message_id,
-                "after_seq": after_seq,
-                "reply_channel": self.channel_name,
-            },
-        )
+        conversation_id = self.conversation.id
+        request = control.sync_request(conversation_id, message_id, after_seq, self.channel_name)
+        await control.ask_answer(request)
 
-    # --- group events, relayed to the browser -----------------------------------------
+    # --- group events, relayed to the browser (docs/protocol.md) -------------------------
 
-    async def chat_message(self, event: dict[str, Any]) -> None:
-        await self.send_json(
-            {"type": "message", "message": event["message"], "title": event["title"]}
-        )
+    async def chat_message(self, event: control.MessageEvent) -> None:
+        await self.send_json(control.to_frame(event))
 
-    async def chat_start(self, event: dict[str, Any]) -> None:
-        await self.send_json({"type": "start", "message_id": event["message_id"]})
+    async def chat_start(self, event: control.StartEvent) -> None:
+        await self.send_json(control.to_frame(event))
 
-    async def chat_delta(self, event: dict[str, Any]) -> None:
-        await self.send_json(
-            {
-                "type": "delta",
-                "message_id": event["message_id"],
-                "seq": event["seq"],
-                "text": event["text"],
-            }
-        )
+    async def chat_delta(self, event: control.DeltaEvent) -> None:
+        await self.send_json(control.to_frame(event))
 
-    async def chat_sync(self, event: dict[str, Any]) -> None:
-        await self.send_json({k: v for k, v in event.items() if k != "type"} | {"type": "sync"})
+    async def chat_sync(self, event: control.SyncEvent) -> None:
+        await self.send_json(control.to_frame(event))
 
-    async def chat_done(self, event: dict[str, Any]) -> None:
-        await self.send_json({k: v for k, v in event.items() if k != "type"} | {"type": "done"})
+    async def chat_done(self, event: control.DoneEvent) -> None:
+        await self.send_json(control.to_frame(event))
+
+    async def chat_deleted(self, event: control.DeletedEvent) -> None:
+        """The conversation is gone: say so, and close for good (4404)."""
+        frame = control.to_frame(event) | {"message": "This conversation was deleted."}
+        await self.send_json(frame)
+        await self.close(code=CLOSE_DELETED)

@@ -9,6 +9,7 @@
     │   └── UpstreamStreamError     the API sent an {"error": …} event mid-stream
     ├── FrameError                  a WebSocket frame from the browser we cannot accept
     ├── BusyError                   the conversation is already answering
+    ├── ConversationGone            the conversation was deleted while a socket had it open
     └── LayerUnavailable            the channel layer (Redis) cannot be reached
 
 No message ever carries the API key: upstream messages are the provider's own text, and
@@ -89,6 +90,12 @@ class BusyError(ChatError):
     """An answer is already streaming in this conversation."""
 
     code = "busy"
+
+
+class ConversationGone(ChatError):
+    """The conversation was deleted; the socket says so and closes with 4404."""
+
+    code = "deleted"
 
 
 class LayerUnavailable(ChatError):

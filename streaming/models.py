@@ -13,6 +13,14 @@ def group_name(conversation_id: object) -> str:
     return f"conv.{conversation_id}"
 
 
+def control_group_name(conversation_id: object) -> str:
+    """The group a conversation's running answer listens on for stop and sync requests.
+
+    Not the conversation's own group: there the answer would receive every delta it sends.
+    """
+    return f"conv.{conversation_id}.control"
+
+
 class Conversation(models.Model):
     """One chat thread, owned by one user."""
 
@@ -41,8 +49,8 @@ class Conversation(models.Model):
 
     @property
     def control_group(self) -> str:
-        """The group the conversation's running generation listens on for stop and sync."""
-        return f"{group_name(self.id)}.control"
+        """The group the conversation's running answer listens on for stop and sync."""
+        return control_group_name(self.id)
 
 
 class Message(models.Model):
@@ -77,8 +85,12 @@ class Message(models.Model):
     client_id = models.UUIDField(null=True, blank=True, editable=False)
     # The `seq` of the last delta contained in `content`, so a snapshot can resume from it.
     seq = models.PositiveIntegerField(default=0, editable=False)
-    # Written with every checkpoint of a streaming answer; a stale one means its process died.
+    # Written with every checkpoint of a streaming answer, by the database's clock (so hosts
+    # with skewed clocks agree); a stale one means its process died.
     heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Someone asked to stop this answer; its process honours it at the next checkpoint even
+    # if the faster channel-layer request was lost or came before the answer listened.
+    stop_requested = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

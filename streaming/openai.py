@@ -61,6 +61,24 @@ class ChatRequest:
     read_timeout: float = 60.0
     #: Seconds to establish the connection.
     connect_timeout: float = 10.0
+    #: The most tokens the answer may have; None sends no limit.
+    max_tokens: int | None = None
+    #: The body field the limit goes in: "max_tokens" (most servers) or
+    #: "max_completion_tokens" (OpenAI's newer models refuse the older name).
+    max_tokens_field: str = "max_tokens"
+
+
+TOKEN_FIELDS = ("max_tokens", "max_completion_tokens")
+
+
+def other_token_field(error: UpstreamHTTPError, request: ChatRequest) -> str | None:
+    """The other token-limit field, if ``error`` is the API refusing the one we sent."""
+    if request.max_tokens is None or error.status_code not in (400, 422):
+        return None
+    sent = request.max_tokens_field
+    if sent not in error.message:
+        return None
+    return next(field for field in TOKEN_FIELDS if field != sent)
 
 
 async def stream_chat(
@@ -74,12 +92,14 @@ async def stream_chat(
     headers = {"Accept": "text/event-stream"}
     if request.api_key:
         headers["Authorization"] = f"Bearer {request.api_key}"
-    body = {
+    body: dict[str, Any] = {
         "model": request.model,
         "messages": request.messages,
         "stream": True,
         "stream_options": {"include_usage": True},
     }
+    if request.max_tokens is not None:
+        body[request.max_tokens_field] = request.max_tokens
     timeout = httpx.Timeout(
         request.read_timeout, connect=request.connect_timeout, pool=request.connect_timeout
     )

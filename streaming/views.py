@@ -6,7 +6,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from streaming import services
+from streaming import control, services
 from streaming.models import Conversation
 
 
@@ -55,7 +55,7 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
             "conversation": conversation,
             "conversations": _recent_conversations(request),
             "chat_messages": messages,
-            "initial_messages": [services.serialize_message(m) for m in messages],
+            "initial_messages": [control.serialize_message(m) for m in messages],
             "max_message_chars": settings.MAX_MESSAGE_CHARS,
         },
     )
@@ -64,9 +64,9 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
 @require_POST
 @login_required
 def conversation_delete(request: HttpRequest, conversation_id: str) -> HttpResponse:
-    """Delete a conversation and its messages."""
+    """Delete a conversation and its messages; its answer stops and its open tabs are told."""
     conversation = services.get_conversation_for(request.user, conversation_id)
     if conversation is None:
         raise Http404("No such conversation.")
-    conversation.delete()
+    services.do_delete_conversation(conversation)
     return redirect("streaming:conversation_list")

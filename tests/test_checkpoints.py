@@ -10,7 +10,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from streaming import generation, services
+from streaming import runtime, services
+from streaming.answer import Answer
 from streaming.models import Conversation, Message
 from tests.conftest import receive_until, user_message
 
@@ -33,23 +34,24 @@ def streaming_answer(conversation: Conversation, *, age: float, content: str = "
     )
 
 
-async def test_checkpoints_save_text_and_seq_while_streaming_but_not_per_chunk(
+async def test_checkpoints_append_the_new_text_and_seq_in_batches_not_per_chunk(
     connect: Connect, conversation: Conversation, user: User, settings: Any, monkeypatch: Any
 ) -> None:
     settings.STREAM_CHECKPOINT_SECONDS = 0.2
-    calls: list[tuple[str, int]] = []
-    real_checkpoint = services.do_checkpoint
+    batches: list[list[services.Checkpoint]] = []
+    real_checkpoints = services.do_checkpoints
 
-    def counting_checkpoint(message_id: uuid.UUID, content: str, seq: int) -> bool:
-        calls.append((content, seq))
-        return real_checkpoint(message_id, content, seq)
+    def counting_checkpoints(checkpoints: list[services.Checkpoint]) -> Any:
+        batches.append(list(checkpoints))
+        return real_checkpoints(checkpoints)
 
-    monkeypatch.setattr(services, "do_checkpoint", counting_checkpoint)
+    monkeypatch.setattr(services, "do_checkpoints", counting_checkpoints)
     communicator = await connect(conversation.id, user)
     await communicator.send_json_to(user_message("checkpoint me sim:tokens=120 sim:rate=100"))
     frames = await receive_until(communicator, "delta")
-    await asyncio.sleep(0.6)
     message_id = frames[-1]["message_id"]
+    while not any(c.seq for batch in batches for c in batch):
+        frames += [await communicator.receive_json_from(timeout=5)]
     during = await Message.objects.aget(pk=message_id)
     frames += await receive_until(communicator, "done")
     await communicator.disconnect()
@@ -58,12 +60,78 @@ async def test_checkpoints_save_text_and_seq_while_streaming_but_not_per_chunk(
     assert during.seq > 0
     assert during.content
     assert during.heartbeat_at is not None
-    deltas = [f for f in frames if f["type"] == "delta"]
-    # The text saved at a checkpoint is exactly the deltas up to its seq.
-    for content, seq in calls:
-        assert content == "".join(d["text"] for d in deltas[:seq])
+    deltas = [f["text"] for f in frames if f["type"] == "delta"]
+    # Each checkpoint appends exactly the deltas sent since the one before it.
+    for checkpoint in (c for batch in batches for c in batch):
+        assert checkpoint.saved_seq is not None
+        assert checkpoint.text == "".join(deltas[checkpoint.saved_seq : checkpoint.seq])
     # About one per 0.2 s over a ~1.2 s answer: far fewer than its 120 chunks.
-    assert 2 <= len(calls) < 30
+    assert 2 <= len(batches) < 30
+
+
+def test_checkpoint_appends_once_even_when_a_write_is_repeated(conversation: Conversation) -> None:
+    answer = streaming_answer(conversation, age=0, content="abc")  # seq 3
+    first = services.Checkpoint(answer.pk, saved_seq=3, seq=5, text="de")
+
+    assert services.do_checkpoints([first]) == {answer.pk: services.Saved.SAVED}
+    # The same write again (its first outcome was unknown): the row has it, once.
+    assert services.do_checkpoints([first]) == {answer.pk: services.Saved.SAVED}
+    answer.refresh_from_db()
+    assert (answer.content, answer.seq) == ("abcde", 5)
+    # A write from a seq the row no longer holds is not applied, and said so...
+    later = services.Checkpoint(answer.pk, saved_seq=3, seq=6, text="def")
+    assert services.do_checkpoints([later]) == {answer.pk: services.Saved.UNSURE}
+    answer.refresh_from_db()
+    assert (answer.content, answer.seq) == ("abcde", 5)
+    # ...and the answer rewrites its whole text instead.
+    whole = services.Checkpoint(answer.pk, saved_seq=None, seq=6, text="abcdef")
+    assert services.do_checkpoints([whole]) == {answer.pk: services.Saved.SAVED}
+    answer.refresh_from_db()
+    assert (answer.content, answer.seq) == ("abcdef", 6)
+
+
+def test_checkpoint_of_an_ended_or_deleted_answer_writes_nothing(
+    conversation: Conversation,
+) -> None:
+    swept = streaming_answer(conversation, age=0, content="kept")
+    Message.objects.filter(pk=swept.pk).update(status="interrupted")
+    gone = uuid.uuid4()
+
+    saved = services.do_checkpoints(
+        [
+            services.Checkpoint(swept.pk, saved_seq=3, seq=4, text=" more"),
+            services.Checkpoint(gone, saved_seq=0, seq=1, text="x"),
+        ]
+    )
+
+    assert saved == {swept.pk: services.Saved.GONE, gone: services.Saved.GONE}
+    swept.refresh_from_db()
+    assert (swept.status, swept.content, swept.seq) == ("interrupted", "kept", 3)
+    assert not Message.objects.filter(pk=gone).exists()
+
+
+def test_checkpoint_reports_a_stop_requested_in_the_database(conversation: Conversation) -> None:
+    answer = streaming_answer(conversation, age=0, content="abc")
+
+    assert services.do_request_stop(conversation.pk) == [answer.pk]
+    saved = services.do_checkpoints([services.Checkpoint(answer.pk, 3, 4, "d")])
+
+    assert saved == {answer.pk: services.Saved.STOP}
+    answer.refresh_from_db()
+    assert (answer.status, answer.content) == ("streaming", "abcd")
+
+
+def test_finish_of_an_answer_no_longer_streaming_writes_and_announces_nothing(
+    conversation: Conversation,
+) -> None:
+    answer = streaming_answer(conversation, age=0, content="checkpointed")
+    Message.objects.filter(pk=answer.pk).update(status="interrupted")
+    outcome = services.Outcome(status="complete", content="checkpointed and more", seq=9)
+
+    assert services.do_finish(answer, outcome) is False
+
+    answer.refresh_from_db()
+    assert (answer.status, answer.content, answer.seq) == ("interrupted", "checkpointed", 3)
 
 
 def test_sweep_marks_stale_answers_interrupted_and_keeps_their_text(
@@ -102,7 +170,8 @@ async def test_sweep_announces_done_to_open_sockets(
     settings.STREAM_ORPHAN_SECONDS = 10
     stale = await asyncio.to_thread(streaming_answer, conversation, age=60, content="lost")
     communicator = await connect(conversation.id, user)
-    # The socket's connect ran a sweep already; whichever sweep won, one done arrives.
+    assert communicator.snapshot["active"]["message_id"] == str(stale.pk)
+    runtime.current()  # the process starts: its runtime sweeps at once
     frames = await receive_until(communicator, "done")
     await communicator.disconnect()
 
@@ -134,7 +203,7 @@ async def test_shutdown_saves_running_answers_as_interrupted_with_all_their_text
     await communicator.send_json_to(user_message("shut down sim:tokens=2000 sim:rate=100"))
     frames = await receive_until(communicator, "delta")
 
-    await generation.stop_all()
+    await runtime.shutdown()
 
     frames += await receive_until(communicator, "done")
     await communicator.disconnect()
@@ -143,7 +212,7 @@ async def test_shutdown_saves_running_answers_as_interrupted_with_all_their_text
     saved = await Message.objects.aget(pk=done["message_id"])
     assert (saved.status, saved.content) == ("interrupted", text)
     assert saved.error == services.INTERRUPTED_MESSAGE
-    assert not generation.registry
+    assert not runtime.current().answers
 
 
 def test_retry_delay_honours_retry_after_up_to_the_cap(settings: Any) -> None:
@@ -151,18 +220,17 @@ def test_retry_delay_honours_retry_after_up_to_the_cap(settings: Any) -> None:
 
     settings.OPENAI_RETRY_MAX_SECONDS = 20
     settings.OPENAI_MAX_RETRIES = 3
-    gen = generation.Generation.__new__(generation.Generation)
-    gen.deltas, gen.pending = [], []
+    gen = Answer.__new__(Answer)
+    gen.size = 0
 
     assert gen._retry_delay(UpstreamHTTPError(429, "slow", retry_after=7), 0) == 7
     assert gen._retry_delay(UpstreamHTTPError(429, "slow", retry_after=60), 0) is None
     assert gen._retry_delay(UpstreamHTTPError(400, "bad"), 0) is None
     assert gen._retry_delay(UpstreamTimeout("quiet"), 0) is None
     assert gen._retry_delay(UpstreamHTTPError(503, "down"), 3) is None
-    delays = [gen._retry_delay(UpstreamHTTPError(503, "down"), n) for n in range(3)]
-    assert all(d is not None for d in delays)
-    assert 0.25 <= delays[0] <= 0.5 <= delays[1] <= 1.0 <= delays[2] <= 2.0  # type: ignore[operator]
-    gen.deltas = ["text already sent"]
+    delays = [gen._retry_delay(UpstreamHTTPError(503, "down"), n) or 0.0 for n in range(3)]
+    assert 0.25 <= delays[0] <= 0.5 <= delays[1] <= 1.0 <= delays[2] <= 2.0
+    gen.size = len("text already received")
     assert gen._retry_delay(UpstreamHTTPError(503, "down"), 0) is None
 
 

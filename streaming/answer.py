@@ -1,0 +1,324 @@
+"""One answer, from the model API to the sockets and the database: a small state machine.
+
+An answer belongs to the process that received its user message, not to a socket: closing
+every tab does not end it. Two tasks carry it:
+
+- the *reader* pulls the model's stream into ``pending`` (retrying failures that come before
+  the first token). It sends nothing, so cancelling it at any point is safe, and that is how
+  the upstream request is closed;
+- the answer's own task is the only one that sends. It turns ``pending`` into numbered deltas
+  (the first piece at once, then at most one delta per ``STREAM_FLUSH_SECONDS``) and ends
+  the answer exactly once.
+
+Stop is a request, not a cancel: ``request_stop`` sets a flag that the answer's task reads
+between sends, so no send is ever cut in half. Checkpoints belong to the process runtime,
+which saves every answer of the process in one batched write (``checkpoint`` /
+``checkpointed``). When a checkpoint or the end finds the row no longer `streaming` (swept
+by another process, deleted), the answer is *abandoned*: the reader is cancelled and nothing
+more is sent or written.
+"""
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import random
+
+import httpx
+from django.conf import settings
+
+from streaming import control, services
+from streaming.exceptions import UpstreamConnectError, UpstreamError, UpstreamHTTPError
+from streaming.models import Message
+from streaming.openai import ChatRequest, StreamEvent, other_token_field, stream_chat
+
+logger = logging.getLogger(__name__)
+
+Status = Message.Status
+
+# The first backoff before a retry; each next one doubles, with jitter.
+_RETRY_BASE_SECONDS = 0.5
+_RETRYABLE_STATUSES = {408, 409, 429}
+_SERVER_ERROR = "Something went wrong on the server. The text so far is saved."
+_CAPPED = "The answer reached the longest this site keeps ({limit} characters) and was cut there."
+
+
+class Answer:
+    """Streams one answer: deltas to the group in `seq` order, its end to the database once."""
+
+    def __init__(
+        self,
+        message: Message,
+        request: ChatRequest,
+        client: httpx.AsyncClient,
+        token_fields: dict[tuple[str, str], str],
+    ) -> None:
+        self.message = message
+        self.conversation_id = message.conversation_id
+        self.request = request
+        self.client = client
+        #: Which max-tokens field each (API, model) accepts, learnt by the process.
+        self.token_fields = token_fields
+        #: The text of each delta sent, in order: deltas[n - 1] went out with seq n.
+        self.deltas: list[str] = []
+        #: Text received but not yet sent.
+        self.pending: list[str] = []
+        #: Characters received in all, sent or not.
+        self.size = 0
+        self.finish_reason = ""
+        self.model = ""
+        self.usage: tuple[int, int] | None = None
+        #: The `seq` the row holds (last checkpoint saved); None: unknown, rewrite it whole.
+        self.saved_seq: int | None = 0
+        self.task: asyncio.Task[None] | None = None
+        self._stop: tuple[str, str] | None = None  # (status, error) someone asked to end with
+        self._abandoned = False
+        self._capped = False
+        self._reader: asyncio.Task[None] | None = None
+        self._reader_done = False
+        #: The model's stream ended as it should (not failed, not cut short by us).
+        self._finished = False
+        self._ended = False
+        self._reader_error: BaseException | None = None
+        self._wake = asyncio.Event()
+        self._last_flush = float("-inf")
+        self._layer_failing = False
+
+    @property
+    def seq(self) -> int:
+        """The `seq` of the last delta sent; deltas count from 1 without gaps."""
+        return len(self.deltas)
+
+    # --- requests from outside: any of them may come at any moment -------------------------
+
+    def request_stop(self, status: str = Status.CANCELLED, error: str = "") -> None:
+        """End the answer at the next safe point, keeping the text so far, as ``status``."""
+        if self._stop is None:
+            self._stop = (status, error)
+            self._wake.set()
+
+    def abandon(self) -> None:
+        """The row is no longer this answer's to write: end now, and send nothing more."""
+        self._abandoned = True
+        self._wake.set()
+
+    def checkpoint(self) -> services.Checkpoint:
+        """What to save now: the deltas sent since the last saved checkpoint (or all of them)."""
+        if self.saved_seq is None:
+            return services.Checkpoint(self.message.id, None, self.seq, "".join(self.deltas))
+        tail = "".join(self.deltas[self.saved_seq :])
+        return services.Checkpoint(self.message.id, self.saved_seq, self.seq, tail)
+
+    def checkpointed(self, checkpoint: services.Checkpoint, saved: services.Saved) -> None:
+        """Learn what became of ``checkpoint``."""
+        if saved is services.Saved.GONE:
+            logger.info("Answer %s was ended elsewhere; abandoning it", self.message.id)
+            self.abandon()
+        elif saved is services.Saved.UNSURE:
+            self.saved_seq = None
+        else:
+            self.saved_seq = checkpoint.seq
+            if saved is services.Saved.STOP:
+                self.request_stop()
+
+    # --- the answer's task ------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Stream the answer to its end, whatever that end is, and save it once."""
+        try:
+            await self._send(control.start_event(self.message.id))
+            self._reader = asyncio.create_task(self._read(), name=f"reader-{self.message.id}")
+            await self._pump()
+        except asyncio.CancelledError:
+            # Cancelled from outside (the event loop is closing): save what we have.
+            self.request_stop(Status.INTERRUPTED, services.INTERRUPTED_MESSAGE)
+            await self._end()
+            raise
+        except Exception:
+            logger.exception("Answer %s failed", self.message.id)
+            self.request_stop(Status.ERROR, _SERVER_ERROR)
+        finally:
+            await self._stop_reader()
+        await self._end()
+
+    async def _pump(self) -> None:
+        """Send pending text as deltas until the reader is done or the answer must end."""
+        loop = asyncio.get_running_loop()
+        while True:
+            self._wake.clear()
+            if self._stop is not None or self._abandoned:
+                return
+            timeout = None
+            if self.pending:
+                wait = self._last_flush + settings.STREAM_FLUSH_SECONDS - loop.time()
+                if wait <= 0:
+                    await self._flush()
+                    continue
+                timeout = wait
+            elif self._reader_done:
+                return
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    async def _flush(self) -> None:
+        self._last_flush = asyncio.get_running_loop().time()
+        text = "".join(self.pending)
+        self.pending.clear()
+        self.deltas.append(text)
+        await self._send(control.delta_event(self.message.id, self.seq, text))
+
+    async def _send(self, event: control.ChatEvent) -> None:
+        if await control.announce(self.conversation_id, event):
+            self._layer_failing = False
+        elif not self._layer_failing:
+            # The stream goes on and the database keeps every word; sockets heal later.
+            logger.warning("Channel layer send failed for answer %s", self.message.id)
+            self._layer_failing = True
+
+    async def _end(self) -> None:
+        """Send the last piece and save the ending, unless the answer was abandoned."""
+        if self._abandoned or self._ended:
+            return
+        self._ended = True
+        status, error = self._ending()
+        if self.pending:
+            await self._flush()
+        outcome = services.Outcome(
+            status=status,
+            content="".join(self.deltas),
+            seq=self.seq,
+            finish_reason=self.finish_reason,
+            model=self.model,
+            prompt_tokens=self.usage[0] if self.usage else None,
+            completion_tokens=self.usage[1] if self.usage else None,
+            error=error,
+        )
+        try:
+            await services.to_async(services.do_finish)(self.message, outcome)
+        except Exception:
+            # The row stays `streaming` with its last checkpoint; the sweep will end it.
+            logger.exception("Could not save the end of answer %s", self.message.id)
+
+    def _ending(self) -> tuple[str, str]:
+        """The status and error to save: a finished stream is complete whoever asked to stop."""
+        error = self._reader_error
+        if self._finished:
+            if self._capped:
+                limit = settings.STREAM_MAX_ANSWER_CHARS
+                return Status.COMPLETE, _CAPPED.format(limit=limit)
+            return Status.COMPLETE, ""
+        if self._stop is not None:
+            return self._stop
+        if isinstance(error, UpstreamError):
+            return Status.ERROR, error.message
+        return Status.ERROR, _SERVER_ERROR
+
+    # --- the reader: the only code that touches the model API -------------------------------
+
+    async def _read(self) -> None:
+        try:
+            await self._stream_with_retries()
+            self._finished = True
+        except UpstreamError as exc:
+            logger.warning("Answer %s failed upstream: %s", self.message.id, exc.message)
+            self._reader_error = exc
+        except Exception as exc:
+            logger.exception("Answer %s: reading the model's stream failed", self.message.id)
+            self._reader_error = exc
+        finally:
+            self._reader_done = True
+            self._wake.set()
+
+    async def _stop_reader(self) -> None:
+        reader = self._reader
+        if reader is not None and not reader.done():
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+    async def _stream_with_retries(self) -> None:
+        attempt = 0
+        key = (self.request.base_url, self.request.model)
+        if key in self.token_fields:
+            self.request = dataclasses.replace(
+                self.request, max_tokens_field=self.token_fields[key]
+            )
+        switched_field = False
+        while True:
+            try:
+                await self._stream()
+                return
+            except UpstreamHTTPError as exc:
+                other = other_token_field(exc, self.request)
+                if other is not None and not switched_field and self.size == 0:
+                    # The provider wants the other name for the token limit; ask again now.
+                    logger.info("Answer %s: the API wants %s", self.message.id, other)
+                    self.request = dataclasses.replace(self.request, max_tokens_field=other)
+                    self.token_fields[key] = other
+                    switched_field = True
+                    continue
+                delay = self._retry_delay(exc, attempt)
+                if delay is None:
+                    raise
+            except UpstreamError as exc:
+                delay = self._retry_delay(exc, attempt)
+                if delay is None:
+                    raise
+            attempt += 1
+            logger.info("Answer %s: retry %d in %.1f s", self.message.id, attempt, delay)
+            await asyncio.sleep(delay)
+
+    def _retry_delay(self, exc: UpstreamError, attempt: int) -> float | None:
+        """Seconds to wait before trying again, or None when we must not retry."""
+        if self.size or attempt >= settings.OPENAI_MAX_RETRIES:
+            return None  # never after text: users would see the answer start twice
+        if isinstance(exc, UpstreamHTTPError):
+            if exc.status_code not in _RETRYABLE_STATUSES and exc.status_code < 500:
+                return None
+        elif not isinstance(exc, UpstreamConnectError):
+            return None
+        backoff = _RETRY_BASE_SECONDS * 2**attempt
+        delay = backoff / 2 + random.uniform(0, backoff / 2)
+        retry_after = exc.retry_after if isinstance(exc, UpstreamHTTPError) else None
+        if retry_after is not None:
+            if retry_after > settings.OPENAI_RETRY_MAX_SECONDS:
+                return None  # retrying sooner than asked would only be refused again
+            delay = max(delay, retry_after)
+        return float(min(delay, settings.OPENAI_RETRY_MAX_SECONDS))
+
+    async def _stream(self) -> None:
+        async with contextlib.aclosing(stream_chat(self.client, self.request)) as events:
+            async for event in events:
+                if not self._apply(event):
+                    return
+
+    def _apply(self, event: StreamEvent) -> bool:
+        """Take one event in; False once the answer has all it may keep."""
+        if event.model and not self.model:
+            self.model = event.model
+        if event.type == "text":
+            room = settings.STREAM_MAX_ANSWER_CHARS - self.size
+            text = event.text[:room]
+            if text:
+                if not self.pending:
+                    self._wake.set()  # the answer's task may be waiting with no deadline
+                self.pending.append(text)
+                self.size += len(text)
+            if len(event.text) > room:
+                self._capped = True
+                self.finish_reason = "length"
+                return False
+        elif event.type == "finish":
+            self.finish_reason = event.finish_reason
+        elif event.type == "usage":
+            self.usage = (event.prompt_tokens, event.completion_tokens)
+        # Reasoning is the model thinking aloud: not part of the answer, so not saved in it.
+        return True
+
+    def sync_reply(self, after_seq: int) -> control.SyncEvent:
+        """The text after delta ``after_seq``, for a socket that missed some."""
+        after = max(0, min(after_seq, self.seq))
+        return control.sync_event(self.message.id, after, self.seq, "".join(self.deltas[after:]))

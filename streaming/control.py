@@ -1,0 +1,233 @@
+"""The control plane: every message that crosses the channel layer, typed, in one place.
+
+Two groups per conversation carry them (docs/protocol.md):
+
+- ``conv.<id>``: what every socket of the conversation shows (``chat.*`` events; the
+  consumer relays each one as the frame named after the dot);
+- ``conv.<id>.control``: requests to the conversation's running answer, wherever it runs
+  (``answer.stop``, ``answer.sync``). The channel of the runtime of the process that runs
+  the answer is in it (streaming/runtime.py); it replies to a sync on the asking socket's
+  own channel.
+
+Any of these may be lost (channels-redis drops sends over capacity without a word), so no
+guarantee rests on one arriving: `seq`, the database and the clients' checks heal a loss.
+"""
+
+import logging
+from typing import Any, Literal, TypedDict
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from streaming.models import Message, control_group_name, group_name
+
+logger = logging.getLogger(__name__)
+
+
+# --- events to the sockets of a conversation (group ``conv.<id>``) -----------------------
+
+
+class MessageEvent(TypedDict):
+    """A user message was saved."""
+
+    type: Literal["chat.message"]
+    message: dict[str, Any]
+    #: The conversation's title, which the first message names.
+    title: str
+
+
+class StartEvent(TypedDict):
+    """An answer began (its row is `streaming`)."""
+
+    type: Literal["chat.start"]
+    message_id: str
+
+
+class DeltaEvent(TypedDict):
+    """The next piece of an answer; `seq` counts 1, 2, 3… per answer, without gaps."""
+
+    type: Literal["chat.delta"]
+    message_id: str
+    seq: int
+    text: str
+
+
+class SyncEvent(TypedDict):
+    """An answer's text after delta `after_seq` up to delta `seq`, for one socket."""
+
+    type: Literal["chat.sync"]
+    message_id: str
+    after_seq: int
+    seq: int
+    text: str
+
+
+class DoneEvent(TypedDict):
+    """An answer ended and is saved; `message.content` holds its text up to delta `seq`."""
+
+    type: Literal["chat.done"]
+    message_id: str
+    status: str
+    finish_reason: str
+    usage: dict[str, int] | None
+    error: str
+    seq: int
+    message: dict[str, Any]
+
+
+class DeletedEvent(TypedDict):
+    """The conversation was deleted."""
+
+    type: Literal["chat.deleted"]
+
+
+ChatEvent = MessageEvent | StartEvent | DeltaEvent | SyncEvent | DoneEvent | DeletedEvent
+
+
+# --- requests to a conversation's running answer (group ``conv.<id>.control``) ----------
+
+
+class StopRequest(TypedDict):
+    """End the answer: `cancelled` (a person asked), or silently when it was deleted."""
+
+    type: Literal["answer.stop"]
+    conversation_id: str
+    #: The answer meant; None: whichever answer of the conversation is streaming.
+    message_id: str | None
+    reason: Literal["cancelled", "deleted"]
+
+
+class SyncRequest(TypedDict):
+    """Send the text after delta `after_seq` to the channel `reply_channel`."""
+
+    type: Literal["answer.sync"]
+    conversation_id: str
+    message_id: str
+    after_seq: int
+    reply_channel: str
+
+
+ControlRequest = StopRequest | SyncRequest
+
+
+def serialize_message(message: Message) -> dict[str, Any]:
+    """The JSON shape of a message in every frame and in the page's initial data."""
+    return {
+        "id": str(message.id),
+        "role": message.role,
+        "content": message.content,
+        "status": message.status,
+        "model": message.model,
+        "finish_reason": message.finish_reason,
+        "usage": message.usage,
+        "error": message.error,
+        "client_id": str(message.client_id) if message.client_id else None,
+        "created_at": message.created_at.isoformat(),
+    }
+
+
+def message_event(message: Message, title: str) -> MessageEvent:
+    return {"type": "chat.message", "message": serialize_message(message), "title": title}
+
+
+def start_event(message_id: object) -> StartEvent:
+    return {"type": "chat.start", "message_id": str(message_id)}
+
+
+def delta_event(message_id: object, seq: int, text: str) -> DeltaEvent:
+    return {"type": "chat.delta", "message_id": str(message_id), "seq": seq, "text": text}
+
+
+def sync_event(message_id: object, after_seq: int, seq: int, text: str) -> SyncEvent:
+    return {
+        "type": "chat.sync",
+        "message_id": str(message_id),
+        "after_seq": after_seq,
+        "seq": seq,
+        "text": text,
+    }
+
+
+def done_event(message: Message) -> DoneEvent:
+    """The event for an ended answer, from its saved row."""
+    return {
+        "type": "chat.done",
+        "message_id": str(message.id),
+        "status": message.status,
+        "finish_reason": message.finish_reason,
+        "usage": message.usage,
+        "error": message.error,
+        "seq": message.seq,
+        "message": serialize_message(message),
+    }
+
+
+def deleted_event() -> DeletedEvent:
+    return {"type": "chat.deleted"}
+
+
+def stop_request(
+    conversation_id: object,
+    message_id: object | None,
+    reason: Literal["cancelled", "deleted"] = "cancelled",
+) -> StopRequest:
+    return {
+        "type": "answer.stop",
+        "conversation_id": str(conversation_id),
+        "message_id": None if message_id is None else str(message_id),
+        "reason": reason,
+    }
+
+
+def sync_request(
+    conversation_id: object, message_id: object, after_seq: int, reply_channel: str
+) -> SyncRequest:
+    return {
+        "type": "answer.sync",
+        "conversation_id": str(conversation_id),
+        "message_id": str(message_id),
+        "after_seq": after_seq,
+        "reply_channel": reply_channel,
+    }
+
+
+def to_frame(event: ChatEvent) -> dict[str, Any]:
+    """The frame a socket sends for a group event: ``chat.delta`` becomes ``delta``."""
+    frame: dict[str, Any] = dict(event)
+    frame["type"] = event["type"].removeprefix("chat.")
+    return frame
+
+
+# --- sending -------------------------------------------------------------------------------
+
+
+async def announce(conversation_id: object, event: ChatEvent) -> bool:
+    """Send ``event`` to every socket of the conversation; False if the layer failed.
+
+    A failure is not raised: the database already holds what the event says, and sockets
+    that miss it heal by `seq`, `sync` or a fresh snapshot. The caller decides what to log.
+    """
+    return await _send_to_group(group_name(conversation_id), event)
+
+
+def announce_after_commit(conversation_id: object, event: ChatEvent) -> None:
+    """``announce`` from synchronous code, for ``transaction.on_commit``; failures are logged."""
+    if not async_to_sync(announce)(conversation_id, event):
+        logger.warning("Could not announce %s to conversation %s", event["type"], conversation_id)
+
+
+async def ask_answer(request: ControlRequest) -> bool:
+    """Send ``request`` to the conversation's running answer, on whichever process it runs."""
+    return await _send_to_group(control_group_name(request["conversation_id"]), request)
+
+
+async def _send_to_group(group: str, message: ChatEvent | ControlRequest) -> bool:
+    layer = get_channel_layer()
+    if layer is None:
+        return True
+    try:
+        await layer.group_send(group, message)
+    except Exception as exc:
+        logger.debug("Could not send %s to %s: %r", message["type"], group, exc)
+        return False
+    return True

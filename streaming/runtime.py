@@ -1,0 +1,255 @@
+"""The process runtime: what one server process keeps for all its answers.
+
+- the registry of the answers it runs (so shutdown can save them and the sweep can tell
+  them from dead ones);
+- one HTTP client for the model API, whose connections the answers share;
+- the checkpoint writer: every STREAM_CHECKPOINT_SECONDS, one batched write saves the new
+  text and a heartbeat of every answer of the process, and tells each what became of it;
+- the orphan sweep, every STREAM_ORPHAN_SECONDS / 2;
+- the control desk: one channel of the process, in the control group of every conversation
+  the process runs an answer of, that hands `stop` and `sync` requests to the answers. One
+  receiver for all answers, never cancelled while the process serves: channels-redis can
+  lose a message meant for *another* channel of the process when a receive is cancelled
+  mid-read, so answers must not each start and cancel their own;
+- graceful shutdown: every running answer is saved, with all its text, as `interrupted`.
+
+Under daphne it starts when the server starts (``start_with_server``, from chatsite/asgi.py).
+Elsewhere (tests driving the ASGI app directly) it starts on first use, one per event loop:
+HTTP connections and tasks belong to the loop that made them.
+"""
+
+import asyncio
+import contextlib
+import logging
+import sys
+import uuid
+import weakref
+from typing import Any
+
+import httpx
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from streaming import control, services
+from streaming.answer import Answer
+from streaming.models import Message, control_group_name
+from streaming.openai import ChatRequest
+
+logger = logging.getLogger(__name__)
+
+# How long a graceful shutdown waits for running answers to be saved.
+_SHUTDOWN_SECONDS = 5.0
+
+
+class Runtime:
+    """The answers of one event loop (one server process), and the duties they share."""
+
+    def __init__(self) -> None:
+        #: The answers running here, by message id.
+        self.answers: dict[uuid.UUID, Answer] = {}
+        self.http = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+            headers={"User-Agent": "chatsite"},
+        )
+        #: Which max-tokens field each (API, model) accepts, once one has refused the other.
+        self.token_fields: dict[tuple[str, str], str] = {}
+        self._duties: list[asyncio.Task[None]] = []
+        #: The control desk's channel, once it has one.
+        self._channel: str | None = None
+        self._channel_ready = asyncio.Event()
+        #: How many answers of each conversation run here (the desk is in its control group).
+        self._joined: dict[str, int] = {}
+
+    def start(self) -> None:
+        """Start the checkpoint writer, the orphan sweep and the control desk."""
+        if not self._duties:
+            self._duties = [
+                asyncio.create_task(self._write_checkpoints(), name="checkpoint-writer"),
+                asyncio.create_task(self._sweep(), name="orphan-sweep"),
+                asyncio.create_task(self._serve_control(), name="control-desk"),
+            ]
+
+    def start_answer(self, message: Message, history: list[dict[str, str]]) -> Answer:
+        """Start generating ``message`` (status `streaming`) as a task of this process."""
+        request = ChatRequest(
+            base_url=settings.OPENAI_BASE_URL,
+            api_key=settings.OPENAI_API_KEY,
+            model=message.model,
+            messages=history,
+            read_timeout=settings.OPENAI_READ_TIMEOUT,
+            connect_timeout=settings.OPENAI_CONNECT_TIMEOUT,
+            max_tokens=settings.OPENAI_MAX_TOKENS or None,
+            max_tokens_field=settings.OPENAI_MAX_TOKENS_FIELD,
+        )
+        answer = Answer(message, request, self.http, self.token_fields)
+        self.answers[message.id] = answer
+        answer.task = asyncio.create_task(self._run(answer), name=f"answer-{message.id}")
+        answer.task.add_done_callback(lambda _: self.answers.pop(message.id, None))
+        return answer
+
+    async def _run(self, answer: Answer) -> None:
+        # In the control group before anyone hears of the answer, so its stop can reach it.
+        conversation = str(answer.conversation_id)
+        await self._join(conversation)
+        try:
+            await answer.run()
+        finally:
+            await self._leave(conversation)
+
+    # --- the control desk -------------------------------------------------------------------
+
+    async def _join(self, conversation: str) -> None:
+        self._joined[conversation] = self._joined.get(conversation, 0) + 1
+        if self._joined[conversation] > 1:
+            return
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        try:
+            async with asyncio.timeout(settings.STREAM_CHECKPOINT_SECONDS):
+                await self._channel_ready.wait()
+            assert self._channel is not None
+            await layer.group_add(control_group_name(conversation), self._channel)
+        except Exception:
+            # The answer still runs and is saved; a stop still arrives through the database.
+            logger.warning("Answers of conversation %s cannot hear stop and sync", conversation)
+
+    async def _leave(self, conversation: str) -> None:
+        self._joined[conversation] -= 1
+        if self._joined[conversation]:
+            return
+        del self._joined[conversation]
+        layer = get_channel_layer()
+        if layer is not None and self._channel is not None:
+            with contextlib.suppress(Exception):
+                await layer.group_discard(control_group_name(conversation), self._channel)
+
+    async def _serve_control(self) -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        while True:
+            try:
+                if self._channel is None:
+                    self._channel = await layer.new_channel()
+                    self._channel_ready.set()
+                request = await layer.receive(self._channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("The control desk lost the channel layer; retrying", exc_info=True)
+                await asyncio.sleep(1)
+                continue
+            try:
+                await self._handle(layer, request)
+            except Exception:
+                logger.exception("Control request %r failed", request.get("type"))
+
+    async def _handle(self, layer: Any, request: control.ControlRequest) -> None:
+        conversation = request["conversation_id"]
+        message_id = request["message_id"]
+        for answer in list(self.answers.values()):
+            if str(answer.conversation_id) != conversation:
+                continue
+            if message_id is not None and str(answer.message.id) != message_id:
+                continue
+            if request["type"] == "answer.stop":
+                if request["reason"] == "deleted":
+                    answer.abandon()
+                else:
+                    answer.request_stop()
+            elif request["type"] == "answer.sync":
+                reply = answer.sync_reply(int(request["after_seq"]))
+                with contextlib.suppress(Exception):
+                    await layer.send(request["reply_channel"], reply)
+
+    async def shutdown(self) -> None:
+        """Save every running answer as `interrupted` (a few seconds at most), then stop."""
+        answers = list(self.answers.values())
+        for answer in answers:
+            answer.request_stop(Message.Status.INTERRUPTED, services.INTERRUPTED_MESSAGE)
+        tasks = [a.task for a in answers if a.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=_SHUTDOWN_SECONDS)
+        for duty in self._duties:
+            duty.cancel()
+        await self.http.aclose()
+
+    async def checkpoint_all(self) -> None:
+        """Save every running answer's new text and heartbeat in one batched write."""
+        answers = list(self.answers.values())
+        if not answers:
+            return
+        checkpoints = [answer.checkpoint() for answer in answers]
+        saved = await services.to_async(services.do_checkpoints)(checkpoints)
+        for answer, checkpoint in zip(answers, checkpoints, strict=True):
+            answer.checkpointed(checkpoint, saved[checkpoint.message_id])
+
+    async def _write_checkpoints(self) -> None:
+        while True:
+            await asyncio.sleep(settings.STREAM_CHECKPOINT_SECONDS)
+            try:
+                await self.checkpoint_all()
+            except Exception:
+                # The rows keep their last checkpoint; the next round appends from there.
+                logger.exception("Checkpoint write failed")
+
+    async def _sweep(self) -> None:
+        while True:
+            try:
+                await services.to_async(services.do_sweep_orphans)(alive=list(self.answers))
+            except Exception:
+                logger.exception("Orphan sweep failed")
+            await asyncio.sleep(settings.STREAM_ORPHAN_SECONDS / 2)
+
+
+_runtimes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runtime]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def current() -> Runtime:
+    """The running loop's runtime, started if it was not yet."""
+    loop = asyncio.get_running_loop()
+    runtime = _runtimes.get(loop)
+    if runtime is None:
+        runtime = _runtimes[loop] = Runtime()
+        runtime.start()
+    return runtime
+
+
+def start_answer(message: Message, history: list[dict[str, str]]) -> Answer:
+    """Start generating ``message`` in this process (see ``Runtime.start_answer``)."""
+    return current().start_answer(message, history)
+
+
+def start_with_server() -> None:
+    """Under daphne: start the runtime with the server, and save answers before it exits.
+
+    daphne speaks no ASGI lifespan, so this hooks into its Twisted reactor, which runs the
+    asyncio loop: the runtime starts when the reactor runs, and SIGTERM's shutdown waits
+    for running answers to be saved. Elsewhere (no reactor) it does nothing.
+    """
+    reactor: Any = sys.modules.get("twisted.internet.reactor")
+    if reactor is None:
+        return
+    from twisted.internet import defer
+
+    def before_shutdown() -> "defer.Deferred[None]":
+        runtime = _runtimes.get(asyncio.get_event_loop())
+        if runtime is None:
+            return defer.succeed(None)
+        logger.info("Shutting down: saving %d running answer(s)", len(runtime.answers))
+        return defer.Deferred.fromFuture(asyncio.ensure_future(runtime.shutdown()))
+
+    reactor.callWhenRunning(lambda: asyncio.get_event_loop().call_soon(current))
+    reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)
+
+
+async def shutdown() -> None:
+    """Shut this loop's runtime down, if it has one (tests, management commands)."""
+    loop = asyncio.get_running_loop()
+    runtime = _runtimes.pop(loop, None)
+    if runtime is not None:
+        with contextlib.suppress(Exception):
+            await runtime.shutdown()
