@@ -52,6 +52,9 @@ sim:nodelta=1     0/1                  one chunk whose choice has no `delta` key
 sim:stamp=1       0/1                  each content token is the time it is written to the
                                        socket: time.time() with six decimals and a space,
                                        "1764032000.123456 " (stamps.py reads them back)
+sim:refuse=F      a field name         a 400 with OpenAI's "Unsupported parameter" error
+                                       when the request carries the field F (max_tokens
+                                       or max_completion_tokens)
 ================  ===================  ====================================================
 
 Without `stream`, faults shape the JSON reply instead: error gives a 500, drop aborts

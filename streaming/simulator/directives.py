@@ -12,6 +12,7 @@ from typing import Literal, NoReturn, TypeVar, cast, get_args
 PREFIX = "sim:"
 
 Fault = Literal["error", "drop", "stall", "badjson"]
+TokenField = Literal["max_tokens", "max_completion_tokens"]
 
 _T = TypeVar("_T")
 
@@ -50,6 +51,9 @@ class Directives:
     """Send one chunk whose choice has no `delta` key."""
     stamp: bool = False
     """Replace each content token with the time it was written (see stamps.py)."""
+    refuse: TokenField | None = None
+    """Refuse a request carrying this token-limit field, as OpenAI's newer models refuse
+    `max_tokens` and older servers `max_completion_tokens`."""
     words: tuple[str, ...] = ()
     """The directive words as written, for the request log."""
 
@@ -85,6 +89,7 @@ def split_directives(text: str) -> tuple[str, Directives]:
 
     values = _Values(raw, written)
     fault_name = values.choice("fault", get_args(Fault))
+    refuse = values.choice("refuse", get_args(TokenField))
     directives = Directives(
         tokens=values.integer("tokens", maximum=100_000),
         rate=values.number("rate", maximum=1_000_000),
@@ -99,6 +104,7 @@ def split_directives(text: str) -> tuple[str, Directives]:
         azure=values.flag("azure"),
         nodelta=values.flag("nodelta"),
         stamp=values.flag("stamp"),
+        refuse=cast(TokenField | None, refuse),
         words=tuple(written.values()),
     )
     _require(written, "retry_after", "status", directives.status is not None)
@@ -123,6 +129,7 @@ _KNOWN = frozenset(
         "azure",
         "nodelta",
         "stamp",
+        "refuse",
     )
 )
 

@@ -7,10 +7,10 @@ import json
 import logging
 import threading
 from collections import deque
-from typing import Any, Self
+from typing import Any, Self, get_args
 
 from .answer import Answer
-from .directives import DirectiveError, Directives, split_directives
+from .directives import DirectiveError, Directives, TokenField, split_directives
 from .payloads import (
     InvalidRequest,
     error_body,
@@ -231,6 +231,19 @@ class Simulator:
             return await ex.send_json(400, error)
         ex.summary = directives.summary
 
+        if directives.refuse is not None and directives.refuse in body:
+            other = next(f for f in get_args(TokenField) if f != directives.refuse)
+            message = (
+                f"Unsupported parameter: '{directives.refuse}' is not supported with this "
+                f"model. Use '{other}' instead."
+            )
+            error = error_body(
+                message,
+                "invalid_request_error",
+                param=directives.refuse,
+                code="unsupported_parameter",
+            )
+            return await ex.send_json(400, error)
         if directives.status is not None and self._should_fail(chat.last_user_text, directives):
             headers = []
             if directives.retry_after is not None:
@@ -253,6 +266,8 @@ class Simulator:
             "model": body.get("model"),
             "messages": body.get("messages"),
             "stream": body.get("stream", False),
+            "max_tokens": body.get("max_tokens"),
+            "max_completion_tokens": body.get("max_completion_tokens"),
             "headers": {"authorization": authorization},
         }
         with self._lock:
