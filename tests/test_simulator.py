@@ -371,6 +371,33 @@ async def test_nodelta_directive_sends_choice_without_delta(http: httpx.AsyncCli
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("field", "other"),
+    [("max_tokens", "max_completion_tokens"), ("max_completion_tokens", "max_tokens")],
+)
+async def test_refuse_directive_refuses_only_requests_with_that_field(
+    http: httpx.AsyncClient, field: str, other: str
+) -> None:
+    refused = await http.post(
+        "/chat/completions", json=chat(f"Limit sim:refuse={field}", stream=True) | {field: 5}
+    )
+    accepted = await http.post(
+        "/chat/completions", json=chat(f"Limit sim:refuse={field}", stream=False) | {other: 5}
+    )
+
+    assert refused.status_code == 400
+    assert refused.json()["error"] == {
+        "message": f"Unsupported parameter: '{field}' is not supported with this model. "
+        f"Use '{other}' instead.",
+        "type": "invalid_request_error",
+        "param": field,
+        "code": "unsupported_parameter",
+    }
+    assert accepted.status_code == 200
+    assert accepted.json()["choices"][0]["finish_reason"] == "length"
+
+
+@pytest.mark.asyncio
 async def test_stamp_directive_tokens_carry_their_write_time(http: httpx.AsyncClient) -> None:
     started = time.time()
     stamps: list[float] = []
@@ -576,12 +603,16 @@ async def test_requests_endpoint_records_and_clears(
                 "model": "test-model",
                 "messages": [{"role": "user", "content": "First"}],
                 "stream": True,
+                "max_tokens": None,
+                "max_completion_tokens": None,
                 "headers": {"authorization": "absent"},
             },
             {
                 "model": "test-model",
                 "messages": [{"role": "user", "content": "Second"}],
                 "stream": False,
+                "max_tokens": None,
+                "max_completion_tokens": None,
                 "headers": {"authorization": "absent"},
             },
         ]
