@@ -96,6 +96,14 @@ class DaphneServer:
         """What the process printed so far."""
         return self.log_path.read_text(errors="replace")
 
+    def pause(self) -> None:
+        """Freeze the process (SIGSTOP), as a long GC pause or a stalled host would."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused process run on (SIGCONT) from where it was frozen."""
+        self.process.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         """Die at once, as a crash would: no shutdown code runs."""
         self.process.send_signal(signal.SIGKILL)
@@ -104,6 +112,7 @@ class DaphneServer:
     def stop(self) -> None:
         """Stop gracefully (SIGTERM), or kill after 10 s."""
         if self.process.poll() is None:
+            self.resume()  # a paused process would hold SIGTERM until the kill
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)
@@ -112,13 +121,21 @@ class DaphneServer:
         self._log.close()
 
 
+def _free_log_path(log_dir: Path) -> Path:
+    """daphne-<n>.log with the first free n: a test may start servers more than once."""
+    index = 0
+    while (path := log_dir / f"daphne-{index}.log").exists():
+        index += 1
+    return path
+
+
 @contextmanager
 def daphne_servers(count: int, env: dict[str, str], log_dir: Path) -> Iterator[list[DaphneServer]]:
     """Start ``count`` daphne processes with the same environment; stop them all after."""
     servers: list[DaphneServer] = []
     try:
-        for index in range(count):
-            servers.append(DaphneServer(env, log_dir / f"daphne-{index}.log"))
+        for _ in range(count):
+            servers.append(DaphneServer(env, _free_log_path(log_dir)))
         yield servers
     finally:
         for server in servers:

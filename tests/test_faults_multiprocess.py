@@ -1,0 +1,380 @@
+"""Faults injected into a cluster, not hoped for: each guarantee with what it rests on broken.
+
+Two real daphne processes share Redis and the database, as in test_multiprocess.py; the
+sockets are real WebSocket clients that heal as a page does (tests/live.py). What breaks
+is chosen: a process frozen with SIGSTOP past the orphan timeout, a layer that drops,
+repeats or holds back chosen messages (CHAT_FAULTS, tests/faults.py), a deletion from the
+other process. Every wait is on a condition (a frame, a row, a connection count), never on
+a guessed delay, and nothing asserts how long anything took.
+
+Process A runs the answers under test; where a test counts A's upstream connections, A
+talks to a simulator of its own, so nothing else opens or keeps one there.
+"""
+
+import asyncio
+import contextlib
+import inspect
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from django.contrib.auth.models import User
+from websockets.exceptions import ConnectionClosed
+
+from streaming.consumers import CLOSE_DELETED
+from streaming.models import Conversation, Message
+from streaming.simulator import SimulatorThread
+from tests.conftest import session_cookie, user_message
+from tests.live import QUIET_SECONDS, LiveClient
+from tests.servers import DaphneServer
+from tests.test_multiprocess import FAST_CHECKPOINTS
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# Long enough that no answer under test can end by itself while the test breaks something.
+ENDLESS = "sim:tokens=5000 sim:rate=50"
+SHORT = "sim:tokens=20 sim:rate=200"
+
+Pair = Callable[..., tuple[DaphneServer, DaphneServer]]
+
+
+@pytest.fixture
+def cookie(user: User) -> str:
+    return session_cookie(user)
+
+
+@pytest.fixture
+def own_simulator() -> Iterator[SimulatorThread]:
+    """A simulator only process A talks to: its open connections are A's upstream requests."""
+    with SimulatorThread() as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def pair(live_servers: Callable[..., list[DaphneServer]], redis_url: str) -> Pair:
+    """Start processes A and B on one Redis and one database, each with its own extra env."""
+
+    def _start(
+        a_env: dict[str, str] | None = None, b_env: dict[str, str] | None = None
+    ) -> tuple[DaphneServer, DaphneServer]:
+        (a,) = live_servers(1, redis_url=redis_url, **(FAST_CHECKPOINTS | (a_env or {})))
+        (b,) = live_servers(1, redis_url=redis_url, **(FAST_CHECKPOINTS | (b_env or {})))
+        return a, b
+
+    return _start
+
+
+async def wait_until(
+    condition: Callable[[], bool | Awaitable[bool]], what: str, timeout: float = 20.0
+) -> None:
+    """Poll ``condition`` until it holds; fail saying ``what`` did not happen by the deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        await asyncio.sleep(0.05)
+
+
+async def keep_reading(client: LiveClient, stop: asyncio.Event) -> None:
+    """Read frames as an open page does until told to stop, checking on quiet spells."""
+    while not stop.is_set():
+        try:
+            await client.receive(QUIET_SECONDS)
+        except TimeoutError:
+            await client.check_quiet()
+        except ConnectionClosed:
+            return
+
+
+@contextlib.asynccontextmanager
+async def reading(*clients: LiveClient) -> AsyncIterator[None]:
+    """Keep ``clients`` reading in the background while the block runs."""
+    stop = asyncio.Event()
+    readers = [asyncio.create_task(keep_reading(client, stop)) for client in clients]
+    try:
+        yield
+    finally:
+        stop.set()
+        # Python 3.11's wait_for (in LiveClient.receive) drops a cancellation that lands as
+        # a frame arrives; the stop flag ends the loop then, and this asks again meanwhile.
+        while pending := [reader for reader in readers if not reader.done()]:
+            for reader in pending:
+                reader.cancel()
+            await asyncio.wait(pending, timeout=1)
+    for reader in readers:
+        if not reader.cancelled() and (error := reader.exception()) is not None:
+            raise error
+
+
+def frames_of(client: LiveClient, kind: str, message_id: str | None = None) -> list[dict[str, Any]]:
+    """The frames of type ``kind`` the socket received (about ``message_id``, if given)."""
+    return [
+        f
+        for f in client.frames
+        if f["type"] == kind and (message_id is None or f.get("message_id") == message_id)
+    ]
+
+
+async def frame(
+    client: LiveClient, kind: str, *, other_than: Iterable[str] = (), timeout: float = 20.0
+) -> dict[str, Any]:
+    """The first frame of type ``kind`` about a message not in ``other_than``, once received."""
+    skip = set(other_than)
+
+    def found() -> dict[str, Any] | None:
+        return next((f for f in frames_of(client, kind) if f.get("message_id") not in skip), None)
+
+    await wait_until(lambda: found() is not None, f"a {kind!r} frame on {client.url}", timeout)
+    result = found()
+    assert result is not None
+    return result
+
+
+async def delete_via_page(server: DaphneServer, conversation_id: uuid.UUID, cookie: str) -> None:
+    """Delete the conversation as its page does: the form, its CSRF token, the session."""
+    async with httpx.AsyncClient(
+        base_url=server.url, cookies={"sessionid": cookie}, trust_env=False
+    ) as http:
+        page = await http.get(f"/c/{conversation_id}/")
+        assert page.status_code == 200
+        token = http.cookies["csrftoken"]
+        response = await http.post(
+            f"/c/{conversation_id}/delete/", data={"csrfmiddlewaretoken": token}
+        )
+    assert response.status_code == 302, response.text
+    assert response.headers["location"] == "/"
+
+
+async def test_paused_process_never_ends_an_answer_twice(
+    pair: Pair, own_simulator: SimulatorThread, conversation: Conversation, cookie: str
+) -> None:
+    upstream = own_simulator.simulator
+    a, b = pair(a_env={"OPENAI_BASE_URL": own_simulator.base_url, "LOG_LEVEL": "INFO"})
+    async with (
+        LiveClient(a, conversation.id, cookie) as on_a,
+        LiveClient(b, conversation.id, cookie) as on_b,
+    ):
+        async with reading(on_a, on_b):
+            await on_a.send(user_message(f"frozen {ENDLESS}"))
+            first = (await frame(on_b, "start"))["message_id"]
+            await frame(on_b, "delta")
+
+            async def checkpointed() -> bool:
+                return (await Message.objects.aget(pk=first)).seq > 0
+
+            await wait_until(checkpointed, "a checkpoint of the first answer")
+
+        a.pause()
+        try:
+            # The socket on A waits, unread, as a tab on a frozen server would; B's sweep
+            # ends the answer A still holds once its heartbeat is STREAM_ORPHAN_SECONDS old.
+            async with reading(on_b):
+                swept = await frame(on_b, "done")
+                assert swept["message_id"] == first
+                await on_b.send(user_message(f"while A is frozen {SHORT}"))
+                second = (await frame(on_b, "start", other_than=[first]))["message_id"]
+                await frame(on_b, "done", other_than=[first])
+        finally:
+            a.resume()
+
+        async with reading(on_a, on_b):
+            # A runs again: its next checkpoint finds the row ended, and it lets go upstream.
+            abandoned = f"Answer {first} was ended elsewhere; abandoning it"
+            await wait_until(lambda: abandoned in a.log(), "A abandoning the swept answer")
+            await wait_until(lambda: upstream.open_connections == 0, "A closing its request")
+            # A serves again. Its next answer's `done` comes, on both sockets, after anything
+            # A sent about the first answer before it let go.
+            await on_a.send(user_message(f"A is back {SHORT}"))
+            third = (await frame(on_a, "start", other_than=[first, second]))["message_id"]
+            for client in (on_a, on_b):
+                await frame(client, "done", other_than=[first, second])
+
+    swept_row = await Message.objects.aget(pk=first)
+    assert swept_row.status == "interrupted"
+    assert swept_row.content == swept["message"]["content"]
+    assert swept_row.seq == swept["seq"] > 0
+    assert on_b.text_of(first).startswith(swept_row.content)
+    assert f"Answer {first} had already ended" not in a.log()  # it never tried to end it
+    for client in (on_a, on_b):
+        assert [d["status"] for d in frames_of(client, "done", first)] == ["interrupted"]
+        assert client.shown_text(first) == swept_row.content
+        assert client.assembler.mismatches == 0
+        for later in (second, third):
+            saved = await Message.objects.aget(pk=later)
+            assert [d["status"] for d in frames_of(client, "done", later)] == [saved.status]
+            assert saved.status == "complete"
+            assert client.shown_text(later) == saved.content
+
+
+@pytest.mark.parametrize(
+    "b_faults",
+    [
+        pytest.param([], id="stop-message-delivered"),
+        pytest.param(
+            [{"type": "answer.stop", "action": "drop", "times": 0}], id="stop-message-dropped"
+        ),
+    ],
+)
+async def test_stop_from_the_other_process_before_the_answer_starts(
+    pair: Pair,
+    own_simulator: SimulatorThread,
+    conversation: Conversation,
+    cookie: str,
+    b_faults: list[dict[str, Any]],
+) -> None:
+    # With every answer.stop B sends dropped, only the row's flag can reach A.
+    b_env = {"CHAT_FAULTS": json.dumps(b_faults)} if b_faults else {}
+    a, b = pair(a_env={"OPENAI_BASE_URL": own_simulator.base_url}, b_env=b_env)
+    async with (
+        LiveClient(a, conversation.id, cookie) as on_a,
+        LiveClient(b, conversation.id, cookie) as on_b,
+        reading(on_a),
+    ):
+        await on_a.send(user_message(f"stop me early {ENDLESS}"))
+        await on_b.receive_until("message")
+        await on_b.send({"type": "stop"})  # at once: the answer on A has barely begun
+        async with reading(on_b):
+            done_b = await frame(on_b, "done")
+            message_id = done_b["message_id"]
+            done_a = await frame(on_a, "done")
+            await wait_until(
+                lambda: own_simulator.simulator.open_connections == 0,
+                "A closing its upstream request",
+            )
+
+            # Both sockets go on: an answer sent from each process completes on both.
+            later: list[str] = []
+            for sender in (on_a, on_b):
+                await sender.send(user_message(f"still usable {SHORT}"))
+                start = await frame(sender, "start", other_than=[message_id, *later])
+                later.append(start["message_id"])
+                for client in (on_a, on_b):
+                    await frame(client, "done", other_than=[message_id, *later[:-1]])
+
+    saved = await Message.objects.aget(pk=message_id)
+    assert done_a["message_id"] == message_id
+    assert saved.status == done_a["status"] == done_b["status"] == "cancelled"
+    assert saved.content == done_a["message"]["content"] == done_b["message"]["content"]
+    assert len(saved.content.split()) < 5000
+    for client in (on_a, on_b):
+        assert len(frames_of(client, "done", message_id)) == 1
+        assert client.shown_text(message_id) == saved.content
+        for later_id in later:
+            answer = await Message.objects.aget(pk=later_id)
+            assert [d["status"] for d in frames_of(client, "done", later_id)] == [answer.status]
+            assert answer.status == "complete"
+            assert client.shown_text(later_id) == answer.content
+
+
+async def test_delete_from_the_other_process_mid_answer(
+    pair: Pair, own_simulator: SimulatorThread, conversation: Conversation, cookie: str
+) -> None:
+    upstream = own_simulator.simulator
+    a, b = pair(a_env={"OPENAI_BASE_URL": own_simulator.base_url})
+    async with (
+        LiveClient(a, conversation.id, cookie) as on_a,
+        LiveClient(b, conversation.id, cookie) as on_b,
+        reading(on_a, on_b),
+    ):
+        await on_a.send(user_message(f"delete me {ENDLESS}"))
+        message_id = (await frame(on_b, "start"))["message_id"]
+        await frame(on_b, "delta")
+        await wait_until(lambda: upstream.open_connections == 1, "A's upstream request")
+
+        await delete_via_page(b, conversation.id, cookie)
+        closed = (on_a, on_b)
+        await wait_until(lambda: all(c.close_code is not None for c in closed), "both closing")
+        await wait_until(lambda: upstream.open_connections == 0, "A closing its upstream request")
+
+    for client in (on_a, on_b):
+        assert client.close_code == CLOSE_DELETED
+        assert client.frames[-1]["type"] == "deleted"  # and nothing after it
+        assert frames_of(client, "done") == []
+    assert not await Conversation.objects.filter(pk=conversation.id).aexists()
+    assert not await Message.objects.filter(conversation_id=conversation.id).aexists()
+    assert not await Message.objects.filter(pk=message_id).aexists()
+
+
+def _seen_gap(client: LiveClient) -> bool:
+    return client.assembler.gaps > 0
+
+
+def _seen_twice(client: LiveClient) -> bool:
+    deltas = [(f["message_id"], f["seq"]) for f in frames_of(client, "delta")]
+    return len(set(deltas)) < len(deltas)
+
+
+def _seen_unknown(client: LiveClient) -> bool:
+    return client.assembler.unknown > 0 and not frames_of(client, "start")
+
+
+def _seen_done_late(client: LiveClient) -> bool:
+    # The lost `done` comes back as the reply to a quiet spell's sync, after the last delta.
+    return True
+
+
+@pytest.mark.parametrize(
+    ("faults", "fault_seen"),
+    [
+        pytest.param([{"type": "chat.done", "action": "drop"}], _seen_done_late, id="done-dropped"),
+        pytest.param(
+            [{"type": "chat.delta", "action": "drop", "skip": 2, "times": 3}],
+            _seen_gap,
+            id="deltas-dropped",
+        ),
+        pytest.param(
+            [{"type": "chat.delta", "action": "duplicate", "times": 0}],
+            _seen_twice,
+            id="deltas-duplicated",
+        ),
+        pytest.param(
+            [{"type": "chat.delta", "action": "delay", "skip": 1, "seconds": 1.0}],
+            _seen_gap,
+            id="delta-out-of-order",
+        ),
+        pytest.param(
+            [{"type": "chat.message", "action": "drop"}, {"type": "chat.start", "action": "drop"}],
+            _seen_unknown,
+            id="message-and-start-dropped",
+        ),
+    ],
+)
+async def test_lost_and_repeated_frames_heal_on_both_processes(
+    pair: Pair,
+    conversation: Conversation,
+    cookie: str,
+    faults: list[dict[str, Any]],
+    fault_seen: Callable[[LiveClient], bool],
+) -> None:
+    # The faults apply to what A sends: its answer's events reach both processes' sockets.
+    a, b = pair(a_env={"CHAT_FAULTS": json.dumps(faults)})
+    async with (
+        LiveClient(a, conversation.id, cookie) as on_a,
+        LiveClient(b, conversation.id, cookie) as on_b,
+        reading(on_a, on_b),
+    ):
+        await on_a.send(user_message("faulty sim:tokens=150 sim:rate=100"))
+        message_id = (await frame(on_a, "done"))["message_id"]
+        healed = (on_a, on_b)
+        await wait_until(
+            lambda: all(message_id in c.assembler.ended for c in healed), "both knowing it ended"
+        )
+
+    saved = await Message.objects.aget(pk=message_id)
+    assert saved.status == "complete"
+    assert saved.content
+    for client in (on_a, on_b):
+        assert fault_seen(client)
+        assert client.assembler.ended[message_id]["status"] == "complete"
+        assert client.shown_text(message_id) == saved.content
+        assert saved.content.startswith(client.text_of(message_id))
+        assert client.assembler.mismatches == 0
