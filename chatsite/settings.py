@@ -189,16 +189,21 @@ def redis_pubsub_layer(urls: list[str], **config: object) -> dict[str, object]:
     }
 
 
+def redis_layer(urls: list[str], kind: str, **config: object) -> dict[str, object]:
+    """The channels-redis layer of ``kind`` ("pubsub" or "core") for these Redis URLs."""
+    return (redis_pubsub_layer if kind == "pubsub" else redis_channel_layer)(urls, **config)
+
+
 # One or several Redis hosts, comma-separated; unset = in-memory layer (one process only).
 REDIS_URLS = env_list("REDIS_URL", "")
-# Which channels-redis layer: "core" (lists in Redis) or "pubsub" (Redis Pub/Sub).
-CHANNEL_LAYER = os.environ.get("CHANNEL_LAYER", "core").strip().lower()
+# Which channels-redis layer: "pubsub" (Redis Pub/Sub: a group send is one PUBLISH that the
+# server pushes to every subscribed process) or "core" (lists in Redis, polled with
+# BZPOPMIN). docs/performance.md measures both: pubsub costs a sixth of the CPU per frame.
+CHANNEL_LAYER = os.environ.get("CHANNEL_LAYER", "pubsub").strip().lower()
 if CHANNEL_LAYER not in {"core", "pubsub"}:
-    raise ImproperlyConfigured(f"CHANNEL_LAYER must be core or pubsub, not {CHANNEL_LAYER!r}.")
+    raise ImproperlyConfigured(f"CHANNEL_LAYER must be pubsub or core, not {CHANNEL_LAYER!r}.")
 CHANNEL_LAYERS = {
-    "default": (redis_pubsub_layer if CHANNEL_LAYER == "pubsub" else redis_channel_layer)(
-        REDIS_URLS
-    )
+    "default": redis_layer(REDIS_URLS, CHANNEL_LAYER)
     if REDIS_URLS
     else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
 }

@@ -25,6 +25,7 @@ CLOSE_DELETED = 4404
 # Like HTTP 503: the browser reconnects with backoff. (RFC 6455's own 1013 is refused by
 # daphne's WebSocket library, which lets servers send only 1000 and 3000-4999.)
 CLOSE_UNAVAILABLE = 4503
+UNAVAILABLE_MESSAGE = "Live updates are unavailable right now. Retrying shortly…"
 
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channels is untyped
@@ -37,11 +38,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         """Turn a lost channel layer (Redis down) into "try again later", not a crash."""
         try:
             await super().__call__(scope, receive, send)
-        except (RedisError, ConnectionError) as exc:
+        except (RedisError, ConnectionError, LayerUnavailable) as exc:
             logger.error("Channel layer unavailable, socket closed with 4503: %r", exc)
-            error = LayerUnavailable(
-                "Live updates are unavailable right now. Retrying shortly…"
-            ).as_frame()
+            error = LayerUnavailable(UNAVAILABLE_MESSAGE).as_frame()
             with contextlib.suppress(Exception):  # the socket may be gone already
                 if not self.accepted:
                     await send({"type": "websocket.accept"})
@@ -87,6 +86,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             await super().receive(text_data=text_data, **kwargs)
         except ConversationGone:
             await self.chat_deleted(control.deleted_event())
+        except LayerUnavailable:
+            raise  # closes the socket with 4503 (see __call__): the page reconnects
         except ChatError as exc:
             await self.send_json(exc.as_frame())
 
@@ -151,7 +152,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             self.conversation.id, message_id
         )
         for answer_id in stopping:
-            await control.ask_answer(control.stop_request(self.conversation.id, answer_id))
+            await self._ask(control.stop_request(self.conversation.id, answer_id))
 
     async def resync(self, frame: dict[str, Any]) -> None:
         """Send a fresh snapshot, then ask the running answer for what follows it."""
@@ -162,8 +163,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             await self._request_sync(snapshot["active"]["message_id"], snapshot["active"]["seq"])
 
     async def ping(self, frame: dict[str, Any]) -> None:
-        """Describe the stored conversation, so the page can tell whether it missed a frame."""
-        await self.send_json(await services.to_async(services.digest)(self.conversation.id))
+        """Describe the stored conversation, so the page can tell whether it missed a frame.
+
+        The reply goes through the channel layer to this socket's own channel: a page whose
+        layer is down hears that (4503) rather than being answered as if all were well.
+        """
+        pong = await services.to_async(services.digest)(self.conversation.id)
+        await self.channel_layer.send(self.channel_name, pong)
 
     async def sync(self, frame: dict[str, Any]) -> None:
         """Resend an answer's text after ``after_seq`` (the client saw a gap)."""
@@ -184,7 +190,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
     async def _request_sync(self, message_id: str, after_seq: int) -> None:
         conversation_id = self.conversation.id
         request = control.sync_request(conversation_id, message_id, after_seq, self.channel_name)
-        await control.ask_answer(request)
+        await self._ask(request)
+
+    async def _ask(self, request: control.ControlRequest) -> None:
+        if not await control.ask_answer(request):
+            raise LayerUnavailable(UNAVAILABLE_MESSAGE)
 
     # --- group events, relayed to the browser (docs/protocol.md) -------------------------
 
@@ -201,6 +211,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         await self.send_json(control.to_frame(event))
 
     async def chat_done(self, event: control.DoneEvent) -> None:
+        await self.send_json(control.to_frame(event))
+
+    async def chat_pong(self, event: control.PongEvent) -> None:
         await self.send_json(control.to_frame(event))
 
     async def chat_deleted(self, event: control.DeletedEvent) -> None:

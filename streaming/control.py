@@ -81,7 +81,22 @@ class DeletedEvent(TypedDict):
     type: Literal["chat.deleted"]
 
 
-ChatEvent = MessageEvent | StartEvent | DeltaEvent | SyncEvent | DoneEvent | DeletedEvent
+class PongEvent(TypedDict):
+    """What is stored, for one socket that pinged; it travels through the layer on purpose,
+    so that a socket whose layer is down or deaf finds out."""
+
+    type: Literal["chat.pong"]
+    title: str
+    #: How many messages are stored.
+    count: int
+    #: The newest message's id and status (None in an empty conversation).
+    last_id: str | None
+    last_status: str | None
+
+
+ChatEvent = (
+    MessageEvent | StartEvent | DeltaEvent | SyncEvent | DoneEvent | DeletedEvent | PongEvent
+)
 
 
 # --- requests to a conversation's running answer (group ``conv.<id>.control``) ----------

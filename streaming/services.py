@@ -269,8 +269,8 @@ def snapshot(conversation: Conversation) -> dict[str, Any]:
     }
 
 
-def digest(conversation_id: Any) -> dict[str, Any]:
-    """The `pong` frame: enough of the stored conversation for a page to spot a lost frame.
+def digest(conversation_id: Any) -> control.PongEvent:
+    """Enough of the stored conversation for a page to spot a frame it missed.
 
     Raises ConversationGone if the conversation was deleted.
     """
@@ -280,7 +280,7 @@ def digest(conversation_id: Any) -> dict[str, Any]:
     messages = Message.objects.filter(conversation_id=conversation_id)
     last = messages.order_by("-created_at").values("id", "status").first()
     return {
-        "type": "pong",
+        "type": "chat.pong",
         "title": title,
         "count": messages.count(),
         "last_id": str(last["id"]) if last else None,

@@ -15,7 +15,8 @@ from django.contrib.auth.models import User
 from django.db import connection, connections
 from django.test import Client
 
-from chatsite.settings import redis_channel_layer
+from chatsite.settings import CHANNEL_LAYER
+from chatsite.settings import redis_layer as redis_layer_settings
 from streaming.models import Conversation
 from streaming.simulator import SimulatorThread
 from tests.servers import IN_CI, DaphneServer, daphne_servers, database_url, service_missing
@@ -79,10 +80,14 @@ def redis_url() -> str:
 
 
 @pytest.fixture
-def redis_layer(settings: Any, redis_url: str) -> Iterator[str]:
-    """Switch the channel layer to channels-redis, as production configures it."""
+def redis_layer(settings: Any, redis_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """Switch the channel layer to channels-redis, as production configures it.
+
+    The kind is CHANNEL_LAYER's (pubsub unless set), or the one a `both_layers` run names.
+    """
+    kind = getattr(request, "param", None) or CHANNEL_LAYER
     prefix = f"test-{uuid.uuid4().hex[:8]}"
-    settings.CHANNEL_LAYERS = {"default": redis_channel_layer([redis_url], prefix=prefix)}
+    settings.CHANNEL_LAYERS = {"default": redis_layer_settings([redis_url], kind, prefix=prefix)}
     yield redis_url
     client = redis.Redis.from_url(redis_url)
     keys = list(client.scan_iter(f"{prefix}*"))
@@ -173,12 +178,21 @@ def live_servers(
         manager.__exit__(None, None, None)
 
 
-@pytest.fixture(params=["memory", "redis"])
-def both_layers(request: pytest.FixtureRequest) -> str:
-    """Run a test on the in-memory layer and on channels-redis with a real Redis."""
-    if request.param == "redis":
-        request.getfixturevalue("redis_layer")
-    return str(request.param)
+@pytest.fixture(params=["memory", "pubsub", "core"])
+def both_layers(request: pytest.FixtureRequest, settings: Any, redis_url: str) -> Iterator[str]:
+    """Run a test on the in-memory layer and on both channels-redis layers with a real Redis."""
+    if request.param == "memory":
+        yield "memory"
+        return
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    settings.CHANNEL_LAYERS = {
+        "default": redis_layer_settings([redis_url], request.param, prefix=prefix)
+    }
+    yield str(request.param)
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
 
 
 def user_message(content: str, client_id: uuid.UUID | str | None = None) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 redis-py 8 gives sockets a 5 s read timeout by default, which kills channels-redis's
 blocking receive on every idle socket (channels_redis issue #422). These tests hold a
-receive idle for longer than that.
+receive idle for longer than that, on both layers chatsite can use.
 """
 
 import asyncio
@@ -13,20 +13,23 @@ import pytest
 import redis.exceptions
 from channels_redis.core import RedisChannelLayer
 from django.contrib.auth.models import User
+from django.utils.module_loading import import_string
 
-from chatsite.settings import redis_channel_layer
+from chatsite.settings import redis_layer
 from streaming.models import Conversation
 from tests.conftest import receive_until
 
 IDLE_SECONDS = 6.5  # longer than redis-py 8's default 5 s socket timeout
 
 
-def make_layer(redis_url: str, **config: Any) -> RedisChannelLayer:
-    return RedisChannelLayer(**redis_channel_layer([redis_url], **config)["CONFIG"])  # type: ignore[arg-type]
+def make_layer(redis_url: str, kind: str, **config: Any) -> Any:
+    settings = redis_layer([redis_url], kind, **config)
+    return import_string(str(settings["BACKEND"]))(**settings["CONFIG"])  # type: ignore[arg-type]
 
 
-async def test_idle_receive_outlives_redis_py_default_timeout(redis_url: str) -> None:
-    layer = make_layer(redis_url, prefix=f"test-{uuid.uuid4().hex[:8]}")
+@pytest.mark.parametrize("kind", ["pubsub", "core"])
+async def test_idle_receive_outlives_redis_py_default_timeout(redis_url: str, kind: str) -> None:
+    layer = make_layer(redis_url, kind, prefix=f"test-{uuid.uuid4().hex[:8]}")
     channel = await layer.new_channel()
     receive = asyncio.ensure_future(layer.receive(channel))
     await asyncio.sleep(IDLE_SECONDS)

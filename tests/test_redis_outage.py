@@ -120,9 +120,13 @@ async def test_redis_outage_loses_no_answer_and_recovers(
         start = await client.receive_until("start")
         await client.receive_until("delta")
         await sync_to_async(own_redis.kill)()
-        # The socket's own channel is gone: daphne closes it, the page will reconnect.
-        with pytest.raises((websockets.ConnectionClosed, TimeoutError)):
-            await client.receive_until("done", timeout=20)
+        # The socket finds out (its receive fails, or the pong that travels through the
+        # layer cannot be sent) and is closed with 4503: the page will reconnect.
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await client.receive_until("no such frame", timeout=30)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4503
+    assert client.frames[-1]["code"] == "unavailable"
 
     frame, code = await refused_while_down(server, conversation.id, cookie)
     assert frame == {
