@@ -126,8 +126,9 @@ class Answer:
     async def run(self) -> None:
         """Stream the answer to its end, whatever that end is, and save it once."""
         try:
-            await self._send(control.start_event(self.message.id))
+            # The model's first token is the longest wait: ask for it before announcing.
             self._reader = asyncio.create_task(self._read(), name=f"reader-{self.message.id}")
+            await self._send(control.start_event(self.message.id))
             await self._pump()
         except asyncio.CancelledError:
             # Cancelled from outside (the event loop is closing): save what we have.

@@ -57,6 +57,22 @@ def test_chat_page_renders_history_escaped(logged_in: Client, conversation: Conv
     assert "Rate limit reached" in body
 
 
+def test_chat_page_shows_why_a_complete_answer_was_cut(
+    logged_in: Client, conversation: Conversation
+) -> None:
+    Message.objects.create(
+        conversation=conversation,
+        role="assistant",
+        content="very long",
+        status="complete",
+        finish_reason="length",
+        error="The answer reached the longest this site keeps (9 characters) and was cut there.",
+    )
+    body = logged_in.get(f"/c/{conversation.id}/").content.decode()
+    assert '<div class="message-notice">The answer reached the longest' in body
+    assert "message-error" not in body
+
+
 def test_other_users_conversation_is_not_found(logged_in: Client, other_user: User) -> None:
     theirs = Conversation.objects.create(owner=other_user, title="private")
     assert logged_in.get(f"/c/{theirs.id}/").status_code == 404

@@ -70,8 +70,9 @@
     }
     if (entry.status === "error") {
       li.append(node("div", "message-error", entry.error || "The answer failed."));
-    } else if (entry.status === "interrupted" && entry.error) {
-      // Neither the model's fault nor the user's: a notice, not an error.
+    } else if (entry.error) {
+      // Interrupted by the server, or cut at the site's length limit: neither the model's
+      // fault nor the user's, so a notice, not an error.
       li.append(node("div", "message-notice", entry.error));
     }
     if (entry.usage && entry.usage.total_tokens) {
