@@ -143,8 +143,14 @@ class Answer:
         await self._end()
 
     async def _pump(self) -> None:
-        """Send pending text as deltas until the reader is done or the answer must end."""
+        """Send pending text as deltas until the reader is done or the answer must end.
+
+        The reader wakes this task when a piece is due and it has taken in what the stream
+        gathered meanwhile; a reader held up by a quiet model is not waited for longer than
+        half a flush interval more.
+        """
         loop = asyncio.get_running_loop()
+        grace = settings.STREAM_FLUSH_SECONDS / 2
         while True:
             self._wake.clear()
             if self._stop is not None or self._abandoned:
@@ -155,7 +161,7 @@ class Answer:
                 if wait <= 0:
                     await self._flush()
                     continue
-                timeout = wait
+                timeout = wait if self._reader_done else wait + grace
             elif self._reader_done:
                 return
             try:
@@ -291,10 +297,20 @@ class Answer:
         return float(min(delay, settings.OPENAI_RETRY_MAX_SECONDS))
 
     async def _stream(self) -> None:
+        loop = asyncio.get_running_loop()
         async with contextlib.aclosing(stream_chat(self.client, self.request)) as events:
             async for event in events:
                 if not self._apply(event):
                     return
+                if not self.pending:
+                    continue
+                wait = self._last_flush + settings.STREAM_FLUSH_SECONDS - loop.time()
+                if wait > 0:
+                    # Not due yet: let the stream gather meanwhile, so that one read takes
+                    # in what would otherwise cost a read and a wake-up per token.
+                    await asyncio.sleep(wait)
+                else:
+                    self._wake.set()
 
     def _apply(self, event: StreamEvent) -> bool:
         """Take one event in; False once the answer has all it may keep."""
@@ -304,8 +320,6 @@ class Answer:
             room = settings.STREAM_MAX_ANSWER_CHARS - self.size
             text = event.text[:room]
             if text:
-                if not self.pending:
-                    self._wake.set()  # the answer's task may be waiting with no deadline
                 self.pending.append(text)
                 self.size += len(text)
             if len(event.text) > room:

@@ -5,6 +5,7 @@ and LM Studio speak it); knows nothing of Django. The caller passes the shared
 ``httpx.AsyncClient`` in, so tests can give it a transport instead of patching.
 """
 
+import asyncio
 import email.utils
 import json
 import time
@@ -105,9 +106,9 @@ async def stream_chat(
     )
     url = request.base_url.rstrip("/") + "/chat/completions"
     try:
-        async with client.stream(
-            "POST", url, json=body, headers=headers, timeout=timeout
-        ) as response:
+        outgoing = client.build_request("POST", url, json=body, headers=headers, timeout=timeout)
+        response = await _send(client, outgoing)
+        try:
             if not response.is_success:
                 raise await _http_error(response)
             content_type = response.headers.get("content-type", "")
@@ -118,6 +119,8 @@ async def stream_chat(
                 return
             async for event in _stream_events(response):
                 yield event
+        finally:
+            await response.aclose()
     except UpstreamError as exc:
         exc.message = _redact(exc.message, request.api_key)
         raise
@@ -135,6 +138,35 @@ async def stream_chat(
         else:
             message = "The connection to the model API broke before the answer was finished."
         raise UpstreamConnectError(message) from None
+
+
+# Responses still opening when their caller was cancelled, until they are closed.
+_closing: set["asyncio.Future[httpx.Response]"] = set()
+
+
+async def _send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """Send ``request`` and return its response once the headers are in.
+
+    A cancel that lands while httpcore is still opening the connection can leave that
+    connection in the client's pool for good, socket and all (encode/httpcore#1093). So the
+    send itself is never cancelled: a cancelled caller lets it finish in the background,
+    within the request's own timeouts, and the response is closed as soon as it arrives.
+    """
+    sending = asyncio.ensure_future(client.send(request, stream=True))
+    try:
+        return await asyncio.shield(sending)
+    except asyncio.CancelledError:
+        _closing.add(sending)
+        sending.add_done_callback(_close_abandoned)
+        raise
+
+
+def _close_abandoned(sending: "asyncio.Future[httpx.Response]") -> None:
+    if sending.cancelled() or sending.exception() is not None:
+        _closing.discard(sending)
+        return
+    closing = asyncio.ensure_future(sending.result().aclose())
+    closing.add_done_callback(lambda _: _closing.discard(sending))
 
 
 async def _stream_events(response: httpx.Response) -> AsyncGenerator[StreamEvent, None]:

@@ -63,6 +63,11 @@ class Runtime:
     def start(self) -> None:
         """Start the checkpoint writer, the orphan sweep and the control desk."""
         if not self._duties:
+            logger.info(
+                "Answer runtime started: checkpoints every %g s, orphans after %g s",
+                settings.STREAM_CHECKPOINT_SECONDS,
+                settings.STREAM_ORPHAN_SECONDS,
+            )
             self._duties = [
                 asyncio.create_task(self._write_checkpoints(), name="checkpoint-writer"),
                 asyncio.create_task(self._sweep(), name="orphan-sweep"),

@@ -1,5 +1,7 @@
 """Fixtures shared by the whole suite: users, the simulator, Redis, live daphne servers."""
 
+import asyncio
+import inspect
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -210,3 +212,18 @@ async def receive_until(
         frames.append(frame)
         if frame["type"] == frame_type:
             return frames
+
+
+async def until(condition: Callable[[], Any], timeout: float = 10.0) -> None:
+    """Wait until ``condition()`` (or what it returns, if awaitable) is true; fail after timeout."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"still not true after {timeout} s")
+        await asyncio.sleep(0.02)

@@ -6,7 +6,6 @@ that refuses the token-limit field, an answer that would never end.
 """
 
 import asyncio
-import inspect
 import random
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,7 +20,7 @@ from streaming import runtime, services
 from streaming.models import Conversation, Message
 from streaming.simulator import SimulatorThread
 from tests.assembler import Assembler
-from tests.conftest import receive_until, user_message
+from tests.conftest import receive_until, until, user_message
 from tests.faults import Fault, faulty_layer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("both_layers")]
@@ -42,21 +41,6 @@ def faulty(settings: Any, both_layers: str) -> Any:
     """The test's layer, wrapped so that chosen messages can be lost, repeated or held."""
     settings.CHANNEL_LAYERS = {"default": faulty_layer(settings.CHANNEL_LAYERS["default"])}
     return get_channel_layer()
-
-
-async def until(condition: Callable[[], Any], timeout: float = 10.0) -> None:
-    """Wait until ``condition()`` (or what it returns, if awaitable) is true; fail after timeout."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = condition()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"still not true after {timeout} s")
-        await asyncio.sleep(0.02)
 
 
 async def frames_until_done(communicator: WebsocketCommunicator) -> list[dict[str, Any]]:

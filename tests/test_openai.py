@@ -3,6 +3,8 @@
 ``httpx.MockTransport`` appears only for byte-level cases the simulator cannot produce.
 """
 
+import asyncio
+import contextlib
 import json
 
 import httpx
@@ -18,6 +20,7 @@ from streaming.exceptions import (
 )
 from streaming.openai import ChatRequest, StreamEvent, parse_retry_after, stream_chat
 from streaming.simulator import Simulator, SimulatorThread
+from tests.conftest import until
 from tests.servers import free_port
 
 
@@ -307,3 +310,22 @@ def test_parse_retry_after_accepts_seconds_and_dates() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
+
+
+async def test_stream_cancelled_at_any_early_step_leaves_no_connection_open() -> None:
+    """A stop can land while the connection is still opening (encode/httpcore#1093)."""
+    async with Simulator(tokens=5000, rate=50) as server, httpx.AsyncClient() as client:
+        request = chat(server.base_url, "cancel me")
+        for steps in range(40):
+
+            async def read(request: ChatRequest = request) -> None:
+                async for _ in stream_chat(client, request):
+                    pass
+
+            task = asyncio.create_task(read())
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await until(lambda: server.open_connections == 0, timeout=5)
