@@ -15,7 +15,7 @@ from django.contrib.auth.models import User
 
 from streaming.models import Conversation, Message
 from streaming.simulator import SimulatorThread
-from tests.conftest import session_cookie, user_message
+from tests.conftest import session_cookie, until, user_message
 from tests.live import LiveClient
 from tests.servers import DaphneServer
 
@@ -148,7 +148,9 @@ async def test_kill_9_mid_answer_leaves_it_interrupted_with_its_checkpoint(
             await sender.send(user_message("doomed sim:tokens=5000 sim:rate=50"))
             start = await watcher.receive_until("start")
             await watcher.receive_until("delta")
-            await asyncio.sleep(1.0)  # a few checkpoints
+            # Some text checkpointed, so there is something to keep.
+            saved_text = Message.objects.filter(pk=start["message_id"], seq__gt=0)
+            await until(saved_text.aexists)
             await sync_to_async(a.kill)()
         # No process will finish it: the sweep on B must notice, within a few seconds.
         done = await watcher.receive_until("done", timeout=15)
@@ -170,7 +172,7 @@ async def test_sigterm_mid_answer_saves_all_its_text_as_interrupted(
         async with LiveClient(a, conversation.id, cookie) as sender:
             await sender.send(user_message("graceful sim:tokens=5000 sim:rate=50"))
             await watcher.receive_until("delta")
-            await asyncio.sleep(0.3)
+            await watcher.receive_until("delta")  # mid-answer, with text past the first piece
             await sync_to_async(a.stop)()
         done = await watcher.receive_until("done", timeout=10)
 

@@ -16,7 +16,7 @@ from django.contrib.auth.models import User
 from streaming.models import Conversation, Message
 from streaming.simulator import SimulatorThread
 from tests.assembler import Assembler
-from tests.conftest import receive_until, user_message
+from tests.conftest import receive_until, until, user_message
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("both_layers")]
 
@@ -57,8 +57,9 @@ async def test_socket_joining_mid_answer_assembles_the_exact_text(
     settings.STREAM_CHECKPOINT_SECONDS = 0.2
     sender = await connect(conversation.id, user)
     await sender.send_json_to(user_message("long one sim:tokens=120 sim:rate=150"))
-    await receive_until(sender, "delta")
-    await asyncio.sleep(0.5)  # past a checkpoint, so the snapshot carries text
+    message_id = (await receive_until(sender, "delta"))[-1]["message_id"]
+    # Past a checkpoint, so the snapshot carries text.
+    await until(lambda: Message.objects.filter(pk=message_id, seq__gt=0).aexists())
 
     joiner = await connect(conversation.id, user)
     active = joiner.snapshot["active"]
