@@ -1,8 +1,11 @@
 """Run the benchmarks and print Markdown for docs/performance.md.
 
     python -m bench              # `make bench`: the decoder rows, then the relay load run on
-                                 # 1 and on 2 daphne processes; plot in docs/relay-load.png
+                                 # 1 and 2 daphne processes with the Pub/Sub layer (the
+                                 # default) and 1 with the list-based layer, side by side;
+                                 # plot in docs/relay-load.png
     python -m bench sse          # the decoder rows alone
+    python -m bench layers       # the two channels-redis layers, CPU per frame delivered
     python -m bench relay        # the fixed-N relay run (SQLite and the in-memory layer
                                  # unless BENCH_DATABASE_URL / BENCH_REDIS_URL say otherwise)
     python -m bench load [--daphnes 1,2] [--layer core,pubsub] [--n 1,20,50]
@@ -22,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
-    from bench.load import Layer
+    from bench.load import Config, Layer
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS_PLOT = ROOT / "docs" / "relay-load.png"
@@ -32,14 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("sse", help="the SSE decoder and chunk parser")
+    commands.add_parser("layers", help="CPU per frame of the two channels-redis layers")
     commands.add_parser("relay", help="fixed-N answers through one daphne (200 tokens at 100/s)")
     load = commands.add_parser("load", help="the relay load run: added latency per token")
     load.add_argument("--daphnes", type=_numbers, default=(1, 2), help="e.g. 1,2 (default)")
     load.add_argument(
         "--layer",
         type=_layers,
-        default=("core",),
-        help="core (RedisChannelLayer, default), pubsub (RedisPubSubChannelLayer), or core,pubsub",
+        default=("pubsub",),
+        help="pubsub (RedisPubSubChannelLayer, default), core (RedisChannelLayer), or both",
     )
     load.add_argument("--n", type=_numbers, default=None, help="socket counts, e.g. 1,20,100")
     load.add_argument("--max-n", type=int, default=500, help="the highest N to grow to")
@@ -50,16 +54,38 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Python {platform.python_version()}, {platform.machine()}, {sys.platform}\n")
     if args.command in (None, "sse"):
         _two_columns(sse_rows())
+    if args.command in (None, "layers"):
+        _two_columns(layer_rows())
     if args.command == "relay":
         from bench import relay
 
         _two_columns(relay.run())
     if args.command is None:
-        return load_run((1, 2), ("core",), None, 500, 0.0, DOCS_PLOT, "python -m bench")
+        from bench.load import Config
+
+        setups = [Config(1, "pubsub"), Config(2, "pubsub"), Config(1, "core")]
+        return load_run(setups, None, 500, 0.0, DOCS_PLOT, "python -m bench")
     if args.command == "load":
+        from bench.load import Config
+
         command = shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)])
-        return load_run(args.daphnes, args.layer, args.n, args.max_n, args.ramp, args.plot, command)
+        setups = [Config(n, layer) for layer in args.layer for n in args.daphnes]
+        return load_run(setups, args.n, args.max_n, args.ramp, args.plot, command)
     return 0
+
+
+def layer_rows() -> list[tuple[str, str]]:
+    import os
+
+    import django
+
+    from bench import layers
+    from bench.stack import REDIS_URL
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
+    os.environ.setdefault("SECRET_KEY", "bench-only-secret")
+    django.setup()
+    return layers.run(REDIS_URL)
 
 
 def sse_rows() -> list[tuple[str, str]]:
@@ -69,8 +95,7 @@ def sse_rows() -> list[tuple[str, str]]:
 
 
 def load_run(
-    daphnes: tuple[int, ...],
-    layers: tuple["Layer", ...],
+    configs: list["Config"],
     counts: tuple[int, ...] | None,
     max_n: int,
     ramp: float,
@@ -90,7 +115,6 @@ def load_run(
             flush=True,
         )
         return 1
-    configs = [load.Config(n, layer) for layer in layers for n in daphnes]
     results = load.run(configs, counts, max_n=max_n, ramp=ramp)
     plot_load(results, plot_path)
     shown = plot_path.relative_to(ROOT) if plot_path.is_relative_to(ROOT) else plot_path
