@@ -214,8 +214,13 @@ async def receive_until(
             return frames
 
 
-async def until(condition: Callable[[], Any], timeout: float = 10.0) -> None:
-    """Wait until ``condition()`` (or what it returns, if awaitable) is true; fail after timeout."""
+async def until(
+    condition: Callable[[], Any], *, timeout: float = 10.0, what: str = "the condition"
+) -> None:
+    """Poll ``condition()`` (awaiting what it returns, if awaitable) until it is true.
+
+    Fails saying ``what`` did not happen by the deadline.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
@@ -225,5 +230,5 @@ async def until(condition: Callable[[], Any], timeout: float = 10.0) -> None:
         if result:
             return
         if loop.time() > deadline:
-            raise AssertionError(f"still not true after {timeout} s")
+            raise AssertionError(f"{what}: not within {timeout} s")
         await asyncio.sleep(0.02)

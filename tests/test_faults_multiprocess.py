@@ -13,10 +13,9 @@ talks to a simulator of its own, so nothing else opens or keeps one there.
 
 import asyncio
 import contextlib
-import inspect
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 import httpx
@@ -27,7 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from streaming.consumers import CLOSE_DELETED
 from streaming.models import Conversation, Message
 from streaming.simulator import SimulatorThread
-from tests.conftest import session_cookie, user_message
+from tests.conftest import session_cookie, until, user_message
 from tests.live import QUIET_SECONDS, LiveClient
 from tests.servers import DaphneServer
 from tests.test_multiprocess import FAST_CHECKPOINTS
@@ -65,23 +64,6 @@ def pair(live_servers: Callable[..., list[DaphneServer]], redis_url: str) -> Pai
         return a, b
 
     return _start
-
-
-async def wait_until(
-    condition: Callable[[], bool | Awaitable[bool]], what: str, timeout: float = 20.0
-) -> None:
-    """Poll ``condition`` until it holds; fail saying ``what`` did not happen by the deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = condition()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(0.05)
 
 
 async def keep_reading(client: LiveClient, stop: asyncio.Event) -> None:
@@ -133,7 +115,9 @@ async def frame(
     def found() -> dict[str, Any] | None:
         return next((f for f in frames_of(client, kind) if f.get("message_id") not in skip), None)
 
-    await wait_until(lambda: found() is not None, f"a {kind!r} frame on {client.url}", timeout)
+    await until(
+        lambda: found() is not None, what=f"a {kind!r} frame on {client.url}", timeout=timeout
+    )
     result = found()
     assert result is not None
     return result
@@ -171,7 +155,7 @@ async def test_paused_process_never_ends_an_answer_twice(
             async def checkpointed() -> bool:
                 return (await Message.objects.aget(pk=first)).seq > 0
 
-            await wait_until(checkpointed, "a checkpoint of the first answer")
+            await until(checkpointed, what="a checkpoint of the first answer", timeout=20.0)
 
         a.pause()
         try:
@@ -189,8 +173,12 @@ async def test_paused_process_never_ends_an_answer_twice(
         async with reading(on_a, on_b):
             # A runs again: its next checkpoint finds the row ended, and it lets go upstream.
             abandoned = f"Answer {first} was ended elsewhere; abandoning it"
-            await wait_until(lambda: abandoned in a.log(), "A abandoning the swept answer")
-            await wait_until(lambda: upstream.open_connections == 0, "A closing its request")
+            await until(
+                lambda: abandoned in a.log(), what="A abandoning the swept answer", timeout=20.0
+            )
+            await until(
+                lambda: upstream.open_connections == 0, what="A closing its request", timeout=20.0
+            )
             # A serves again. Its next answer's `done` comes, on both sockets, after anything
             # A sent about the first answer before it let go.
             await on_a.send(user_message(f"A is back {SHORT}"))
@@ -246,9 +234,10 @@ async def test_stop_from_the_other_process_before_the_answer_starts(
             done_b = await frame(on_b, "done")
             message_id = done_b["message_id"]
             done_a = await frame(on_a, "done")
-            await wait_until(
+            await until(
                 lambda: own_simulator.simulator.open_connections == 0,
-                "A closing its upstream request",
+                what="A closing its upstream request",
+                timeout=20.0,
             )
 
             # Both sockets go on: an answer sent from each process completes on both.
@@ -288,12 +277,20 @@ async def test_delete_from_the_other_process_mid_answer(
         await on_a.send(user_message(f"delete me {ENDLESS}"))
         message_id = (await frame(on_b, "start"))["message_id"]
         await frame(on_b, "delta")
-        await wait_until(lambda: upstream.open_connections == 1, "A's upstream request")
+        await until(
+            lambda: upstream.open_connections == 1, what="A's upstream request", timeout=20.0
+        )
 
         await delete_via_page(b, conversation.id, cookie)
         closed = (on_a, on_b)
-        await wait_until(lambda: all(c.close_code is not None for c in closed), "both closing")
-        await wait_until(lambda: upstream.open_connections == 0, "A closing its upstream request")
+        await until(
+            lambda: all(c.close_code is not None for c in closed), what="both closing", timeout=20.0
+        )
+        await until(
+            lambda: upstream.open_connections == 0,
+            what="A closing its upstream request",
+            timeout=20.0,
+        )
 
     for client in (on_a, on_b):
         assert client.close_code == CLOSE_DELETED
@@ -365,8 +362,10 @@ async def test_lost_and_repeated_frames_heal_on_both_processes(
         await on_a.send(user_message("faulty sim:tokens=150 sim:rate=100"))
         message_id = (await frame(on_a, "done"))["message_id"]
         healed = (on_a, on_b)
-        await wait_until(
-            lambda: all(message_id in c.assembler.ended for c in healed), "both knowing it ended"
+        await until(
+            lambda: all(message_id in c.assembler.ended for c in healed),
+            what="both knowing it ended",
+            timeout=20.0,
         )
 
     saved = await Message.objects.aget(pk=message_id)
