@@ -144,12 +144,11 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Under ASGI every request and every database thread would otherwise open a new
     # connection per call; the pool hands them ready ones. It must cover the database
     # threads, the request thread and the management commands of one process.
-    DATABASES["default"]["OPTIONS"] = {
-        "pool": {
-            "min_size": 2,
-            "max_size": env_int("DB_POOL_SIZE", DB_THREADS + 4),
-            "timeout": 10,
-        }
+    # Merged into what DATABASE_URL set (sslmode, options…), not in place of it.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 2,
+        "max_size": env_int("DB_POOL_SIZE", DB_THREADS + 4),
+        "timeout": 10,
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

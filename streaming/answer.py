@@ -243,8 +243,8 @@ class Answer:
         reader = self._reader
         if reader is not None and not reader.done():
             reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            # asyncio.wait, not await: a cancel of this task itself must not be swallowed.
+            await asyncio.wait({reader})
 
     async def _stream_with_retries(self) -> None:
         attempt = 0
@@ -300,11 +300,15 @@ class Answer:
         loop = asyncio.get_running_loop()
         async with contextlib.aclosing(stream_chat(self.client, self.request)) as events:
             async for event in events:
+                was_empty = not self.pending
                 if not self._apply(event):
                     return
                 if not self.pending:
                     continue
                 wait = self._last_flush + settings.STREAM_FLUSH_SECONDS - loop.time()
+                if was_empty:
+                    # The answer's task may be waiting with no deadline: give it one.
+                    self._wake.set()
                 if wait > 0:
                     # Not due yet: let the stream gather meanwhile, so that one read takes
                     # in what would otherwise cost a read and a wake-up per token.

@@ -169,7 +169,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         layer is down hears that (4503) rather than being answered as if all were well.
         """
         pong = await services.to_async(services.digest)(self.conversation.id)
-        await self.channel_layer.send(self.channel_name, pong)
+        if not await control.send_to_channel(self.channel_name, pong):
+            raise LayerUnavailable(UNAVAILABLE_MESSAGE)
 
     async def sync(self, frame: dict[str, Any]) -> None:
         """Resend an answer's text after ``after_seq`` (the client saw a gap)."""

@@ -13,6 +13,7 @@ Any of these may be lost (channels-redis drops sends over capacity without a wor
 guarantee rests on one arriving: `seq`, the database and the clients' checks heal a loss.
 """
 
+import asyncio
 import logging
 from typing import Any, Literal, TypedDict
 
@@ -236,12 +237,33 @@ async def ask_answer(request: ControlRequest) -> bool:
     return await _send_to_group(control_group_name(request["conversation_id"]), request)
 
 
+# The longest a send may take. A Redis that stops answering without closing the connection
+# (a partition, a failover) would otherwise hold every send of the process for as long as
+# TCP takes to give up: channels-redis sends through one lock per Redis host.
+SEND_TIMEOUT_SECONDS = 5.0
+
+
+async def send_to_channel(channel: str, message: ChatEvent) -> bool:
+    """Send ``message`` to one channel (a socket's); False if the layer failed or hung."""
+    layer = get_channel_layer()
+    if layer is None:
+        return True
+    try:
+        async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+            await layer.send(channel, message)
+    except Exception as exc:
+        logger.debug("Could not send %s to %s: %r", message["type"], channel, exc)
+        return False
+    return True
+
+
 async def _send_to_group(group: str, message: ChatEvent | ControlRequest) -> bool:
     layer = get_channel_layer()
     if layer is None:
         return True
     try:
-        await layer.group_send(group, message)
+        async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+            await layer.group_send(group, message)
     except Exception as exc:
         logger.debug("Could not send %s to %s: %r", message["type"], group, exc)
         return False

@@ -57,8 +57,10 @@ class Runtime:
         #: The control desk's channel, once it has one.
         self._channel: str | None = None
         self._channel_ready = asyncio.Event()
-        #: How many answers of each conversation run here (the desk is in its control group).
+        #: How many answers of each conversation run here.
         self._joined: dict[str, int] = {}
+        #: The conversations whose control group the desk is in.
+        self._in_group: set[str] = set()
 
     def start(self) -> None:
         """Start the checkpoint writer, the orphan sweep and the control desk."""
@@ -105,19 +107,29 @@ class Runtime:
 
     async def _join(self, conversation: str) -> None:
         self._joined[conversation] = self._joined.get(conversation, 0) + 1
-        if self._joined[conversation] > 1:
-            return
+        await self._add_to_group(conversation)
+
+    async def _add_to_group(self, conversation: str) -> None:
+        """Put the desk in the conversation's control group, unless it is there already."""
         layer = get_channel_layer()
-        if layer is None:
+        if layer is None or conversation in self._in_group:
             return
         try:
             async with asyncio.timeout(settings.STREAM_CHECKPOINT_SECONDS):
                 await self._channel_ready.wait()
-            assert self._channel is not None
-            await layer.group_add(control_group_name(conversation), self._channel)
+                assert self._channel is not None
+                await layer.group_add(control_group_name(conversation), self._channel)
         except Exception:
-            # The answer still runs and is saved; a stop still arrives through the database.
+            # The answer still runs and is saved, and a stop still arrives through the
+            # database; the checkpoint writer tries again (``_rejoin``).
             logger.warning("Answers of conversation %s cannot hear stop and sync", conversation)
+        else:
+            self._in_group.add(conversation)
+
+    async def _rejoin(self) -> None:
+        """Try again for the conversations whose control group the desk could not join."""
+        for conversation in [c for c in self._joined if c not in self._in_group]:
+            await self._add_to_group(conversation)
 
     async def _leave(self, conversation: str) -> None:
         self._joined[conversation] -= 1
@@ -125,7 +137,9 @@ class Runtime:
             return
         del self._joined[conversation]
         layer = get_channel_layer()
-        if layer is not None and self._channel is not None:
+        if layer is not None and conversation in self._in_group:
+            self._in_group.discard(conversation)
+            assert self._channel is not None
             with contextlib.suppress(Exception):
                 await layer.group_discard(control_group_name(conversation), self._channel)
 
@@ -146,11 +160,11 @@ class Runtime:
                 await asyncio.sleep(1)
                 continue
             try:
-                await self._handle(layer, request)
+                await self._handle(request)
             except Exception:
                 logger.exception("Control request %r failed", request.get("type"))
 
-    async def _handle(self, layer: Any, request: control.ControlRequest) -> None:
+    async def _handle(self, request: control.ControlRequest) -> None:
         conversation = request["conversation_id"]
         message_id = request["message_id"]
         for answer in list(self.answers.values()):
@@ -165,8 +179,7 @@ class Runtime:
                     answer.request_stop()
             elif request["type"] == "answer.sync":
                 reply = answer.sync_reply(int(request["after_seq"]))
-                with contextlib.suppress(Exception):
-                    await layer.send(request["reply_channel"], reply)
+                await control.send_to_channel(request["reply_channel"], reply)
 
     async def shutdown(self) -> None:
         """Save every running answer as `interrupted` (a few seconds at most), then stop."""
@@ -198,6 +211,7 @@ class Runtime:
             except Exception:
                 # The rows keep their last checkpoint; the next round appends from there.
                 logger.exception("Checkpoint write failed")
+            await self._rejoin()
 
     async def _sweep(self) -> None:
         while True:

@@ -19,6 +19,7 @@ from django.contrib.auth.models import User
 from streaming import runtime, services
 from streaming.models import Conversation, Message
 from streaming.simulator import SimulatorThread
+from streaming.simulator.stamps import read_stamps
 from tests.assembler import Assembler
 from tests.conftest import receive_until, until, user_message
 from tests.faults import Fault, faulty_layer
@@ -348,3 +349,24 @@ async def test_answer_longer_than_the_cap_is_cut_there_and_upstream_closed(
     await until(lambda: own_simulator.simulator.open_connections == 0)
     saved = await Message.objects.aget(pk=done["message_id"])
     assert len(saved.content) == 120
+
+
+async def test_a_piece_is_not_held_back_when_the_model_then_pauses(
+    connect: Connect, conversation: Conversation, user: User, settings: Any
+) -> None:
+    # Two tokens 20 ms apart, then the model is silent for 2 s: the second token must go
+    # out within the batching interval, not wait for the model to speak again.
+    settings.STREAM_FLUSH_SECONDS = 0.05
+    communicator = await connect(conversation.id, user)
+    await communicator.send_json_to(
+        user_message(
+            "pause sim:tokens=4 sim:rate=50 sim:stamp=1 sim:fault=stall sim:after=2 sim:stall=2"
+        )
+    )
+    frames = await receive_until(communicator, "done")
+    await communicator.disconnect()
+
+    stamps_per_delta = [read_stamps(f["text"])[0] for f in frames if f["type"] == "delta"]
+    assert sum(len(stamps) for stamps in stamps_per_delta) == 4
+    # No piece holds tokens from both sides of the silence.
+    assert all(max(s) - min(s) < 1 for s in stamps_per_delta if s)
