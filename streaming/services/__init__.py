@@ -1,0 +1,68 @@
+"""The business rules: every change to conversations and messages goes through a ``do_*`` here.
+
+Each function opens its own transaction and announces what it changed to the conversation's
+group with ``transaction.on_commit``, so a push never describes a row that was rolled back.
+They are synchronous (the ORM is); async callers wrap them in ``to_async``.
+
+    database        the bounded thread pool and ``to_async``
+    conversations   who may see what; posting, retrying, snapshots, digests, deletion
+    answers         a streaming answer's row: checkpoints, stop requests, sweep, ending
+
+An answer's row decides its fate: every write to a streaming answer is conditional on its
+status still being `streaming`, and liveness is judged by the database's clock, so two
+processes (or a paused one and a live one) can never both end the same answer.
+"""
+
+from streaming.services.answers import (
+    INTERRUPTED_MESSAGE,
+    Checkpoint,
+    Outcome,
+    Saved,
+    do_checkpoints,
+    do_finish,
+    do_request_stop,
+    do_sweep_orphans,
+)
+from streaming.services.conversations import (
+    BUSY_MESSAGE,
+    PostedMessage,
+    digest,
+    do_create_conversation,
+    do_delete_conversation,
+    do_post_user_message,
+    do_retry,
+    get_conversation_for,
+    get_message_in,
+    request_messages,
+    snapshot,
+    validate_content,
+)
+from streaming.services.database import (
+    db_executor,
+    to_async,
+)
+
+__all__ = [
+    "BUSY_MESSAGE",
+    "INTERRUPTED_MESSAGE",
+    "Checkpoint",
+    "Outcome",
+    "PostedMessage",
+    "Saved",
+    "db_executor",
+    "digest",
+    "do_checkpoints",
+    "do_create_conversation",
+    "do_delete_conversation",
+    "do_finish",
+    "do_post_user_message",
+    "do_request_stop",
+    "do_retry",
+    "do_sweep_orphans",
+    "get_conversation_for",
+    "get_message_in",
+    "request_messages",
+    "snapshot",
+    "to_async",
+    "validate_content",
+]

@@ -1,0 +1,236 @@
+"""A streaming answer's row: checkpoints, stop requests, the orphan sweep, the one ending.
+
+Every write to a streaming answer is conditional on its status still being `streaming`, and
+liveness is judged by the database's clock, so two processes (or a paused one and a live
+one) can never both end the same answer.
+"""
+
+import enum
+import functools
+import logging
+import operator
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Case, DateTimeField, ExpressionWrapper, F, Q, Value, When
+from django.db.models.expressions import CombinedExpression
+from django.db.models.functions import Concat, Now
+from django.utils import timezone
+
+from streaming import control
+from streaming.models import Conversation, Message
+
+logger = logging.getLogger(__name__)
+
+Status = Message.Status
+
+
+def _stale_before() -> ExpressionWrapper[CombinedExpression]:
+    """The database's "now" minus STREAM_ORPHAN_SECONDS: older heartbeats lost their process."""
+    return ExpressionWrapper(
+        Now() - Value(timedelta(seconds=settings.STREAM_ORPHAN_SECONDS)),
+        output_field=DateTimeField(),
+    )
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What one running answer asks to have saved."""
+
+    message_id: uuid.UUID
+    #: The `seq` its row holds (the last checkpoint saved), or None to rewrite the text whole.
+    saved_seq: int | None
+    #: The `seq` of the last delta sent; the row will hold the text up to it.
+    seq: int
+    #: Deltas saved_seq+1 … seq joined (appended to the row), or the whole text (rewritten).
+    text: str
+
+
+class Saved(enum.Enum):
+    """What became of one checkpoint."""
+
+    #: Saved, and the answer goes on.
+    SAVED = "saved"
+    #: Saved, and someone asked to stop the answer.
+    STOP = "stop"
+    #: The row is no longer `streaming` (swept, deleted): the answer must end, silently.
+    GONE = "gone"
+    #: The row holds another `seq` (an earlier write's outcome was unknown): rewrite it.
+    UNSURE = "unsure"
+
+
+# SQLite parses a long OR chain into a deep tree; its default depth limit is 1000.
+_CHECKPOINT_BATCH = 100
+
+
+def do_checkpoints(checkpoints: Sequence[Checkpoint]) -> dict[uuid.UUID, Saved]:
+    """Save the text and a heartbeat of many answers in one statement per 100 of them.
+
+    New text is appended to what the row holds, so a long answer costs what it grew by,
+    not its whole length; the append applies only where the row still holds `saved_seq`,
+    so a write whose first outcome was unknown is never applied twice.
+    """
+    results: dict[uuid.UUID, Saved] = {}
+    for start in range(0, len(checkpoints), _CHECKPOINT_BATCH):
+        results.update(_save_checkpoints(checkpoints[start : start + _CHECKPOINT_BATCH]))
+    return results
+
+
+def _save_checkpoints(batch: Sequence[Checkpoint]) -> dict[uuid.UUID, Saved]:
+    beat = {"heartbeat_at": Now(), "updated_at": Now()}
+    appends = [c for c in batch if c.saved_seq is not None]
+    if appends:
+        where = functools.reduce(
+            operator.or_, (Q(pk=c.message_id, seq=c.saved_seq) for c in appends)
+        )
+        grown = [c for c in appends if c.text]
+        changes: dict[str, Any] = dict(beat)
+        if grown:
+            changes["content"] = Concat(
+                F("content"),
+                Case(
+                    *(When(pk=c.message_id, then=Value(c.text)) for c in grown), default=Value("")
+                ),
+            )
+            changes["seq"] = Case(
+                *(When(pk=c.message_id, then=Value(c.seq)) for c in grown),
+                default=F("seq"),
+                output_field=Message._meta.get_field("seq"),
+            )
+        Message.objects.filter(where, status=Status.STREAMING).update(**changes)
+    for c in batch:
+        if c.saved_seq is None:
+            Message.objects.filter(pk=c.message_id, status=Status.STREAMING).update(
+                content=c.text, seq=c.seq, **beat
+            )
+    rows = {
+        pk: (status, seq, stop)
+        for pk, status, seq, stop in Message.objects.filter(
+            pk__in=[c.message_id for c in batch]
+        ).values_list("pk", "status", "seq", "stop_requested")
+    }
+    results = {}
+    for c in batch:
+        status, seq, stop = rows.get(c.message_id, (None, None, False))
+        if status != Status.STREAMING:
+            results[c.message_id] = Saved.GONE
+        elif seq != c.seq:
+            results[c.message_id] = Saved.UNSURE
+        else:
+            results[c.message_id] = Saved.STOP if stop else Saved.SAVED
+    return results
+
+
+def do_request_stop(conversation_id: Any, message_id: Any = None) -> list[uuid.UUID]:
+    """Flag the conversation's streaming answer (or ``message_id``) to stop; return its id.
+
+    The flag is the request that cannot be lost: the answer's process reads it at its next
+    checkpoint, even if the faster request over the channel layer never arrives.
+    """
+    answers = Message.objects.filter(conversation_id=conversation_id, status=Status.STREAMING)
+    if message_id is not None:
+        try:
+            answers = answers.filter(pk=uuid.UUID(str(message_id)))
+        except ValueError:
+            return []
+    ids = list(answers.values_list("pk", flat=True))
+    if ids:
+        Message.objects.filter(pk__in=ids, status=Status.STREAMING).update(stop_requested=True)
+    return ids
+
+
+INTERRUPTED_MESSAGE = (
+    "The server stopped while answering. The text up to that moment is saved; "
+    "you can retry the answer."
+)
+
+
+def do_sweep_orphans(*, alive: Iterable[uuid.UUID] = ()) -> int:
+    """Mark streaming answers whose heartbeat is stale as `interrupted`; return how many.
+
+    Their process died (or stalled) without finishing them; they keep their last checkpointed
+    text. Staleness is judged by the database's clock, and each update repeats the test, so
+    a heartbeat written meanwhile wins; a process that comes back finds its row ended and
+    stops without a word. Any process may sweep: two sweeps of one message announce it once.
+    """
+    stale = _stale_before()
+    # A row without a heartbeat (written by hand, say) is judged by its last update.
+    is_stale = Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, updated_at__lt=stale)
+    candidates = list(
+        Message.objects.filter(is_stale, status=Status.STREAMING)
+        .exclude(pk__in=list(alive))
+        .values_list("pk", flat=True)
+    )
+    swept = 0
+    for pk in candidates:
+        with transaction.atomic():
+            updated = Message.objects.filter(is_stale, pk=pk, status=Status.STREAMING).update(
+                status=Status.INTERRUPTED,
+                error=INTERRUPTED_MESSAGE,
+                heartbeat_at=None,
+                updated_at=timezone.now(),
+            )
+            if not updated:
+                continue
+            swept += 1
+            message = Message.objects.get(pk=pk)
+            event = control.done_event(message)
+            transaction.on_commit(
+                functools.partial(control.announce_after_commit, message.conversation_id, event)
+            )
+    if swept:
+        logger.warning("Marked %d orphaned answer(s) interrupted", swept)
+    return swept
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one answer ended, as it is saved and announced."""
+
+    status: str
+    content: str
+    #: The seq of the last delta in ``content``.
+    seq: int
+    finish_reason: str = ""
+    model: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    error: str = ""
+
+
+def do_finish(message: Message, outcome: Outcome) -> bool:
+    """Save an answer's ending, then announce it with a ``chat.done`` event; True if saved.
+
+    Only an answer still `streaming` can end: one swept or deleted meanwhile has had its
+    ending (or needs none), so this writes and announces nothing and returns False.
+    """
+    ending = {
+        "status": outcome.status,
+        "content": outcome.content,
+        "seq": outcome.seq,
+        "finish_reason": outcome.finish_reason,
+        "model": outcome.model or message.model,
+        "prompt_tokens": outcome.prompt_tokens,
+        "completion_tokens": outcome.completion_tokens,
+        "error": outcome.error,
+        "heartbeat_at": None,
+    }
+    now = timezone.now()
+    with transaction.atomic():
+        saved = Message.objects.filter(pk=message.pk, status=Status.STREAMING).update(
+            **ending, updated_at=now
+        )
+        if not saved:
+            logger.info("Answer %s had already ended (swept or deleted)", message.pk)
+            return False
+        for field, value in ending.items():
+            setattr(message, field, value)
+        Conversation.objects.filter(pk=message.conversation_id).update(updated_at=now)
+        event = control.done_event(message)
+        transaction.on_commit(lambda: control.announce_after_commit(message.conversation_id, event))
+    return True

@@ -1,0 +1,244 @@
+"""Conversations and their messages: who may see them, posting, retrying, snapshots, deletion."""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from streaming import control
+from streaming.exceptions import BusyError, ConversationGone, FrameError
+from streaming.models import Conversation, Message
+
+logger = logging.getLogger(__name__)
+
+Status = Message.Status
+
+# Longest title made from a first message; the rest is in the message itself.
+_TITLE_LENGTH = 60
+
+
+def get_conversation_for(
+    user: AbstractBaseUser | AnonymousUser, conversation_id: Any
+) -> Conversation | None:
+    """The conversation if it exists and belongs to ``user``, else None (never says which)."""
+    if not user.is_authenticated:
+        return None
+    try:
+        return Conversation.objects.get(pk=conversation_id, owner_id=user.pk)
+    except (Conversation.DoesNotExist, ValueError, ValidationError):
+        return None
+
+
+def get_message_in(conversation: Conversation, message_id: Any) -> Message | None:
+    """The message if it belongs to ``conversation``, else None."""
+    try:
+        return conversation.messages.get(pk=message_id)
+    except (Message.DoesNotExist, ValueError, ValidationError):
+        return None
+
+
+def do_create_conversation(
+    owner: User, *, title: str = "", system_prompt: str = "", model: str = ""
+) -> Conversation:
+    """Start an empty conversation for ``owner``."""
+    return Conversation.objects.create(
+        owner=owner, title=title.strip()[:200], system_prompt=system_prompt, model=model.strip()
+    )
+
+
+def validate_content(content: Any) -> str:
+    """The text of a user message, or a FrameError a person understands."""
+    if not isinstance(content, str) or not content.strip():
+        raise FrameError("Write a message before sending.", code="empty_content")
+    if len(content) > settings.MAX_MESSAGE_CHARS:
+        raise FrameError(
+            f"The message is {len(content)} characters long; the limit is "
+            f"{settings.MAX_MESSAGE_CHARS}.",
+            code="content_too_long",
+        )
+    return content
+
+
+@dataclass(frozen=True)
+class PostedMessage:
+    """What ``do_post_user_message`` did."""
+
+    user_message: Message
+    #: The answer to generate, in status `streaming`; None for a repeated client_id.
+    assistant_message: Message | None
+    #: What to send the model for that answer (``request_messages``).
+    history: list[dict[str, str]]
+
+
+BUSY_MESSAGE = "The assistant is still answering. Wait for it to finish, or stop it first."
+
+
+def do_post_user_message(
+    conversation: Conversation, content: str, client_id: uuid.UUID
+) -> PostedMessage:
+    """Save a user message and its empty streaming answer, or recognise a resend.
+
+    Raises BusyError while another answer streams in the conversation; the partial unique
+    constraint makes that hold across processes without any lock here.
+    """
+    content = validate_content(content)
+    _refresh(conversation)
+    existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
+    if existing is not None:
+        return PostedMessage(existing, None, [])
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            user_message = Message.objects.create(
+                conversation=conversation,
+                role=Message.Role.USER,
+                content=content,
+                client_id=client_id,
+                created_at=now,
+            )
+            # One microsecond later, so history order never depends on clock resolution.
+            assistant = _create_answer(conversation, now + timedelta(microseconds=1))
+            if not conversation.title:
+                conversation.title = _title_from(content)
+                Conversation.objects.filter(pk=conversation.pk, title="").update(
+                    title=conversation.title
+                )
+            event = control.message_event(user_message, conversation.title)
+            transaction.on_commit(lambda: control.announce_after_commit(conversation.id, event))
+    except IntegrityError:
+        # Either a twin of this frame won the race for the client_id, or an answer streams.
+        existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
+        if existing is not None:
+            return PostedMessage(existing, None, [])
+        raise BusyError(BUSY_MESSAGE) from None
+    return PostedMessage(user_message, assistant, request_messages(conversation, before=assistant))
+
+
+def do_retry(conversation: Conversation, message_id: Any) -> tuple[Message, list[dict[str, str]]]:
+    """Start a new answer in place of the conversation's last answer (failed or not).
+
+    The old answer stays in the history as it was; the model is asked again without it.
+    Returns the new answer and what to send the model for it.
+    """
+    _refresh(conversation)
+    last = conversation.messages.order_by("-created_at").first()
+    if last is None or str(last.pk) != str(message_id) or last.role != Message.Role.ASSISTANT:
+        raise FrameError("Only the last answer can be retried.", code="bad_retry")
+    if last.status == Status.STREAMING:
+        raise BusyError(BUSY_MESSAGE)
+    try:
+        with transaction.atomic():
+            answer = _create_answer(conversation, timezone.now())
+    except IntegrityError:
+        raise BusyError(BUSY_MESSAGE) from None
+    return answer, request_messages(conversation, before=answer)
+
+
+def _refresh(conversation: Conversation) -> None:
+    """Re-read what may have changed since the caller loaded it; ConversationGone if deleted."""
+    try:
+        conversation.refresh_from_db(fields=["title", "system_prompt", "model"])
+    except Conversation.DoesNotExist:
+        raise ConversationGone("This conversation was deleted.") from None
+
+
+def _create_answer(conversation: Conversation, created_at: datetime) -> Message:
+    """An empty assistant message in status `streaming`; the constraint allows one."""
+    answer = Message.objects.create(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        status=Status.STREAMING,
+        model=conversation.model or settings.OPENAI_MODEL,
+        heartbeat_at=Now(),
+        created_at=created_at,
+    )
+    Conversation.objects.filter(pk=conversation.pk).update(updated_at=created_at)
+    return answer
+
+
+def _title_from(content: str) -> str:
+    first_line = " ".join(content.split())
+    if len(first_line) <= _TITLE_LENGTH:
+        return first_line
+    return first_line[: _TITLE_LENGTH - 1].rstrip() + "…"
+
+
+def request_messages(conversation: Conversation, *, before: Message) -> list[dict[str, str]]:
+    """The messages to send the model for the answer ``before``: system prompt first.
+
+    An answer that was retried (another answer follows it directly) and an answer that
+    failed with no text are left out; a partial answer stays, since the user saw it.
+    """
+    messages: list[dict[str, str]] = []
+    if conversation.system_prompt.strip():
+        messages.append({"role": "system", "content": conversation.system_prompt})
+    history = list(conversation.messages.filter(created_at__lt=before.created_at))
+    for message, following in zip(history, [*history[1:], before], strict=True):
+        if message.role == Message.Role.ASSISTANT and (
+            not message.content or following.role == Message.Role.ASSISTANT
+        ):
+            continue
+        messages.append({"role": message.role, "content": message.content})
+    return messages
+
+
+def snapshot(conversation: Conversation) -> dict[str, Any]:
+    """The `snapshot` frame: stored messages, and the streaming answer's text up to a seq.
+
+    Raises ConversationGone if the conversation was deleted.
+    """
+    _refresh(conversation)
+    messages = list(conversation.messages.all())
+    active = next((m for m in messages if m.status == Status.STREAMING), None)
+    return {
+        "type": "snapshot",
+        "title": conversation.title,
+        "messages": [control.serialize_message(m) for m in messages],
+        "active": (
+            {"message_id": str(active.id), "seq": active.seq, "text": active.content}
+            if active
+            else None
+        ),
+    }
+
+
+def digest(conversation_id: Any) -> control.PongEvent:
+    """Enough of the stored conversation for a page to spot a frame it missed.
+
+    Raises ConversationGone if the conversation was deleted.
+    """
+    title = Conversation.objects.filter(pk=conversation_id).values_list("title", flat=True).first()
+    if title is None:
+        raise ConversationGone("This conversation was deleted.")
+    messages = Message.objects.filter(conversation_id=conversation_id)
+    last = messages.order_by("-created_at").values("id", "status").first()
+    return {
+        "type": "chat.pong",
+        "title": title,
+        "count": messages.count(),
+        "last_id": str(last["id"]) if last else None,
+        "last_status": last["status"] if last else None,
+    }
+
+
+def do_delete_conversation(conversation: Conversation) -> None:
+    """Delete a conversation: its running answer stops (on any process), its tabs are told."""
+    with transaction.atomic():
+        Conversation.objects.filter(pk=conversation.pk).delete()
+        conversation_id = conversation.pk
+        transaction.on_commit(lambda: _announce_deleted(conversation_id))
+
+
+def _announce_deleted(conversation_id: uuid.UUID) -> None:
+    # The answer would also find its row gone at its next checkpoint; this is the fast path.
+    async_to_sync(control.ask_answer)(control.stop_request(conversation_id, None, "deleted"))
+    control.announce_after_commit(conversation_id, control.deleted_event())
