@@ -8,10 +8,12 @@ import asyncio
 import random
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from streaming.models import Conversation, Message
 from streaming.simulator import SimulatorThread
@@ -180,3 +182,30 @@ async def test_sigterm_mid_answer_saves_all_its_text_as_interrupted(
     assert done["status"] == saved.status == "interrupted"
     assert saved.content == watcher.text_of(done["message_id"]) == done["message"]["content"]
     assert "Shutting down: saving 1 running answer" in a.log()
+
+
+async def test_a_process_sweeps_orphans_from_its_start_without_any_socket(
+    live_servers: Callable[..., list[DaphneServer]], conversation: Conversation
+) -> None:
+    # Left streaming by a process that died long ago; no page is open anywhere.
+    long_ago = timezone.now() - timedelta(hours=1)
+    orphan = await Message.objects.acreate(
+        conversation=conversation,
+        role="assistant",
+        status="streaming",
+        content="half an answer",
+        heartbeat_at=long_ago,
+        created_at=long_ago,
+    )
+
+    (server,) = live_servers(1)
+
+    await until(
+        lambda: Message.objects.filter(pk=orphan.pk, status="interrupted").aexists(),
+        what="the new process sweeping the orphan",
+    )
+    assert "Answer runtime started" in server.log()
+    assert "GET" not in server.log()  # no page asked for anything
+    assert "WSCONNECT" not in server.log()
+    saved = await Message.objects.aget(pk=orphan.pk)
+    assert saved.content == "half an answer"
