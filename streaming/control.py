@@ -245,26 +245,22 @@ SEND_TIMEOUT_SECONDS = 5.0
 
 async def send_to_channel(channel: str, message: ChatEvent) -> bool:
     """Send ``message`` to one channel (a socket's); False if the layer failed or hung."""
-    layer = get_channel_layer()
-    if layer is None:
-        return True
-    try:
-        async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
-            await layer.send(channel, message)
-    except Exception as exc:
-        logger.debug("Could not send %s to %s: %r", message["type"], channel, exc)
-        return False
-    return True
+    return await _send("send", channel, message)
 
 
 async def _send_to_group(group: str, message: ChatEvent | ControlRequest) -> bool:
+    return await _send("group_send", group, message)
+
+
+async def _send(method: str, to: str, message: ChatEvent | ControlRequest) -> bool:
+    """``layer.send`` or ``layer.group_send`` within SEND_TIMEOUT_SECONDS; False if it failed."""
     layer = get_channel_layer()
     if layer is None:
         return True
     try:
         async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
-            await layer.group_send(group, message)
+            await getattr(layer, method)(to, message)
     except Exception as exc:
-        logger.debug("Could not send %s to %s: %r", message["type"], group, exc)
+        logger.debug("Could not send %s to %s: %r", message["type"], to, exc)
         return False
     return True
