@@ -6,6 +6,7 @@
                                  # plot in docs/relay-load.png
     python -m bench sse          # the decoder rows alone
     python -m bench layers       # the two channels-redis layers, CPU per frame delivered
+    python -m bench upstream     # reading the model's streams, CPU per token
     python -m bench relay        # the fixed-N relay run (SQLite and the in-memory layer
                                  # unless BENCH_DATABASE_URL / BENCH_REDIS_URL say otherwise)
     python -m bench load [--daphnes 1,2] [--layer core,pubsub] [--n 1,20,50]
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("sse", help="the SSE decoder and chunk parser")
     commands.add_parser("layers", help="CPU per frame of the two channels-redis layers")
+    commands.add_parser("upstream", help="CPU per token of reading the model's streams")
     commands.add_parser("relay", help="fixed-N answers through one daphne (200 tokens at 100/s)")
     load = commands.add_parser("load", help="the relay load run: added latency per token")
     load.add_argument("--daphnes", type=_numbers, default=(1, 2), help="e.g. 1,2 (default)")
@@ -56,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         _two_columns(sse_rows())
     if args.command in (None, "layers"):
         _two_columns(layer_rows())
+    if args.command in (None, "upstream"):
+        from bench import upstream
+
+        _two_columns(upstream.run(ROOT / "var"))
     if args.command == "relay":
         from bench import relay
 
