@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench import procstat
-from bench.stack import DATABASE_URL, REDIS_URL, SimulatorProcess, setup_django, unreachable
+from bench.stack import (
+    DATABASE_URL,
+    LIFTED_LIMITS,
+    REDIS_URL,
+    SimulatorProcess,
+    setup_django,
+    unreachable,
+)
 from streaming.simulator.stamps import read_stamps
 from tests.live import LiveClient
 from tests.servers import DaphneServer, daphne_servers
@@ -210,6 +217,7 @@ def server_env(layer: Layer, simulator_url: str) -> dict[str, str]:
         "OPENAI_API_KEY": "",
         # Read by the settings to choose the channels-redis layer (core or pubsub).
         "CHANNEL_LAYER": layer,
+        **LIFTED_LIMITS,
     }
 
 

@@ -13,6 +13,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.stack import LIFTED_LIMITS
+
 ROOT = Path(__file__).resolve().parent.parent
 TOKENS, RATE = 200, 100.0
 
@@ -27,6 +29,7 @@ def setup_django() -> dict[str, str]:
         or f"sqlite:///{ROOT / 'var' / 'bench.sqlite3'}",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "LOG_LEVEL": "WARNING",
+        **LIFTED_LIMITS,
     }
     if os.environ.get("BENCH_REDIS_URL"):
         env["REDIS_URL"] = os.environ["BENCH_REDIS_URL"]

@@ -252,6 +252,28 @@ if STREAM_ORPHAN_SECONDS < 3 * STREAM_CHECKPOINT_SECONDS:
     )
 MAX_MESSAGE_CHARS = int(os.environ.get("MAX_MESSAGE_CHARS", "32000"))
 
+# --- Per-user limits ------------------------------------------------------------------
+# Over a limit nothing is written and the model is not asked; the page says how long to
+# wait. Answers and messages are counted in the database (exact across processes); sockets
+# in Redis when REDIS_URL is set, else in memory (one process).
+LIMIT_ANSWERS_PER_USER = env_int("LIMIT_ANSWERS_PER_USER", 3)
+LIMIT_MESSAGES_PER_MINUTE = env_int("LIMIT_MESSAGES_PER_MINUTE", 20)
+LIMIT_SOCKETS_PER_USER = env_int("LIMIT_SOCKETS_PER_USER", 20)
+# Frames a socket may send a second, on average, and in one burst.
+LIMIT_FRAMES_PER_SECOND = env_float("LIMIT_FRAMES_PER_SECOND", 10.0)
+LIMIT_FRAMES_BURST = env_int("LIMIT_FRAMES_BURST", 30)
+# Tokens (prompt and answer) a user may spend a day (UTC); 0: no budget. Staff can set
+# another figure for one user in the admin.
+DAILY_TOKEN_BUDGET = env_int("DAILY_TOKEN_BUDGET", 0, minimum=0)
+# Answers one process streams at once (and its upstream connections): past it, new
+# messages are refused at once, never left waiting for a connection.
+STREAM_MAX_ANSWERS = env_int("STREAM_MAX_ANSWERS", 200)
+# The longest system prompt a conversation may have.
+MAX_SYSTEM_PROMPT_CHARS = env_int("MAX_SYSTEM_PROMPT_CHARS", 8000)
+# What the model is sent at most, in estimated tokens (about 4 characters each): the
+# system prompt and the newest messages that fit; older ones are left out.
+OPENAI_CONTEXT_TOKENS = env_int("OPENAI_CONTEXT_TOKENS", 16000)
+
 # --- Auth, i18n, static ---------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -1,11 +1,15 @@
-"""Staff views of conversations and messages."""
+"""Staff views of conversations and messages, and of each user's limits."""
 
 from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
 from streaming import services
-from streaming.models import Conversation, Message
+from streaming.models import Conversation, Message, Quota
+from streaming.services import quotas
 
 
 class MessageInline(admin.TabularInline[Message, Conversation]):
@@ -80,3 +84,28 @@ class MessageAdmin(admin.ModelAdmin[Message]):
     @admin.display(description="Content")
     def short_content(self, obj: Message) -> str:
         return obj.content[:80] or "(empty)"
+
+
+class QuotaInline(admin.StackedInline[Quota, User]):
+    model = Quota
+    can_delete = False
+    verbose_name = verbose_name_plural = "Limits"
+    fields = ("daily_token_budget", "tokens_used_today")
+    readonly_fields = ("tokens_used_today",)
+
+    @admin.display(description="Tokens used today (UTC)")
+    def tokens_used_today(self, obj: Quota) -> str:
+        if obj.pk is None:
+            return "-"
+        used = quotas.tokens_used_since(obj.pk, quotas.start_of_day(timezone.now()))
+        budget = quotas.daily_budget(obj.pk)
+        return f"{used:,} of {budget:,}" if budget else f"{used:,} (no budget)"
+
+
+# Django's own user admin, with the user's limits under it.
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class ChatUserAdmin(UserAdmin[User]):
+    inlines = (*UserAdmin.inlines, QuotaInline)

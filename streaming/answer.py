@@ -26,11 +26,12 @@ import random
 
 import httpx
 from django.conf import settings
+from django.db.models import CharField
 
 from streaming import control, services
 from streaming.exceptions import UpstreamConnectError, UpstreamError, UpstreamHTTPError
 from streaming.models import Message
-from streaming.openai import ChatRequest, StreamEvent, other_token_field, stream_chat
+from streaming.openai import ChatRequest, StreamEvent, other_token_field, redact, stream_chat
 
 logger = logging.getLogger(__name__)
 
@@ -319,7 +320,7 @@ class Answer:
     def _apply(self, event: StreamEvent) -> bool:
         """Take one event in; False once the answer has all it may keep."""
         if event.model and not self.model:
-            self.model = event.model
+            self.model = self._provider_text(event.model, "model")
         if event.type == "text":
             room = settings.STREAM_MAX_ANSWER_CHARS - self.size
             text = event.text[:room]
@@ -331,11 +332,17 @@ class Answer:
                 self.finish_reason = "length"
                 return False
         elif event.type == "finish":
-            self.finish_reason = event.finish_reason
+            self.finish_reason = self._provider_text(event.finish_reason, "finish_reason")
         elif event.type == "usage":
             self.usage = (event.prompt_tokens, event.completion_tokens)
         # Reasoning is the model thinking aloud: not part of the answer, so not saved in it.
         return True
+
+    def _provider_text(self, text: str, field: str) -> str:
+        """A name the provider sent, fit to keep: no secret in it, no longer than its column."""
+        column = Message._meta.get_field(field)
+        assert isinstance(column, CharField)
+        return redact(text, self.request)[: column.max_length]
 
     def sync_reply(self, after_seq: int) -> control.SyncEvent:
         """The text after delta ``after_seq``, for a socket that missed some."""

@@ -13,7 +13,14 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from redis.exceptions import RedisError
 
 from streaming import control, runtime, services
-from streaming.exceptions import ChatError, ConversationGone, FrameError, LayerUnavailable
+from streaming.exceptions import (
+    ChatError,
+    ConversationGone,
+    FrameError,
+    LayerUnavailable,
+    LimitError,
+)
+from streaming.limits import FrameBudget, SocketSlot
 from streaming.models import Conversation, Message
 
 logger = logging.getLogger(__name__)
@@ -22,6 +29,8 @@ logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_DELETED = 4404
+# Like HTTP 429: the user has all the sockets they may hold open.
+CLOSE_TOO_MANY = 4429
 # Like HTTP 503: the browser reconnects with backoff. (RFC 6455's own 1013 is refused by
 # daphne's WebSocket library, which lets servers send only 1000 and 3000-4999.)
 CLOSE_UNAVAILABLE = 4503
@@ -33,6 +42,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
 
     conversation: Conversation
     accepted = False
+    slot: SocketSlot | None = None
+    budget: FrameBudget
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Turn a lost channel layer (Redis down) into "try again later", not a crash."""
@@ -64,6 +75,15 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             return
         self.conversation = conversation
         await self.accept()
+        slot = SocketSlot(user.pk, self.channel_name)
+        try:
+            await slot.take()
+        except LimitError as exc:
+            await self.send_json(exc.as_frame())
+            await self.close(code=CLOSE_TOO_MANY)
+            return
+        self.slot = slot
+        self.budget = FrameBudget()
         # Join before reading the snapshot, so nothing falls between the two.
         await self.channel_layer.group_add(conversation.group_name, self.channel_name)
         self.groups.append(conversation.group_name)  # so disconnect leaves it
@@ -71,6 +91,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             await self.resync({})
         except ConversationGone:
             await self.close(code=CLOSE_FORBIDDEN)  # deleted in between: as if never there
+
+    async def disconnect(self, code: int) -> None:
+        if self.slot is not None:
+            await self.slot.release()
 
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
         await super().accept(subprotocol, headers)
@@ -113,7 +137,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         handler = handlers.get(content.get("type"))  # type: ignore[arg-type]
         if handler is None:
             raise FrameError(f"Unknown frame type {content.get('type')!r}.", code="unknown_type")
-        await handler(content)
+        try:
+            self.budget.spend()
+            await handler(content)
+        except LimitError as exc:
+            exc.frame = content["type"]  # so the page knows which request was refused
+            raise
 
     async def user_message(self, frame: dict[str, Any]) -> None:
         """Save the user's message and start the answer (or recognise a resend)."""
@@ -122,6 +151,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             client_id = uuid.UUID(str(frame.get("client_id")))
         except ValueError:
             raise FrameError("client_id must be a UUID.", code="bad_client_id") from None
+        runtime.check_room()
         posted = await services.to_async(services.do_post_user_message)(
             self.conversation, content, client_id
         )
@@ -136,6 +166,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
 
     async def retry(self, frame: dict[str, Any]) -> None:
         """Answer the last user message again, in a new assistant message."""
+        runtime.check_room()
         answer, history = await services.to_async(services.do_retry)(
             self.conversation, frame.get("message_id")
         )
@@ -168,6 +199,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         The reply goes through the channel layer to this socket's own channel: a page whose
         layer is down hears that (4503) rather than being answered as if all were well.
         """
+        if self.slot is not None:
+            await self.slot.renew()
         pong = await services.to_async(services.digest)(self.conversation.id)
         if not await control.send_to_channel(self.channel_name, pong):
             raise LayerUnavailable(UNAVAILABLE_MESSAGE)

@@ -5,16 +5,22 @@
     │   ├── UpstreamHTTPError       a non-2xx reply before the stream (401, 404, 429, 5xx…)
     │   ├── UpstreamConnectError    could not connect, or the connection dropped mid-stream
     │   ├── UpstreamTimeout         no byte for OPENAI_READ_TIMEOUT seconds
+    │   ├── UpstreamBusy            no free connection to the API in this process
     │   ├── UpstreamProtocolError   a reply we cannot read (invalid JSON, not an event stream)
     │   └── UpstreamStreamError     the API sent an {"error": …} event mid-stream
     ├── FrameError                  a WebSocket frame from the browser we cannot accept
     ├── BusyError                   the conversation is already answering
+    ├── LimitError                  a per-user or per-server limit; says when to try again
+    │   ├── RateLimited             too much at once, or too fast (`rate_limited`)
+    │   └── QuotaExceeded           the day's token budget is spent (`quota_exceeded`)
     ├── ConversationGone            the conversation was deleted while a socket had it open
     └── LayerUnavailable            the channel layer (Redis) cannot be reached
 
 No message ever carries the API key: upstream messages are the provider's own text, and
 the request headers are never part of an error.
 """
+
+import math
 
 
 class ChatError(Exception):
@@ -31,7 +37,7 @@ class ChatError(Exception):
     def __str__(self) -> str:
         return self.message
 
-    def as_frame(self) -> dict[str, str]:
+    def as_frame(self) -> dict[str, object]:
         """The `error` frame a socket sends for this error."""
         return {"type": "error", "code": self.code, "message": self.message}
 
@@ -68,6 +74,12 @@ class UpstreamTimeout(UpstreamError):
     code = "upstream_timeout"
 
 
+class UpstreamBusy(UpstreamError):
+    """Every connection of the process's client is in use; not retried, the user may."""
+
+    code = "server_busy"
+
+
 class UpstreamProtocolError(UpstreamError):
     """The API sent something that is not a Chat Completions event stream."""
 
@@ -90,6 +102,37 @@ class BusyError(ChatError):
     """An answer is already streaming in this conversation."""
 
     code = "busy"
+
+
+class LimitError(ChatError):
+    """Over a limit: nothing was written and nothing asked of the model; try again later."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        #: Whole seconds to wait before the same request can succeed (at least 1).
+        self.retry_after = max(1, math.ceil(retry_after))
+        #: The type of the frame refused, when a socket refused one; the page uses it.
+        self.frame: str | None = None
+
+    def as_frame(self) -> dict[str, object]:
+        frame = super().as_frame() | {"retry_after": self.retry_after}
+        if self.frame is not None:
+            frame["frame"] = self.frame
+        return frame
+
+
+class RateLimited(LimitError):
+    """Too many answers at once, messages a minute, frames a second, or open sockets."""
+
+    code = "rate_limited"
+
+
+class QuotaExceeded(LimitError):
+    """The user's tokens for the day are spent; ``retry_after`` runs to the next day."""
+
+    code = "quota_exceeded"
 
 
 class ConversationGone(ChatError):

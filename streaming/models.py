@@ -131,3 +131,20 @@ class Message(models.Model):
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
         }
+
+
+class Quota(models.Model):
+    """What staff set for one user in place of the site's default limits."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="quota"
+    )
+    daily_token_budget = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Tokens (prompt and answer) a day, from midnight UTC. Empty: the site default "
+        "(DAILY_TOKEN_BUDGET). 0: no budget.",
+    )
+
+    def __str__(self) -> str:
+        return f"Limits of {self.user}"

@@ -8,14 +8,17 @@ and LM Studio speak it); knows nothing of Django. The caller passes the shared
 import asyncio
 import email.utils
 import json
+import logging
 import time
 from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
 from streaming.exceptions import (
+    UpstreamBusy,
     UpstreamConnectError,
     UpstreamError,
     UpstreamHTTPError,
@@ -24,6 +27,11 @@ from streaming.exceptions import (
     UpstreamTimeout,
 )
 from streaming.sse import SSEDecoder
+
+logger = logging.getLogger(__name__)
+
+# A user name in the API's URL this long may be a token (https://TOKEN@host), so is secret.
+_TOKEN_LIKE_LENGTH = 8
 
 # What we keep of an error body we cannot parse: enough to explain, not a page of HTML.
 _MAX_ERROR_TEXT = 500
@@ -82,6 +90,11 @@ def other_token_field(error: UpstreamHTTPError, request: ChatRequest) -> str | N
     return next(field for field in TOKEN_FIELDS if field != sent)
 
 
+# How long a request waits for one of the client's connections to come free. The runtime
+# never starts more answers than it has connections, so a wait is rare and stays short.
+_POOL_WAIT_SECONDS = 2.0
+
+
 async def stream_chat(
     client: httpx.AsyncClient, request: ChatRequest
 ) -> AsyncGenerator[StreamEvent, None]:
@@ -102,7 +115,7 @@ async def stream_chat(
     if request.max_tokens is not None:
         body[request.max_tokens_field] = request.max_tokens
     timeout = httpx.Timeout(
-        request.read_timeout, connect=request.connect_timeout, pool=request.connect_timeout
+        request.read_timeout, connect=request.connect_timeout, pool=_POOL_WAIT_SECONDS
     )
     url = request.base_url.rstrip("/") + "/chat/completions"
     try:
@@ -122,10 +135,15 @@ async def stream_chat(
         finally:
             await response.aclose()
     except UpstreamError as exc:
-        exc.message = _redact(exc.message, request.api_key)
+        exc.message = redact(exc.message, request)
         raise
     except httpx.TimeoutException as exc:
-        if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+        if isinstance(exc, httpx.PoolTimeout):
+            raise UpstreamBusy(
+                "The server has no free connection to the model API right now. "
+                "Try again in a moment."
+            ) from None
+        if isinstance(exc, httpx.ConnectTimeout):
             raise UpstreamConnectError(
                 f"Could not connect to the model API within {request.connect_timeout:g} s."
             ) from None
@@ -134,7 +152,9 @@ async def stream_chat(
         ) from None
     except httpx.TransportError as exc:
         if isinstance(exc, httpx.ConnectError):
-            message = f"Could not connect to the model API at {request.base_url}."
+            # The address stays in the log: people see only that the API was unreachable.
+            logger.warning("Could not connect to %s: %s", safe_url(request.base_url), exc)
+            message = "Could not connect to the model API."
         else:
             message = "The connection to the model API broke before the answer was finished."
         raise UpstreamConnectError(message) from None
@@ -295,6 +315,37 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and value >= 0 else 0
 
 
-def _redact(message: str, api_key: str) -> str:
-    """Some providers echo the key they were given; it must never reach a user or a log."""
-    return message.replace(api_key, "[redacted]") if api_key else message
+def redact(text: str, request: ChatRequest) -> str:
+    """``text`` from the provider without the secrets ``request`` was sent with.
+
+    Some providers echo the key they were given, or the URL they were called at; text from
+    them (errors, model names, finish reasons) passes through here before it is stored,
+    shown or logged. The key and the URL's password go whatever their length; a user name
+    in the URL only when it is long enough to be a token rather than a name.
+    """
+    for secret in _secrets(request):
+        text = text.replace(secret, "[redacted]")
+    return text
+
+
+def _secrets(request: ChatRequest) -> list[str]:
+    parts = urlsplit(request.base_url)
+    found = [request.api_key, parts.password or ""]
+    if parts.username and len(parts.username) >= _TOKEN_LIKE_LENGTH:
+        found.append(parts.username)
+    # Also as the URL spells them: a password with "@" or "/" in it is %-encoded there.
+    found += [unquote(secret) for secret in found]
+    # Longest first, so a secret that contains another is taken out whole.
+    return sorted({secret for secret in found if secret}, key=len, reverse=True)
+
+
+def safe_url(url: str) -> str:
+    """``url`` without the user name and password in it, for logs and start-up messages."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    netloc = f"{host}:{parts.port}" if parts.port is not None else host
+    return urlunsplit(parts._replace(netloc=netloc))

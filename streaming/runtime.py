@@ -32,11 +32,14 @@ from django.conf import settings
 
 from streaming import control, services
 from streaming.answer import Answer
+from streaming.exceptions import RateLimited
 from streaming.models import Message, control_group_name
 from streaming.openai import ChatRequest
 
 logger = logging.getLogger(__name__)
 
+# The wait suggested to a user when the process is full: answers end every few seconds.
+_BUSY_RETRY_SECONDS = 5
 # How long a graceful shutdown waits for running answers to be saved.
 _SHUTDOWN_SECONDS = 5.0
 
@@ -47,8 +50,11 @@ class Runtime:
     def __init__(self) -> None:
         #: The answers running here, by message id.
         self.answers: dict[uuid.UUID, Answer] = {}
+        # As many connections as answers may run (``check_room``), so none waits for one.
         self.http = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+            limits=httpx.Limits(
+                max_connections=settings.STREAM_MAX_ANSWERS, max_keepalive_connections=100
+            ),
             headers={"User-Agent": "chatsite"},
         )
         #: Which max-tokens field each (API, model) accepts, once one has refused the other.
@@ -235,6 +241,17 @@ def current() -> Runtime:
         runtime = _runtimes[loop] = Runtime()
         runtime.start()
     return runtime
+
+
+def check_room() -> None:
+    """Raise RateLimited when this process already streams all the answers it may."""
+    limit = settings.STREAM_MAX_ANSWERS
+    if len(current().answers) >= limit:
+        raise RateLimited(
+            f"The server is writing as many answers as it can ({limit} at once). "
+            "Try again in a few seconds.",
+            retry_after=_BUSY_RETRY_SECONDS,
+        )
 
 
 def start_answer(message: Message, history: list[dict[str, str]]) -> Answer:

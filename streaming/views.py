@@ -7,6 +7,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from streaming import control, services
+from streaming.forms import NewConversationForm
 from streaming.models import Conversation
 
 
@@ -22,10 +23,15 @@ def _recent_conversations(request: HttpRequest) -> list[Conversation]:
 @login_required
 def conversation_list(request: HttpRequest) -> HttpResponse:
     """The user's conversations, newest activity first, and a way to start one."""
+    return _list_page(request, NewConversationForm())
+
+
+def _list_page(request: HttpRequest, form: NewConversationForm, status: int = 200) -> HttpResponse:
     return render(
         request,
         "streaming/conversation_list.html",
-        {"conversations": _recent_conversations(request)},
+        {"conversations": _recent_conversations(request), "form": form},
+        status=status,
     )
 
 
@@ -33,9 +39,13 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def conversation_create(request: HttpRequest) -> HttpResponse:
     """Start a conversation, optionally with a system prompt, and open it."""
+    form = NewConversationForm(request.POST)
+    if not form.is_valid():
+        # Shown again with the prompt as typed and what is wrong with it; nothing saved.
+        return _list_page(request, form, status=400)
     conversation = services.do_create_conversation(
         request.user,  # type: ignore[arg-type]
-        system_prompt=request.POST.get("system_prompt", ""),
+        system_prompt=form.cleaned_data["system_prompt"],
     )
     return redirect("streaming:conversation_detail", conversation_id=conversation.id)
 

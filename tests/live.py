@@ -6,6 +6,7 @@ from types import TracebackType
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin
 
 from tests.assembler import Assembler
@@ -113,3 +114,21 @@ class LiveClient:
         """The code the server closed the socket with, once it is closed."""
         assert self._socket is not None
         return self._socket.close_code
+
+
+async def refused_connection(
+    server: DaphneServer, conversation_id: Any, cookie: str, timeout: float = 15
+) -> tuple[dict[str, Any], int | None]:
+    """Open a socket the server must refuse after accepting: its one frame, and the close code."""
+    async with connect(
+        f"{server.ws_url}/ws/conversations/{conversation_id}/",
+        origin=Origin(server.url),
+        additional_headers={"Cookie": f"sessionid={cookie}"},
+        proxy=None,
+    ) as socket:
+        frame = json.loads(await asyncio.wait_for(socket.recv(), timeout))
+        try:
+            extra = await asyncio.wait_for(socket.recv(), timeout)
+        except ConnectionClosed:
+            return frame, socket.close_code
+        raise AssertionError(f"the socket stayed open after {frame}, and sent {extra!r}")

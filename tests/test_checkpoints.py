@@ -42,8 +42,9 @@ async def test_checkpoints_append_the_new_text_and_seq_in_batches_not_per_chunk(
     real_checkpoints = services.do_checkpoints
 
     def counting_checkpoints(checkpoints: list[services.Checkpoint]) -> Any:
-        batches.append(list(checkpoints))
-        return real_checkpoints(checkpoints)
+        saved = real_checkpoints(checkpoints)
+        batches.append(list(checkpoints))  # once written: the test reads the row after this
+        return saved
 
     monkeypatch.setattr(services, "do_checkpoints", counting_checkpoints)
     communicator = await connect(conversation.id, user)

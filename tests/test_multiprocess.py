@@ -28,8 +28,11 @@ FAST_CHECKPOINTS = {"STREAM_CHECKPOINT_SECONDS": "0.3", "STREAM_ORPHAN_SECONDS":
 
 @pytest.fixture
 def cluster(live_servers: Callable[..., list[DaphneServer]], redis_url: str) -> list[DaphneServer]:
-    """Two daphne processes on one Redis and one database."""
-    return live_servers(2, redis_url=redis_url, **FAST_CHECKPOINTS)
+    """Two daphne processes on one Redis and one database.
+
+    One user's sockets stand for many people's tabs here, so their limit is lifted.
+    """
+    return live_servers(2, redis_url=redis_url, LIMIT_SOCKETS_PER_USER="100", **FAST_CHECKPOINTS)
 
 
 @pytest.fixture

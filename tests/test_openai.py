@@ -18,7 +18,14 @@ from streaming.exceptions import (
     UpstreamStreamError,
     UpstreamTimeout,
 )
-from streaming.openai import ChatRequest, StreamEvent, parse_retry_after, stream_chat
+from streaming.openai import (
+    ChatRequest,
+    StreamEvent,
+    parse_retry_after,
+    redact,
+    safe_url,
+    stream_chat,
+)
 from streaming.simulator import Simulator, SimulatorThread
 from tests.conftest import until
 from tests.servers import free_port
@@ -192,13 +199,18 @@ async def test_stream_provider_quirks_give_the_plain_answer(
     assert [e.type for e in events].count("finish") == 1
 
 
-async def test_stream_unreachable_server_raises_connect_error() -> None:
-    url = f"http://127.0.0.1:{free_port()}/v1"
-    events, error = await collect(chat(url, "anyone?"))
+async def test_stream_unreachable_server_raises_connect_error_naming_no_address(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    events, error = await collect(chat(f"http://apikey:hunter2-secret@{address}/v1", "anyone?"))
 
     assert events == []
     assert isinstance(error, UpstreamConnectError)
-    assert url in error.message
+    assert error.message == "Could not connect to the model API."
+    # The log says where, for whoever runs the server; never with the password.
+    assert f"http://{address}/v1" in caplog.text
+    assert "hunter2" not in caplog.text
 
 
 # --- byte-level cases, with a mock transport --------------------------------------------
@@ -329,3 +341,29 @@ async def test_stream_cancelled_at_any_early_step_leaves_no_connection_open() ->
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await until(lambda: server.open_connections == 0, timeout=5)
+
+
+# --- what providers send back, and our own messages, carry no secret ---------------------
+
+
+def test_redact_takes_out_the_key_and_the_url_password_as_written_and_decoded() -> None:
+    request = ChatRequest(
+        base_url="https://tok3n-user-name:p%40ss%2Fword@llm.example/v1",
+        api_key="sk-abc123",
+        model="m",
+        messages=[],
+    )
+    text = "bad key sk-abc123 for tok3n-user-name with p@ss/word (p%40ss%2Fword)"
+
+    assert redact(text, request) == "bad key [redacted] for [redacted] with [redacted] ([redacted])"
+
+
+def test_redact_leaves_a_short_user_name_which_is_a_name_not_a_token() -> None:
+    request = ChatRequest(base_url="http://apikey:pw@host/v1", api_key="", model="m", messages=[])
+
+    assert redact("Invalid apikey pw", request) == "Invalid apikey [redacted]"
+
+
+def test_safe_url_drops_credentials_and_keeps_the_rest() -> None:
+    assert safe_url("http://u:secret@[::1]:8080/v1?x=1") == "http://[::1]:8080/v1?x=1"
+    assert safe_url("https://api.example/v1") == "https://api.example/v1"

@@ -17,12 +17,10 @@ import redis
 import websockets
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
-from websockets.asyncio.client import connect
-from websockets.typing import Origin
 
 from streaming.models import Conversation, Message
 from tests.conftest import session_cookie
-from tests.live import LiveClient
+from tests.live import LiveClient, refused_connection
 from tests.servers import DaphneServer, free_port, service_missing
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -82,24 +80,6 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.kill()
 
 
-async def refused_while_down(
-    server: DaphneServer, conversation_id: uuid.UUID, cookie: str
-) -> tuple[dict[str, str], int]:
-    """Connect while Redis is down: the error frame and the close code."""
-    async with connect(
-        f"{server.ws_url}/ws/conversations/{conversation_id}/",
-        origin=Origin(server.url),
-        additional_headers={"Cookie": f"sessionid={cookie}"},
-        proxy=None,
-    ) as socket:
-        import json
-
-        frame = json.loads(await asyncio.wait_for(socket.recv(), 15))
-        with pytest.raises(websockets.ConnectionClosed) as closed:
-            await asyncio.wait_for(socket.recv(), 15)
-    return frame, closed.value.rcvd.code if closed.value.rcvd else 0
-
-
 async def test_redis_outage_loses_no_answer_and_recovers(
     live_servers: Callable[..., list[DaphneServer]],
     own_redis: RedisServer,
@@ -128,7 +108,7 @@ async def test_redis_outage_loses_no_answer_and_recovers(
     assert closed.value.rcvd.code == 4503
     assert client.frames[-1]["code"] == "unavailable"
 
-    frame, code = await refused_while_down(server, conversation.id, cookie)
+    frame, code = await refused_connection(server, conversation.id, cookie)
     assert frame == {
         "type": "error",
         "code": "unavailable",

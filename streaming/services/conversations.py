@@ -17,6 +17,7 @@ from django.utils import timezone
 from streaming import control
 from streaming.exceptions import BusyError, ConversationGone, FrameError
 from streaming.models import Conversation, Message
+from streaming.services.quotas import check_new_answer, estimate_tokens, lock_owner
 
 logger = logging.getLogger(__name__)
 
@@ -87,17 +88,18 @@ def do_post_user_message(
 ) -> PostedMessage:
     """Save a user message and its empty streaming answer, or recognise a resend.
 
-    Raises BusyError while another answer streams in the conversation; the partial unique
-    constraint makes that hold across processes without any lock here.
+    Raises BusyError while another answer streams in the conversation (the partial unique
+    constraint makes that hold across processes), and a LimitError, having written nothing,
+    when the user is over a limit (``quotas``).
     """
     content = validate_content(content)
     _refresh(conversation)
     existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
     if existing is not None:
         return PostedMessage(existing, None, [])
-    now = timezone.now()
     try:
         with transaction.atomic():
+            now = _may_answer(conversation)
             user_message = Message.objects.create(
                 conversation=conversation,
                 role=Message.Role.USER,
@@ -137,10 +139,20 @@ def do_retry(conversation: Conversation, message_id: Any) -> tuple[Message, list
         raise BusyError(BUSY_MESSAGE)
     try:
         with transaction.atomic():
-            answer = _create_answer(conversation, timezone.now())
+            answer = _create_answer(conversation, _may_answer(conversation))
     except IntegrityError:
         raise BusyError(BUSY_MESSAGE) from None
     return answer, request_messages(conversation, before=answer)
+
+
+def _may_answer(conversation: Conversation) -> datetime:
+    """In the transaction about to start an answer: raise unless it may start; its time."""
+    lock_owner(conversation.owner_id)
+    if Message.objects.filter(conversation=conversation, status=Status.STREAMING).exists():
+        raise BusyError(BUSY_MESSAGE)
+    now = timezone.now()
+    check_new_answer(conversation.owner_id, now)
+    return now
 
 
 def _refresh(conversation: Conversation) -> None:
@@ -172,23 +184,44 @@ def _title_from(content: str) -> str:
     return first_line[: _TITLE_LENGTH - 1].rstrip() + "…"
 
 
+# What each message costs beyond its text (role, separators), in estimated tokens.
+_MESSAGE_OVERHEAD_TOKENS = 4
+
+
 def request_messages(conversation: Conversation, *, before: Message) -> list[dict[str, str]]:
     """The messages to send the model for the answer ``before``: system prompt first.
 
     An answer that was retried (another answer follows it directly) and an answer that
-    failed with no text are left out; a partial answer stays, since the user saw it.
+    failed with no text are left out; a partial answer stays, since the user saw it. Only
+    the newest turns that fit ``OPENAI_CONTEXT_TOKENS`` with the system prompt are sent
+    (the newest always), starting with a user's turn.
     """
-    messages: list[dict[str, str]] = []
+    system: list[dict[str, str]] = []
     if conversation.system_prompt.strip():
-        messages.append({"role": "system", "content": conversation.system_prompt})
+        system.append({"role": "system", "content": conversation.system_prompt})
     history = list(conversation.messages.filter(created_at__lt=before.created_at))
+    turns: list[dict[str, str]] = []
     for message, following in zip(history, [*history[1:], before], strict=True):
         if message.role == Message.Role.ASSISTANT and (
             not message.content or following.role == Message.Role.ASSISTANT
         ):
             continue
-        messages.append({"role": message.role, "content": message.content})
-    return messages
+        turns.append({"role": message.role, "content": message.content})
+    room = settings.OPENAI_CONTEXT_TOKENS - sum(_cost(turn) for turn in system)
+    kept = 0
+    for turn in reversed(turns):
+        room -= _cost(turn)
+        if room < 0 and kept:
+            break
+        kept += 1
+    sent = turns[len(turns) - kept :]
+    while len(sent) > 1 and sent[0]["role"] != Message.Role.USER:
+        sent = sent[1:]
+    return system + sent
+
+
+def _cost(message: dict[str, str]) -> int:
+    return estimate_tokens(message["content"]) + _MESSAGE_OVERHEAD_TOKENS
 
 
 def snapshot(conversation: Conversation) -> dict[str, Any]:

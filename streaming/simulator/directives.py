@@ -51,6 +51,9 @@ class Directives:
     """Send one chunk whose choice has no `delta` key."""
     stamp: bool = False
     """Replace each content token with the time it was written (see stamps.py)."""
+    echokey: bool = False
+    """Name the model as the API key the request carried, in every chunk and error, as a
+    careless provider or proxy might: what the client stores and shows must not have it."""
     refuse: TokenField | None = None
     """Refuse a request carrying this token-limit field, as OpenAI's newer models refuse
     `max_tokens` and older servers `max_completion_tokens`."""
@@ -104,6 +107,7 @@ def split_directives(text: str) -> tuple[str, Directives]:
         azure=values.flag("azure"),
         nodelta=values.flag("nodelta"),
         stamp=values.flag("stamp"),
+        echokey=values.flag("echokey"),
         refuse=cast(TokenField | None, refuse),
         words=tuple(written.values()),
     )
@@ -129,6 +133,7 @@ _KNOWN = frozenset(
         "azure",
         "nodelta",
         "stamp",
+        "echokey",
         "refuse",
     )
 )

@@ -1,6 +1,7 @@
 """The simulator's server: routes, auth, and answers streamed with the faults a request asks for."""
 
 import asyncio
+import dataclasses
 import hmac
 import ipaddress
 import json
@@ -230,6 +231,9 @@ class Simulator:
             )
             return await ex.send_json(400, error)
         ex.summary = directives.summary
+        if directives.echokey:
+            key = ex.request.headers.get("authorization", "").partition(" ")[2].strip()
+            chat = dataclasses.replace(chat, model=key or chat.model)
 
         if directives.refuse is not None and directives.refuse in body:
             other = next(f for f in get_args(TokenField) if f != directives.refuse)

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from streaming import services
+from streaming.openai import safe_url
 
 
 class Command(BaseCommand):
@@ -56,7 +57,7 @@ class Command(BaseCommand):
                 )
             else:
                 self.stdout.write(
-                    f"Model API: {settings.OPENAI_BASE_URL} ({settings.OPENAI_MODEL})"
+                    f"Model API: {safe_url(settings.OPENAI_BASE_URL)} ({settings.OPENAI_MODEL})"
                 )
             self.stdout.write(f"chatsite: http://{host}:{port}/  (Ctrl-C stops it)")
             daphne = subprocess.Popen(

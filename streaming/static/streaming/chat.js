@@ -29,8 +29,10 @@
   const CLOSE_UNAUTHENTICATED = 4401;
   const CLOSE_FORBIDDEN = 4403;
   const CLOSE_DELETED = 4404;
+  const CLOSE_TOO_MANY = 4429;
   const CLOSE_UNAVAILABLE = 4503;
   // Error frames that answer a user_message frame: the message was not saved.
+  const LIMIT_CODES = new Set(["rate_limited", "quota_exceeded"]);
   const SEND_ERROR_CODES = new Set(["busy", "empty_content", "content_too_long", "bad_client_id"]);
   // Endings an answer can be asked again from: failed, stopped, or cut off by the server.
   const RETRYABLE = new Set(["error", "cancelled", "interrupted"]);
@@ -82,6 +84,7 @@
   let leaving = false; // the page is being hidden or unloaded
   let stopRequested = null; // the answer a `stop` went out for, until its `done`
   let retryRequested = null; // the message id a `retry` went out for, until its `start`
+  let limitText = ""; // the last limit the server named, for a 4429 close that follows it
   let resyncRequested = false; // a `resync` went out; its `snapshot` is on its way
   // The stored title as the server last told it (null until the first snapshot); the header
   // shows "New conversation" for an empty one.
@@ -631,6 +634,10 @@
         setStatus("reconnecting", UNAVAILABLE_TEXT, "warning");
         return;
       }
+      if (LIMIT_CODES.has(frame.code)) {
+        limited(frame);
+        return;
+      }
       if (frame.code === "bad_sync" || frame.code === "unknown_type") {
         // Nothing a person can act on (an unknown_type: this page is newer than its server);
         // the next snapshot or `done` sets things right.
@@ -644,6 +651,20 @@
       }
     },
   };
+
+  // Over a limit: the refused frame's request undone, and the wait said in words. A limit
+  // on the page's own upkeep (sync, ping) needs no word: the next one heals what it missed.
+  function limited(frame) {
+    if (frame.frame === "user_message") {
+      rejectOldestSend();
+    } else if (frame.frame === "retry") {
+      retryRequested = null;
+    } else if (frame.frame !== "stop" && frame.frame !== undefined) {
+      return;
+    }
+    limitText = frame.message || "Too many requests.";
+    showAlert(limitText);
+  }
 
   function dispatch(event) {
     let frame;
@@ -707,6 +728,10 @@
     if (event.code === CLOSE_UNAUTHENTICATED) {
       const next = window.location.pathname + window.location.search;
       window.location.assign(`${config.loginUrl}?next=${encodeURIComponent(next)}`);
+      return;
+    }
+    if (event.code === CLOSE_TOO_MANY) {
+      closeForGood(limitText || "Too many chat tabs are open. Close one, then reload this page.");
       return;
     }
     if (event.code === CLOSE_FORBIDDEN || event.code === CLOSE_DELETED) {

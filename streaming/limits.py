@@ -1,0 +1,138 @@
+"""Limits on sockets: how many one user may hold open, and how fast one may send frames.
+
+A user's open sockets are counted where every process sees them: in Redis when
+``REDIS_URL`` is set (a sorted set per user, one member per socket, scored by when it
+expires unless the socket renews it), else in this process's memory, which is then the only
+process. A socket renews its place whenever it hears from its page (the page pings when it
+is idle), so the places of a process that died free themselves within ``SLOT_SECONDS``.
+
+The answers a user may start are limited in the database instead (``services.quotas``).
+"""
+
+import asyncio
+import time
+import weakref
+
+from django.conf import settings
+from redis.asyncio import Redis
+
+from streaming.exceptions import RateLimited
+
+# A socket's place lasts this long unless renewed; pages ping every few seconds when idle.
+SLOT_SECONDS = 60
+# A place is renewed at most this often, so a busy socket costs Redis nothing more.
+_RENEW_SECONDS = 10
+#: Followed by the user id: the sorted set of that user's open sockets.
+KEY_PREFIX = "chatsite:sockets:"
+
+# Atomic "count the live places, and take one if there is room": two sockets of one user
+# opening on two processes at once can never both take the last place.
+_TAKE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZSCORE', KEYS[1], ARGV[3]) then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+  return 1
+end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis]" = (
+    weakref.WeakKeyDictionary()
+)
+# user id -> {socket's channel name: when its place expires}, when there is no Redis.
+_local: dict[int, dict[str, float]] = {}
+
+
+def _redis() -> Redis | None:
+    """This event loop's Redis client for the counts, or None without REDIS_URL."""
+    if not settings.REDIS_URLS:
+        return None
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        client = _clients[loop] = Redis.from_url(settings.REDIS_URLS[0])
+    return client
+
+
+class SocketSlot:
+    """One socket's place among its user's open sockets."""
+
+    def __init__(self, user_id: int, channel_name: str) -> None:
+        self.user_id = user_id
+        self.channel_name = channel_name
+        self._renewed = 0.0
+
+    async def take(self) -> None:
+        """Take a place, or raise RateLimited when the user has all theirs open."""
+        limit = settings.LIMIT_SOCKETS_PER_USER
+        if not await self._take(limit):
+            raise RateLimited(
+                f"Open chat tabs are limited to {limit} at once. "
+                "Close one, then reload this page.",
+                retry_after=SLOT_SECONDS,
+            )
+
+    async def renew(self) -> None:
+        """Keep the place (the page is still there), at most every few seconds."""
+        if time.time() - self._renewed >= _RENEW_SECONDS:
+            await self._take(None)
+
+    async def release(self) -> None:
+        client = _redis()
+        if client is None:
+            _local.get(self.user_id, {}).pop(self.channel_name, None)
+            return
+        await client.zrem(self._key, self.channel_name)
+
+    @property
+    def _key(self) -> str:
+        return f"{KEY_PREFIX}{self.user_id}"
+
+    async def _take(self, limit: int | None) -> bool:
+        """Take or renew the place; with ``limit`` None, renew whatever the count."""
+        now = time.time()
+        expires = now + SLOT_SECONDS
+        client = _redis()
+        if client is None:
+            places = _local.setdefault(self.user_id, {})
+            for channel, until in list(places.items()):
+                if until <= now:
+                    del places[channel]
+            if self.channel_name not in places and limit is not None and len(places) >= limit:
+                return False
+            places[self.channel_name] = expires
+        else:
+            ceiling = limit if limit is not None else 2**31
+            taken = await client.eval(
+                _TAKE, 1, self._key, now, expires, self.channel_name, ceiling, SLOT_SECONDS * 2
+            )
+            if not taken:
+                return False
+        self._renewed = now
+        return True
+
+
+class FrameBudget:
+    """A token bucket: a socket may send ``LIMIT_FRAMES_PER_SECOND`` frames a second on
+    average and ``LIMIT_FRAMES_BURST`` at once. Per socket, so it lives in the consumer."""
+
+    def __init__(self) -> None:
+        self._tokens = float(settings.LIMIT_FRAMES_BURST)
+        self._at = time.monotonic()
+
+    def spend(self) -> None:
+        """Count one frame, or raise RateLimited if the socket is sending too fast."""
+        rate, burst = settings.LIMIT_FRAMES_PER_SECOND, settings.LIMIT_FRAMES_BURST
+        now = time.monotonic()
+        self._tokens = min(burst, self._tokens + (now - self._at) * rate)
+        self._at = now
+        if self._tokens < 1:
+            raise RateLimited(
+                "This page is sending too fast; slow down.", retry_after=(1 - self._tokens) / rate
+            )
+        self._tokens -= 1

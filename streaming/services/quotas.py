@@ -1,0 +1,108 @@
+"""Per-user limits on answers, counted in the database so that every process agrees.
+
+Each answer is one call to the paid model, so the limits count answers: how many of a
+user's answers stream at once, how many started in the last minute (new messages and
+retries alike), and the tokens spent since midnight UTC. ``check_new_answer`` runs in the
+transaction that would create the answer, after ``lock_owner``: two messages of one user on
+two processes are counted one after the other, never both against the same figures.
+"""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db.models import F, Sum, Value
+from django.db.models.functions import Coalesce, Length
+
+from streaming.exceptions import QuotaExceeded, RateLimited
+from streaming.models import Message, Quota
+
+# The wait suggested when a user is at their limit of answers at once: answers end on
+# their own, or the user stops one; a few seconds is when trying again may succeed.
+_RUNNING_RETRY_SECONDS = 5
+_WINDOW = timedelta(minutes=1)
+# Characters per token, for text whose tokens the provider did not count. About right for
+# English with OpenAI's tokenizers; cheap, and only ever used to stay within budgets.
+CHARS_PER_TOKEN = 4
+
+
+def estimate_tokens(text: str) -> int:
+    """A cheap guess at the tokens in ``text`` (never 0 for text that is not empty)."""
+    return -(-len(text) // CHARS_PER_TOKEN)
+
+
+def lock_owner(owner_id: int) -> None:
+    """Take the user's row lock until the transaction ends (PostgreSQL; SQLite writes are
+    serialised by its IMMEDIATE transactions), so one user's checks run one at a time."""
+    list(User.objects.select_for_update().filter(pk=owner_id).values_list("pk"))
+
+
+def check_new_answer(owner_id: int, now: datetime) -> None:
+    """Raise RateLimited or QuotaExceeded if ``owner_id`` may not start an answer ``now``."""
+    answers = Message.objects.filter(conversation__owner_id=owner_id, role=Message.Role.ASSISTANT)
+    limit = settings.LIMIT_ANSWERS_PER_USER
+    if answers.filter(status=Message.Status.STREAMING).count() >= limit:
+        raise RateLimited(
+            f"Answers being written at once are limited to {limit}. "
+            "Wait for one to finish, or stop one.",
+            retry_after=_RUNNING_RETRY_SECONDS,
+        )
+    per_minute = settings.LIMIT_MESSAGES_PER_MINUTE
+    recent = list(
+        answers.filter(created_at__gt=now - _WINDOW)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)[:per_minute]
+    )
+    if len(recent) >= per_minute:
+        wait = (recent[0] + _WINDOW - now).total_seconds()
+        raise RateLimited(
+            f"Messages are limited to {per_minute} a minute. Try again in {_seconds(wait)}.",
+            retry_after=wait,
+        )
+    budget = daily_budget(owner_id)
+    if budget:
+        used = tokens_used_since(owner_id, start_of_day(now))
+        if used >= budget:
+            wait = (start_of_day(now) + timedelta(days=1) - now).total_seconds()
+            raise QuotaExceeded(
+                f"You have used your {budget:,} tokens for today ({used:,} so far). "
+                f"More become available at midnight UTC, in {_seconds(wait)}.",
+                retry_after=wait,
+            )
+
+
+def daily_budget(owner_id: int) -> int:
+    """The user's tokens a day: their own figure if staff set one, else the site's; 0: none."""
+    own = Quota.objects.filter(user_id=owner_id).values_list("daily_token_budget", flat=True)
+    figure = own.first()
+    return settings.DAILY_TOKEN_BUDGET if figure is None else figure
+
+
+def tokens_used_since(owner_id: int, since: datetime) -> int:
+    """Tokens the user's answers since ``since`` cost: as the provider counted them, or,
+    for an answer it did not count (stopped, failed), its text's estimate."""
+    unreported = Length("content") / Value(CHARS_PER_TOKEN) + Value(1)
+    total = Message.objects.filter(
+        conversation__owner_id=owner_id,
+        role=Message.Role.ASSISTANT,
+        created_at__gte=since,
+    ).aggregate(
+        used=Sum(
+            Coalesce(F("prompt_tokens"), Value(0)) + Coalesce(F("completion_tokens"), unreported)
+        )
+    )["used"]
+    return int(total or 0)
+
+
+def start_of_day(now: datetime) -> datetime:
+    """Midnight UTC before ``now``: the daily budget's day starts there."""
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _seconds(wait: float) -> str:
+    seconds = max(1, round(wait))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
