@@ -6,6 +6,8 @@ variable; keep the two in step.
 """
 
 import os
+import re
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -87,6 +89,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
     "streaming",
 ]
 
@@ -98,6 +101,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a refused login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "chatsite.urls"
@@ -272,6 +277,48 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # daphne serves /static/ itself unless a front server (nginx) does it from STATIC_ROOT.
 SERVE_STATIC = env_bool("SERVE_STATIC", True)
+
+# --- Security -------------------------------------------------------------------------
+# Login throttling (django-axes). After LOGIN_FAILURE_LIMIT failed logins within the
+# cool-off, to one account from anywhere or from one address to any accounts, logging in
+# to that account and from that address is refused, the right password too, until a
+# cool-off after the failure that reached the limit (or until staff delete the attempts
+# in the admin, under Axes > Access attempts).
+AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out login is refused before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("LOGIN_COOLOFF_MINUTES", 15.0))
+# Each one alone locks: by account, so guessing one password from many addresses stops;
+# by address, so one address trying a few passwords on each of many accounts stops.
+# Locking only the pair would stop neither. The price: anyone who knows a username can
+# pause that account's logins for one cool-off; staff can lift it sooner.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# In the database, so every server process counts the same failures (the cache handler
+# would need a cache shared by the processes; none is configured).
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# A success keeps the count: axes would clear it by address too, wiping the failures an
+# attacker with an account of their own had run up against other accounts.
+AXES_RESET_ON_SUCCESS = False
+# Attempts during a lockout are refused uncounted, so it ends when the page says it will.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "chatsite.login_throttle.client_ip"
+AXES_LOCKOUT_CALLABLE = "chatsite.login_throttle.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+# The client's address is the socket's, unless a proxy in front is trusted to give it in
+# this header (e.g. X-Real-IP). Set it only when every request comes through that proxy
+# and the proxy overwrites the header: otherwise a client writes its own address.
+CLIENT_IP_HEADER = os.environ.get("CLIENT_IP_HEADER", "").strip()
+if CLIENT_IP_HEADER and not re.fullmatch(r"[A-Za-z0-9-]+", CLIENT_IP_HEADER):
+    raise ImproperlyConfigured(
+        f"CLIENT_IP_HEADER must be an HTTP header name such as X-Real-IP, not {CLIENT_IP_HEADER!r}."
+    )
+# The same header as request.META names it.
+CLIENT_IP_META_KEY = (
+    "HTTP_" + CLIENT_IP_HEADER.upper().replace("-", "_") if CLIENT_IP_HEADER else ""
+)
 
 LOGGING = {
     "version": 1,
