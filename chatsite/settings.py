@@ -279,6 +279,26 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 SERVE_STATIC = env_bool("SERVE_STATIC", True)
 
 # --- Security -------------------------------------------------------------------------
+# One switch for a site served over HTTPS, whether TLS ends in front (nginx) or not. Unset,
+# as for `make run` on http://127.0.0.1, nothing here changes.
+HTTPS = env_bool("HTTPS", False)
+# Cookies go over HTTPS only; the WebSocket handshake (wss://) is HTTPS too, so the session
+# cookie still reaches the socket.
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+# Plain http:// requests get a redirect to https://. A proxy that terminates TLS says a
+# request came over HTTPS in X-Forwarded-Proto: it must set that header itself, replacing
+# any a client sent. WebSockets and the simulator never pass through this redirect.
+SECURE_SSL_REDIRECT = HTTPS
+if HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Browsers that saw the site over HTTPS refuse plain HTTP to it for this long (a year, as
+# `check --deploy` asks; smaller while trying HTTPS out). Subdomains and the preload
+# directive are on by default and each can be turned off: see README.md.
+SECURE_HSTS_SECONDS = env_int("HSTS_SECONDS", 31_536_000, minimum=0) if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("HSTS_PRELOAD", True)
+
 # Login throttling (django-axes). After LOGIN_FAILURE_LIMIT failed logins within the
 # cool-off, to one account from anywhere or from one address to any accounts, logging in
 # to that account and from that address is refused, the right password too, until a

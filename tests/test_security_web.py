@@ -1,13 +1,19 @@
-"""Login throttling, against real daphne processes over real HTTP.
+"""Login throttling and HTTPS hardening, against real daphne processes over real HTTP.
 
 Each address a test logs in "from" is a real source address on loopback (127.0.0.x):
 the server sees it on the socket, as it would see a person's. Time passing is the
 attempts' recorded times moved back in the database, which is all the server reads.
 """
 
+import asyncio
+import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from http.cookies import SimpleCookie
 
 import httpx
 import pytest
@@ -15,15 +21,27 @@ from axes.models import AccessAttempt, AccessLog
 from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 from django.db.models import F, Sum
+from websockets.asyncio.client import connect
+from websockets.typing import Origin
 
+from streaming.models import Conversation
 from tests.conftest import PASSWORD
-from tests.servers import DaphneServer
+from tests.servers import ROOT, DaphneServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WRONG = "Please enter a correct username and password."
 PAUSED = "Too many failed log-ins, to this account or from your address"
 DEFAULT_LIMIT = 5
+LONG_SECRET_KEY = "x" * 20 + "-a-long-random-looking-secret-key-for-check-deploy-0123456789"
+SECURITY_VARIABLES = (
+    "HTTPS",
+    "DEBUG",
+    "HSTS_SECONDS",
+    "HSTS_INCLUDE_SUBDOMAINS",
+    "HSTS_PRELOAD",
+    "ALLOWED_HOSTS",
+)
 
 
 @pytest.fixture
@@ -244,3 +262,100 @@ def test_trusted_proxy_header_names_the_client_address(
     # Another client behind the same proxy (the same socket address) is not paused.
     other = log_in(proxy, "mallory", PASSWORD, **{"X-Forwarded-For": "203.0.113.8"})
     assert other.status_code == 302
+
+
+def check_deploy(**environ: str) -> subprocess.CompletedProcess[str]:
+    """`manage.py check --deploy` on the production settings, failing on any warning."""
+    env = {k: v for k, v in os.environ.items() if k not in SECURITY_VARIABLES}
+    env.update(DJANGO_SETTINGS_MODULE="chatsite.settings", SECRET_KEY=LONG_SECRET_KEY, **environ)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.django_db(transaction=False)
+def test_check_deploy_is_clean_with_https() -> None:
+    result = check_deploy(HTTPS="true", DEBUG="false")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+@pytest.mark.django_db(transaction=False)
+def test_check_deploy_warns_without_https() -> None:
+    result = check_deploy(DEBUG="false")
+    assert result.returncode != 0
+    for warning in ("W004", "W008", "W012", "W016"):
+        assert f"(security.{warning})" in result.stderr, result.stderr
+
+
+def cookies_set(response: httpx.Response) -> dict[str, SimpleCookie]:
+    """Every cookie the response sets, by name, with its attributes."""
+    cookies = {}
+    for header in response.headers.get_list("set-cookie"):
+        cookie = SimpleCookie(header)
+        cookies.update({name: cookie for name in cookie})
+    return cookies
+
+
+def test_without_https_plain_http_is_served_as_before(
+    server: DaphneServer, client_from: Callable[[DaphneServer, str], httpx.Client]
+) -> None:
+    page = client_from(server, "127.0.0.1").get("/login/")
+
+    assert page.status_code == 200
+    assert "Strict-Transport-Security" not in page.headers
+    assert not cookies_set(page)["csrftoken"]["csrftoken"]["secure"]
+
+
+def test_https_redirects_plain_http_and_secures_cookies_and_the_socket(
+    live_servers: Callable[..., list[DaphneServer]],
+    client_from: Callable[[DaphneServer, str], httpx.Client],
+    user: User,
+) -> None:
+    (server,) = live_servers(1, HTTPS="true")
+    conversation = Conversation.objects.create(owner=user, title="Behind the proxy")
+    client = client_from(server, "127.0.0.1")
+    site = f"https://127.0.0.1:{server.port}"
+    via_proxy = {"X-Forwarded-Proto": "https"}
+
+    plain = client.get("/login/?next=/")
+    assert plain.status_code == 301
+    assert plain.headers["location"] == f"{site}/login/?next=/"
+    assert "set-cookie" not in plain.headers
+
+    page = client.get("/login/", headers=via_proxy)
+    assert page.status_code == 200
+    assert page.headers["strict-transport-security"] == (
+        "max-age=31536000; includeSubDomains; preload"
+    )
+    csrf = cookies_set(page)["csrftoken"]["csrftoken"]
+    assert csrf["secure"]
+    # httpx keeps Secure cookies for https:// URLs only: send them by hand, as the proxy would.
+    form = {"username": "alice", "password": PASSWORD, "csrfmiddlewaretoken": csrf.value}
+    headers = {**via_proxy, "Origin": site, "Cookie": f"csrftoken={csrf.value}"}
+    login = client.post("/login/", data=form, headers=headers)
+    assert login.status_code == 302
+    assert login.headers["location"] == "/"
+    session = cookies_set(login)["sessionid"]["sessionid"]
+    assert session["secure"]
+    assert session["httponly"]
+
+    async def open_socket() -> dict[str, object]:
+        async with connect(
+            f"{server.ws_url}/ws/conversations/{conversation.id}/",
+            origin=Origin(site),
+            additional_headers={**via_proxy, "Cookie": f"sessionid={session.value}"},
+            proxy=None,
+            open_timeout=10,
+        ) as socket:
+            frame: dict[str, object] = json.loads(await asyncio.wait_for(socket.recv(), 10))
+            return frame
+
+    snapshot = asyncio.run(open_socket())
+    assert snapshot["type"] == "snapshot"
+    assert snapshot["title"] == "Behind the proxy"
