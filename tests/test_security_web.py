@@ -153,6 +153,7 @@ def test_lockout_page_is_the_login_page_saying_until_when(
     until = last_failure + timedelta(minutes=15)
     assert page.status_code == 429
     assert page.headers["content-type"].startswith("text/html")
+    assert "Content-Security-Policy" in page.headers
     text = " ".join(page.text.split())
     # Rounded up: at the minute shown, the pause is over.
     shown = (until + timedelta(minutes=1)).replace(second=0, microsecond=0)
