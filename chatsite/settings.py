@@ -6,6 +6,8 @@ variable; keep the two in step.
 """
 
 import os
+import re
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -87,17 +89,22 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
+    "csp",
     "streaming",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a refused login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "chatsite.urls"
@@ -294,6 +301,87 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # daphne serves /static/ itself unless a front server (nginx) does it from STATIC_ROOT.
 SERVE_STATIC = env_bool("SERVE_STATIC", True)
+
+# --- Security -------------------------------------------------------------------------
+# One switch for a site served over HTTPS, whether TLS ends in front (nginx) or not. Unset,
+# as for `make run` on http://127.0.0.1, nothing here changes.
+HTTPS = env_bool("HTTPS", False)
+# Cookies go over HTTPS only; the WebSocket handshake (wss://) is HTTPS too, so the session
+# cookie still reaches the socket.
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+# Plain http:// requests get a redirect to https://. A proxy that terminates TLS says a
+# request came over HTTPS in X-Forwarded-Proto: it must set that header itself, replacing
+# any a client sent. WebSockets and the simulator never pass through this redirect.
+SECURE_SSL_REDIRECT = HTTPS
+if HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Browsers that saw the site over HTTPS refuse plain HTTP to it for this long (a year, as
+# `check --deploy` asks; smaller while trying HTTPS out). Subdomains and the preload
+# directive are on by default and each can be turned off: see README.md.
+SECURE_HSTS_SECONDS = env_int("HSTS_SECONDS", 31_536_000, minimum=0) if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("HSTS_PRELOAD", True)
+
+# Content-Security-Policy on every page Django renders, the admin's included: scripts,
+# styles, images and connections from this site only, no inline script or style, no
+# plugins, no framing. 'self' in connect-src covers the chat's ws:// and wss:// to the same
+# host (CSP level 3); the favicon is a data: URL. Pages keep script in static files, and
+# page data in json_script blocks, which are data, not script.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# Login throttling (django-axes). After LOGIN_FAILURE_LIMIT failed logins within the
+# cool-off, to one account from anywhere or from one address to any accounts, logging in
+# to that account and from that address is refused, the right password too, until a
+# cool-off after the failure that reached the limit (or until staff delete the attempts
+# in the admin, under Axes > Access attempts).
+AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out login is refused before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("LOGIN_COOLOFF_MINUTES", 15.0))
+# Each one alone locks: by account, so guessing one password from many addresses stops;
+# by address, so one address trying a few passwords on each of many accounts stops.
+# Locking only the pair would stop neither. The price: anyone who knows a username can
+# pause that account's logins for one cool-off; staff can lift it sooner.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# In the database, so every server process counts the same failures (the cache handler
+# would need a cache shared by the processes; none is configured).
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# A success keeps the count: axes would clear it by address too, wiping the failures an
+# attacker with an account of their own had run up against other accounts.
+AXES_RESET_ON_SUCCESS = False
+# Attempts during a lockout are refused uncounted, so it ends when the page says it will.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "chatsite.login_throttle.client_ip"
+AXES_LOCKOUT_CALLABLE = "chatsite.login_throttle.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+# The client's address is the socket's, unless a proxy in front is trusted to give it in
+# this header (e.g. X-Real-IP). Set it only when every request comes through that proxy
+# and the proxy overwrites the header: otherwise a client writes its own address.
+CLIENT_IP_HEADER = os.environ.get("CLIENT_IP_HEADER", "").strip()
+if CLIENT_IP_HEADER and not re.fullmatch(r"[A-Za-z0-9-]+", CLIENT_IP_HEADER):
+    raise ImproperlyConfigured(
+        f"CLIENT_IP_HEADER must be an HTTP header name such as X-Real-IP, not {CLIENT_IP_HEADER!r}."
+    )
+# The same header as request.META names it.
+CLIENT_IP_META_KEY = (
+    "HTTP_" + CLIENT_IP_HEADER.upper().replace("-", "_") if CLIENT_IP_HEADER else ""
+)
 
 LOGGING = {
     "version": 1,
