@@ -72,8 +72,7 @@ class SocketSlot:
         limit = settings.LIMIT_SOCKETS_PER_USER
         if not await self._take(limit):
             raise RateLimited(
-                f"Open chat tabs are limited to {limit} at once. "
-                "Close one, then reload this page.",
+                f"Open chat tabs are limited to {limit} at once. Close one, then reload this page.",
                 retry_after=SLOT_SECONDS,
             )
 
