@@ -434,6 +434,19 @@ def test_check_session_holds_for_a_live_session(user: User) -> None:
     assert verdict.expires_at == Session.objects.get(pk=key).expire_date
 
 
+def expire_now(key: str) -> None:
+    Session.objects.filter(pk=key).update(expire_date=timezone.now() - timedelta(seconds=1))
+
+
+def deactivate(user: User) -> None:
+    User.objects.filter(pk=user.pk).update(is_active=False)
+
+
+def set_password(user: User) -> None:
+    user.set_password(NEW_PASSWORD)
+    user.save()
+
+
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
@@ -466,16 +479,3 @@ def test_check_session_accepts_a_hash_made_with_a_fallback_secret_key(
     settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
     settings.SECRET_KEY = "a-new-secret-key-after-a-rotation-" + "x" * 20
     assert check_session(key, user.pk).ended is None
-
-
-def expire_now(key: str) -> None:
-    Session.objects.filter(pk=key).update(expire_date=timezone.now() - timedelta(seconds=1))
-
-
-def deactivate(user: User) -> None:
-    User.objects.filter(pk=user.pk).update(is_active=False)
-
-
-def set_password(user: User) -> None:
-    user.set_password(NEW_PASSWORD)
-    user.save()
