@@ -288,6 +288,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# An open socket checks its login session on every frame, when the user's sockets are told
+# of a logout or a change to the user, at the session's expiry, and at least this often
+# (streaming/sessions.py): the bound for endings nobody announces, on a socket that is silent.
+SOCKET_SESSION_CHECK_SECONDS = env_float("SOCKET_SESSION_CHECK_SECONDS", 60.0)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "streaming:conversation_list"
 LOGOUT_REDIRECT_URL = "login"

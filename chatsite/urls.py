@@ -7,6 +7,20 @@ from django.urls import include, path
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Changing the password signs out the user's other sessions (and their open sockets).
+    # Templates of their own: Django's default names would restyle the admin's pages too.
+    path(
+        "password/",
+        auth_views.PasswordChangeView.as_view(template_name="registration/password_change.html"),
+        name="password_change",
+    ),
+    path(
+        "password/done/",
+        auth_views.PasswordChangeDoneView.as_view(
+            template_name="registration/password_changed.html"
+        ),
+        name="password_change_done",
+    ),
     path("admin/", admin.site.urls),
     path("", include("streaming.urls")),
 ]

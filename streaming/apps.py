@@ -9,3 +9,9 @@ class StreamingConfig(AppConfig):
     name = "streaming"
     verbose_name = "Chat"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from streaming import sessions
+
+        # A logout, a new password, a deactivated or deleted user closes the user's sockets.
+        sessions.connect_signals()

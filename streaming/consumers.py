@@ -19,9 +19,11 @@ from streaming.exceptions import (
     FrameError,
     LayerUnavailable,
     LimitError,
+    SessionEnded,
 )
 from streaming.limits import FrameBudget, SocketSlot
 from streaming.models import Conversation, Message
+from streaming.sessions import SocketSession
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
     accepted = False
     slot: SocketSlot | None = None
     budget: FrameBudget
+    #: The login session the socket was opened with (None until it is accepted as logged in).
+    session: SocketSession | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Turn a lost channel layer (Redis down) into "try again later", not a crash."""
@@ -58,8 +62,15 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
                 await send({"type": "websocket.send", "text": json.dumps(error)})
                 await send({"type": "websocket.close", "code": CLOSE_UNAVAILABLE})
 
+    async def dispatch(self, message: Any) -> None:
+        """Once the socket's session ended, nothing more is relayed or handled but the close."""
+        ended = self.session is not None and self.session.ended is not None
+        if ended and message["type"] != "websocket.disconnect":
+            return
+        await super().dispatch(message)
+
     async def connect(self) -> None:
-        """Join the conversation's group, or close with 4401/4403."""
+        """Join the conversation's and the user's groups, or close with 4401/4403."""
         user = self.scope["user"]
         # Accept first, then close: a close before accept reaches the browser as a failed
         # handshake with no code, and the page could not tell "log in" from "not yours".
@@ -87,12 +98,20 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         # Join before reading the snapshot, so nothing falls between the two.
         await self.channel_layer.group_add(conversation.group_name, self.channel_name)
         self.groups.append(conversation.group_name)  # so disconnect leaves it
+        # The user's group hears when a session of theirs ends (streaming/sessions.py).
+        self.session = SocketSession(self.scope["session"].session_key, user.pk, self.end_session)
+        await self.channel_layer.group_add(control.user_group_name(user.pk), self.channel_name)
+        self.groups.append(control.user_group_name(user.pk))
         try:
             await self.resync({})
         except ConversationGone:
             await self.close(code=CLOSE_FORBIDDEN)  # deleted in between: as if never there
+            return
+        self.session.watch()
 
     async def disconnect(self, code: int) -> None:
+        if self.session is not None:
+            self.session.stop()
         if self.slot is not None:
             await self.slot.release()
 
@@ -104,6 +123,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
     ) -> None:
         """Every bad frame gets an error frame; the socket stays open (unless it was deleted)."""
+        if self.session is None:
+            return  # refused at connect: its frames are ignored
         try:
             if text_data is None:
                 raise FrameError("Frames must be JSON text, not binary.", code="bad_json")
@@ -139,9 +160,18 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             raise FrameError(f"Unknown frame type {content.get('type')!r}.", code="unknown_type")
         try:
             self.budget.spend()
-            await handler(content)
         except LimitError as exc:
             exc.frame = content["type"]  # so the page knows which request was refused
+            raise
+        # Every frame that would do something first checks that the session that opened the
+        # socket still holds (after the frame budget: a flood costs no database work).
+        assert self.session is not None
+        if not await self.session.holds():
+            return
+        try:
+            await handler(content)
+        except LimitError as exc:
+            exc.frame = content["type"]
             raise
 
     async def user_message(self, frame: dict[str, Any]) -> None:
@@ -249,6 +279,16 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
 
     async def chat_pong(self, event: control.PongEvent) -> None:
         await self.send_json(control.to_frame(event))
+
+    async def chat_session_ended(self, event: control.SessionEndedEvent) -> None:
+        """A session of this user ended, or may have: close if it was this socket's."""
+        if self.session is not None:
+            await self.session.on_event(event)
+
+    async def end_session(self, error: SessionEnded) -> None:
+        """This socket's session ended: say why, and close (4401)."""
+        await self.send_json(error.as_frame())
+        await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def chat_deleted(self, event: control.DeletedEvent) -> None:
         """The conversation is gone: say so, and close for good (4404)."""

@@ -9,6 +9,10 @@ Two groups per conversation carry them (docs/protocol.md):
   the answer is in it (streaming/runtime.py); it replies to a sync on the asking socket's
   own channel.
 
+A third group per user, ``user.<id>``, reaches every socket of one person on every process:
+``chat.session_ended`` tells them that a session of theirs ended, or may have
+(streaming/sessions.py).
+
 Any of these may be lost (channels-redis drops sends over capacity without a word), so no
 guarantee rests on one arriving: `seq`, the database and the clients' checks heal a loss.
 """
@@ -100,6 +104,27 @@ ChatEvent = (
 )
 
 
+# --- events to every socket of a user (group ``user.<id>``) -------------------------------
+
+
+class SessionEndedEvent(TypedDict):
+    """A session of the user ended, or may have: every socket of the user checks its own.
+
+    Not relayed to the browser: each socket decides from its own session whether it ends.
+    """
+
+    type: Literal["chat.session_ended"]
+    #: What happened: a logout, a change to the user (password, active), or its deletion.
+    reason: Literal["logged_out", "user_changed", "user_deleted"]
+    #: The fingerprint of the session that surely ended (a logout's), or None.
+    session: str | None
+
+
+def user_group_name(user_id: object) -> str:
+    """The channel-layer group every socket of one user joins, whatever its conversation."""
+    return f"user.{user_id}"
+
+
 # --- requests to a conversation's running answer (group ``conv.<id>.control``) ----------
 
 
@@ -182,6 +207,12 @@ def deleted_event() -> DeletedEvent:
     return {"type": "chat.deleted"}
 
 
+def session_ended_event(
+    reason: Literal["logged_out", "user_changed", "user_deleted"], session: str | None = None
+) -> SessionEndedEvent:
+    return {"type": "chat.session_ended", "reason": reason, "session": session}
+
+
 def stop_request(
     conversation_id: object,
     message_id: object | None,
@@ -232,6 +263,26 @@ def announce_after_commit(conversation_id: object, event: ChatEvent) -> None:
         logger.warning("Could not announce %s to conversation %s", event["type"], conversation_id)
 
 
+async def tell_user(user_id: object, event: SessionEndedEvent) -> bool:
+    """Send ``event`` to every socket of the user, on every process; False if the layer failed."""
+    return await _send_to_group(user_group_name(user_id), event)
+
+
+def tell_user_after_commit(user_id: object, event: SessionEndedEvent) -> None:
+    """``tell_user`` from synchronous code, for ``transaction.on_commit``; never raises.
+
+    A failure is logged, not raised: it must not undo a logout or an admin's save, and every
+    socket checks its session on each frame and on its own timer anyway.
+    """
+    try:
+        sent = async_to_sync(tell_user)(user_id, event)
+    except Exception:
+        logger.exception("Could not tell the sockets of user %s that %s", user_id, event["type"])
+        return
+    if not sent:
+        logger.warning("Could not tell the sockets of user %s that %s", user_id, event["type"])
+
+
 async def ask_answer(request: ControlRequest) -> bool:
     """Send ``request`` to the conversation's running answer, on whichever process it runs."""
     return await _send_to_group(control_group_name(request["conversation_id"]), request)
@@ -248,11 +299,14 @@ async def send_to_channel(channel: str, message: ChatEvent) -> bool:
     return await _send("send", channel, message)
 
 
-async def _send_to_group(group: str, message: ChatEvent | ControlRequest) -> bool:
+LayerMessage = ChatEvent | SessionEndedEvent | ControlRequest
+
+
+async def _send_to_group(group: str, message: LayerMessage) -> bool:
     return await _send("group_send", group, message)
 
 
-async def _send(method: str, to: str, message: ChatEvent | ControlRequest) -> bool:
+async def _send(method: str, to: str, message: LayerMessage) -> bool:
     """``layer.send`` or ``layer.group_send`` within SEND_TIMEOUT_SECONDS; False if it failed."""
     layer = get_channel_layer()
     if layer is None:

@@ -14,7 +14,8 @@
     │   ├── RateLimited             too much at once, or too fast (`rate_limited`)
     │   └── QuotaExceeded           the day's token budget is spent (`quota_exceeded`)
     ├── ConversationGone            the conversation was deleted while a socket had it open
-    └── LayerUnavailable            the channel layer (Redis) cannot be reached
+    ├── LayerUnavailable            the channel layer (Redis) cannot be reached
+    └── SessionEnded                the socket's login session ended (logout, password, account)
 
 No message ever carries the API key: upstream messages are the provider's own text, and
 the request headers are never part of an error.
@@ -145,3 +146,20 @@ class LayerUnavailable(ChatError):
     """The channel layer (Redis) cannot be reached; the socket closes with 4503."""
 
     code = "unavailable"
+
+
+class SessionEnded(ChatError):
+    """The login session the socket was opened with no longer holds; it closes with 4401.
+
+    `reason` says why, for the page and the logs: ``signed_out`` (logged out, expired, or
+    replaced), ``password_changed`` or ``account_closed`` (deactivated or deleted).
+    """
+
+    code = "session_ended"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    def as_frame(self) -> dict[str, object]:
+        return super().as_frame() | {"reason": self.reason}

@@ -39,6 +39,8 @@
   const UNAVAILABLE_TEXT = "Live updates are unavailable — retrying…";
   const FORBIDDEN_TEXT = "This conversation does not exist or is not yours.";
   const DELETED_TEXT = "This conversation was deleted.";
+  const SIGNED_OUT_TEXT = "You were signed out. Sign in again to continue.";
+  const CHECKING_SIGN_IN_TEXT = "Checking that you are still signed in…";
 
   const els = {
     scroller: document.getElementById("messages-scroller"),
@@ -86,6 +88,9 @@
   let retryRequested = null; // the message id a `retry` went out for, until its `start`
   let limitText = ""; // the last limit the server named, for a 4429 close that follows it
   let resyncRequested = false; // a `resync` went out; its `snapshot` is on its way
+  // Why the server said this page's session ended (an `error` frame, code session_ended),
+  // until a reconnect shows whether the browser is still signed in.
+  let sessionEndedText = null;
   // The stored title as the server last told it (null until the first snapshot); the header
   // shows "New conversation" for an empty one.
   let storedTitle = null;
@@ -496,7 +501,8 @@
     }
   }
 
-  // The conversation is gone (deleted, or never was ours): stop everything, say so.
+  // The conversation is gone (deleted, or never was ours), or the page is signed out: stop
+  // everything, say so.
   function closeForGood(text) {
     closedForGood = true;
     watchdog.stop();
@@ -508,6 +514,17 @@
     updateControls();
   }
 
+  // Signed out: no reconnecting (it would be refused again), but a way back to this page.
+  function signedOut() {
+    closeForGood(sessionEndedText || SIGNED_OUT_TEXT);
+    const next = window.location.pathname + window.location.search;
+    const link = document.createElement("a");
+    link.className = "connection-login";
+    link.href = `${config.loginUrl}?next=${encodeURIComponent(next)}`;
+    link.textContent = "Sign in";
+    els.status.append(" ", link);
+  }
+
   const handlers = {
     snapshot(frame) {
       showTitle(frame.title);
@@ -515,6 +532,7 @@
       // and resetting the backoff there would reconnect every half second for ever.
       ready = true;
       resyncRequested = false;
+      sessionEndedText = null; // if the last socket's session ended, this one's holds
       retryDelay = RECONNECT_FIRST_MS;
       setStatus("open", "");
       keepingScroll(() => {
@@ -629,6 +647,13 @@
     },
 
     error(frame) {
+      if (frame.code === "session_ended") {
+        // The socket closes with 4401 next; the reconnect shows whether the browser still
+        // holds a session (a password changed in this browser gives it a new one).
+        sessionEndedText = frame.message || SIGNED_OUT_TEXT;
+        setStatus("reconnecting", CHECKING_SIGN_IN_TEXT, "warning");
+        return;
+      }
       if (frame.code === "unavailable") {
         // The socket closes with 4503 next and is reconnected like after any other close.
         setStatus("reconnecting", UNAVAILABLE_TEXT, "warning");
@@ -714,6 +739,7 @@
       return;
     }
     socket = null;
+    const served = ready; // it had delivered its snapshot
     ready = false;
     inFlight = [];
     // Requests on a closed socket may or may not have arrived; the next snapshot tells.
@@ -725,9 +751,8 @@
     if (closedForGood || leaving) {
       return;
     }
-    if (event.code === CLOSE_UNAUTHENTICATED) {
-      const next = window.location.pathname + window.location.search;
-      window.location.assign(`${config.loginUrl}?next=${encodeURIComponent(next)}`);
+    if (event.code === CLOSE_UNAUTHENTICATED && !served) {
+      signedOut(); // refused at connect: the browser holds no session that logs it in
       return;
     }
     if (event.code === CLOSE_TOO_MANY) {
@@ -738,7 +763,14 @@
       closeForGood(event.code === CLOSE_DELETED ? DELETED_TEXT : FORBIDDEN_TEXT);
       return;
     }
-    const text = event.code === CLOSE_UNAVAILABLE ? UNAVAILABLE_TEXT : "Reconnecting…";
+    // A socket that worked and was closed with 4401 (its session ended) reconnects like after
+    // any close: the browser may hold a newer session. Refused, the page is signed out.
+    let text = "Reconnecting…";
+    if (event.code === CLOSE_UNAVAILABLE) {
+      text = UNAVAILABLE_TEXT;
+    } else if (event.code === CLOSE_UNAUTHENTICATED) {
+      text = CHECKING_SIGN_IN_TEXT;
+    }
     setStatus("reconnecting", text, "warning");
     retryTimer = window.setTimeout(connect, retryDelay);
     retryDelay = Math.min(retryDelay * 2, RECONNECT_MAX_MS);
