@@ -16,6 +16,7 @@ from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.db import connection, connections
 from django.test import Client
+from django.utils import timezone
 
 from chatsite.settings import CHANNEL_LAYER
 from chatsite.settings import redis_layer as redis_layer_settings
@@ -232,3 +233,28 @@ async def until(
         if loop.time() > deadline:
             raise AssertionError(f"{what}: not within {timeout} s")
         await asyncio.sleep(0.02)
+
+
+def user_change_form(user: User, *, daily_token_budget: str = "", **changes: Any) -> dict[str, Any]:
+    """What the admin's user change form posts for ``user`` (unchecked boxes are absent),
+    with its Limits inline: empty, or a new daily token budget."""
+    joined = timezone.localtime(user.date_joined)
+    form = {
+        "username": user.username,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "email": user.email,
+        "is_active": "on" if user.is_active else None,
+        "is_staff": "on" if user.is_staff else None,
+        "date_joined_0": joined.strftime("%Y-%m-%d"),
+        "date_joined_1": joined.strftime("%H:%M:%S"),
+        "quota-TOTAL_FORMS": "1",
+        "quota-INITIAL_FORMS": "0",
+        "quota-MIN_NUM_FORMS": "0",
+        "quota-MAX_NUM_FORMS": "1",
+        "quota-0-user": str(user.pk),
+        "quota-0-daily_token_budget": daily_token_budget,
+        "_save": "Save",
+        **changes,
+    }
+    return {name: value for name, value in form.items() if value is not None}

@@ -22,7 +22,7 @@ from django.utils import timezone
 from streaming.limits import KEY_PREFIX
 from streaming.models import Conversation, Message
 from streaming.simulator import SimulatorThread
-from tests.conftest import session_cookie, until, user_message
+from tests.conftest import session_cookie, until, user_change_form, user_message
 from tests.live import LiveClient, refused_connection
 from tests.servers import DaphneServer, free_port
 
@@ -165,41 +165,15 @@ async def test_daily_token_budget_refuses_until_staff_raise_it_in_the_admin(
         assert await row_count(conversation) == 2
 
         # Staff give this user a budget of their own in the admin: 0, no budget.
-        await sync_to_async(set_budget_in_admin)(admin_client, user, "0")
+        form = user_change_form(user, daily_token_budget="0")
+        response = await sync_to_async(admin_client.post)(
+            f"/admin/auth/user/{user.pk}/change/", form
+        )
+        assert response.status_code == 302, response.content.decode()[:2000]
 
         await client.send(user_message(f"{marker} again sim:tokens=3 sim:rate=100"))
         assert (await client.receive_until("done"))["status"] == "complete"
     assert answers_asked(simulator, marker) == 2
-
-
-def set_budget_in_admin(admin_client: Any, user: User, budget: str) -> None:
-    """Post the user's admin change form as staff would, with the Limits inline filled in."""
-    url = f"/admin/auth/user/{user.pk}/change/"
-    form = admin_client.get(url).context["adminform"].form
-    data = {
-        name: value
-        for name, value in form.initial.items()
-        if name in form.fields and value is not None and name not in {"password"}
-    }
-    data.update(
-        {
-            "date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
-            "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
-            "is_active": "on",
-            "groups": [],
-            "user_permissions": [],
-            "quota-TOTAL_FORMS": "1",
-            "quota-INITIAL_FORMS": "0",
-            "quota-MIN_NUM_FORMS": "0",
-            "quota-MAX_NUM_FORMS": "1",
-            "quota-0-daily_token_budget": budget,
-            "quota-0-user": str(user.pk),
-        }
-    )
-    data.pop("last_login", None)
-    data.pop("date_joined", None)
-    response = admin_client.post(url, data)
-    assert response.status_code == 302, response.content.decode()[:2000]
 
 
 # --- sockets a user may hold open ----------------------------------------------------------

@@ -26,7 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from streaming.models import Conversation, Message
 from streaming.sessions import check_session
 from streaming.simulator import SimulatorThread
-from tests.conftest import PASSWORD, until, user_message
+from tests.conftest import PASSWORD, until, user_change_form, user_message
 from tests.live import LiveClient
 from tests.servers import DaphneServer
 
@@ -235,24 +235,6 @@ async def test_password_change_closes_the_other_sessions_sockets_and_keeps_the_c
 # --- the admin: deactivating and deleting a user -------------------------------------------
 
 
-def admin_change_form(user: User, **changes: Any) -> dict[str, Any]:
-    """What the admin's user change form posts for ``user`` (unchecked boxes are absent)."""
-    joined = timezone.localtime(user.date_joined)
-    form = {
-        "username": user.username,
-        "first_name": user.first_name,
-        "last_name": user.last_name,
-        "email": user.email,
-        "is_active": "on" if user.is_active else None,
-        "is_staff": "on" if user.is_staff else None,
-        "date_joined_0": joined.strftime("%Y-%m-%d"),
-        "date_joined_1": joined.strftime("%H:%M:%S"),
-        "_save": "Save",
-        **changes,
-    }
-    return {name: value for name, value in form.items() if value is not None}
-
-
 async def test_deactivating_a_user_in_the_admin_closes_all_their_sockets(
     site: Site,
     user: User,
@@ -272,7 +254,7 @@ async def test_deactivating_a_user_in_the_admin_closes_all_their_sockets(
         answer_id = await start_long_answer(first_on_a, second_on_b)
 
         response = await staff.post(
-            f"/admin/auth/user/{user.pk}/change/", admin_change_form(user, is_active=None)
+            f"/admin/auth/user/{user.pk}/change/", user_change_form(user, is_active=None)
         )
         assert response.status_code == 302, response.text
 
