@@ -10,7 +10,8 @@
     ├── FrameError                  a WebSocket frame from the browser we cannot accept
     ├── BusyError                   the conversation is already answering
     ├── ConversationGone            the conversation was deleted while a socket had it open
-    └── LayerUnavailable            the channel layer (Redis) cannot be reached
+    ├── LayerUnavailable            the channel layer (Redis) cannot be reached
+    └── ServerError                 a frame failed for a reason that is a bug, not the sender's
 
 No message ever carries the API key: upstream messages are the provider's own text, and
 the request headers are never part of an error.
@@ -102,3 +103,9 @@ class LayerUnavailable(ChatError):
     """The channel layer (Redis) cannot be reached; the socket closes with 4503."""
 
     code = "unavailable"
+
+
+class ServerError(ChatError):
+    """Handling a frame failed unexpectedly (a bug); the page is told, the socket stays open."""
+
+    code = "server_error"

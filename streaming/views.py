@@ -1,12 +1,14 @@
 """The chat pages: history is rendered on the server, new answers stream over the socket."""
 
 from django.conf import settings
+from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from streaming import control, services
+from streaming.exceptions import ChatError
 from streaming.models import Conversation
 
 
@@ -33,10 +35,14 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def conversation_create(request: HttpRequest) -> HttpResponse:
     """Start a conversation, optionally with a system prompt, and open it."""
-    conversation = services.do_create_conversation(
-        request.user,  # type: ignore[arg-type]
-        system_prompt=request.POST.get("system_prompt", ""),
-    )
+    try:
+        conversation = services.do_create_conversation(
+            request.user,  # type: ignore[arg-type]
+            system_prompt=request.POST.get("system_prompt", ""),
+        )
+    except ChatError as exc:  # a prompt the database cannot store
+        flash.error(request, exc.message)
+        return redirect("streaming:conversation_list")
     return redirect("streaming:conversation_detail", conversation_id=conversation.id)
 
 

@@ -2,11 +2,15 @@
 
 The origin rule is checked three ways: as a table against Django's own CSRF check, through
 the real ASGI application, and against real daphne processes with a real WebSocket client
-and a real Chromium page served from another port.
+and a real Chromium page served from another port. Bad frames go to a real daphne on the
+test database; each is answered with an `error` frame, the socket answers the next frame,
+and the server's log has no traceback.
 """
 
+import asyncio
 import io
 import json
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,14 +28,19 @@ from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
+from django.test import Client
 from playwright.sync_api import Page, expect, sync_playwright
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidStatus
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
 from websockets.typing import Origin
+from websockets.uri import parse_uri
 
 from streaming.models import Conversation, Message
 from streaming.origins import origin_allowed
-from tests.conftest import session_cookie, user_message
+from tests.conftest import session_cookie, until, user_message
 from tests.servers import DaphneServer, free_port, service_missing
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, log_in, orm
 
@@ -287,6 +296,168 @@ async def test_live_unknown_paths_are_refused_without_a_traceback(
     assert_no_traceback(server)
 
 
+# --- bad frames on a real daphne -------------------------------------------------------
+
+GOOD_ID = "00000000-0000-4000-8000-000000000000"
+NESTED = json.loads("[" * 500 + "]" * 500)  # deep, yet within what the parser reads
+
+
+def frame(frame_type: str, **fields: Any) -> str:
+    return json.dumps({"type": frame_type, **fields})
+
+
+BAD_FRAMES = [
+    ('{"type": ["x"]}', "unknown_type"),
+    ('{"type": {}}', "unknown_type"),
+    ('{"type": 7}', "unknown_type"),
+    ('{"type": null}', "unknown_type"),
+    ("[" * 100_000 + "]" * 100_000, "frame_too_long"),
+    ("[" * 90_000 + "]" * 90_000, "bad_json"),
+    ("[" * 100_000, "bad_json"),
+    ('{"a":' * 20_000 + "1" + "}" * 20_000, "bad_json"),
+    ("", "bad_json"),
+    ("null", "bad_json"),
+    (json.dumps(user_message("half a pair: \ud800")), "bad_text"),
+    (json.dumps(user_message("a NUL: \x00 here")), "bad_text"),
+    (frame("sync", message_id=GOOD_ID, after_seq=2**70), "bad_sync"),
+    (frame("sync", message_id=GOOD_ID, after_seq=-1), "bad_sync"),
+    (frame("sync", message_id=GOOD_ID, after_seq=1.5), "bad_sync"),
+    (frame("sync", message_id={"a": 1}, after_seq=0), "bad_sync"),
+    (frame("sync", message_id=5, after_seq=0), "bad_sync"),
+    (frame("sync", after_seq=0), "bad_sync"),
+    (frame("stop", message_id=5), "bad_stop"),
+    (frame("stop", message_id=[GOOD_ID]), "bad_stop"),
+    (frame("stop", message_id="not a uuid"), "bad_stop"),
+    (frame("retry", message_id=[]), "bad_retry"),
+    (frame("retry", message_id=NESTED), "bad_retry"),
+    (frame("retry"), "bad_retry"),
+    (frame("user_message", content="hi", client_id=NESTED), "bad_client_id"),
+    (frame("user_message", content="hi", client_id=12), "bad_client_id"),
+]
+
+
+async def test_live_bad_frames_get_an_error_and_the_socket_stays_usable(
+    server: DaphneServer, conversation: Conversation, cookie: str
+) -> None:
+    path = f"/ws/conversations/{conversation.id}/"
+    async with await open_socket(server, path, origin=server.url, cookie=cookie) as ws:
+        assert json.loads(await ws.recv())["type"] == "snapshot"
+        cases: list[tuple[str | bytes, str]] = [*BAD_FRAMES, (b"\x00binary", "bad_json")]
+        for raw, code in cases:
+            await ws.send(raw)
+            error = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert (error["type"], error["code"]) == ("error", code), (raw[:80], error)
+            assert 0 < len(error["message"]) < 200
+            # The same socket still answers.
+            await ws.send(json.dumps({"type": "ping"}))
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "pong"
+
+    assert await Message.objects.acount() == 0
+    assert await Conversation.objects.acount() == 1
+    assert_no_traceback(server)
+
+
+async def test_live_unknown_type_is_echoed_cut_short(
+    server: DaphneServer, conversation: Conversation, cookie: str
+) -> None:
+    long_type = "t" * 150_000  # under MAX_FRAME_CHARS: parsed, then refused by type
+    path = f"/ws/conversations/{conversation.id}/"
+    async with await open_socket(server, path, origin=server.url, cookie=cookie) as ws:
+        await ws.recv()
+        await ws.send(json.dumps({"type": long_type}))
+        error = json.loads(await ws.recv())
+        await ws.send(json.dumps({"type": "x" * 900_000}))
+        too_long = json.loads(await ws.recv())
+
+    assert error["code"] == "unknown_type"
+    assert error["message"] == f"Unknown frame type {'t' * 40 + '…'!r}."
+    assert too_long["code"] == "frame_too_long"
+    assert "xxx" not in too_long["message"]
+    assert_no_traceback(server)
+
+
+# --- a frame for a socket that is closing ----------------------------------------------
+
+
+def raw_handshake(
+    server: DaphneServer, path: str, cookie: str
+) -> tuple[socket.socket, ClientProtocol]:
+    """A WebSocket opened over a plain socket that reads nothing after the handshake.
+
+    The receive buffer is small, so the server's frames pile up in its own write buffer.
+    """
+    protocol = ClientProtocol(parse_uri(f"{server.ws_url}{path}"), origin=Origin(server.url))
+    request = protocol.connect()
+    request.headers["Cookie"] = f"sessionid={cookie}"
+    protocol.send_request(request)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    sock.settimeout(10)
+    sock.sendall(b"".join(protocol.data_to_send()))
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += sock.recv(1)  # byte by byte: not one byte of the frames after it
+    protocol.receive_data(response)
+    assert protocol.state is State.OPEN, response
+    return sock, protocol
+
+
+def send_frames(sock: socket.socket, protocol: ClientProtocol, frames: list[Frame]) -> None:
+    for frame in frames:
+        protocol.send_frame(frame)
+    sock.sendall(b"".join(protocol.data_to_send()))
+
+
+async def test_frames_for_a_closing_socket_are_dropped_quietly(
+    live_servers: Callable[..., list[DaphneServer]], conversation: Conversation, cookie: str
+) -> None:
+    """The page closes its socket while the server still has frames for it: no traceback.
+
+    The page asks for many big snapshots without reading them and sends a message; while
+    its answer streams, the page closes. The server has not flushed its write buffer, so
+    the connection is not gone yet, but its close has begun: every delta of the answer is
+    a send to a closing socket.
+    """
+    (server,) = live_servers(1, LOG_LEVEL="DEBUG")
+    big = "word " * 30_000
+    await Message.objects.acreate(conversation=conversation, role="assistant", content=big)
+    # More snapshot bytes than the kernel's buffers on both ends can hold.
+    wmem = await asyncio.to_thread(Path("/proc/sys/net/ipv4/tcp_wmem").read_text)
+    wmem_max = int(wmem.split()[2])
+    resyncs = wmem_max // len(big) + 10
+    sock, protocol = await asyncio.to_thread(
+        raw_handshake, server, f"/ws/conversations/{conversation.id}/", cookie
+    )
+    try:
+        resync = Frame(Opcode.TEXT, b'{"type": "resync"}')
+        ask = Frame(
+            Opcode.TEXT, json.dumps(user_message("go on sim:tokens=100 sim:rate=50")).encode()
+        )
+        await asyncio.to_thread(send_frames, sock, protocol, [resync] * resyncs + [ask])
+        # Frames are handled in order: once the message is saved, every snapshot was sent.
+        await until(lambda: Message.objects.filter(role="user").aexists(), what="the message saved")
+        protocol.send_close()
+        await asyncio.to_thread(sock.sendall, b"".join(protocol.data_to_send()))
+
+        await until(
+            lambda: "Dropped a frame for a closing socket" in server.log(),
+            timeout=15,
+            what="a delta sent to the closing socket",
+        )
+    finally:
+        sock.close()
+    # The answer outlives the socket.
+    streaming = Message.objects.filter(status="streaming")
+
+    async def answered() -> bool:
+        return not await streaming.aexists()
+
+    await until(answered, what="the answer saved")
+    assert await Message.objects.filter(role="assistant", status="complete").acount() == 2
+    assert_no_traceback(server)
+
+
 # --- in a real browser ----------------------------------------------------------------
 
 
@@ -402,4 +573,47 @@ def test_page_on_another_port_cannot_use_the_socket(
     else:
         assert posted == []
         assert f"WebSocket refused: origin '{other_site.url}'" in server.log()
+    assert "Traceback" not in server.log()
+
+
+# --- the system prompt ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prompt", ["a NUL \x00 here", "\x00"])
+def test_system_prompt_that_cannot_be_stored_is_refused_with_a_message(
+    client: Client, user: User, prompt: str
+) -> None:
+    client.force_login(user)
+    response = client.post("/c/new/", {"system_prompt": prompt}, follow=True)
+
+    assert response.status_code == 200
+    assert "The system prompt contains a character that cannot be saved" in response.text
+    assert not Conversation.objects.exists()
+
+
+def test_chat_page_message_that_cannot_be_stored_is_refused_and_given_back(
+    live_servers: Callable[..., list[DaphneServer]], user: User, tmp_path: Path
+) -> None:
+    """The page shows why, gives the text back to the composer and does not send it again."""
+    (server,) = live_servers(1)
+    conversation = orm(lambda: Conversation.objects.create(owner=user))
+    text = "a NUL \x00 in the middle"
+
+    with logged_in_page(server, user, f"/c/{conversation.id}/") as page:
+        expect(page.locator("#chat")).to_have_attribute("data-connection", "open")
+        composer = page.get_by_role("textbox", name="Message")
+        composer.evaluate(
+            "(input, text) => { input.value = text;"
+            " input.dispatchEvent(new Event('input', {bubbles: true})); }",
+            text,
+        )
+        composer.press("Enter")
+
+        expect(page.get_by_text("contains a character that cannot be saved")).to_be_visible()
+        # Forgotten, not left waiting to be sent again: the bubble goes, the text returns.
+        expect(page.locator(".message--user")).to_have_count(0)
+        assert composer.input_value() == text
+        page.screenshot(path=tmp_path / "refused.png")
+
+    assert not orm(lambda: Message.objects.exists())
     assert "Traceback" not in server.log()
