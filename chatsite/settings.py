@@ -258,6 +258,15 @@ if STREAM_ORPHAN_SECONDS < 3 * STREAM_CHECKPOINT_SECONDS:
         "STREAM_ORPHAN_SECONDS must be at least 3 times STREAM_CHECKPOINT_SECONDS."
     )
 MAX_MESSAGE_CHARS = int(os.environ.get("MAX_MESSAGE_CHARS", "32000"))
+# A WebSocket frame longer than this is refused before it is parsed. The default fits any
+# message within MAX_MESSAGE_CHARS however JSON escapes it (at most 6 characters for one,
+# as in \u0001), plus the frame's other fields.
+MAX_FRAME_CHARS = env_int("MAX_FRAME_CHARS", 6 * MAX_MESSAGE_CHARS + 1024)
+if MAX_FRAME_CHARS < MAX_MESSAGE_CHARS + 1024:
+    raise ImproperlyConfigured(
+        "MAX_FRAME_CHARS must be at least MAX_MESSAGE_CHARS + 1024, or a message within the "
+        "limit could not be sent."
+    )
 
 # --- Per-user limits ------------------------------------------------------------------
 # Over a limit nothing is written and the model is not asked; the page says how long to

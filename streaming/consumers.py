@@ -9,7 +9,9 @@ import logging
 import uuid
 from typing import Any
 
+from autobahn.exception import Disconnected
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 from redis.exceptions import RedisError
 
 from streaming import control, runtime, services
@@ -19,6 +21,7 @@ from streaming.exceptions import (
     FrameError,
     LayerUnavailable,
     LimitError,
+    ServerError,
     SessionEnded,
 )
 from streaming.limits import FrameBudget, SocketSlot
@@ -37,6 +40,11 @@ CLOSE_TOO_MANY = 4429
 # daphne's WebSocket library, which lets servers send only 1000 and 3000-4999.)
 CLOSE_UNAVAILABLE = 4503
 UNAVAILABLE_MESSAGE = "Live updates are unavailable right now. Retrying shortly…"
+SERVER_ERROR_MESSAGE = "Something went wrong on the server with that request. Try again."
+# The most characters of a client's own value quoted back to it in an error frame.
+ECHO_CHARS = 40
+# The highest `seq` an answer can reach: Message.seq is a PositiveIntegerField.
+MAX_SEQ = 2**31 - 1
 
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channels is untyped
@@ -122,19 +130,33 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
     async def receive(
         self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
     ) -> None:
-        """Every bad frame gets an error frame; the socket stays open (unless it was deleted)."""
+        """Every bad frame gets an error frame; the socket stays open (unless it was deleted).
+
+        Each kind of bad input has its own code (docs/protocol.md); anything else that
+        fails is a bug, answered with `server_error` and logged, and the socket stays open.
+        """
         if self.session is None:
-            return  # refused at connect: its frames are ignored
+            return  # refused at connect (4401/4403/4429) and closing: nothing here to serve
         try:
             if text_data is None:
                 raise FrameError("Frames must be JSON text, not binary.", code="bad_json")
-            await super().receive(text_data=text_data, **kwargs)
+            if len(text_data) > settings.MAX_FRAME_CHARS:
+                # Refused unread: parsing a huge frame costs the server, not the sender.
+                raise FrameError(
+                    f"The frame is {len(text_data)} characters long; the limit is "
+                    f"{settings.MAX_FRAME_CHARS}.",
+                    code="frame_too_long",
+                )
+            await self.receive_json(await self.decode_json(text_data), **kwargs)
         except ConversationGone:
             await self.chat_deleted(control.deleted_event())
-        except LayerUnavailable:
+        except (LayerUnavailable, RedisError, ConnectionError):
             raise  # closes the socket with 4503 (see __call__): the page reconnects
         except ChatError as exc:
             await self.send_json(exc.as_frame())
+        except Exception:
+            logger.exception("A frame on %s failed; the socket stays open.", self.scope["path"])
+            await self.send_json(ServerError(SERVER_ERROR_MESSAGE).as_frame())
 
     @classmethod
     async def decode_json(cls, text_data: str) -> Any:
@@ -142,6 +164,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             return json.loads(text_data)
         except ValueError:
             raise FrameError("Frames must be JSON objects.", code="bad_json") from None
+        except RecursionError:  # brackets nested deeper than the parser goes
+            raise FrameError("The frame is nested too deeply.", code="bad_json") from None
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         """Route a client frame by its `type`."""
@@ -155,9 +179,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             "resync": self.resync,
             "ping": self.ping,
         }
-        handler = handlers.get(content.get("type"))  # type: ignore[arg-type]
+        frame_type = content.get("type")
+        if not isinstance(frame_type, str):
+            raise FrameError('A frame\'s "type" must be text, such as "ping".', code="unknown_type")
+        handler = handlers.get(frame_type)
         if handler is None:
-            raise FrameError(f"Unknown frame type {content.get('type')!r}.", code="unknown_type")
+            raise FrameError(f"Unknown frame type {echo(frame_type)!r}.", code="unknown_type")
         try:
             self.budget.spend()
         except LimitError as exc:
@@ -177,10 +204,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
     async def user_message(self, frame: dict[str, Any]) -> None:
         """Save the user's message and start the answer (or recognise a resend)."""
         content = services.validate_content(frame.get("content"))
-        try:
-            client_id = uuid.UUID(str(frame.get("client_id")))
-        except ValueError:
-            raise FrameError("client_id must be a UUID.", code="bad_client_id") from None
+        client_id = uuid_field(frame, "client_id", code="bad_client_id")
         runtime.check_room()
         posted = await services.to_async(services.do_post_user_message)(
             self.conversation, content, client_id
@@ -197,9 +221,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
     async def retry(self, frame: dict[str, Any]) -> None:
         """Answer the last user message again, in a new assistant message."""
         runtime.check_room()
-        answer, history = await services.to_async(services.do_retry)(
-            self.conversation, frame.get("message_id")
-        )
+        message_id = uuid_field(frame, "message_id", code="bad_retry")
+        answer, history = await services.to_async(services.do_retry)(self.conversation, message_id)
         runtime.start_answer(answer, history)
 
     async def stop(self, frame: dict[str, Any]) -> None:
@@ -208,7 +231,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         The database flag reaches the answer within a checkpoint whatever happens to the
         channel layer; the request over the layer is the fast path.
         """
-        message_id = frame.get("message_id")
+        message_id = None
+        if frame.get("message_id") is not None:
+            message_id = uuid_field(frame, "message_id", code="bad_stop")
         stopping = await services.to_async(services.do_request_stop)(
             self.conversation.id, message_id
         )
@@ -238,11 +263,16 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
     async def sync(self, frame: dict[str, Any]) -> None:
         """Resend an answer's text after ``after_seq`` (the client saw a gap)."""
         after_seq = frame.get("after_seq")
-        if not isinstance(after_seq, int) or isinstance(after_seq, bool) or after_seq < 0:
-            raise FrameError("after_seq must be a whole number, 0 or more.", code="bad_sync")
-        message = await services.to_async(services.get_message_in)(
-            self.conversation, frame.get("message_id")
-        )
+        if (
+            not isinstance(after_seq, int)
+            or isinstance(after_seq, bool)
+            or not 0 <= after_seq <= MAX_SEQ
+        ):
+            raise FrameError(
+                f"after_seq must be a whole number from 0 to {MAX_SEQ}.", code="bad_sync"
+            )
+        message_id = uuid_field(frame, "message_id", code="bad_sync")
+        message = await services.to_async(services.get_message_in)(self.conversation, message_id)
         if message is None:
             raise FrameError("No such message in this conversation.", code="bad_sync")
         if message.status != Message.Status.STREAMING:
@@ -259,6 +289,18 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
     async def _ask(self, request: control.ControlRequest) -> None:
         if not await control.ask_answer(request):
             raise LayerUnavailable(UNAVAILABLE_MESSAGE)
+
+    async def send_json(self, content: Any, close: bool = False) -> None:
+        """Send a frame; one for a socket whose close has begun is dropped without a fuss.
+
+        The page left (or this server closed the socket) while a group event or a reply
+        was on its way, and daphne's WebSocket library refuses frames after a close. The
+        page's next socket starts from a snapshot, so nothing is lost.
+        """
+        try:
+            await super().send_json(content, close)
+        except Disconnected:
+            logger.debug("Dropped a frame for a closing socket on %s.", self.scope["path"])
 
     # --- group events, relayed to the browser (docs/protocol.md) -------------------------
 
@@ -295,3 +337,17 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         frame = control.to_frame(event) | {"message": "This conversation was deleted."}
         await self.send_json(frame)
         await self.close(code=CLOSE_DELETED)
+
+
+def echo(value: str) -> str:
+    """A client's value, cut short to be quoted back in an error frame."""
+    return value if len(value) <= ECHO_CHARS else value[:ECHO_CHARS] + "…"
+
+
+def uuid_field(frame: dict[str, Any], field: str, *, code: str) -> uuid.UUID:
+    """``frame[field]`` as a UUID, or a FrameError with ``code`` unless it is a UUID string."""
+    value = frame.get(field)
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return uuid.UUID(value)
+    raise FrameError(f"{field} must be a UUID.", code=code)

@@ -15,7 +15,8 @@
     │   └── QuotaExceeded           the day's token budget is spent (`quota_exceeded`)
     ├── ConversationGone            the conversation was deleted while a socket had it open
     ├── LayerUnavailable            the channel layer (Redis) cannot be reached
-    └── SessionEnded                the socket's login session ended (logout, password, account)
+    ├── SessionEnded                the socket's login session ended (logout, password, account)
+    └── ServerError                 a frame failed for a reason that is a bug, not the sender's
 
 No message ever carries the API key: upstream messages are the provider's own text, and
 the request headers are never part of an error.
@@ -163,3 +164,9 @@ class SessionEnded(ChatError):
 
     def as_frame(self) -> dict[str, object]:
         return super().as_frame() | {"reason": self.reason}
+
+
+class ServerError(ChatError):
+    """Handling a frame failed unexpectedly (a bug); the page is told, the socket stays open."""
+
+    code = "server_error"

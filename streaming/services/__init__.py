@@ -26,6 +26,7 @@ from streaming.services.answers import (
 from streaming.services.conversations import (
     BUSY_MESSAGE,
     PostedMessage,
+    check_storable,
     digest,
     do_create_conversation,
     do_delete_conversation,
@@ -49,6 +50,7 @@ __all__ = [
     "Outcome",
     "PostedMessage",
     "Saved",
+    "check_storable",
     "db_executor",
     "digest",
     "do_checkpoints",

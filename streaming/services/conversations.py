@@ -15,7 +15,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from streaming import control
-from streaming.exceptions import BusyError, ConversationGone, FrameError
+from streaming.exceptions import BusyError, ChatError, ConversationGone, FrameError
 from streaming.models import Conversation, Message
 from streaming.services.quotas import check_new_answer, estimate_tokens, lock_owner
 
@@ -50,7 +50,8 @@ def get_message_in(conversation: Conversation, message_id: Any) -> Message | Non
 def do_create_conversation(
     owner: User, *, title: str = "", system_prompt: str = "", model: str = ""
 ) -> Conversation:
-    """Start an empty conversation for ``owner``."""
+    """Start an empty conversation for ``owner``; a ChatError if the prompt cannot be stored."""
+    check_storable(system_prompt, what="The system prompt")
     return Conversation.objects.create(
         owner=owner, title=title.strip()[:200], system_prompt=system_prompt, model=model.strip()
     )
@@ -66,7 +67,29 @@ def validate_content(content: Any) -> str:
             f"{settings.MAX_MESSAGE_CHARS}.",
             code="content_too_long",
         )
+    check_storable(content, what="The message")
     return content
+
+
+def check_storable(text: str, *, what: str) -> None:
+    """Refuse text the database cannot store as it is: a NUL, or half of a surrogate pair.
+
+    PostgreSQL refuses NUL in text, and UTF-8 has no bytes for a lone surrogate (JSON can
+    carry one as an escape such as \\ud800). Refused, not cleaned: what is saved is what
+    was sent. ``what`` names the text for the person who reads the message.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        storable = False
+    else:
+        storable = "\x00" not in text
+    if not storable:
+        raise ChatError(
+            f"{what} contains a character that cannot be saved (a NUL character or half "
+            "of a surrogate pair). Remove it and try again.",
+            code="bad_text",
+        )
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,14 @@
   const CLOSE_UNAVAILABLE = 4503;
   // Error frames that answer a user_message frame: the message was not saved.
   const LIMIT_CODES = new Set(["rate_limited", "quota_exceeded"]);
-  const SEND_ERROR_CODES = new Set(["busy", "empty_content", "content_too_long", "bad_client_id"]);
+  const SEND_ERROR_CODES = new Set([
+    "busy",
+    "empty_content",
+    "content_too_long",
+    "bad_text",
+    "frame_too_long",
+    "bad_client_id",
+  ]);
   // Endings an answer can be asked again from: failed, stopped, or cut off by the server.
   const RETRYABLE = new Set(["error", "cancelled", "interrupted"]);
   const UNAVAILABLE_TEXT = "Live updates are unavailable — retrying…";
