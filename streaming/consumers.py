@@ -6,6 +6,7 @@ Frames are documented in docs/protocol.md.
 import contextlib
 import json
 import logging
+import re
 import uuid
 from typing import Any
 
@@ -62,6 +63,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         try:
             await super().__call__(scope, receive, send)
         except (RedisError, ConnectionError, LayerUnavailable) as exc:
+            # disconnect() will not run: let the session timer and the socket's place go.
+            await self._let_go()
             logger.error("Channel layer unavailable, socket closed with 4503: %r", exc)
             error = LayerUnavailable(UNAVAILABLE_MESSAGE).as_frame()
             with contextlib.suppress(Exception):  # the socket may be gone already
@@ -102,6 +105,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             await self.close(code=CLOSE_TOO_MANY)
             return
         self.slot = slot
+        slot.keep()
         self.budget = FrameBudget()
         # Join before reading the snapshot, so nothing falls between the two.
         await self.channel_layer.group_add(conversation.group_name, self.channel_name)
@@ -118,10 +122,15 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         self.session.watch()
 
     async def disconnect(self, code: int) -> None:
+        await self._let_go()
+
+    async def _let_go(self) -> None:
+        """Stop the session's timer and give up the socket's place (once; never raises)."""
         if self.session is not None:
             self.session.stop()
-        if self.slot is not None:
-            await self.slot.release()
+        slot, self.slot = self.slot, None
+        if slot is not None:
+            await slot.release()
 
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
         await super().accept(subprotocol, headers)
@@ -137,6 +146,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         """
         if self.session is None:
             return  # refused at connect (4401/4403/4429) and closing: nothing here to serve
+        try:
+            # Every frame counts, read or not: a flood of bad ones costs no parsing either.
+            self.budget.spend()
+        except LimitError as exc:
+            exc.frame = claimed_type(text_data)  # so the page knows which request it was
+            await self.send_json(exc.as_frame())
+            return
         try:
             if text_data is None:
                 raise FrameError("Frames must be JSON text, not binary.", code="bad_json")
@@ -185,11 +201,6 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         handler = handlers.get(frame_type)
         if handler is None:
             raise FrameError(f"Unknown frame type {echo(frame_type)!r}.", code="unknown_type")
-        try:
-            self.budget.spend()
-        except LimitError as exc:
-            exc.frame = content["type"]  # so the page knows which request was refused
-            raise
         # Every frame that would do something first checks that the session that opened the
         # socket still holds (after the frame budget: a flood costs no database work).
         assert self.session is not None
@@ -205,25 +216,25 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         """Save the user's message and start the answer (or recognise a resend)."""
         content = services.validate_content(frame.get("content"))
         client_id = uuid_field(frame, "client_id", code="bad_client_id")
-        runtime.check_room()
-        posted = await services.to_async(services.do_post_user_message)(
-            self.conversation, content, client_id
-        )
-        if posted.assistant_message is None:
-            # A resend of a message already saved: tell this socket, start nothing.
-            title = self.conversation.title
-            await self.send_json(
-                control.to_frame(control.message_event(posted.user_message, title))
+        with runtime.room():
+            posted = await services.to_async(services.do_post_user_message)(
+                self.conversation, content, client_id
             )
-            return
-        runtime.start_answer(posted.assistant_message, posted.history)
+            if posted.assistant_message is not None:
+                runtime.start_answer(posted.assistant_message, posted.history)
+                return
+        # A resend of a message already saved: tell this socket, start nothing.
+        title = self.conversation.title
+        await self.send_json(control.to_frame(control.message_event(posted.user_message, title)))
 
     async def retry(self, frame: dict[str, Any]) -> None:
         """Answer the last user message again, in a new assistant message."""
-        runtime.check_room()
         message_id = uuid_field(frame, "message_id", code="bad_retry")
-        answer, history = await services.to_async(services.do_retry)(self.conversation, message_id)
-        runtime.start_answer(answer, history)
+        with runtime.room():
+            answer, history = await services.to_async(services.do_retry)(
+                self.conversation, message_id
+            )
+            runtime.start_answer(answer, history)
 
     async def stop(self, frame: dict[str, Any]) -> None:
         """Stop the conversation's answer (or ``message_id``), on whichever process runs it.
@@ -254,8 +265,6 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         The reply goes through the channel layer to this socket's own channel: a page whose
         layer is down hears that (4503) rather than being answered as if all were well.
         """
-        if self.slot is not None:
-            await self.slot.renew()
         pong = await services.to_async(services.digest)(self.conversation.id)
         if not await control.send_to_channel(self.channel_name, pong):
             raise LayerUnavailable(UNAVAILABLE_MESSAGE)
@@ -337,6 +346,17 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         frame = control.to_frame(event) | {"message": "This conversation was deleted."}
         await self.send_json(frame)
         await self.close(code=CLOSE_DELETED)
+
+
+# The start of a frame as the page writes it ({"type": "…", …}), to name a refused frame's
+# type without parsing what may be a long frame.
+_CLAIMED_TYPE = re.compile(r'\s*\{\s*"type"\s*:\s*"([a-z_]{1,32})"')
+
+
+def claimed_type(text_data: str | None) -> str | None:
+    """The `type` a frame starts with, if it starts as the page's do; else None."""
+    match = _CLAIMED_TYPE.match(text_data[:100]) if text_data else None
+    return match[1] if match else None
 
 
 def echo(value: str) -> str:

@@ -6,6 +6,9 @@ from django import forms
 from django.conf import settings
 from django.core.validators import MaxLengthValidator
 
+from streaming.exceptions import ChatError
+from streaming.services import check_storable
+
 
 class NewConversationForm(forms.Form):
     """A new conversation, with an optional system prompt of a bounded length.
@@ -37,3 +40,11 @@ class NewConversationForm(forms.Form):
             )
         )
         field.widget.attrs["maxlength"] = str(limit)
+
+    def clean_system_prompt(self) -> str:
+        prompt: str = self.cleaned_data["system_prompt"]
+        try:
+            check_storable(prompt, what="system prompt")
+        except ChatError as exc:
+            raise forms.ValidationError(exc.message) from None
+        return prompt

@@ -3,13 +3,14 @@
 A user's open sockets are counted where every process sees them: in Redis when
 ``REDIS_URL`` is set (a sorted set per user, one member per socket, scored by when it
 expires unless the socket renews it), else in this process's memory, which is then the only
-process. A socket renews its place whenever it hears from its page (the page pings when it
-is idle), so the places of a process that died free themselves within ``SLOT_SECONDS``.
+process. Each socket renews its place itself, every third of ``SLOT_SECONDS``, for as long as it
+is open, so the places of a process that died free themselves within ``SLOT_SECONDS``.
 
 The answers a user may start are limited in the database instead (``services.quotas``).
 """
 
 import asyncio
+import logging
 import time
 import weakref
 
@@ -18,10 +19,12 @@ from redis.asyncio import Redis
 
 from streaming.exceptions import RateLimited
 
-# A socket's place lasts this long unless renewed; pages ping every few seconds when idle.
+logger = logging.getLogger(__name__)
+
+# A socket's place lasts this long unless renewed; its socket renews it every third of it.
 SLOT_SECONDS = 60
-# A place is renewed at most this often, so a busy socket costs Redis nothing more.
-_RENEW_SECONDS = 10
+# Redis must answer within this, or the socket is refused as when Redis is down.
+_REDIS_TIMEOUT_SECONDS = 5
 #: Followed by the user id: the sorted set of that user's open sockets.
 KEY_PREFIX = "chatsite:sockets:"
 
@@ -29,11 +32,8 @@ KEY_PREFIX = "chatsite:sockets:"
 # opening on two processes at once can never both take the last place.
 _TAKE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZSCORE', KEYS[1], ARGV[3]) then
-  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
-  return 1
-end
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then
+if not redis.call('ZSCORE', KEYS[1], ARGV[3])
+   and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then
   return 0
 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
@@ -55,7 +55,11 @@ def _redis() -> Redis | None:
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
-        client = _clients[loop] = Redis.from_url(settings.REDIS_URLS[0])
+        client = _clients[loop] = Redis.from_url(
+            settings.REDIS_URLS[0],
+            socket_timeout=_REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=_REDIS_TIMEOUT_SECONDS,
+        )
     return client
 
 
@@ -65,7 +69,7 @@ class SocketSlot:
     def __init__(self, user_id: int, channel_name: str) -> None:
         self.user_id = user_id
         self.channel_name = channel_name
-        self._renewed = 0.0
+        self._renewer: asyncio.Task[None] | None = None
 
     async def take(self) -> None:
         """Take a place, or raise RateLimited when the user has all theirs open."""
@@ -76,17 +80,32 @@ class SocketSlot:
                 retry_after=SLOT_SECONDS,
             )
 
-    async def renew(self) -> None:
-        """Keep the place (the page is still there), at most every few seconds."""
-        if time.time() - self._renewed >= _RENEW_SECONDS:
-            await self._take(None)
+    def keep(self) -> None:
+        """Renew the place for as long as the socket is open (until ``release``)."""
+        self._renewer = asyncio.create_task(self._renew())
 
     async def release(self) -> None:
-        client = _redis()
-        if client is None:
-            _local.get(self.user_id, {}).pop(self.channel_name, None)
-            return
-        await client.zrem(self._key, self.channel_name)
+        """Give the place up (the socket closed); never raises."""
+        if self._renewer is not None:
+            self._renewer.cancel()
+        try:
+            client = _redis()
+            if client is None:
+                _local.get(self.user_id, {}).pop(self.channel_name, None)
+            else:
+                await client.zrem(self._key, self.channel_name)
+        except Exception as exc:  # Redis is down: the place expires on its own
+            logger.warning("Could not free a socket's place of user %s: %r", self.user_id, exc)
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(SLOT_SECONDS / 3)
+            try:
+                # Whatever the count: a socket that is open keeps its place, even one it lost
+                # while Redis was away.
+                await self._take(None)
+            except Exception as exc:
+                logger.warning("Could not renew a socket's place of user %s: %r", self.user_id, exc)
 
     @property
     def _key(self) -> str:
@@ -105,15 +124,13 @@ class SocketSlot:
             if self.channel_name not in places and limit is not None and len(places) >= limit:
                 return False
             places[self.channel_name] = expires
+            return True
         else:
             ceiling = limit if limit is not None else 2**31
             taken = await client.eval(
                 _TAKE, 1, self._key, now, expires, self.channel_name, ceiling, SLOT_SECONDS * 2
             )
-            if not taken:
-                return False
-        self._renewed = now
-        return True
+            return bool(taken)
 
 
 class FrameBudget:

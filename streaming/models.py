@@ -80,6 +80,9 @@ class Message(models.Model):
     finish_reason = models.CharField(max_length=32, blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # The request's size in estimated tokens (services.quotas.estimate_tokens), counted
+    # against the daily budget when the provider reports no usage (a stopped answer).
+    prompt_estimate = models.PositiveIntegerField(null=True, blank=True, editable=False)
     error = models.TextField(blank=True)
     # The browser's id for a user message, so a resend after a reconnect is recognised.
     client_id = models.UUIDField(null=True, blank=True, editable=False)

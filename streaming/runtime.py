@@ -24,6 +24,7 @@ import logging
 import sys
 import uuid
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -50,6 +51,8 @@ class Runtime:
     def __init__(self) -> None:
         #: The answers running here, by message id.
         self.answers: dict[uuid.UUID, Answer] = {}
+        #: Answers being saved before they start (``room``), so they count against the limit.
+        self.starting = 0
         # As many connections as answers may run (``check_room``), so none waits for one.
         self.http = httpx.AsyncClient(
             limits=httpx.Limits(
@@ -243,15 +246,27 @@ def current() -> Runtime:
     return runtime
 
 
-def check_room() -> None:
-    """Raise RateLimited when this process already streams all the answers it may."""
+@contextlib.contextmanager
+def room() -> Iterator[None]:
+    """Hold a place for one answer while it is being saved, or raise RateLimited when this
+    process already streams (or is starting) all the answers it may.
+
+    Taken before the database work and held until the block ends, by which time the answer,
+    if any, is in the registry: answers being started at the same time count too.
+    """
+    runtime = current()
     limit = settings.STREAM_MAX_ANSWERS
-    if len(current().answers) >= limit:
+    if len(runtime.answers) + runtime.starting >= limit:
         raise RateLimited(
             f"The server is writing as many answers as it can ({limit} at once). "
             "Try again in a few seconds.",
             retry_after=_BUSY_RETRY_SECONDS,
         )
+    runtime.starting += 1
+    try:
+        yield
+    finally:
+        runtime.starting -= 1
 
 
 def start_answer(message: Message, history: list[dict[str, str]]) -> Answer:

@@ -171,8 +171,13 @@ class SocketSession:
         if self.fingerprint is not None and event["session"] == self.fingerprint:
             # A logout: the session is being flushed right now, so no need to look.
             await self._finish(ending("signed_out"))
-        else:
+            return
+        try:
             await self.holds()
+        except Exception:
+            # As in the timer: without the database this socket can do nothing anyway, and
+            # the timer looks again; a group event must not take the socket down.
+            logger.exception("Could not check the session of a socket of user %s", self.user_id)
 
     def watch(self) -> None:
         """Check now, then at the session's expiry and every SOCKET_SESSION_CHECK_SECONDS."""

@@ -17,6 +17,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 
 from streaming import runtime, services
+from streaming.exceptions import RateLimited
 from streaming.models import Conversation, Message
 from streaming.simulator import SimulatorThread
 from streaming.simulator.stamps import read_stamps
@@ -370,3 +371,15 @@ async def test_a_piece_is_not_held_back_when_the_model_then_pauses(
     assert sum(len(stamps) for stamps in stamps_per_delta) == 4
     # No piece holds tokens from both sides of the silence.
     assert all(max(s) - min(s) < 1 for s in stamps_per_delta if s)
+
+
+async def test_room_counts_answers_still_being_saved_against_the_process_limit(
+    settings: Any,
+) -> None:
+    """Two messages at once on a process with room for one: the second is refused at once,
+    even though the first is not running yet (its rows are still being written)."""
+    settings.STREAM_MAX_ANSWERS = 1
+    with runtime.room(), pytest.raises(RateLimited), runtime.room():
+        pass
+    with runtime.room():  # the place is free again once the first let it go
+        pass

@@ -60,7 +60,12 @@ class World:
 
 
 @pytest.fixture
-def world(user: User, other_user: User) -> World:
+def world(user: User, other_user: User, settings: Any) -> World:
+    # Every example shares this world, and answers pile up in it: the per-user limits,
+    # which have tests of their own, would otherwise refuse frames by the run's speed.
+    settings.LIMIT_MESSAGES_PER_MINUTE = 1_000_000
+    settings.LIMIT_ANSWERS_PER_USER = 1_000_000
+    settings.LIMIT_FRAMES_BURST = 1_000_000
     ours = Conversation.objects.create(owner=user)
     asked = Message.objects.create(conversation=ours, role="user", content="hello")
     answered = Message.objects.create(conversation=ours, role="assistant", content="hi")

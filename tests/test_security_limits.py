@@ -176,6 +176,31 @@ async def test_daily_token_budget_refuses_until_staff_raise_it_in_the_admin(
     assert answers_asked(simulator, marker) == 2
 
 
+async def test_an_answer_stopped_at_once_still_counts_its_prompt_against_the_budget(
+    live_servers: Callable[..., list[DaphneServer]],
+    simulator: SimulatorThread,
+    user: User,
+) -> None:
+    """A provider counts nothing for a stopped answer; the request's estimate counts then."""
+    (server,) = live_servers(1, DAILY_TOKEN_BUDGET="500")
+    conversation = await Conversation.objects.acreate(owner=user, system_prompt="p" * 2400)
+    cookie = await sync_to_async(session_cookie)(user)
+    async with LiveClient(server, conversation.id, cookie) as client:
+        await client.send(user_message(f"stop me at once {LONG}"))
+        await client.receive_until("start")
+        await client.send({"type": "stop"})
+        done = await client.receive_until("done")
+        assert done["message"]["usage"] is None  # the provider reported nothing
+
+        # ~600 estimated tokens of system prompt: over the budget of 500.
+        error = await refused(client, user_message("and again"))
+        assert error["code"] == "quota_exceeded"
+    saved = await Message.objects.aget(pk=done["message_id"])
+    assert saved.prompt_tokens is None
+    assert saved.prompt_estimate is not None
+    assert saved.prompt_estimate > 500
+
+
 # --- sockets a user may hold open ----------------------------------------------------------
 
 
@@ -228,6 +253,13 @@ async def test_a_flood_of_frames_is_refused_and_the_socket_stays_usable(
         assert {f["code"] for f in refusals} == {"rate_limited"}
         assert {f["frame"] for f in refusals} == {"ping"}
         assert len(refusals) > flood // 2
+
+        # Frames that are not even valid count too: no parsing them for free.
+        for _ in range(flood):
+            await client.send({"type": "no-such-type"})
+        codes = [(await client.receive_until("error"))["code"] for _ in range(flood)]
+        assert "rate_limited" in codes
+        assert set(codes) <= {"rate_limited", "unknown_type"}
 
         # Once it slows down, the same socket is served again.
         async def served() -> bool:
@@ -303,7 +335,7 @@ async def test_a_long_system_prompt_is_refused_by_the_form_and_nothing_is_saved(
 async def test_history_sent_upstream_is_trimmed_to_the_context_budget(
     live_servers: Callable[..., list[DaphneServer]], simulator: SimulatorThread, user: User
 ) -> None:
-    (server,) = live_servers(1, OPENAI_CONTEXT_TOKENS="300")
+    (server,) = live_servers(1, OPENAI_CONTEXT_TOKENS="350")
     conversation = await Conversation.objects.acreate(owner=user, system_prompt="Be brief.")
     start = timezone.now() - timedelta(hours=1)
     for n in range(10):  # 10 turns of ~100 estimated tokens each
@@ -323,9 +355,10 @@ async def test_history_sent_upstream_is_trimmed_to_the_context_budget(
     sent = request["messages"]
     assert sent[0] == {"role": "system", "content": "Be brief."}
     assert sent[-1]["content"].startswith(f"{marker} newest")
-    assert sent[1]["role"] == "user"  # never starts with an answer
+    # Turns 7 to 9 fit, but 7 is an answer, and what is sent never starts with one.
     kept = [m["content"].split()[1] for m in sent[1:-1]]
-    assert kept == ["8", "9"]  # the newest turns that fit, the older ones left out
+    assert kept == ["8", "9"]
+    assert sent[1]["role"] == "user"
     assert sum(len(m["content"]) for m in sent) // 4 <= 300
 
 

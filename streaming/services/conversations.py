@@ -131,7 +131,8 @@ def do_post_user_message(
                 created_at=now,
             )
             # One microsecond later, so history order never depends on clock resolution.
-            assistant = _create_answer(conversation, now + timedelta(microseconds=1))
+            history = request_messages(conversation, before=now + timedelta(microseconds=1))
+            assistant = _create_answer(conversation, now + timedelta(microseconds=1), history)
             if not conversation.title:
                 conversation.title = _title_from(content)
                 Conversation.objects.filter(pk=conversation.pk, title="").update(
@@ -145,7 +146,7 @@ def do_post_user_message(
         if existing is not None:
             return PostedMessage(existing, None, [])
         raise BusyError(BUSY_MESSAGE) from None
-    return PostedMessage(user_message, assistant, request_messages(conversation, before=assistant))
+    return PostedMessage(user_message, assistant, history)
 
 
 def do_retry(conversation: Conversation, message_id: Any) -> tuple[Message, list[dict[str, str]]]:
@@ -162,10 +163,12 @@ def do_retry(conversation: Conversation, message_id: Any) -> tuple[Message, list
         raise BusyError(BUSY_MESSAGE)
     try:
         with transaction.atomic():
-            answer = _create_answer(conversation, _may_answer(conversation))
+            now = _may_answer(conversation)
+            history = request_messages(conversation, before=now)
+            answer = _create_answer(conversation, now, history)
     except IntegrityError:
         raise BusyError(BUSY_MESSAGE) from None
-    return answer, request_messages(conversation, before=answer)
+    return answer, history
 
 
 def _may_answer(conversation: Conversation) -> datetime:
@@ -186,8 +189,14 @@ def _refresh(conversation: Conversation) -> None:
         raise ConversationGone("This conversation was deleted.") from None
 
 
-def _create_answer(conversation: Conversation, created_at: datetime) -> Message:
-    """An empty assistant message in status `streaming`; the constraint allows one."""
+def _create_answer(
+    conversation: Conversation, created_at: datetime, history: list[dict[str, str]]
+) -> Message:
+    """An empty assistant message in status `streaming`; the constraint allows one.
+
+    ``history`` is what the model will be sent for it: its estimated size is kept, for the
+    daily budget of an answer whose provider reports no usage (stopped, failed).
+    """
     answer = Message.objects.create(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
@@ -195,6 +204,7 @@ def _create_answer(conversation: Conversation, created_at: datetime) -> Message:
         model=conversation.model or settings.OPENAI_MODEL,
         heartbeat_at=Now(),
         created_at=created_at,
+        prompt_estimate=sum(_cost(message) for message in history),
     )
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=created_at)
     return answer
@@ -211,8 +221,8 @@ def _title_from(content: str) -> str:
 _MESSAGE_OVERHEAD_TOKENS = 4
 
 
-def request_messages(conversation: Conversation, *, before: Message) -> list[dict[str, str]]:
-    """The messages to send the model for the answer ``before``: system prompt first.
+def request_messages(conversation: Conversation, *, before: datetime) -> list[dict[str, str]]:
+    """The messages to send the model for an answer created at ``before``: system prompt first.
 
     An answer that was retried (another answer follows it directly) and an answer that
     failed with no text are left out; a partial answer stays, since the user saw it. Only
@@ -222,11 +232,13 @@ def request_messages(conversation: Conversation, *, before: Message) -> list[dic
     system: list[dict[str, str]] = []
     if conversation.system_prompt.strip():
         system.append({"role": "system", "content": conversation.system_prompt})
-    history = list(conversation.messages.filter(created_at__lt=before.created_at))
+    history = list(conversation.messages.filter(created_at__lt=before))
     turns: list[dict[str, str]] = []
-    for message, following in zip(history, [*history[1:], before], strict=True):
+    # What follows each message: the next one, and after the last, the new answer.
+    following_roles = [m.role for m in history[1:]] + [Message.Role.ASSISTANT]
+    for message, following in zip(history, following_roles, strict=True):
         if message.role == Message.Role.ASSISTANT and (
-            not message.content or following.role == Message.Role.ASSISTANT
+            not message.content or following == Message.Role.ASSISTANT
         ):
             continue
         turns.append({"role": message.role, "content": message.content})
