@@ -10,7 +10,7 @@ RUN_ENV := SECRET_KEY="$${SECRET_KEY:-$$(cat var/secret_key)}"
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test check format bench clean
+.PHONY: run test check format bench vendor clean
 
 run: $(RUNTIME) var/secret_key
 	$(RUN_ENV) $(PY) manage.py migrate --noinput
@@ -32,6 +32,31 @@ format: $(DEV)
 
 bench: $(VENV)/.bench-installed
 	$(PY) -m bench
+
+# The chat page's browser libraries, pinned in frontend/package-lock.json. The copies under
+# streaming/static/streaming/vendor/ are committed, so only this target needs Node.js and npm.
+NPM_MODULES := frontend/node_modules
+VENDOR := streaming/static/streaming/vendor
+
+vendor:
+	cd frontend && npm ci --no-audit --no-fund
+	rm -rf $(VENDOR)
+	mkdir -p $(VENDOR)/markdown-it $(VENDOR)/markdown-it-task-lists $(VENDOR)/markdown-it-texmath \
+		$(VENDOR)/dompurify $(VENDOR)/highlight.js $(VENDOR)/katex
+	cp $(NPM_MODULES)/markdown-it/dist/browser/markdown-it.umd.min.js $(NPM_MODULES)/markdown-it/LICENSE \
+		$(VENDOR)/markdown-it/
+	cp $(NPM_MODULES)/@hedgedoc/markdown-it-task-lists/dist/index.umd.js \
+		$(VENDOR)/markdown-it-task-lists/markdown-it-task-lists.umd.js
+	cp $(NPM_MODULES)/@hedgedoc/markdown-it-task-lists/LICENSES/ISC.txt \
+		$(VENDOR)/markdown-it-task-lists/LICENSE
+	cp $(NPM_MODULES)/markdown-it-texmath/texmath.js $(VENDOR)/markdown-it-texmath/
+	cp $(NPM_MODULES)/markdown-it-texmath/license.txt $(VENDOR)/markdown-it-texmath/LICENSE
+	cp $(NPM_MODULES)/dompurify/dist/purify.min.js $(NPM_MODULES)/dompurify/LICENSE \
+		$(VENDOR)/dompurify/
+	cp $(NPM_MODULES)/@highlightjs/cdn-assets/highlight.min.js \
+		$(NPM_MODULES)/@highlightjs/cdn-assets/styles/github.min.css \
+		$(NPM_MODULES)/@highlightjs/cdn-assets/LICENSE $(VENDOR)/highlight.js/
+	cp $(NPM_MODULES)/katex/dist/katex.min.js $(NPM_MODULES)/katex/LICENSE $(VENDOR)/katex/
 
 $(VENV)/.bench-installed: requirements.txt requirements-dev.txt requirements-bench.txt | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -r requirements-bench.txt

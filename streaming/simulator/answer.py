@@ -13,7 +13,7 @@ from .payloads import (
     usage,
 )
 from .stamps import stamp_token
-from .text import answer_tokens, reasoning_tokens
+from .text import answer_tokens, markdown_tokens, reasoning_tokens
 from .wire import Exchange
 
 KEEPALIVE_EVERY = 5
@@ -33,11 +33,16 @@ class Answer:
         default_tokens: int,
         default_rate: float,
     ) -> None:
-        length = default_tokens if directives.tokens is None else directives.tokens
+        sample = markdown_tokens() if directives.markdown else None
+        if directives.tokens is not None:
+            length = directives.tokens
+        else:
+            length = default_tokens if sample is None else len(sample)
         self.finish_reason = "stop"
         if chat.max_tokens is not None and chat.max_tokens < length:
             length, self.finish_reason = chat.max_tokens, "length"
-        self.content = list(islice(answer_tokens(prompt), length))
+        tokens = answer_tokens(prompt) if sample is None else iter(sample)
+        self.content = list(islice(tokens, length))
         self.reasoning = list(islice(reasoning_tokens(prompt), directives.reasoning))
         rate = default_rate if directives.rate is None else directives.rate
         self.delay = 1 / rate if rate else 0.0

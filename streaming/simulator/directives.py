@@ -54,6 +54,8 @@ class Directives:
     echokey: bool = False
     """Name the model as the API key the request carried, in every chunk and error, as a
     careless provider or proxy might: what the client stores and shows must not have it."""
+    markdown: bool = False
+    """Answer with a fixed sample of rich Markdown (text.MARKDOWN_SAMPLE) instead of prose."""
     refuse: TokenField | None = None
     """Refuse a request carrying this token-limit field, as OpenAI's newer models refuse
     `max_tokens` and older servers `max_completion_tokens`."""
@@ -108,6 +110,7 @@ def split_directives(text: str) -> tuple[str, Directives]:
         nodelta=values.flag("nodelta"),
         stamp=values.flag("stamp"),
         echokey=values.flag("echokey"),
+        markdown=values.flag("markdown"),
         refuse=cast(TokenField | None, refuse),
         words=tuple(written.values()),
     )
@@ -134,6 +137,7 @@ _KNOWN = frozenset(
         "nodelta",
         "stamp",
         "echokey",
+        "markdown",
         "refuse",
     )
 )

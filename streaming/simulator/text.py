@@ -11,6 +11,7 @@ dashes and an emoji, so multi-byte UTF-8 crosses chunk boundaries in every test.
 
 import hashlib
 import random
+import re
 from collections.abc import Iterator, Sequence
 
 ECHO_WORDS = 8
@@ -80,3 +81,51 @@ def _prose(rng: random.Random, *, separator: str) -> Iterator[str]:
                 yield separator + word
                 separator = " "
         separator = "\n\n"
+
+
+MARKDOWN_SAMPLE = r"""## A rich answer
+
+Some **bold**, some *emphasis*, ~~struck~~ text and `inline_code()`; see the
+[Python docs](https://docs.python.org/3/) or https://example.org/plain.
+
+### A table
+
+| Language | Typing | Since |
+|----------|--------|------:|
+| Python | dynamic | 1991 |
+| JavaScript | dynamic | 1995 |
+
+### Lists
+
+- first point
+- second point
+  - nested point
+
+* [x] write the renderer
+* [ ] ship it
+
+### Code
+
+```python
+def greet(name: str) -> str:
+    # Say hello.
+    return f"Hello, {name}!"  # a <b>comment</b>
+```
+
+```javascript
+const answer = [1, 2, 3].map((n) => n * 2);
+console.log(`doubled: ${answer}`);
+```
+
+Inline math $e^{i\pi} + 1 = 0$ and \(a^2 + b^2 = c^2\), then display math:
+
+$$\int_0^1 x^2 \, dx = \frac{1}{3}$$
+
+![A diagram that must not load](https://images.example.com/diagram.png)
+"""
+"""What `sim:markdown=1` answers: one of each thing the chat page renders."""
+
+
+def markdown_tokens() -> list[str]:
+    """The Markdown sample one token at a time: each word with the whitespace before it."""
+    return re.findall(r"\s*\S+", MARKDOWN_SAMPLE)

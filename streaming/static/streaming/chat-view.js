@@ -3,7 +3,9 @@
  * and scrolling that follows new text only when the reader is at the bottom. No state and no socket: chat.js owns the
  * messages and calls these.
  *
- * Message text is only ever set with textContent, never parsed as HTML.
+ * A user's text is only ever set with textContent, never parsed as HTML. An assistant's answer
+ * is Markdown, rendered and sanitized by chat-markdown.js, the same while it streams and once
+ * it is stored.
  */
 (function (global) {
   "use strict";
@@ -45,6 +47,16 @@
     return typing;
   }
 
+  // An answer's Markdown, rendered; anything else as the plain text it is.
+  function fillContent(content, entry) {
+    if (entry.role === "assistant") {
+      content.className = "message-content message-content--markdown";
+      content.replaceChildren(global.ChatMarkdown.renderMarkdown(entry.content));
+    } else {
+      content.textContent = entry.content;
+    }
+  }
+
   // Same markup as the loop in conversation_detail.html.
   function buildBubble(entry) {
     const li = node("li", `message message--${entry.role} message--${entry.status}`);
@@ -64,7 +76,9 @@
       meta.append(node("span", `message-status message-status--${entry.status}`, label));
     }
     li.append(meta);
-    li.append(node("div", "message-content", entry.content));
+    const content = node("div", "message-content");
+    fillContent(content, entry);
+    li.append(content);
     if (entry.role === "assistant" && isUnderway(entry)) {
       li.append(typingIndicator());
     }
@@ -84,6 +98,7 @@
   /** The view of one message list: `els` has `list`, `empty` and `scroller`. */
   function createView(els) {
     function render(entry) {
+      cancelFrame(entry);
       const fresh = buildBubble(entry);
       if (entry.el && entry.el.parentNode) {
         entry.el.replaceWith(fresh);
@@ -95,16 +110,37 @@
     }
 
     // Streaming changes only the text: rebuilding the bubble for every delta would be wasteful.
+    // An answer is rendered again whole, at most once a frame however many deltas arrive.
     function renderContent(entry) {
+      if (entry.role !== "assistant") {
+        showContent(entry);
+      } else if (!entry.frame) {
+        entry.frame = global.requestAnimationFrame(() => {
+          entry.frame = null;
+          keepingScroll(() => showContent(entry));
+        });
+      }
+    }
+
+    function cancelFrame(entry) {
+      if (entry.frame) {
+        global.cancelAnimationFrame(entry.frame);
+        entry.frame = null;
+      }
+    }
+
+    /** Draw `entry`'s content into its bubble now, e.g. into one the server rendered. */
+    function showContent(entry) {
       const content = entry.el && entry.el.querySelector(".message-content");
       if (content) {
-        content.textContent = entry.content;
+        fillContent(content, entry);
       } else {
         render(entry);
       }
     }
 
     function remove(entry, nothingLeft) {
+      cancelFrame(entry);
       if (entry.el) {
         entry.el.remove();
       }
@@ -163,7 +199,7 @@
       }
     }
 
-    return { render, renderContent, remove, reorder, showRetry, scrollToBottom, keepingScroll };
+    return { render, renderContent, showContent, remove, reorder, showRetry, scrollToBottom, keepingScroll };
   }
 
   global.ChatView = { createView, isUnderway };

@@ -2,11 +2,12 @@
  * The chat page: history is already on the page (rendered by Django); this script opens the
  * conversation's WebSocket, sends what the user writes and renders what the server says.
  *
- * Message text is only ever set with textContent, never parsed as HTML.
+ * A user's text is only ever set with textContent; an answer's Markdown is rendered and
+ * sanitized by chat-markdown.js (through chat-view.js).
  * Frames are documented in docs/protocol.md; each frame type has one entry in `handlers`.
  * Loaded after chat-stream.js (how one answer's text is assembled from frames), chat-sync.js
  * (when to ask the server for the truth: the watchdog, the idle check and the pong) and
- * chat-view.js (how a message looks).
+ * chat-view.js (how a message looks, with chat-markdown.js).
  *
  * Any frame can be lost (group sends are dropped under load), so nothing here waits for one
  * for ever: a gap in an answer asks for a `sync` (chat-stream.js); a frame about a message
@@ -791,11 +792,15 @@
     for (const message of initial) {
       const entry = newEntry({ id: message.id, role: message.role, status: message.status });
       applyStored(entry, message);
-      // The server already rendered it; keep that node rather than drawing it again.
+      // The server already rendered it; keep that node rather than drawing it again. Its
+      // text is the stored text as written: an answer's Markdown is rendered here, by the
+      // renderer the live answer used.
       entry.el = els.list.querySelector(`[data-message-id="${message.id}"]`);
       messages.set(entry.key, entry);
       if (!entry.el) {
         render(entry);
+      } else if (entry.role === "assistant") {
+        view.showContent(entry);
       }
     }
   }

@@ -1,0 +1,204 @@
+/*
+ * How an assistant's answer looks: its Markdown rendered to sanitized HTML, the same way while
+ * it streams and once it is stored, so a reload shows what the live page showed.
+ *
+ * Two walls: markdown-it runs with raw HTML off (it escapes any tag the model writes) and
+ * refuses links to scripting and data URLs; DOMPurify then sanitizes what markdown-it wrote.
+ * Images are never loaded (a model's answer must not make the browser fetch anything): they
+ * become links with their alt text. Math is rendered by KaTeX as MathML only, which needs no
+ * inline styles (the site's Content-Security-Policy forbids them) and no fonts.
+ *
+ * Code blocks are highlighted by highlight.js and get a header with their language and a
+ * Copy button. The button is part of the rendered HTML and one listener on the document
+ * handles every Copy click, so re-rendering a streaming answer never loses or doubles one.
+ *
+ * The libraries come from streaming/static/streaming/vendor/ (make vendor). In the browser
+ * they are globals; Node's tests (tests/js/) pass them to createMarkdown() and test the
+ * markdown-it layer, toHtml(), which needs no DOM.
+ */
+(function (global) {
+  "use strict";
+
+  // Deeper nesting than this is rendered as text: a bomb of nested brackets or emphasis
+  // stays linear instead of eating the page.
+  const MAX_NESTING = 20;
+  // Guessing a code block's language tries every language; past this length, plain text.
+  const AUTODETECT_MAX_CHARS = 4000;
+  // How long a Copy button says "Copied".
+  const COPIED_MS = 1500;
+  // Schemes that run code or smuggle content in a link. Browsers ignore tabs, newlines and
+  // leading control characters in a URL's scheme, so those are removed before the test.
+  const UNSAFE_URL = /^(?:javascript|vbscript|data):/i;
+  // eslint-disable-next-line no-control-regex
+  const URL_IGNORED = /[\u0000-\u0020\u007f-\u009f]/g;
+
+  /** Whether `url` may become a link's href: not a scripting or data URL. */
+  function isSafeUrl(url) {
+    return !UNSAFE_URL.test(String(url).replace(URL_IGNORED, ""));
+  }
+
+  function escapeHtml(text) {
+    return text
+      .replace(/&/g, "&amp;")
+      .replace(/</g, "&lt;")
+      .replace(/>/g, "&gt;")
+      .replace(/"/g, "&quot;");
+  }
+
+  /**
+   * A renderer from the libraries `libs`: {markdownit, taskLists, texmath, katex, hljs} and,
+   * in a browser, DOMPurify. Returns {toHtml, render}.
+   */
+  function createMarkdown(libs) {
+    const md = libs.markdownit({
+      html: false,
+      linkify: true,
+      typographer: false,
+      maxNesting: MAX_NESTING,
+    });
+    // Tables and strikethrough are in markdown-it's default preset.
+    md.validateLink = isSafeUrl;
+    md.use(libs.taskLists, { enabled: false, label: false });
+    md.use(libs.texmath, {
+      engine: libs.katex,
+      delimiters: ["dollars", "brackets"],
+      katexOptions: { output: "mathml", throwOnError: false, trust: false, maxExpand: 1000 },
+    });
+    mathAsPlainElements(md);
+    md.renderer.rules.fence = (tokens, idx) => {
+      const token = tokens[idx];
+      const language = token.info.trim().split(/\s+/)[0] || "";
+      return codeBlock(libs.hljs, token.content, language);
+    };
+    md.renderer.rules.code_block = (tokens, idx) => codeBlock(libs.hljs, tokens[idx].content, "");
+    md.renderer.rules.image = (tokens, idx, options, env, self) => {
+      const token = tokens[idx];
+      const src = token.attrGet("src") || "";
+      const alt = self.renderInlineAsText(token.children || [], options, env) || src;
+      return `<a class="md-image" href="${escapeHtml(src)}">${escapeHtml(alt)}</a>`;
+    };
+
+    /** The answer as HTML, from markdown-it alone: not yet sanitized. */
+    function toHtml(text) {
+      return md.render(text);
+    }
+
+    const purify = libs.DOMPurify;
+    if (purify) {
+      purify.addHook("afterSanitizeAttributes", linkPolicy);
+    }
+
+    /** The answer as a sanitized DocumentFragment (browser only). */
+    function render(text) {
+      return purify.sanitize(toHtml(text), {
+        RETURN_DOM_FRAGMENT: true,
+        USE_PROFILES: { html: true, mathMl: true },
+        // Nothing from an answer loads anything: images are links already.
+        FORBID_TAGS: ["img", "picture", "source", "video", "audio", "track", "style", "form"],
+        // No ids: several answers on one page would repeat them, and they could clobber
+        // names scripts look up.
+        FORBID_ATTR: ["id", "style"],
+        // KaTeX keeps the TeX source in <annotation>; DOMPurify drops the tag, and the TeX
+        // must go with it rather than show as text after the formula.
+        ADD_FORBID_CONTENTS: ["annotation"],
+      });
+    }
+
+    return { toHtml, render };
+  }
+
+  // texmath wraps formulas in its own <eq>/<eqn>/<section> tags; ordinary elements are
+  // simpler to sanitize and style.
+  function mathAsPlainElements(md) {
+    const rules = md.renderer.rules;
+    for (const name of Object.keys(rules)) {
+      if (!name.startsWith("math_")) {
+        continue;
+      }
+      const texmathRule = rules[name];
+      const display = name.startsWith("math_block");
+      rules[name] = (tokens, idx, ...rest) => {
+        const html = texmathRule(tokens, idx, ...rest)
+          .replace(/^<section[^>]*>|<\/section>$/g, "")
+          .replace(/^<eqn?>|<\/eqn?>$/g, "");
+        return display ? `<div class="math math--display">${html}</div>\n` : `<span class="math">${html}</span>`;
+      };
+    }
+  }
+
+  function codeBlock(hljs, content, language) {
+    // The code exactly as written, without the newline before the closing fence.
+    const code = content.replace(/\n$/, "");
+    let html = null;
+    let label = language;
+    if (language && hljs.getLanguage(language)) {
+      html = hljs.highlight(code, { language, ignoreIllegals: true }).value;
+    } else if (!language && code.length <= AUTODETECT_MAX_CHARS) {
+      const guess = hljs.highlightAuto(code);
+      if (guess.language) {
+        html = guess.value;
+        label = guess.language;
+      }
+    }
+    const languageClass = label ? ` language-${escapeHtml(label)}` : "";
+    return (
+      '<div class="code-block">' +
+      '<div class="code-header">' +
+      `<span class="code-language">${escapeHtml(label || "text")}</span>` +
+      '<button type="button" class="button button--small code-copy">Copy</button>' +
+      "</div>" +
+      `<pre><code class="hljs${languageClass}">${html === null ? escapeHtml(code) : html}</code></pre>` +
+      "</div>\n"
+    );
+  }
+
+  // DOMPurify's hook for every element it keeps: links open in a new tab without handing the
+  // page to it, and no scripting or data URL survives in any attribute that navigates.
+  function linkPolicy(element) {
+    for (const name of ["href", "src", "action", "formaction", "xlink:href"]) {
+      const value = element.getAttribute(name);
+      if (value !== null && !isSafeUrl(value)) {
+        element.removeAttribute(name);
+      }
+    }
+    if (element.tagName === "A" && element.hasAttribute("href")) {
+      element.setAttribute("target", "_blank");
+      element.setAttribute("rel", "noopener noreferrer");
+    }
+  }
+
+  // One listener for every Copy button, present and future.
+  function listenForCopy(document) {
+    document.addEventListener("click", (event) => {
+      const button = event.target.closest && event.target.closest(".code-copy");
+      if (!button) {
+        return;
+      }
+      const code = button.closest(".code-block").querySelector("code");
+      global.navigator.clipboard.writeText(code.textContent).then(() => {
+        button.textContent = "Copied";
+        global.setTimeout(() => {
+          button.textContent = "Copy";
+        }, COPIED_MS);
+      });
+    });
+  }
+
+  const api = { createMarkdown, isSafeUrl, MAX_NESTING, AUTODETECT_MAX_CHARS };
+  if (typeof module !== "undefined" && module.exports) {
+    module.exports = api;
+  } else {
+    const renderer = createMarkdown({
+      markdownit: global.markdownit,
+      taskLists: global.markdownItTaskLists,
+      texmath: global.texmath,
+      katex: global.katex,
+      hljs: global.hljs,
+      DOMPurify: global.DOMPurify,
+    });
+    /** An answer's Markdown as a sanitized DocumentFragment. */
+    api.renderMarkdown = renderer.render;
+    listenForCopy(global.document);
+    global.ChatMarkdown = api;
+  }
+})(typeof window !== "undefined" ? window : globalThis);
