@@ -28,6 +28,7 @@ from tests.test_browser import (
     finished_answer,
     open_new_chat,
     orm,
+    plain,
     script_problems,
     send,
     wait_for_more_text,
@@ -140,7 +141,7 @@ def assert_shows_saved_answer(chat: Chat, user: User, status: str = "complete") 
     answer = saved_answer(user)
     assert answer.status == status
     expect(bubble.locator(".message-content")).to_have_text(answer.content)
-    assert bubble_text(bubble) == answer.content
+    assert bubble_text(bubble) == plain(answer.content)
     assert answer.content
     return answer
 

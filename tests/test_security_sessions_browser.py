@@ -28,6 +28,7 @@ from tests.test_browser import (
     open_new_chat,
     orm,
     page,  # noqa: F401  (the fixture: a Chromium page on a live server)
+    plain,
     received_frames,
     script_problems,
     send,
@@ -75,7 +76,7 @@ def saved_answer_shown(tab: Page, user: User) -> None:
     text = bubble_text(finished_answer(tab, "complete"))
     answer = orm(lambda: Message.objects.get(conversation__owner=user, role="assistant"))
     assert answer.status == Message.Status.COMPLETE
-    assert answer.content == text
+    assert plain(answer.content) == text
 
 
 def test_logging_out_in_another_tab_signs_the_chat_page_out(
