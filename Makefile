@@ -45,6 +45,11 @@ vendor:
 		$(VENDOR)/dompurify $(VENDOR)/highlight.js $(VENDOR)/katex
 	cp $(NPM_MODULES)/markdown-it/dist/browser/markdown-it.umd.min.js $(NPM_MODULES)/markdown-it/LICENSE \
 		$(VENDOR)/markdown-it/
+	# markdown-it's browser build bundles these; their licences go beside it.
+	for dep in linkify-it mdurl entities; do \
+		cp $(NPM_MODULES)/$$dep/LICENSE $(VENDOR)/markdown-it/LICENSE.$$dep; done
+	cp $(NPM_MODULES)/uc.micro/LICENSE.txt $(VENDOR)/markdown-it/LICENSE.uc.micro
+	cp $(NPM_MODULES)/punycode.js/LICENSE-MIT.txt $(VENDOR)/markdown-it/LICENSE.punycode
 	cp $(NPM_MODULES)/@hedgedoc/markdown-it-task-lists/dist/index.umd.js \
 		$(VENDOR)/markdown-it-task-lists/markdown-it-task-lists.umd.js
 	cp $(NPM_MODULES)/@hedgedoc/markdown-it-task-lists/LICENSES/ISC.txt \
