@@ -156,13 +156,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         try:
             if text_data is None:
                 raise FrameError("Frames must be JSON text, not binary.", code="bad_json")
-            if len(text_data) > settings.MAX_FRAME_CHARS:
-                # Refused unread: parsing a huge frame costs the server, not the sender.
-                raise FrameError(
-                    f"The frame is {len(text_data)} characters long; the limit is "
-                    f"{settings.MAX_FRAME_CHARS}.",
-                    code="frame_too_long",
-                )
+            # Refused unread: parsing a huge frame costs the server, not the sender.
+            services.check_length(
+                text_data, settings.MAX_FRAME_CHARS, what="The frame", code="frame_too_long"
+            )
             await self.receive_json(await self.decode_json(text_data), **kwargs)
         except ConversationGone:
             await self.chat_deleted(control.deleted_event())

@@ -125,12 +125,11 @@ class SocketSlot:
                 return False
             places[self.channel_name] = expires
             return True
-        else:
-            ceiling = limit if limit is not None else 2**31
-            taken = await client.eval(
-                _TAKE, 1, self._key, now, expires, self.channel_name, ceiling, SLOT_SECONDS * 2
-            )
-            return bool(taken)
+        ceiling = limit if limit is not None else 2**31
+        taken = await client.eval(
+            _TAKE, 1, self._key, now, expires, self.channel_name, ceiling, SLOT_SECONDS * 2
+        )
+        return bool(taken)
 
 
 class FrameBudget:

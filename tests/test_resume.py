@@ -210,11 +210,7 @@ async def test_stop_closes_the_upstream_request(
         await communicator.send_json_to({"type": "stop"})
         await receive_until(communicator, "done")
         await communicator.disconnect()
-        for _ in range(100):
-            if own.simulator.open_connections == 0:
-                break
-            await asyncio.sleep(0.02)
-        assert own.simulator.open_connections == 0
+        await until(lambda: own.simulator.open_connections == 0, what="the upstream request closed")
 
 
 async def test_stop_with_nothing_running_is_a_no_op(

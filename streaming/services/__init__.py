@@ -26,6 +26,7 @@ from streaming.services.answers import (
 from streaming.services.conversations import (
     BUSY_MESSAGE,
     PostedMessage,
+    check_length,
     check_storable,
     digest,
     do_create_conversation,
@@ -50,6 +51,7 @@ __all__ = [
     "Outcome",
     "PostedMessage",
     "Saved",
+    "check_length",
     "check_storable",
     "db_executor",
     "digest",

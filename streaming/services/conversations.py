@@ -57,16 +57,17 @@ def do_create_conversation(
     )
 
 
+def check_length(text: str, limit: int, *, what: str, code: str) -> None:
+    """Refuse ``text`` longer than ``limit`` characters, saying by how much."""
+    if len(text) > limit:
+        raise FrameError(f"{what} is {len(text)} characters long; the limit is {limit}.", code=code)
+
+
 def validate_content(content: Any) -> str:
     """The text of a user message, or a FrameError a person understands."""
     if not isinstance(content, str) or not content.strip():
         raise FrameError("Write a message before sending.", code="empty_content")
-    if len(content) > settings.MAX_MESSAGE_CHARS:
-        raise FrameError(
-            f"The message is {len(content)} characters long; the limit is "
-            f"{settings.MAX_MESSAGE_CHARS}.",
-            code="content_too_long",
-        )
+    check_length(content, settings.MAX_MESSAGE_CHARS, what="The message", code="content_too_long")
     check_storable(content, what="The message")
     return content
 

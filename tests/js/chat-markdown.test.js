@@ -106,3 +106,29 @@ describe("Markdown policy", () => {
     }
   });
 });
+
+describe("Code blocks while an answer streams", () => {
+  const answer =
+    "Two blocks:\n\n```python\nprint('one')\n```\n\nand\n\n```\nlet x = 1;\nconsole.log(x);\n```\n";
+
+  it("renders every prefix of an answer exactly as a fresh renderer would", () => {
+    const streaming = createMarkdown(libs);
+    for (let end = 1; end <= answer.length; end++) {
+      const prefix = answer.slice(0, end);
+      assert.equal(streaming.toHtml(prefix), createMarkdown(libs).toHtml(prefix));
+    }
+  });
+
+  it("highlights a finished block once, however often the answer is rendered again", () => {
+    let calls = 0;
+    const hljs = Object.create(libs.hljs);
+    hljs.highlight = (...args) => (calls++, libs.hljs.highlight(...args));
+    hljs.highlightAuto = (...args) => (calls++, libs.hljs.highlightAuto(...args));
+    const { toHtml: render } = createMarkdown({ ...libs, hljs });
+
+    const first = render(answer);
+    assert.equal(calls, 2);
+    assert.equal(render(answer), first);
+    assert.equal(calls, 2);
+  });
+});

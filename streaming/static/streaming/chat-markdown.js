@@ -24,6 +24,7 @@
   const MAX_NESTING = 20;
   // Guessing a code block's language tries every language; past this length, plain text.
   const AUTODETECT_MAX_CHARS = 4000;
+  const HIGHLIGHT_CACHE_SIZE = 200;
   // How long a Copy button says "Copied".
   const COPIED_MS = 1500;
   // Schemes that run code or smuggle content in a link. Browsers ignore tabs, newlines and
@@ -65,12 +66,27 @@
       katexOptions: { output: "mathml", throwOnError: false, trust: false, maxExpand: 1000 },
     });
     mathAsPlainElements(md);
+    // A streaming answer is rendered again every frame, but only its last code block grows:
+    // the blocks before it are highlighted once and reused.
+    const highlighted = new Map();
+    function cachedCodeBlock(content, language) {
+      const key = `${language}\u0000${content}`;
+      let html = highlighted.get(key);
+      if (html === undefined) {
+        html = codeBlock(libs.hljs, content, language);
+        if (highlighted.size >= HIGHLIGHT_CACHE_SIZE) {
+          highlighted.delete(highlighted.keys().next().value); // the oldest
+        }
+        highlighted.set(key, html);
+      }
+      return html;
+    }
     md.renderer.rules.fence = (tokens, idx) => {
       const token = tokens[idx];
       const language = token.info.trim().split(/\s+/)[0] || "";
-      return codeBlock(libs.hljs, token.content, language);
+      return cachedCodeBlock(token.content, language);
     };
-    md.renderer.rules.code_block = (tokens, idx) => codeBlock(libs.hljs, tokens[idx].content, "");
+    md.renderer.rules.code_block = (tokens, idx) => cachedCodeBlock(tokens[idx].content, "");
     md.renderer.rules.image = (tokens, idx, options, env, self) => {
       const token = tokens[idx];
       const src = token.attrGet("src") || "";
