@@ -5,7 +5,11 @@ from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django.utils.text import Truncator
 
 from streaming import services
 from streaming.models import Conversation, Message, Quota
@@ -16,7 +20,16 @@ class MessageInline(admin.TabularInline[Message, Conversation]):
     model = Message
     extra = 0
     can_delete = False
-    fields = ("created_at", "role", "status", "content", "model", "finish_reason", "error")
+    fields = (
+        "created_at",
+        "role",
+        "status",
+        "content",
+        "parent",
+        "model",
+        "finish_reason",
+        "error",
+    )
     readonly_fields = fields
     ordering = ("created_at",)
     show_change_link = True
@@ -32,9 +45,45 @@ class ConversationAdmin(admin.ModelAdmin[Conversation]):
     search_fields = ("title", "owner__username", "owner__email", "messages__content")
     list_filter = ("messages__status", "model", "created_at", "updated_at")
     date_hierarchy = "updated_at"
-    readonly_fields = ("id", "created_at", "updated_at")
+    readonly_fields = ("id", "created_at", "updated_at", "message_tree")
     raw_id_fields = ("owner",)
     inlines = (MessageInline,)
+
+    @admin.display(description="Messages as a tree")
+    def message_tree(self, obj: Conversation) -> str:
+        """Every message in reading order, the versions of a turn indented under the turn
+        before them with the branch below each, and the branch shown in bold: what each tab
+        of the conversation shows and what the model is sent."""
+        if obj.pk is None:
+            return "-"
+        tree = services.Tree.of(obj)
+        shown = {m.pk for m in tree.branch(obj.leaf_id)}
+        rows = []
+        # Depth first, without recursion: a branch can be thousands of messages long. Only
+        # a turn with several versions indents; a plain conversation reads as a list.
+        stack = [(m, 0, len(tree.children[None]) > 1) for m in reversed(tree.children[None])]
+        while stack:
+            message, depth, forked = stack.pop()
+            versions = tree.versions(message)
+            where = f"version {versions.index(message) + 1} of {len(versions)} · " if forked else ""
+            label = format_html(
+                "{}{} · {}{}: {}",
+                "\u2003\u2003" * depth + ("↳ " if forked else ""),
+                message.get_role_display(),
+                where,
+                message.get_status_display(),
+                Truncator(message.content).chars(120) or "(empty)",
+            )
+            if message.pk in shown:
+                label = format_html("<strong>{}</strong>", label)
+            link = reverse("admin:streaming_message_change", args=[message.pk])
+            rows.append(format_html('<a href="{}">{}</a>', link, label))
+            children = tree.children.get(message.pk, [])
+            fork = len(children) > 1
+            stack.extend((child, depth + fork, fork) for child in reversed(children))
+        if not rows:
+            return "(no messages)"
+        return format_html_join(mark_safe("<br>"), "{}", ((row,) for row in rows))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
         queryset: QuerySet[Conversation] = super().get_queryset(request)
@@ -68,6 +117,7 @@ class MessageAdmin(admin.ModelAdmin[Message]):
     readonly_fields = (
         "id",
         "conversation",
+        "parent",
         "role",
         "content",
         "model",

@@ -129,7 +129,7 @@ class Answer:
         try:
             # The model's first token is the longest wait: ask for it before announcing.
             self._reader = asyncio.create_task(self._read(), name=f"reader-{self.message.id}")
-            await self._send(control.start_event(self.message.id))
+            await self._send(control.start_event(self.message))
             await self._pump()
         except asyncio.CancelledError:
             # Cancelled from outside (the event loop is closing): save what we have.

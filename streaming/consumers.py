@@ -189,6 +189,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             "stop": self.stop,
             "sync": self.sync,
             "retry": self.retry,
+            "switch": self.switch,
             "resync": self.resync,
             "ping": self.ping,
         }
@@ -210,12 +211,21 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             raise
 
     async def user_message(self, frame: dict[str, Any]) -> None:
-        """Save the user's message and start the answer (or recognise a resend)."""
+        """Save the user's message and start the answer (or recognise a resend).
+
+        `parent_id` is the answer it follows (null: the first turn); without it, the message
+        follows the branch shown.
+        """
         content = services.validate_content(frame.get("content"))
         client_id = uuid_field(frame, "client_id", code="bad_client_id")
+        parent_id: services.Follows = services.BRANCH_END
+        if "parent_id" in frame:
+            parent_id = None
+            if frame["parent_id"] is not None:
+                parent_id = uuid_field(frame, "parent_id", code="bad_parent")
         with runtime.room():
             posted = await services.to_async(services.do_post_user_message)(
-                self.conversation, content, client_id
+                self.conversation, content, client_id, parent_id
             )
             if posted.assistant_message is not None:
                 runtime.start_answer(posted.assistant_message, posted.history)
@@ -225,13 +235,18 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         await self.send_json(control.to_frame(control.message_event(posted.user_message, title)))
 
     async def retry(self, frame: dict[str, Any]) -> None:
-        """Answer the last user message again, in a new assistant message."""
+        """Regenerate an answer: a new version of it, answering the same user message."""
         message_id = uuid_field(frame, "message_id", code="bad_retry")
         with runtime.room():
-            answer, history = await services.to_async(services.do_retry)(
+            answer, history = await services.to_async(services.do_regenerate)(
                 self.conversation, message_id
             )
             runtime.start_answer(answer, history)
+
+    async def switch(self, frame: dict[str, Any]) -> None:
+        """Show another version of a message: every tab gets the branch through it."""
+        message_id = uuid_field(frame, "message_id", code="bad_switch")
+        await services.to_async(services.do_switch_branch)(self.conversation, message_id)
 
     async def stop(self, frame: dict[str, Any]) -> None:
         """Stop the conversation's answer (or ``message_id``), on whichever process runs it.
@@ -323,6 +338,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         await self.send_json(control.to_frame(event))
 
     async def chat_done(self, event: control.DoneEvent) -> None:
+        await self.send_json(control.to_frame(event))
+
+    async def chat_branch(self, event: control.BranchEvent) -> None:
         await self.send_json(control.to_frame(event))
 
     async def chat_pong(self, event: control.PongEvent) -> None:

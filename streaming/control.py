@@ -42,10 +42,12 @@ class MessageEvent(TypedDict):
 
 
 class StartEvent(TypedDict):
-    """An answer began (its row is `streaming`)."""
+    """An answer began (its row is `streaming`); it is the end of the branch shown now."""
 
     type: Literal["chat.start"]
     message_id: str
+    #: The user message it answers (services/tree.py).
+    parent_id: str | None
 
 
 class DeltaEvent(TypedDict):
@@ -80,6 +82,13 @@ class DoneEvent(TypedDict):
     message: dict[str, Any]
 
 
+class BranchEvent(TypedDict):
+    """The conversation shows another branch now: the one that ends at `leaf_id`."""
+
+    type: Literal["chat.branch"]
+    leaf_id: str
+
+
 class DeletedEvent(TypedDict):
     """The conversation was deleted."""
 
@@ -92,15 +101,22 @@ class PongEvent(TypedDict):
 
     type: Literal["chat.pong"]
     title: str
-    #: How many messages are stored.
+    #: How many messages are stored (every version).
     count: int
-    #: The newest message's id and status (None in an empty conversation).
+    #: The id and status of the last message of the branch shown (None without messages).
     last_id: str | None
     last_status: str | None
 
 
 ChatEvent = (
-    MessageEvent | StartEvent | DeltaEvent | SyncEvent | DoneEvent | DeletedEvent | PongEvent
+    MessageEvent
+    | StartEvent
+    | DeltaEvent
+    | SyncEvent
+    | DoneEvent
+    | BranchEvent
+    | DeletedEvent
+    | PongEvent
 )
 
 
@@ -155,6 +171,7 @@ def serialize_message(message: Message) -> dict[str, Any]:
     """The JSON shape of a message in every frame and in the page's initial data."""
     return {
         "id": str(message.id),
+        "parent_id": str(message.parent_id) if message.parent_id else None,
         "role": message.role,
         "content": message.content,
         "status": message.status,
@@ -171,8 +188,9 @@ def message_event(message: Message, title: str) -> MessageEvent:
     return {"type": "chat.message", "message": serialize_message(message), "title": title}
 
 
-def start_event(message_id: object) -> StartEvent:
-    return {"type": "chat.start", "message_id": str(message_id)}
+def start_event(message: Message) -> StartEvent:
+    parent_id = str(message.parent_id) if message.parent_id else None
+    return {"type": "chat.start", "message_id": str(message.id), "parent_id": parent_id}
 
 
 def delta_event(message_id: object, seq: int, text: str) -> DeltaEvent:
@@ -201,6 +219,10 @@ def done_event(message: Message) -> DoneEvent:
         "seq": message.seq,
         "message": serialize_message(message),
     }
+
+
+def branch_event(leaf_id: object) -> BranchEvent:
+    return {"type": "chat.branch", "leaf_id": str(leaf_id)}
 
 
 def deleted_event() -> DeletedEvent:

@@ -31,6 +31,17 @@ class Conversation(models.Model):
     title = models.CharField(max_length=200, blank=True)
     system_prompt = models.TextField(blank=True)
     model = models.CharField(max_length=200, blank=True, help_text="Empty: the site default.")
+    # The last message of the branch shown (messages form a tree: each edit and regenerated
+    # answer is a version beside the old one). Every tab shows this branch, and the model is
+    # sent it. Null: the newest message (a conversation with none, or made by hand).
+    leaf = models.ForeignKey(
+        "Message",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # Moved forward by every new message, so it is also "last activity".
     updated_at = models.DateTimeField(auto_now=True)
@@ -72,6 +83,17 @@ class Message(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    # The message this one follows: an answer follows its user message, and a user message
+    # the answer before it (None: the conversation's first turn). Versions of a message (an
+    # edit, a regenerated answer) share their parent.
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="children",
+        editable=False,
     )
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)

@@ -57,15 +57,20 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
     conversation = services.get_conversation_for(request.user, conversation_id)
     if conversation is None:
         raise Http404("No such conversation.")
-    messages = list(conversation.messages.all())
+    tree = services.Tree.of(conversation)
+    leaf = tree.leaf(conversation.leaf_id)
     return render(
         request,
         "streaming/conversation_detail.html",
         {
             "conversation": conversation,
             "conversations": _recent_conversations(request),
-            "chat_messages": messages,
-            "initial_messages": [control.serialize_message(m) for m in messages],
+            # The branch shown is in the HTML; every version is in the page's data.
+            "chat_messages": tree.path(leaf),
+            "initial_messages": {
+                "messages": [control.serialize_message(m) for m in tree.messages],
+                "leaf_id": str(leaf.pk) if leaf else None,
+            },
             "max_message_chars": settings.MAX_MESSAGE_CHARS,
         },
     )

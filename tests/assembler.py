@@ -32,6 +32,8 @@ class Assembler:
     syncing: dict[str, int] = field(default_factory=dict)
     #: Every stored message the socket knows: id → status, oldest first.
     stored: dict[str, str] = field(default_factory=dict)
+    #: The last message of the branch shown (docs/protocol.md, "Versions").
+    leaf: str | None = None
     #: The conversation's stored title as last told; None before the first snapshot.
     title: str | None = None
     #: A `resync` went out and its snapshot has not come yet.
@@ -54,9 +56,17 @@ class Assembler:
         elif kind == "message":
             if isinstance(frame.get("title"), str):
                 self.title = frame["title"]
+            if frame["message"]["id"] not in self.stored:
+                self.leaf = frame["message"]["id"]  # a new message ends the branch shown
             self.stored[frame["message"]["id"]] = frame["message"]["status"]
+        elif kind == "branch":
+            if frame["leaf_id"] not in self.stored:
+                return self._unknown()
+            self.leaf = frame["leaf_id"]
         elif kind == "start":
             message_id = frame["message_id"]
+            if message_id not in self.stored:
+                self.leaf = message_id
             if message_id not in self.ended:
                 self.stored.setdefault(message_id, STREAMING)
                 self.text.setdefault(message_id, "")
@@ -85,7 +95,8 @@ class Assembler:
 
     def pong(self, frame: dict[str, Any]) -> dict[str, Any] | None:
         """A `resync` request if the stored conversation a `pong` describes is not the known one."""
-        last_id, last_status = next(reversed(self.stored.items()), (None, None))
+        last_id = self.leaf
+        last_status = self.stored.get(last_id) if last_id is not None else None
         title_differs = self.title is not None and frame.get("title", self.title) != self.title
         if (
             frame["count"] != len(self.stored)
@@ -106,6 +117,7 @@ class Assembler:
         self.resyncing = False
         self.title = frame["title"]
         self.stored = {m["id"]: m["status"] for m in frame["messages"]}
+        self.leaf = frame["leaf_id"]
         for message in frame["messages"]:
             if message["status"] != STREAMING:
                 self.ended[message["id"]] = message

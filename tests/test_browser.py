@@ -7,6 +7,7 @@ in its `tmp_path`, for a person to look at when it fails.
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -70,6 +71,14 @@ def orm(query: Callable[[], T]) -> T:
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(call).result()
+
+
+def orm_until(condition: Callable[[], object], *, timeout: float = 15.0) -> None:
+    """Poll the database with ``condition`` (run by ``orm``) until it holds, or fail."""
+    deadline = time.monotonic() + timeout
+    while not orm(condition):
+        assert time.monotonic() < deadline, "the database never reached the expected state"
+        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -524,12 +533,11 @@ def test_retry_after_failure_answers_again(page: Page, user: User, tmp_path: Pat
 
     retry.click()
 
-    expect(page.locator(".message--assistant")).to_have_count(2)
+    # The new answer is a second version in the failed one's place, not a bubble below it.
     answer = finished_answer(page, "complete")
     assert bubble_text(answer)
-    # The failed answer stays as it was, above the new one, without its button.
-    expect(failed).to_have_attribute("data-status", "error")
-    expect(failed.locator(".message-status")).to_have_text("Failed")
+    expect(page.locator(".message--assistant")).to_have_count(1)
+    expect(answer.locator(".message-version")).to_have_text("2 / 2")
     expect(page.get_by_role("button", name="Retry")).to_have_count(0)
     page.screenshot(path=tmp_path / "retried.png")
     saved = orm(lambda: list(Message.objects.filter(conversation__owner=user)))
@@ -538,14 +546,22 @@ def test_retry_after_failure_answers_again(page: Page, user: User, tmp_path: Pat
         ("assistant", "error"),
         ("assistant", "complete"),
     ]
+    assert saved[1].parent_id == saved[2].parent_id == saved[0].id
     assert saved[1].content == ""
     assert plain(saved[2].content) == bubble_text(answer)
 
+    # The failed one is still there, one click away, as it was.
+    answer.get_by_role("button", name="Previous version").click()
+    expect(failed.locator(".message-status")).to_have_text("Failed")
+    expect(failed.locator(".message-version")).to_have_text("1 / 2")
+    expect(page.locator(".message--assistant")).to_have_count(1)
+    orm_until(lambda: Conversation.objects.get(owner=user).leaf_id == saved[1].id)
+
     page.reload()
     wait_until_connected(page)
-    expect(page.locator(".message")).to_have_count(3)
-    expect(page.locator(f'[data-message-id="{failed_id}"] .message-status')).to_have_text("Failed")
-    expect(page.get_by_role("button", name="Retry")).to_have_count(0)
+    expect(page.locator(".message")).to_have_count(2)
+    expect(failed.locator(".message-status")).to_have_text("Failed")
+    expect(failed.get_by_role("button", name="Retry")).to_be_visible()
     assert problems == []
 
 
@@ -553,7 +569,7 @@ def test_interrupted_answer_is_shown_with_retry(page: Page, user: User, tmp_path
     def interrupted_conversation() -> tuple[Conversation, Message]:
         conversation = Conversation.objects.create(owner=user, title="Cut short")
         asked = timezone.now() - timedelta(minutes=1)
-        Message.objects.create(
+        question = Message.objects.create(
             conversation=conversation,
             role=Message.Role.USER,
             content="Tell me about rivers sim:tokens=12",
@@ -561,6 +577,7 @@ def test_interrupted_answer_is_shown_with_retry(page: Page, user: User, tmp_path
         )
         answer = Message.objects.create(
             conversation=conversation,
+            parent=question,
             role=Message.Role.ASSISTANT,
             status=Message.Status.INTERRUPTED,
             content="Rivers begin as",
@@ -586,9 +603,9 @@ def test_interrupted_answer_is_shown_with_retry(page: Page, user: User, tmp_path
 
     retry.click()
 
-    expect(page.locator(".message--assistant")).to_have_count(2)
     answer = finished_answer(page, "complete")
-    expect(bubble.locator(".message-status")).to_have_text("Interrupted")
+    expect(page.locator(".message--assistant")).to_have_count(1)
+    expect(answer.locator(".message-version")).to_have_text("2 / 2")
     expect(page.get_by_role("button", name="Retry")).to_have_count(0)
     saved = orm(lambda: list(Message.objects.filter(conversation=conversation)))
     assert [(m.role, m.status) for m in saved] == [

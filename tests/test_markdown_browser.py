@@ -68,9 +68,13 @@ def stored_answer(user: User, content: str) -> Conversation:
 
     def create() -> Conversation:
         conversation = Conversation.objects.create(owner=user, title="hostile")
-        Message.objects.create(conversation=conversation, role="user", content="hi")
+        asked = Message.objects.create(conversation=conversation, role="user", content="hi")
         Message.objects.create(
-            conversation=conversation, role="assistant", content=content, status="complete"
+            conversation=conversation,
+            parent=asked,
+            role="assistant",
+            content=content,
+            status="complete",
         )
         return conversation
 

@@ -255,20 +255,46 @@ async def test_retry_answers_again_in_a_new_message(
     assert sent[1]["messages"] == [{"role": "user", "content": content}]
 
 
-async def test_retry_of_an_older_message_is_refused(
+async def test_regenerating_an_older_answer_makes_a_version_and_sends_only_its_branch(
+    connect: Connect, conversation: Conversation, user: User, simulator: SimulatorThread
+) -> None:
+    communicator = await connect(conversation.id, user)
+    one = f"one {uuid.uuid4()} sim:tokens=2"
+    await communicator.send_json_to(user_message(one))
+    first = (await receive_until(communicator, "done"))[-1]
+    await communicator.send_json_to(user_message("two sim:tokens=2"))
+    await receive_until(communicator, "done")
+
+    await communicator.send_json_to({"type": "retry", "message_id": first["message_id"]})
+    frames = await receive_until(communicator, "done")
+    await communicator.disconnect()
+
+    start = frames[0]
+    assert start["type"] == "start"
+    assert start["parent_id"] == first["message"]["parent_id"]
+    assert frames[-1]["status"] == "complete"
+    # The model was sent the first turn only: not the old answer, not the second turn.
+    asked = [r["messages"] for r in simulator.requests if r["messages"][0]["content"] == one]
+    assert asked[-1] == [{"role": "user", "content": one}]
+    await conversation.arefresh_from_db()
+    assert str(conversation.leaf_id) == start["message_id"]
+    versions = [m async for m in conversation.messages.filter(parent_id=start["parent_id"])]
+    assert len(versions) == 2
+    assert await conversation.messages.acount() == 5  # nothing removed
+
+
+async def test_retry_of_a_user_message_or_a_stranger_is_refused(
     connect: Connect, conversation: Conversation, user: User
 ) -> None:
     communicator = await connect(conversation.id, user)
     await communicator.send_json_to(user_message("one sim:tokens=2"))
-    first = (await receive_until(communicator, "done"))[-1]
-    await communicator.send_json_to(user_message("two sim:tokens=2"))
-    await receive_until(communicator, "done")
-    await communicator.send_json_to({"type": "retry", "message_id": first["message_id"]})
-
-    error = await communicator.receive_json_from(timeout=5)
+    done = (await receive_until(communicator, "done"))[-1]
+    for message_id in (done["message"]["parent_id"], str(uuid.uuid4())):
+        await communicator.send_json_to({"type": "retry", "message_id": message_id})
+        error = await communicator.receive_json_from(timeout=5)
+        assert error["code"] == "bad_retry"
     await communicator.disconnect()
-    assert error["code"] == "bad_retry"
-    assert await conversation.messages.acount() == 4
+    assert await conversation.messages.acount() == 2
 
 
 async def test_retry_while_streaming_is_busy(

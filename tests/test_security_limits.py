@@ -338,9 +338,11 @@ async def test_history_sent_upstream_is_trimmed_to_the_context_budget(
     (server,) = live_servers(1, OPENAI_CONTEXT_TOKENS="350")
     conversation = await Conversation.objects.acreate(owner=user, system_prompt="Be brief.")
     start = timezone.now() - timedelta(hours=1)
-    for n in range(10):  # 10 turns of ~100 estimated tokens each
-        await Message.objects.acreate(
+    parent = None
+    for n in range(10):  # 10 turns of ~100 estimated tokens each, one after the other
+        parent = await Message.objects.acreate(
             conversation=conversation,
+            parent=parent,
             role="user" if n % 2 == 0 else "assistant",
             content=f"turn {n} " + "w" * 400,
             created_at=start + timedelta(seconds=n),

@@ -41,9 +41,12 @@ def test_new_chat_creates_a_conversation_with_its_system_prompt(
 
 
 def test_chat_page_renders_history_escaped(logged_in: Client, conversation: Conversation) -> None:
-    Message.objects.create(conversation=conversation, role="user", content="<script>x</script>")
+    asked = Message.objects.create(
+        conversation=conversation, role="user", content="<script>x</script>"
+    )
     Message.objects.create(
         conversation=conversation,
+        parent=asked,
         role="assistant",
         content="partial",
         status="error",

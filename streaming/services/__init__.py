@@ -5,7 +5,8 @@ group with ``transaction.on_commit``, so a push never describes a row that was r
 They are synchronous (the ORM is); async callers wrap them in ``to_async``.
 
     database        the bounded thread pool and ``to_async``
-    conversations   who may see what; posting, retrying, snapshots, digests, deletion
+    conversations   who may see what; posting, regenerating, branches, snapshots, deletion
+    tree            a conversation's messages as a tree: branches and versions
     answers         a streaming answer's row: checkpoints, stop requests, sweep, ending
 
 An answer's row decides its fate: every write to a streaming answer is conditional on its
@@ -24,7 +25,9 @@ from streaming.services.answers import (
     do_sweep_orphans,
 )
 from streaming.services.conversations import (
+    BRANCH_END,
     BUSY_MESSAGE,
+    Follows,
     PostedMessage,
     check_length,
     check_storable,
@@ -32,7 +35,8 @@ from streaming.services.conversations import (
     do_create_conversation,
     do_delete_conversation,
     do_post_user_message,
-    do_retry,
+    do_regenerate,
+    do_switch_branch,
     get_conversation_for,
     get_message_in,
     request_messages,
@@ -43,14 +47,18 @@ from streaming.services.database import (
     db_executor,
     to_async,
 )
+from streaming.services.tree import Tree
 
 __all__ = [
+    "BRANCH_END",
     "BUSY_MESSAGE",
     "INTERRUPTED_MESSAGE",
     "Checkpoint",
+    "Follows",
     "Outcome",
     "PostedMessage",
     "Saved",
+    "Tree",
     "check_length",
     "check_storable",
     "db_executor",
@@ -60,9 +68,10 @@ __all__ = [
     "do_delete_conversation",
     "do_finish",
     "do_post_user_message",
+    "do_regenerate",
     "do_request_stop",
-    "do_retry",
     "do_sweep_orphans",
+    "do_switch_branch",
     "get_conversation_for",
     "get_message_in",
     "request_messages",

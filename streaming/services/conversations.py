@@ -1,5 +1,6 @@
 """Conversations and their messages: who may see them, posting, retrying, snapshots, deletion."""
 
+import enum
 import logging
 import uuid
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from streaming import control
 from streaming.exceptions import BusyError, ChatError, ConversationGone, FrameError
 from streaming.models import Conversation, Message
 from streaming.services.quotas import check_new_answer, estimate_tokens, lock_owner
+from streaming.services.tree import Tree
 
 logger = logging.getLogger(__name__)
 
@@ -107,14 +109,31 @@ class PostedMessage:
 BUSY_MESSAGE = "The assistant is still answering. Wait for it to finish, or stop it first."
 
 
-def do_post_user_message(
-    conversation: Conversation, content: str, client_id: uuid.UUID
-) -> PostedMessage:
-    """Save a user message and its empty streaming answer, or recognise a resend.
+class _BranchEnd(enum.Enum):
+    BRANCH_END = "the end of the branch shown"
 
-    Raises BusyError while another answer streams in the conversation (the partial unique
-    constraint makes that hold across processes), and a LimitError, having written nothing,
-    when the user is over a limit (``quotas``).
+
+#: ``do_post_user_message``'s default: the message follows the last one of the branch shown.
+BRANCH_END = _BranchEnd.BRANCH_END
+#: What a new user message follows: an answer's id, None (the first turn), or BRANCH_END.
+Follows = uuid.UUID | _BranchEnd | None
+
+
+def do_post_user_message(
+    conversation: Conversation,
+    content: str,
+    client_id: uuid.UUID,
+    parent_id: Follows = BRANCH_END,
+) -> PostedMessage:
+    """Save a user message after ``parent_id`` and its empty streaming answer, or recognise
+    a resend.
+
+    ``parent_id`` is the answer the message follows (None: it starts the conversation; an
+    edit of a message follows what that message followed). The new answer becomes the end of
+    the branch shown. Raises BusyError while another answer streams in the conversation (the
+    partial unique constraint makes that hold across processes), FrameError for a parent that
+    is not an answer of this conversation, and a LimitError, having written nothing, when
+    the user is over a limit (``quotas``).
     """
     content = validate_content(content)
     _refresh(conversation)
@@ -124,16 +143,21 @@ def do_post_user_message(
     try:
         with transaction.atomic():
             now = _may_answer(conversation)
+            tree = Tree.of(conversation)
+            parent = _parent_for(tree, conversation, parent_id)
             user_message = Message.objects.create(
                 conversation=conversation,
+                parent=parent,
                 role=Message.Role.USER,
                 content=content,
                 client_id=client_id,
                 created_at=now,
             )
-            # One microsecond later, so history order never depends on clock resolution.
-            history = request_messages(conversation, before=now + timedelta(microseconds=1))
-            assistant = _create_answer(conversation, now + timedelta(microseconds=1), history)
+            history = request_messages(conversation, [*tree.path(parent), user_message])
+            # One microsecond later, so the order of writing never depends on clock resolution.
+            assistant = _create_answer(
+                conversation, user_message, now + timedelta(microseconds=1), history
+            )
             if not conversation.title:
                 conversation.title = _title_from(content)
                 Conversation.objects.filter(pk=conversation.pk, title="").update(
@@ -150,26 +174,71 @@ def do_post_user_message(
     return PostedMessage(user_message, assistant, history)
 
 
-def do_retry(conversation: Conversation, message_id: Any) -> tuple[Message, list[dict[str, str]]]:
-    """Start a new answer in place of the conversation's last answer (failed or not).
+def _parent_for(tree: Tree, conversation: Conversation, parent_id: Follows) -> Message | None:
+    """The message a new user message follows; a FrameError for one it cannot follow."""
+    if parent_id is BRANCH_END:
+        return tree.leaf(conversation.leaf_id)
+    if parent_id is None:
+        return None
+    parent = tree.by_id.get(parent_id)
+    if parent is None:
+        raise FrameError("The message to follow is not in this conversation.", code="bad_parent")
+    if parent.role != Message.Role.ASSISTANT:
+        raise FrameError("A message can only follow an answer.", code="bad_parent")
+    return parent
 
-    The old answer stays in the history as it was; the model is asked again without it.
+
+def do_regenerate(
+    conversation: Conversation, message_id: Any
+) -> tuple[Message, list[dict[str, str]]]:
+    """Start a new version of the answer ``message_id``: any answer, failed or not.
+
+    The old answer stays as the other version; the model is asked again with the branch up
+    to the user message it answered, and the new answer becomes the end of the branch shown.
     Returns the new answer and what to send the model for it.
     """
     _refresh(conversation)
-    last = conversation.messages.order_by("-created_at").first()
-    if last is None or str(last.pk) != str(message_id) or last.role != Message.Role.ASSISTANT:
-        raise FrameError("Only the last answer can be retried.", code="bad_retry")
-    if last.status == Status.STREAMING:
-        raise BusyError(BUSY_MESSAGE)
     try:
         with transaction.atomic():
+            tree = Tree.of(conversation)
+            answer = tree.by_id.get(_uuid_or_none(message_id))  # type: ignore[arg-type]
+            question = tree.by_id.get(answer.parent_id) if answer and answer.parent_id else None
+            if answer is None or answer.role != Message.Role.ASSISTANT or question is None:
+                raise FrameError(
+                    "Only an answer of this conversation can be regenerated.", code="bad_retry"
+                )
             now = _may_answer(conversation)
-            history = request_messages(conversation, before=now)
-            answer = _create_answer(conversation, now, history)
+            history = request_messages(conversation, tree.path(question))
+            new_answer = _create_answer(conversation, question, now, history)
     except IntegrityError:
         raise BusyError(BUSY_MESSAGE) from None
-    return answer, history
+    return new_answer, history
+
+
+def do_switch_branch(conversation: Conversation, message_id: Any) -> Message:
+    """Show the branch through ``message_id`` (a version picked in the switcher).
+
+    The branch shown ends at the newest message below it, and every tab is told. Returns
+    that last message.
+    """
+    _refresh(conversation)
+    with transaction.atomic():
+        tree = Tree.of(conversation)
+        message = tree.by_id.get(_uuid_or_none(message_id))  # type: ignore[arg-type]
+        if message is None:
+            raise FrameError("No such message in this conversation.", code="bad_switch")
+        leaf = tree.descend(message)
+        Conversation.objects.filter(pk=conversation.pk).update(leaf=leaf)
+        event = control.branch_event(leaf.pk)
+        transaction.on_commit(lambda: control.announce_after_commit(conversation.id, event))
+    return leaf
+
+
+def _uuid_or_none(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
 
 
 def _may_answer(conversation: Conversation) -> datetime:
@@ -185,21 +254,26 @@ def _may_answer(conversation: Conversation) -> datetime:
 def _refresh(conversation: Conversation) -> None:
     """Re-read what may have changed since the caller loaded it; ConversationGone if deleted."""
     try:
-        conversation.refresh_from_db(fields=["title", "system_prompt", "model"])
+        conversation.refresh_from_db(fields=["title", "system_prompt", "model", "leaf"])
     except Conversation.DoesNotExist:
         raise ConversationGone("This conversation was deleted.") from None
 
 
 def _create_answer(
-    conversation: Conversation, created_at: datetime, history: list[dict[str, str]]
+    conversation: Conversation,
+    question: Message,
+    created_at: datetime,
+    history: list[dict[str, str]],
 ) -> Message:
-    """An empty assistant message in status `streaming`; the constraint allows one.
+    """An empty assistant message in status `streaming` answering ``question``, made the end
+    of the branch shown; the constraint allows one streaming.
 
     ``history`` is what the model will be sent for it: its estimated size is kept, for the
     daily budget of an answer whose provider reports no usage (stopped, failed).
     """
     answer = Message.objects.create(
         conversation=conversation,
+        parent=question,
         role=Message.Role.ASSISTANT,
         status=Status.STREAMING,
         model=conversation.model or settings.OPENAI_MODEL,
@@ -207,7 +281,7 @@ def _create_answer(
         created_at=created_at,
         prompt_estimate=sum(_cost(message) for message in history),
     )
-    Conversation.objects.filter(pk=conversation.pk).update(updated_at=created_at)
+    Conversation.objects.filter(pk=conversation.pk).update(updated_at=created_at, leaf=answer)
     return answer
 
 
@@ -222,27 +296,22 @@ def _title_from(content: str) -> str:
 _MESSAGE_OVERHEAD_TOKENS = 4
 
 
-def request_messages(conversation: Conversation, *, before: datetime) -> list[dict[str, str]]:
-    """The messages to send the model for an answer created at ``before``: system prompt first.
+def request_messages(conversation: Conversation, path: list[Message]) -> list[dict[str, str]]:
+    """What to send the model for an answer that follows ``path`` (a branch: tree.py), the
+    system prompt first.
 
-    An answer that was retried (another answer follows it directly) and an answer that
-    failed with no text are left out; a partial answer stays, since the user saw it. Only
-    the newest turns that fit ``OPENAI_CONTEXT_TOKENS`` with the system prompt are sent
-    (the newest always), starting with a user's turn.
+    An answer that failed with no text is left out; a partial answer stays, since the user
+    saw it. Only the newest turns that fit ``OPENAI_CONTEXT_TOKENS`` with the system prompt
+    are sent (the newest always), starting with a user's turn.
     """
     system: list[dict[str, str]] = []
     if conversation.system_prompt.strip():
         system.append({"role": "system", "content": conversation.system_prompt})
-    history = list(conversation.messages.filter(created_at__lt=before))
-    turns: list[dict[str, str]] = []
-    # What follows each message: the next one, and after the last, the new answer.
-    following_roles = [m.role for m in history[1:]] + [Message.Role.ASSISTANT]
-    for message, following in zip(history, following_roles, strict=True):
-        if message.role == Message.Role.ASSISTANT and (
-            not message.content or following == Message.Role.ASSISTANT
-        ):
-            continue
-        turns.append({"role": message.role, "content": message.content})
+    turns = [
+        {"role": message.role, "content": message.content}
+        for message in path
+        if message.role != Message.Role.ASSISTANT or message.content
+    ]
     room = settings.OPENAI_CONTEXT_TOKENS - sum(_cost(turn) for turn in system)
     kept = 0
     for turn in reversed(turns):
@@ -261,17 +330,20 @@ def _cost(message: dict[str, str]) -> int:
 
 
 def snapshot(conversation: Conversation) -> dict[str, Any]:
-    """The `snapshot` frame: stored messages, and the streaming answer's text up to a seq.
+    """The `snapshot` frame: every stored message (all versions), the end of the branch
+    shown, and the streaming answer's text up to a seq.
 
     Raises ConversationGone if the conversation was deleted.
     """
     _refresh(conversation)
-    messages = list(conversation.messages.all())
-    active = next((m for m in messages if m.status == Status.STREAMING), None)
+    tree = Tree.of(conversation)
+    leaf = tree.leaf(conversation.leaf_id)
+    active = next((m for m in tree.messages if m.status == Status.STREAMING), None)
     return {
         "type": "snapshot",
         "title": conversation.title,
-        "messages": [control.serialize_message(m) for m in messages],
+        "messages": [control.serialize_message(m) for m in tree.messages],
+        "leaf_id": str(leaf.pk) if leaf else None,
         "active": (
             {"message_id": str(active.id), "seq": active.seq, "text": active.content}
             if active
@@ -281,18 +353,24 @@ def snapshot(conversation: Conversation) -> dict[str, Any]:
 
 
 def digest(conversation_id: Any) -> control.PongEvent:
-    """Enough of the stored conversation for a page to spot a frame it missed.
+    """Enough of the stored conversation for a page to spot a frame it missed: the title,
+    how many messages (all versions), and the last message of the branch shown.
 
     Raises ConversationGone if the conversation was deleted.
     """
-    title = Conversation.objects.filter(pk=conversation_id).values_list("title", flat=True).first()
-    if title is None:
+    row = Conversation.objects.filter(pk=conversation_id).values("title", "leaf_id").first()
+    if row is None:
         raise ConversationGone("This conversation was deleted.")
     messages = Message.objects.filter(conversation_id=conversation_id)
-    last = messages.order_by("-created_at").values("id", "status").first()
+    last = None
+    if row["leaf_id"] is not None:
+        last = messages.filter(pk=row["leaf_id"]).values("id", "status").first()
+    if last is None:  # none remembered: the rule of tree.py, from every message
+        leaf = Tree(messages).leaf(None)
+        last = {"id": leaf.pk, "status": leaf.status} if leaf else None
     return {
         "type": "chat.pong",
-        "title": title,
+        "title": row["title"],
         "count": messages.count(),
         "last_id": str(last["id"]) if last else None,
         "last_status": last["status"] if last else None,

@@ -183,20 +183,50 @@
     }
   }
 
-  // One listener for every Copy button, present and future.
+  /**
+   * Put `text` on the clipboard, and let `button` say how it went for a moment ("Copied").
+   * The Clipboard API exists only in secure contexts (https, localhost); a site served over
+   * plain http on a LAN address copies through a selected, hidden text area instead.
+   */
+  function copyText(button, text) {
+    const label = button.dataset.label || button.textContent;
+    button.dataset.label = label;
+    const say = (word) => {
+      button.textContent = word;
+      global.clearTimeout(button.copiedTimer);
+      button.copiedTimer = global.setTimeout(() => {
+        button.textContent = label;
+      }, COPIED_MS);
+    };
+    const clipboard = global.navigator.clipboard;
+    const written = clipboard && global.isSecureContext
+      ? clipboard.writeText(text)
+      : Promise.resolve().then(() => copyBySelection(text));
+    written.then(() => say("Copied"), () => say("Copy failed"));
+  }
+
+  function copyBySelection(text) {
+    const document = global.document;
+    const area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.className = "visually-hidden";
+    document.body.append(area);
+    area.select();
+    const copied = document.execCommand("copy");
+    area.remove();
+    if (!copied) {
+      throw new Error("copy refused");
+    }
+  }
+
+  // One listener for every code block's Copy button, present and future.
   function listenForCopy(document) {
     document.addEventListener("click", (event) => {
       const button = event.target.closest && event.target.closest(".code-copy");
-      if (!button) {
-        return;
+      if (button) {
+        copyText(button, button.closest(".code-block").querySelector("code").textContent);
       }
-      const code = button.closest(".code-block").querySelector("code");
-      global.navigator.clipboard.writeText(code.textContent).then(() => {
-        button.textContent = "Copied";
-        global.setTimeout(() => {
-          button.textContent = "Copy";
-        }, COPIED_MS);
-      });
     });
   }
 
@@ -214,6 +244,7 @@
     });
     /** An answer's Markdown as a sanitized DocumentFragment. */
     api.renderMarkdown = renderer.render;
+    api.copyText = copyText;
     listenForCopy(global.document);
     global.ChatMarkdown = api;
   }

@@ -1,7 +1,7 @@
 /*
- * The chat page's message list: how a message looks as a bubble, where the Retry button goes,
- * and scrolling that follows new text only when the reader is at the bottom. No state and no socket: chat.js owns the
- * messages and calls these.
+ * The chat page's message list: how a message looks as a bubble, its actions (copy, edit,
+ * regenerate, versions), editing in place, and scrolling that follows new text only when the
+ * reader is at the bottom. No state and no socket: chat.js owns the messages and calls these.
  *
  * A user's text is only ever set with textContent, never parsed as HTML. An assistant's answer
  * is Markdown, rendered and sanitized by chat-markdown.js, the same while it streams and once
@@ -97,16 +97,14 @@
 
   /** The view of one message list: `els` has `list`, `empty` and `scroller`. */
   function createView(els) {
+    // Build `entry`'s bubble afresh; one on the page is replaced, a new one waits for place().
     function render(entry) {
       cancelFrame(entry);
       const fresh = buildBubble(entry);
       if (entry.el && entry.el.parentNode) {
         entry.el.replaceWith(fresh);
-      } else {
-        els.list.append(fresh);
       }
       entry.el = fresh;
-      els.empty.hidden = true;
     }
 
     // Streaming changes only the text: rebuilding the bubble for every delta would be wasteful.
@@ -139,16 +137,16 @@
       }
     }
 
-    function remove(entry, nothingLeft) {
+    function remove(entry) {
       cancelFrame(entry);
       if (entry.el) {
         entry.el.remove();
       }
-      els.empty.hidden = !nothingLeft;
     }
 
-    // Put the bubbles of `entries` first, in that order, moving only those out of place.
-    function reorder(entries) {
+    // Show exactly the bubbles of `entries`, in that order (a branch of the conversation),
+    // moving only those out of place; bubbles of other branches leave the list.
+    function place(entries) {
       let expected = els.list.firstElementChild;
       for (const entry of entries) {
         if (entry.el === expected) {
@@ -157,28 +155,127 @@
           els.list.insertBefore(entry.el, expected);
         }
       }
+      while (expected) {
+        const next = expected.nextElementSibling;
+        expected.remove();
+        expected = next;
+      }
+      els.empty.hidden = entries.length > 0;
     }
 
-    // At most one Retry button in the list: on `entry`'s bubble, or nowhere when it is null.
-    function showRetry(entry, disabled, onRetry) {
-      for (const actions of els.list.querySelectorAll(".message-actions")) {
-        if (!entry || actions.parentNode !== entry.el) {
-          actions.remove();
-        }
+    /**
+     * The row of actions under `entry`'s bubble, drawn afresh from `state`:
+     * {version, versions} (1-based; a switcher when there are several), `retry` (the answer
+     * failed, stopped or was cut off: Regenerate is called Retry and stays in view),
+     * `disabled` (nothing can be asked now: an answer streams, or the page is offline).
+     * The buttons carry `data-action`; chat.js listens on the list.
+     */
+    function showActions(entry, state) {
+      let bar = entry.el.querySelector(":scope > .message-actions");
+      if (!bar) {
+        bar = node("div", "message-actions");
+        entry.el.append(bar);
       }
-      if (!entry) {
+      const saved = entry.id !== null && !isUnderway(entry);
+      // Unchanged, it stays as it is (a Copy button may be saying "Copied").
+      const signature = JSON.stringify([state, saved]);
+      if (bar.dataset.state === signature) {
         return;
       }
-      let button = entry.el.querySelector(".message-retry");
-      if (!button) {
-        const actions = node("div", "message-actions");
-        button = node("button", "button button--small message-retry", "Retry");
-        button.type = "button";
-        button.addEventListener("click", () => onRetry(entry.id));
-        actions.append(button);
-        entry.el.append(actions);
+      bar.dataset.state = signature;
+      const buttons = [];
+      if (state.versions > 1) {
+        const switcher = node("span", "message-versions");
+        switcher.append(
+          actionButton("previous", "‹", "Previous version", state.disabled || state.version <= 1),
+          node("span", "message-version", `${state.version} / ${state.versions}`),
+          actionButton("next", "›", "Next version", state.disabled || state.version >= state.versions),
+        );
+        buttons.push(switcher);
       }
+      buttons.push(actionButton("copy", "Copy", `Copy this ${entry.role === "user" ? "message" : "answer"}`, !saved));
+      if (entry.role === "user") {
+        buttons.push(actionButton("edit", "Edit", "Edit this message", state.disabled || !saved));
+      } else if (entry.role === "assistant") {
+        const label = state.retry ? "Retry" : "Regenerate";
+        const button = actionButton("regenerate", label, `${label} this answer`, state.disabled || !saved);
+        if (state.retry) {
+          button.classList.add("message-retry");
+        }
+        buttons.push(button);
+      }
+      // Pinned in view: a failed answer's Retry, and the versions of a message.
+      bar.classList.toggle("is-pinned", state.retry || state.versions > 1);
+      bar.replaceChildren(...buttons);
+    }
+
+    function actionButton(action, text, label, disabled) {
+      const button = node("button", "message-action", text);
+      button.type = "button";
+      button.dataset.action = action;
       button.disabled = disabled;
+      if (label !== text) {
+        button.setAttribute("aria-label", label);
+        button.title = label;
+      }
+      return button;
+    }
+
+    /**
+     * Edit a user message in place: its text in a text area with Send and Cancel. Enter
+     * sends (Shift+Enter adds a line), Esc cancels. `onSend(text)` returns true when the text
+     * was taken (the editor closes); `onClose()` is called when it closes either way.
+     */
+    function openEditor(entry, onSend, onClose) {
+      const content = entry.el.querySelector(".message-content");
+      const form = node("form", "message-editor");
+      const area = node("textarea", "message-editor-input");
+      area.value = entry.content;
+      area.rows = Math.min(12, entry.content.split("\n").length + 1);
+      area.setAttribute("aria-label", "Edit your message");
+      const row = node("div", "message-editor-actions");
+      const cancel = node("button", "button button--small", "Cancel");
+      cancel.type = "button";
+      const send = node("button", "button button--primary button--small", "Send");
+      send.type = "submit";
+      row.append(cancel, send);
+      form.append(area, row);
+      content.hidden = true;
+      entry.el.classList.add("is-editing");
+      content.after(form);
+      let closed = false;
+      const close = () => {
+        if (closed) {
+          return;
+        }
+        closed = true;
+        form.remove();
+        content.hidden = false;
+        entry.el.classList.remove("is-editing");
+        onClose();
+      };
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        if (onSend(area.value)) {
+          close();
+        }
+      });
+      cancel.addEventListener("click", close);
+      area.addEventListener("keydown", (event) => {
+        if (event.isComposing || event.keyCode === 229) {
+          return;
+        }
+        if (event.key === "Escape") {
+          event.stopPropagation(); // Esc here cancels the edit, not the answer
+          close();
+        } else if (event.key === "Enter" && !event.shiftKey) {
+          event.preventDefault();
+          form.requestSubmit();
+        }
+      });
+      area.focus();
+      area.setSelectionRange(area.value.length, area.value.length);
+      return close;
     }
 
     function isAtBottom() {
@@ -199,7 +296,10 @@
       }
     }
 
-    return { render, renderContent, showContent, remove, reorder, showRetry, scrollToBottom, keepingScroll };
+    return {
+      render, renderContent, showContent, remove, place, showActions, openEditor, scrollToBottom,
+      keepingScroll,
+    };
   }
 
   global.ChatView = { createView, isUnderway };

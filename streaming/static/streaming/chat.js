@@ -41,6 +41,7 @@
     "bad_text",
     "frame_too_long",
     "bad_client_id",
+    "bad_parent",
   ]);
   // Endings an answer can be asked again from: failed, stopped, or cut off by the server.
   const RETRYABLE = new Set(["error", "cancelled", "interrupted"]);
@@ -73,11 +74,16 @@
   // --- state ------------------------------------------------------------------------------
 
   /*
-   * Every message on the page, by server id; a message the server has not confirmed yet is
-   * under "local:<client_id>". An entry: {key, id, role, content, status, error, usage,
-   * clientId, el}. The page's order of bubbles is the conversation's order.
+   * Every message of the conversation, every version, by server id; a message the server has
+   * not confirmed yet is under "local:<client_id>". An entry: {key, id, parentId, createdAt,
+   * role, content, status, error, usage, clientId, el}. Messages form a tree by `parentId`
+   * (docs/protocol.md, "Versions"); the page shows one branch, the one ending at `leafId`.
    */
   const messages = new Map();
+  // The key of the last message of the branch shown (null: the newest branch).
+  let leafId = null;
+  // The user message being edited in place: {entry, close}, or null.
+  let editing = null;
   // The answers streaming right now, by message id: an AnswerStream each (chat-stream.js).
   const streams = new Map();
   // User messages sent but not yet echoed by the server, by client_id: resent on reconnect.
@@ -125,6 +131,8 @@
     return {
       key: fields.id,
       id: fields.id,
+      parentId: null,
+      createdAt: Date.now(),
       role: fields.role,
       content: "",
       status: fields.status,
@@ -157,10 +165,15 @@
       changed = true;
     }
     entry.clientId = message.client_id || entry.clientId;
+    entry.parentId = message.parent_id || null;
+    entry.createdAt = Date.parse(message.created_at) || entry.createdAt;
     return changed;
   }
 
   function rekey(entry, id) {
+    if (leafId === entry.key) {
+      leafId = id;
+    }
     messages.delete(entry.key);
     entry.key = id;
     entry.id = id;
@@ -185,7 +198,8 @@
       entry = newEntry({ id: message.id, role: message.role, status: message.status });
       messages.set(entry.key, entry);
     }
-    if (applyStored(entry, message) || !entry.el) {
+    const changed = applyStored(entry, message);
+    if ((changed || !entry.el) && !(editing && editing.entry === entry)) {
       render(entry);
     }
     return entry;
@@ -194,22 +208,142 @@
   function forget(entry) {
     messages.delete(entry.key);
     endStream(entry.id);
-    view.remove(entry, messages.size === 0);
+    view.remove(entry);
+    if (leafId === entry.key) {
+      leafId = entry.leafBefore === undefined ? null : entry.leafBefore;
+    }
   }
 
-  function assistantEntry(id) {
+  function assistantEntry(id, parentId) {
     let entry = messages.get(id);
     if (!entry) {
-      entry = newEntry({ id, role: "assistant", status: "streaming" });
+      entry = newEntry({ id, role: "assistant", status: "streaming", parentId: parentId || null });
       messages.set(id, entry);
-      keepingScroll(() => render(entry));
+      render(entry);
     }
     return entry;
   }
 
-  function lastEntry() {
-    const last = els.list.lastElementChild;
-    return last && last.dataset.messageId ? messages.get(last.dataset.messageId) : null;
+  // --- the tree of versions, and the branch shown -------------------------------------------
+
+  /** Every message's followers by the key of the message they follow, oldest first. */
+  function childrenIndex() {
+    const children = new Map();
+    for (const entry of messages.values()) {
+      const parent = entry.parentId;
+      if (!children.has(parent)) {
+        children.set(parent, []);
+      }
+      children.get(parent).push(entry);
+    }
+    for (const list of children.values()) {
+      list.sort((a, b) => a.createdAt - b.createdAt); // stable: ties keep arrival order
+    }
+    return children;
+  }
+
+  /** The end of the newest branch below `entry`, as the server picks it (services/tree.py). */
+  function descend(children, entry) {
+    let end = entry;
+    for (let steps = 0; steps < messages.size; steps += 1) {
+      const next = children.get(end.key);
+      if (!next || next.length === 0) {
+        break;
+      }
+      end = next[next.length - 1];
+    }
+    return end;
+  }
+
+  /** The messages of the branch shown, first turn first. */
+  function branch(children) {
+    let tip = leafId === null ? undefined : messages.get(leafId);
+    if (!tip) {
+      const roots = children.get(null) || [];
+      tip = roots.length ? descend(children, roots[roots.length - 1]) : null;
+    }
+    const path = [];
+    const seen = new Set();
+    for (let entry = tip; entry && !seen.has(entry.key); entry = messages.get(entry.parentId)) {
+      seen.add(entry.key);
+      path.push(entry);
+    }
+    return path.reverse();
+  }
+
+  function versionsOf(children, entry) {
+    return (children.get(entry.parentId) || []).filter((other) => other.role === entry.role);
+  }
+
+  /** Put the branch shown on the page, with each message's actions and versions. */
+  function showBranch() {
+    const children = childrenIndex();
+    const path = branch(children);
+    if (editing && !path.includes(editing.entry)) {
+      editing.close(); // another tab moved to a branch without it
+    }
+    for (const entry of path) {
+      if (!entry.el) {
+        render(entry);
+      }
+    }
+    keepingScroll(() => view.place(path));
+    const disabled = !isOpen() || isAnswering() || editing !== null;
+    const last = path[path.length - 1];
+    for (const entry of path) {
+      const versions = versionsOf(children, entry);
+      view.showActions(entry, {
+        version: versions.indexOf(entry) + 1,
+        versions: versions.length,
+        // The conversation's last answer failed or stopped: "Retry" it, in plain view.
+        retry: entry === last && entry.role === "assistant" && RETRYABLE.has(entry.status),
+        disabled,
+      });
+    }
+    return path;
+  }
+
+  /** Show another version of `entry` (`step` -1: the one before, 1: the one after). */
+  function switchVersion(entry, step) {
+    const children = childrenIndex();
+    const versions = versionsOf(children, entry);
+    const target = versions[versions.indexOf(entry) + step];
+    if (!target || target.id === null || isAnswering() || editing !== null) {
+      return;
+    }
+    if (!sendFrame({ type: "switch", message_id: target.id })) {
+      return;
+    }
+    leafId = descend(children, target).key;
+    updateControls();
+    // The switcher moved to the version shown: keep the keyboard on it.
+    const again = target.el.querySelector(`[data-action="${step < 0 ? "previous" : "next"}"]`);
+    const other = target.el.querySelector(`[data-action="${step < 0 ? "next" : "previous"}"]`);
+    (again && !again.disabled ? again : other).focus();
+  }
+
+  function startEdit(entry) {
+    if (editing !== null || entry.id === null || isAnswering() || !isOpen()) {
+      return;
+    }
+    const close = view.openEditor(
+      entry,
+      (text) => sendMessage(text, entry.parentId),
+      () => {
+        editing = null;
+        updateControls();
+      },
+    );
+    editing = { entry, close };
+    updateControls();
+  }
+
+  /** The entry of a bubble on the page. */
+  function entryOf(bubble) {
+    if (bubble.dataset.messageId) {
+      return messages.get(bubble.dataset.messageId);
+    }
+    return bubble.dataset.clientId ? messages.get(`local:${bubble.dataset.clientId}`) : undefined;
   }
 
   function streamingEntry() {
@@ -301,7 +435,7 @@
   }
 
   function requestRetry(messageId) {
-    if (isAnswering() || !sendFrame({ type: "retry", message_id: messageId })) {
+    if (isAnswering() || editing !== null || !sendFrame({ type: "retry", message_id: messageId })) {
       return;
     }
     retryRequested = messageId;
@@ -323,13 +457,6 @@
     return !closedForGood && els.input.value.trim() !== "" && !isAnswering();
   }
 
-  // Only the conversation's last message can be answered again; the server refuses others.
-  function updateRetryButton() {
-    const last = lastEntry();
-    const target = last && last.role === "assistant" && RETRYABLE.has(last.status) ? last : null;
-    view.showRetry(target, !isOpen() || isAnswering(), requestRetry);
-  }
-
   function updateControls() {
     els.send.disabled = !canSend();
     els.input.disabled = closedForGood;
@@ -342,7 +469,7 @@
       // A hidden or disabled button drops focus to <body>; the composer is where it is useful.
       els.input.focus();
     }
-    updateRetryButton();
+    showBranch();
     // What disables the controls is what the page waits for: the watchdog follows it too.
     watchExpectations();
   }
@@ -379,14 +506,11 @@
   /** What the page holds of the stored conversation, in the terms of a `pong`. */
   function heldState() {
     let count = 0;
-    let newest = null;
-    for (const el of els.list.children) {
-      const entry = el.dataset.messageId ? messages.get(el.dataset.messageId) : null;
-      if (entry) {
-        count += 1;
-        newest = entry;
-      }
+    for (const entry of messages.values()) {
+      count += entry.id === null ? 0 : 1;
     }
+    const saved = branch(childrenIndex()).filter((entry) => entry.id !== null);
+    const newest = saved.length ? saved[saved.length - 1] : null;
     return {
       count,
       lastId: newest ? newest.id : null,
@@ -411,24 +535,45 @@
       }
       return;
     }
+    const path = branch(childrenIndex());
+    const parentId = path.length ? path[path.length - 1].id : null;
+    if (sendMessage(content, parentId)) {
+      els.input.value = "";
+      autosize();
+      updateControls();
+    }
+  }
+
+  /**
+   * Send `content` as a user message that follows the message `parentId` (null: the first
+   * turn): the composer's follows the branch shown, an edit's what the edited one followed.
+   * False, with the reason shown, when it cannot be sent.
+   */
+  function sendMessage(content, parentId) {
+    if (closedForGood || content.trim() === "" || isAnswering()) {
+      return false;
+    }
     // Count code points, as the server does, not UTF-16 units.
     const length = Array.from(content).length;
     if (length > config.maxChars) {
       showAlert(`The message is ${length} characters long; the limit is ${config.maxChars}.`);
-      return;
+      return false;
     }
     clearAlert();
     const clientId = newClientId();
-    const entry = newEntry({ id: null, role: "user", status: "sending", content, clientId });
+    const entry = newEntry({ id: null, role: "user", status: "sending", content, clientId, parentId });
     entry.key = `local:${clientId}`;
+    entry.leafBefore = leafId; // shown again if the server refuses it
     messages.set(entry.key, entry);
+    leafId = entry.key;
     render(entry);
-    scrollToBottom(); // your own message always brings you down
-    outbox.set(clientId, { type: "user_message", content, client_id: clientId });
+    outbox.set(clientId, {
+      type: "user_message", content, client_id: clientId, parent_id: parentId,
+    });
     transmit(clientId);
-    els.input.value = "";
-    autosize();
     updateControls();
+    scrollToBottom(); // your own message always brings you down
+    return true;
   }
 
   // The server refused a user message: take the bubble back and give the text back.
@@ -443,7 +588,7 @@
     if (entry) {
       forget(entry);
     }
-    if (els.input.value.trim() === "") {
+    if (els.input.value.trim() === "" && editing === null) {
       els.input.value = frame.content;
       autosize();
     }
@@ -453,19 +598,18 @@
 
   // The page was rendered (or last updated) at some moment; the snapshot is the truth now.
   function reconcile(snapshot) {
-    const order = snapshot.messages.map(upsertStored);
-    const saved = new Set(order.map((entry) => entry.key));
+    const saved = new Set(snapshot.messages.map((message) => upsertStored(message).key));
     for (const entry of Array.from(messages.values())) {
-      if (saved.has(entry.key)) {
-        continue;
-      }
-      if (entry.id === null) {
-        order.push(entry); // not saved yet: it stays, last, and is resent below
-      } else {
+      if (!saved.has(entry.key) && entry.id !== null) {
         forget(entry);
       }
+      // One not saved yet stays, and is resent below.
     }
-    view.reorder(order);
+    // A message of this page's still on its way is the end of the branch shown, as it was.
+    const sending = leafId !== null && leafId.startsWith("local:") && messages.has(leafId);
+    if (!sending) {
+      leafId = snapshot.leaf_id || null;
+    }
     const activeId = snapshot.active ? snapshot.active.message_id : null;
     for (const id of Array.from(streams.keys())) {
       if (id !== activeId) {
@@ -569,7 +713,13 @@
 
     message(frame) {
       showTitle(frame.title);
-      keepingScroll(() => upsertStored(frame.message));
+      const known = messages.has(frame.message.id);
+      const entry = upsertStored(frame.message);
+      if (!known) {
+        // A new message (ours confirmed, or another tab's) ends the branch shown, with
+        // whatever already follows it.
+        leafId = descend(childrenIndex(), entry).key;
+      }
     },
 
     start(frame) {
@@ -578,12 +728,15 @@
       if (known && !isUnderway(known)) {
         return; // late: this answer has ended already
       }
-      const entry = assistantEntry(frame.message_id);
+      const entry = assistantEntry(frame.message_id, frame.parent_id);
+      if (!known) {
+        leafId = entry.key; // a new answer is the end of the branch shown
+      }
       // A new answer counts from seq 0; one known from the snapshot keeps its text and seq.
       streamFor(frame.message_id);
       if (entry.status !== "streaming") {
         entry.status = "streaming";
-        keepingScroll(() => render(entry));
+        render(entry);
       }
     },
 
@@ -643,6 +796,14 @@
       keepingScroll(() => upsertStored(message));
     },
 
+    branch(frame) {
+      if (messages.has(frame.leaf_id)) {
+        leafId = frame.leaf_id;
+      } else {
+        requestResync(); // a message this page missed: the snapshot has it
+      }
+    },
+
     pong(frame) {
       if (pongDisagreement(frame, heldState()) !== null) {
         requestResync();
@@ -674,6 +835,10 @@
       if (frame.code === "bad_sync" || frame.code === "unknown_type") {
         // Nothing a person can act on (an unknown_type: this page is newer than its server);
         // the next snapshot or `done` sets things right.
+        return;
+      }
+      if (frame.code === "bad_switch") {
+        requestResync(); // the version asked for is not what the page thought: start afresh
         return;
       }
       showAlert(frame.message || "Something went wrong.");
@@ -788,22 +953,49 @@
 
   function adoptInitialMessages() {
     const data = document.getElementById("initial-messages");
-    const initial = data ? JSON.parse(data.textContent) : [];
-    for (const message of initial) {
+    const initial = data ? JSON.parse(data.textContent) : { messages: [], leaf_id: null };
+    for (const message of initial.messages) {
       const entry = newEntry({ id: message.id, role: message.role, status: message.status });
       applyStored(entry, message);
-      // The server already rendered it; keep that node rather than drawing it again. Its
-      // text is the stored text as written: an answer's Markdown is rendered here, by the
-      // renderer the live answer used.
+      // The server rendered the branch shown; keep those nodes rather than drawing them
+      // again. Their text is the stored text as written: an answer's Markdown is rendered
+      // here, by the renderer the live answer used.
       entry.el = els.list.querySelector(`[data-message-id="${message.id}"]`);
       messages.set(entry.key, entry);
       if (!entry.el) {
-        render(entry);
+        render(entry); // another version: drawn now, shown when its branch is
       } else if (entry.role === "assistant") {
         view.showContent(entry);
       }
     }
+    leafId = initial.leaf_id;
   }
+
+  // Every message action, present and future: one listener on the list.
+  els.list.addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-action]");
+    const bubble = button && button.closest(".message");
+    const entry = bubble && entryOf(bubble);
+    if (!entry) {
+      return;
+    }
+    switch (button.dataset.action) {
+      case "copy":
+        window.ChatMarkdown.copyText(button, entry.content);
+        break;
+      case "edit":
+        startEdit(entry);
+        break;
+      case "regenerate":
+        requestRetry(entry.id);
+        break;
+      case "previous":
+      case "next":
+        switchVersion(entry, button.dataset.action === "previous" ? -1 : 1);
+        break;
+      default:
+    }
+  });
 
   els.form.addEventListener("submit", (event) => {
     event.preventDefault();
