@@ -166,7 +166,7 @@ def script_problems(page: Page) -> list[str]:
 
 
 def composer(page: Page) -> Locator:
-    return page.get_by_role("textbox", name="Message")
+    return page.get_by_role("textbox", name="Message", exact=True)
 
 
 def send(page: Page, text: str) -> None:
@@ -353,7 +353,7 @@ def test_chat_page_anonymous_redirects_to_login_and_back(
     expect(page).to_have_url(re.compile(re.escape(chat_path) + "$"))
     expect(page.get_by_role("heading", name="Holiday plans")).to_be_visible()
     wait_until_connected(page)
-    expect(page.get_by_role("textbox", name="Message")).to_be_focused()
+    expect(page.get_by_role("textbox", name="Message", exact=True)).to_be_focused()
 
 
 def test_simulated_model_banner_visible_without_api_key(

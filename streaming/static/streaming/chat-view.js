@@ -222,16 +222,17 @@
     }
 
     /**
-     * Edit a user message in place: its text in a text area with Send and Cancel. Enter
-     * sends (Shift+Enter adds a line), Esc cancels. `onSend(text)` returns true when the text
-     * was taken (the editor closes); `onClose()` is called when it closes either way.
+     * Edit a user message in place: `text` in a text area with Send and Cancel. Enter sends
+     * (Shift+Enter adds a line), Esc cancels. `onSend(text)` returns true when the text was
+     * taken (the editor closes); `onClose(sent)` is called when it closes either way. Returns
+     * a function that closes it.
      */
-    function openEditor(entry, onSend, onClose) {
+    function openEditor(entry, text, onSend, onClose) {
       const content = entry.el.querySelector(".message-content");
       const form = node("form", "message-editor");
       const area = node("textarea", "message-editor-input");
-      area.value = entry.content;
-      area.rows = Math.min(12, entry.content.split("\n").length + 1);
+      area.value = text;
+      area.rows = Math.min(12, text.split("\n").length + 1);
       area.setAttribute("aria-label", "Edit your message");
       const row = node("div", "message-editor-actions");
       const cancel = node("button", "button button--small", "Cancel");
@@ -244,7 +245,7 @@
       entry.el.classList.add("is-editing");
       content.after(form);
       let closed = false;
-      const close = () => {
+      const close = (sent) => {
         if (closed) {
           return;
         }
@@ -252,22 +253,22 @@
         form.remove();
         content.hidden = false;
         entry.el.classList.remove("is-editing");
-        onClose();
+        onClose(sent === true);
       };
       form.addEventListener("submit", (event) => {
         event.preventDefault();
         if (onSend(area.value)) {
-          close();
+          close(true);
         }
       });
-      cancel.addEventListener("click", close);
+      cancel.addEventListener("click", () => close(false));
       area.addEventListener("keydown", (event) => {
         if (event.isComposing || event.keyCode === 229) {
           return;
         }
         if (event.key === "Escape") {
           event.stopPropagation(); // Esc here cancels the edit, not the answer
-          close();
+          close(false);
         } else if (event.key === "Enter" && !event.shiftKey) {
           event.preventDefault();
           form.requestSubmit();

@@ -322,16 +322,31 @@
     (again && !again.disabled ? again : other).focus();
   }
 
-  function startEdit(entry) {
+  /** Edit `entry` in place, starting from `text` (its own, or an edit the server refused). */
+  function startEdit(entry, text) {
     if (editing !== null || entry.id === null || isAnswering() || !isOpen()) {
       return;
     }
     const close = view.openEditor(
       entry,
-      (text) => sendMessage(text, entry.parentId),
-      () => {
+      text,
+      (edited) => {
+        const sent = sendMessage(edited, entry.parentId);
+        if (sent) {
+          sent.editOf = entry.key;
+        }
+        return sent !== null;
+      },
+      (sent) => {
         editing = null;
         updateControls();
+        // Sent, the composer is where to go on; cancelled, back to the button that began it.
+        const edit = entry.el && entry.el.querySelector('[data-action="edit"]');
+        if (sent || !edit || !entry.el.isConnected) {
+          els.input.focus();
+        } else {
+          edit.focus();
+        }
       },
     );
     editing = { entry, close };
@@ -537,7 +552,7 @@
     }
     const path = branch(childrenIndex());
     const parentId = path.length ? path[path.length - 1].id : null;
-    if (sendMessage(content, parentId)) {
+    if (sendMessage(content, parentId) !== null) {
       els.input.value = "";
       autosize();
       updateControls();
@@ -547,17 +562,17 @@
   /**
    * Send `content` as a user message that follows the message `parentId` (null: the first
    * turn): the composer's follows the branch shown, an edit's what the edited one followed.
-   * False, with the reason shown, when it cannot be sent.
+   * Its new entry; null, with the reason shown, when it cannot be sent.
    */
   function sendMessage(content, parentId) {
     if (closedForGood || content.trim() === "" || isAnswering()) {
-      return false;
+      return null;
     }
     // Count code points, as the server does, not UTF-16 units.
     const length = Array.from(content).length;
     if (length > config.maxChars) {
       showAlert(`The message is ${length} characters long; the limit is ${config.maxChars}.`);
-      return false;
+      return null;
     }
     clearAlert();
     const clientId = newClientId();
@@ -573,10 +588,11 @@
     transmit(clientId);
     updateControls();
     scrollToBottom(); // your own message always brings you down
-    return true;
+    return entry;
   }
 
-  // The server refused a user message: take the bubble back and give the text back.
+  // The server refused a user message: take the bubble back and give the text back, in the
+  // composer or, for an edit, in the editor of the message it was to replace.
   function rejectOldestSend() {
     const clientId = inFlight.shift();
     if (!clientId || !outbox.has(clientId)) {
@@ -588,7 +604,11 @@
     if (entry) {
       forget(entry);
     }
-    if (els.input.value.trim() === "" && editing === null) {
+    const edited = entry && entry.editOf ? messages.get(entry.editOf) : undefined;
+    if (edited) {
+      updateControls(); // the edited message is shown again, and can be edited again
+      startEdit(edited, frame.content);
+    } else if (els.input.value.trim() === "" && editing === null) {
       els.input.value = frame.content;
       autosize();
     }
@@ -984,7 +1004,7 @@
         window.ChatMarkdown.copyText(button, entry.content);
         break;
       case "edit":
-        startEdit(entry);
+        startEdit(entry, entry.content);
         break;
       case "regenerate":
         requestRetry(entry.id);
