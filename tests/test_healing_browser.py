@@ -298,3 +298,35 @@ def test_deleted_conversation_says_so_and_stops(
     ]
     assert page.evaluate("window.healingTestMark") is True
     assert chat.problems == []
+
+
+def test_lost_branch_heals_in_the_other_tab_by_pong(
+    open_chat: OpenChat, user: User, tmp_path: Path
+) -> None:
+    chat = open_chat([{"type": "chat.branch", "action": "drop", "times": 0}])
+    page = chat.page
+    send(page, "Hello sim:tokens=5")
+    first = finished_answer(page, "complete")
+    first_id = str(first.get_attribute("data-message-id"))
+    first.hover()
+    first.get_by_role("button", name="Regenerate this answer").click()
+    expect(page.locator(".message-version")).to_have_text("2 / 2")
+    finished_answer(page, "complete")
+    other = page.context.new_page()
+    other_sockets = Sockets()
+    other.on("websocket", other_sockets.watch)
+    other.goto(page.url)
+    expect(other.locator(".message-version")).to_have_text("2 / 2")
+
+    page.get_by_role("button", name="Previous version").click()
+
+    # The tab that switched shows it at once; the other never hears `branch`, but its
+    # idle `ping` finds the end of the branch changed, and a snapshot shows the right one.
+    expect(page.locator(".message-version")).to_have_text("1 / 2")
+    expect(other.locator(".message-version")).to_have_text("1 / 2")
+    expect(other.locator(".message--assistant")).to_have_attribute("data-message-id", first_id)
+    assert other_sockets.received_of("branch") == []
+    assert "resync" in other_sockets.sent_types()
+    assert len(other_sockets.opened) == 1
+    other.screenshot(path=tmp_path / "lost-branch.png")
+    assert chat.problems == []
