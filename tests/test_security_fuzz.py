@@ -30,8 +30,8 @@ from tests.conftest import until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-KNOWN_TYPES = ["user_message", "stop", "sync", "retry", "resync", "ping"]
-FIELDS = ["content", "client_id", "message_id", "after_seq"]
+KNOWN_TYPES = ["user_message", "stop", "sync", "retry", "switch", "resync", "ping"]
+FIELDS = ["content", "client_id", "parent_id", "message_id", "after_seq"]
 # Every code docs/protocol.md lists for a refused frame. `server_error` is not among them:
 # expected bad input must never reach the safety net.
 REFUSAL_CODES = {
@@ -46,6 +46,8 @@ REFUSAL_CODES = {
     "bad_sync",
     "bad_stop",
     "bad_retry",
+    "bad_parent",
+    "bad_switch",
 }
 SECRET = "mallory-secret-5be1"
 
