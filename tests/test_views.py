@@ -56,6 +56,7 @@ def test_chat_page_renders_history_escaped(logged_in: Client, conversation: Conv
     body = response.content.decode()
     assert response.status_code == 200
     assert "<script>x</script>" not in body
+    assert "{#" not in body  # a template comment left on the page (one spanning lines)
     assert "&lt;script&gt;x&lt;/script&gt;" in body
     assert "Rate limit reached" in body
 
