@@ -10,7 +10,7 @@ RUN_ENV := SECRET_KEY="$${SECRET_KEY:-$$(cat var/secret_key)}"
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test check format bench vendor clean
+.PHONY: run test check format bench vendor screenshots clean
 
 run: $(RUNTIME) var/secret_key
 	$(RUN_ENV) $(PY) manage.py migrate --noinput
@@ -32,6 +32,10 @@ format: $(DEV)
 
 bench: $(VENV)/.bench-installed
 	$(PY) -m bench
+
+# The README's pictures, from a real conversation in Chromium (tests/test_screenshots_browser.py).
+screenshots: $(DEV)
+	SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest tests/test_screenshots_browser.py -q
 
 # The chat page's browser libraries, pinned in frontend/package-lock.json. The copies under
 # streaming/static/streaming/vendor/ are committed, so only this target needs Node.js and npm.

@@ -1,0 +1,85 @@
+"""The README's screenshots, taken from a real conversation in Chromium, and checked.
+
+Each picture is of a state the test first asserts, so a picture never shows a broken page.
+They go to the test's temporary folder; `make screenshots` sets SCREENSHOTS_DIR to
+docs/screenshots/ to refresh the committed ones.
+"""
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from playwright.sync_api import Page, expect
+
+from tests.test_browser import (  # noqa: F401 - `page` and `server` are fixtures, used by name
+    finished_answer,
+    open_new_chat,
+    page,
+    script_problems,
+    send,
+    server,
+    wait_until_connected,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where the pictures go: SCREENSHOTS_DIR if set, else the test's own folder."""
+    folder = Path(os.environ.get("SCREENSHOTS_DIR") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_screenshots_of_a_rendered_answer_code_versions_and_a_phone(
+    page: Page,  # noqa: F811 - the fixture imported above
+    user: User,
+    shots: Path,
+) -> None:
+    problems = script_problems(page)
+    page.set_viewport_size({"width": 1200, "height": 900})
+    open_new_chat(page, user.username)
+    m = uuid.uuid4().hex[:6]
+    send(page, f"Show me what you can render ({m}) sim:markdown=1 sim:rate=300")
+    answer = finished_answer(page, "complete")
+    content = answer.locator(".message-content")
+    expect(content.locator("table")).to_have_count(1)
+    expect(content.locator("pre code.hljs")).to_have_count(2)
+    expect(content.locator("math")).not_to_have_count(0)
+
+    # The answer, from its top, as a reader meets it.
+    answer.evaluate("bubble => bubble.scrollIntoView({block: 'start'})")
+    page.mouse.move(0, 0)
+    page.screenshot(path=shots / "answer.png")
+
+    code = content.locator(".code-block").first
+    code.scroll_into_view_if_needed()
+    code.screenshot(path=shots / "code-block.png")
+
+    # Two versions of the question, the second one shown, its switcher and actions in view.
+    question = page.locator(".message--user").first
+    question.hover()
+    question.get_by_role("button", name="Edit this message").click()
+    editor = question.get_by_role("textbox", name="Edit your message")
+    editor.fill(f"Show me a short answer instead ({m}) sim:tokens=24")
+    editor.press("Enter")
+    edited = page.locator(".message--user").filter(has_text="short answer instead")
+    expect(edited.locator(".message-version")).to_have_text("2 / 2")
+    finished_answer(page, "complete")
+    edited.hover()
+    page.locator("#chat").screenshot(path=shots / "versions.png")
+
+    # Back to the rich answer, on a phone-sized screen.
+    edited.get_by_role("button", name="Previous version").click()
+    expect(page.locator(".message--user .message-version")).to_have_text("1 / 2")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    wait_until_connected(page)
+    expect(page.locator(".message--assistant .message-content table")).to_have_count(1)
+    # No sideways scrolling of the page itself on a phone.
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.screenshot(path=shots / "phone.png")
+    assert problems == []
