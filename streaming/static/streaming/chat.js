@@ -7,7 +7,8 @@
  * Frames are documented in docs/protocol.md; each frame type has one entry in `handlers`.
  * Loaded after chat-stream.js (how one answer's text is assembled from frames), chat-sync.js
  * (when to ask the server for the truth: the watchdog, the idle check and the pong) and
- * chat-view.js (how a message looks, with chat-markdown.js).
+ * chat-view.js (how a message looks, with chat-markdown.js) and chat-comfort.js (reading
+ * comfort: each message's time).
  *
  * Any frame can be lost (group sends are dropped under load), so nothing here waits for one
  * for ever: a gap in an answer asks for a `sync` (chat-stream.js); a frame about a message
@@ -63,6 +64,7 @@
   };
   const view = window.ChatView.createView(els);
   const { render, renderContent, keepingScroll, scrollToBottom } = view;
+  window.ChatComfort.attach(els);
 
   const config = {
     wsPath: root.dataset.wsPath,
@@ -75,7 +77,7 @@
   /*
    * Every message on the page, by server id; a message the server has not confirmed yet is
    * under "local:<client_id>". An entry: {key, id, role, content, status, error, usage,
-   * clientId, el}. The page's order of bubbles is the conversation's order.
+   * clientId, createdAt, el}. The page's order of bubbles is the conversation's order.
    */
   const messages = new Map();
   // The answers streaming right now, by message id: an AnswerStream each (chat-stream.js).
@@ -131,6 +133,7 @@
       error: "",
       usage: null,
       clientId: null,
+      createdAt: null,
       el: null,
       ...fields,
     };
@@ -143,6 +146,7 @@
       content: message.content || "",
       status: message.status,
       error: message.error || "",
+      createdAt: message.created_at || null,
     };
     let changed = false;
     for (const [name, value] of Object.entries(stored)) {
