@@ -48,6 +48,23 @@ class StartEvent(TypedDict):
     message_id: str
 
 
+class RetryingEvent(TypedDict):
+    """The answer waits before asking the provider again (only ever before its first token).
+
+    Only a notice for people: a lost one costs nothing, and a snapshot does not carry it.
+    """
+
+    type: Literal["chat.retrying"]
+    message_id: str
+    #: Which retry this wait is for: 1, 2, 3…
+    attempt: int
+    #: Seconds until the request is sent again.
+    delay: float
+    #: Why, in the site's own words ("Rate limited by the provider"): never the provider's
+    #: message or address, which may hold anything.
+    reason: str
+
+
 class DeltaEvent(TypedDict):
     """The next piece of an answer; `seq` counts 1, 2, 3… per answer, without gaps."""
 
@@ -100,7 +117,14 @@ class PongEvent(TypedDict):
 
 
 ChatEvent = (
-    MessageEvent | StartEvent | DeltaEvent | SyncEvent | DoneEvent | DeletedEvent | PongEvent
+    MessageEvent
+    | StartEvent
+    | RetryingEvent
+    | DeltaEvent
+    | SyncEvent
+    | DoneEvent
+    | DeletedEvent
+    | PongEvent
 )
 
 
@@ -173,6 +197,16 @@ def message_event(message: Message, title: str) -> MessageEvent:
 
 def start_event(message_id: object) -> StartEvent:
     return {"type": "chat.start", "message_id": str(message_id)}
+
+
+def retrying_event(message_id: object, attempt: int, delay: float, reason: str) -> RetryingEvent:
+    return {
+        "type": "chat.retrying",
+        "message_id": str(message_id),
+        "attempt": attempt,
+        "delay": round(delay, 2),
+        "reason": reason,
+    }
 
 
 def delta_event(message_id: object, seq: int, text: str) -> DeltaEvent:

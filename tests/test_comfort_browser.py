@@ -1,31 +1,40 @@
 """Reading comfort on the chat page, in real Chromium against a real daphne and the simulator.
 
 One test per thing a reader gets (streaming/static/streaming/chat-comfort.js): each
-message's time.
+message's time, and the wait before a retry said in words.
 """
 
+import json
 import re
+import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, WebSocketRoute, expect
 
 from streaming.models import Conversation, Message
 from tests.test_browser import (  # noqa: F401 - `page` and `server` are fixtures, used by name
+    bubble_text,
     finished_answer,
     log_in,
+    open_new_chat,
     orm,
     page,
+    script_problems,
     send,
     server,
+    streaming_answer,
     wait_until_connected,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+# An answer that streams for about two seconds.
+TWO_SECONDS = "sim:tokens=40 sim:rate=20"
 # A date as a browser writes it, in one language or another: "Mar 4", "4 Mar", "Dec 31, 2024".
 DATE = r"^([A-Z][a-z]{2} \d{1,2}|\d{1,2} [A-Z][a-z]{2})(,? \d{4})?$"
 # What a message's <time> is made of, apart from its text (which changes with the clock).
@@ -110,3 +119,67 @@ def test_each_message_shows_its_time_relative_with_the_exact_time_on_hover(
     expect(recent).to_have_text("5 min ago")
     expect(times.nth(4)).to_have_text("2 min ago")
     expect(yesterday).to_have_text("yesterday")
+
+
+def test_wait_before_a_retry_is_said_in_words_counting_down(
+    page: Page,  # noqa: F811 - the fixture imported above, asked for by name
+    user: User,
+    tmp_path: Path,
+) -> None:
+    problems = script_problems(page)
+    open_new_chat(page, user.username)
+    # `sim:times` counts per message text for the whole session: make it unique.
+    busy = f"Busy? {uuid.uuid4().hex} sim:status=429 sim:retry_after=3 sim:times=1"
+    send(page, f"{busy} {TWO_SECONDS}")
+    expect(streaming_answer(page)).to_have_count(1)
+    message_id = streaming_answer(page).get_attribute("data-message-id")
+    bubble = page.locator(f'[data-message-id="{message_id}"]')
+    wait = bubble.locator(".message-wait")
+    expect(wait).to_have_text("Rate limited by the provider, retrying in 3 s")
+    expect(bubble.locator(".typing")).to_be_visible()
+    page.screenshot(path=tmp_path / "retry-wait.png")
+    expect(wait).to_have_text("Rate limited by the provider, retrying in 2 s")
+    expect(wait).to_have_text("Rate limited by the provider, retrying in 1 s")
+
+    # Gone with the first words of the answer, which then streams on as usual.
+    expect(wait).to_have_count(0)
+    expect(bubble).to_have_attribute("data-status", "streaming")
+    expect(bubble.locator(".message-content")).not_to_be_empty()
+    finished_answer(page, "complete")
+    expect(wait).to_have_count(0)
+    assert "retrying" not in bubble_text(bubble)
+    expect(page.locator(".message--assistant")).to_have_count(1)
+    assert problems == []
+
+
+def test_lost_retrying_frame_leaves_only_the_dots_and_the_answer_whole(
+    page: Page,  # noqa: F811 - the fixture imported above, asked for by name
+    user: User,
+) -> None:
+    problems = script_problems(page)
+    dropped: list[dict[str, Any]] = []
+
+    def route(ws: WebSocketRoute) -> None:
+        upstream = ws.connect_to_server()
+
+        def from_server(message: str | bytes) -> None:
+            frame = json.loads(message)
+            if frame["type"] == "retrying":
+                dropped.append(frame)
+            else:
+                ws.send(message)
+
+        upstream.on_message(from_server)
+
+    page.route_web_socket(re.compile(r"/ws/conversations/"), route)
+    open_new_chat(page, user.username)
+    send(page, f"Flaky {uuid.uuid4().hex} sim:status=503 sim:retry_after=2 sim:times=1")
+    expect(streaming_answer(page).locator(".typing")).to_be_visible()
+
+    answer = finished_answer(page, "complete")
+    assert [frame["reason"] for frame in dropped] == ["The provider is unavailable (503)"]
+    assert bubble_text(answer)
+    expect(page.locator(".message-wait")).to_have_count(0)
+    saved = orm(lambda: Message.objects.get(conversation__owner=user, role="assistant"))
+    assert (saved.status, bubble_text(answer)) == ("complete", " ".join(saved.content.split()))
+    assert problems == []

@@ -1,6 +1,6 @@
 /*
  * The chat page's reading comfort (streaming/static/streaming/chat-comfort.js): relative
- * times on a fixed clock.
+ * times on a fixed clock, and the wait before a retry in words.
  *
  * Dates are made from local parts (new Date(year, month, day, …)), so "today" and
  * "yesterday" hold in whatever time zone the tests run; none is near a clock change.
@@ -10,7 +10,7 @@
 const assert = require("node:assert/strict");
 const { describe, it } = require("node:test");
 
-const { relativeTime, exactTime } = require("../../streaming/static/streaming/chat-comfort.js");
+const { relativeTime, exactTime, secondsLeft, waitNotice } = require("../../streaming/static/streaming/chat-comfort.js");
 
 const NOW = new Date(2025, 2, 14, 15, 30, 0); // 14 March 2025, 15:30:00 local time
 
@@ -73,5 +73,28 @@ describe("exactTime", () => {
     // ICU versions differ in the punctuation between the parts, not in the parts.
     const exact = exactTime(new Date(2025, 2, 14, 15, 4, 5), "en-GB");
     assert.match(exact, /^Friday,? 14 March 2025,? (at )?15:04:05$/);
+  });
+});
+
+describe("the wait before a retry", () => {
+  it("counts whole seconds up, never below zero", () => {
+    assert.equal(secondsLeft(12_000, 0), 12);
+    assert.equal(secondsLeft(12_000, 1), 12);
+    assert.equal(secondsLeft(12_000, 1_000), 11);
+    assert.equal(secondsLeft(12_000, 11_999), 1);
+    assert.equal(secondsLeft(12_000, 12_000), 0);
+    assert.equal(secondsLeft(12_000, 20_000), 0);
+  });
+
+  it("says why and how long, then that it is retrying", () => {
+    assert.equal(
+      waitNotice("Rate limited by the provider", 12),
+      "Rate limited by the provider, retrying in 12 s",
+    );
+    assert.equal(
+      waitNotice("The provider is unavailable (503)", 4),
+      "The provider is unavailable (503), retrying in 4 s",
+    );
+    assert.equal(waitNotice("Could not reach the provider", 0), "Could not reach the provider, retrying now…");
   });
 });

@@ -3,10 +3,12 @@
  * takes no part in keeping its text exact.
  *
  * - each message's time, relative ("3 min ago"), with the exact local time on hover, kept
- *   current once a minute.
+ *   current once a minute;
+ * - the wait before the server retries the provider, said in words and counting down
+ *   (the `retrying` frame, docs/protocol.md), in the answer's place until its first text.
  *
- * chat.js calls attach() once. The pure helpers are exported for Node's tests
- * (tests/js/chat-comfort.test.js).
+ * chat.js calls attach() once and tells it when a `retrying` frame came. The pure helpers
+ * are exported for Node's tests (tests/js/chat-comfort.test.js).
  */
 (function (global) {
   "use strict";
@@ -55,6 +57,16 @@
     return date.toLocaleString(locale, { dateStyle: "full", timeStyle: "medium" });
   }
 
+  /** Whole seconds left until `deadline` at `now` (milliseconds), never below 0. */
+  function secondsLeft(deadline, now) {
+    return Math.max(0, Math.ceil((deadline - now) / 1000));
+  }
+
+  /** The wait before a retry in words: "Rate limited by the provider, retrying in 12 s". */
+  function waitNotice(reason, seconds) {
+    return seconds > 0 ? `${reason}, retrying in ${seconds} s` : `${reason}, retrying now…`;
+  }
+
   // --- the page ---------------------------------------------------------------------------
 
   function showTime(element, now) {
@@ -75,9 +87,13 @@
     return element;
   }
 
-  /** Wire the page: `els` are chat.js's elements (its message list). */
+  /**
+   * Wire the page: `els` are chat.js's elements (its message list). Returns what chat.js
+   * tells: {retrying(entry, frame)}.
+   */
   function attach(els) {
     const doc = global.document;
+    const { isUnderway } = global.ChatView;
 
     // --- times ---
     function refreshTimes() {
@@ -95,10 +111,40 @@
       }
     });
 
-    return {};
+    // --- the wait before a retry ---
+    function retrying(entry, frame) {
+      // Only for an answer still waiting for its first text; anything else is stale.
+      if (!entry || !entry.el || !isUnderway(entry) || entry.content !== "") {
+        return;
+      }
+      const content = entry.el.querySelector(".message-content");
+      if (!content) {
+        return;
+      }
+      // It stands in the answer's place: the first text drawn there (a `delta`) or the
+      // bubble drawn again (`done`, a snapshot) takes it away, so nothing has to.
+      const notice = doc.createElement("p");
+      notice.className = "message-wait";
+      content.replaceChildren(notice);
+      const deadline = Date.now() + Math.max(0, Number(frame.delay) || 0) * 1000;
+      const reason = String(frame.reason || "The provider failed");
+      (function tick() {
+        if (!notice.isConnected) {
+          return;
+        }
+        const left = secondsLeft(deadline, Date.now());
+        notice.textContent = waitNotice(reason, left);
+        if (left > 0) {
+          // Again when the number shown changes.
+          global.setTimeout(tick, deadline - Date.now() - (left - 1) * 1000);
+        }
+      })();
+    }
+
+    return { retrying };
   }
 
-  const api = { relativeTime, exactTime };
+  const api = { relativeTime, exactTime, secondsLeft, waitNotice };
   if (typeof module !== "undefined" && module.exports) {
     module.exports = api;
   } else {

@@ -8,7 +8,7 @@
  * Loaded after chat-stream.js (how one answer's text is assembled from frames), chat-sync.js
  * (when to ask the server for the truth: the watchdog, the idle check and the pong) and
  * chat-view.js (how a message looks, with chat-markdown.js) and chat-comfort.js (reading
- * comfort: each message's time).
+ * comfort: each message's time, the wait before a retry).
  *
  * Any frame can be lost (group sends are dropped under load), so nothing here waits for one
  * for ever: a gap in an answer asks for a `sync` (chat-stream.js); a frame about a message
@@ -64,7 +64,7 @@
   };
   const view = window.ChatView.createView(els);
   const { render, renderContent, keepingScroll, scrollToBottom } = view;
-  window.ChatComfort.attach(els);
+  const comfort = window.ChatComfort.attach(els);
 
   const config = {
     wsPath: root.dataset.wsPath,
@@ -589,6 +589,12 @@
         entry.status = "streaming";
         keepingScroll(() => render(entry));
       }
+    },
+
+    retrying(frame) {
+      // Only a notice (the wait before the server asks the provider again): a lost one
+      // costs nothing, so one for an unknown message asks for nothing either.
+      comfort.retrying(messages.get(frame.message_id), frame);
     },
 
     delta(frame) {
