@@ -1,6 +1,6 @@
 /*
  * The chat page's reading comfort (streaming/static/streaming/chat-comfort.js): relative
- * times on a fixed clock, and the wait before a retry in words.
+ * times on a fixed clock, the wait before a retry in words, and what a screen reader is read.
  *
  * Dates are made from local parts (new Date(year, month, day, …)), so "today" and
  * "yesterday" hold in whatever time zone the tests run; none is near a clock change.
@@ -10,7 +10,14 @@
 const assert = require("node:assert/strict");
 const { describe, it } = require("node:test");
 
-const { relativeTime, exactTime, secondsLeft, waitNotice } = require("../../streaming/static/streaming/chat-comfort.js");
+const {
+  relativeTime,
+  exactTime,
+  secondsLeft,
+  waitNotice,
+  announcementText,
+  ANNOUNCE_MAX_CHARS,
+} = require("../../streaming/static/streaming/chat-comfort.js");
 
 const NOW = new Date(2025, 2, 14, 15, 30, 0); // 14 March 2025, 15:30:00 local time
 
@@ -96,5 +103,33 @@ describe("the wait before a retry", () => {
       "The provider is unavailable (503), retrying in 4 s",
     );
     assert.equal(waitNotice("Could not reach the provider", 0), "Could not reach the provider, retrying now…");
+  });
+});
+
+describe("announcementText", () => {
+  it("makes whitespace single spaces", () => {
+    assert.equal(announcementText("  A title \n\n A  line\tand more  "), "A title A line and more");
+  });
+
+  it("keeps a text within the limit as it is", () => {
+    const text = "word ".repeat(200).trim(); // 999 characters
+    assert.equal(announcementText(text), text);
+  });
+
+  it("cuts a long text at a word, within the limit, with an ellipsis", () => {
+    const text = "word ".repeat(1000);
+    const said = announcementText(text);
+    assert.ok(said.length <= ANNOUNCE_MAX_CHARS, said.length);
+    assert.ok(said.endsWith("word…"), said.slice(-10));
+    assert.ok(said.length > ANNOUNCE_MAX_CHARS * 0.8);
+  });
+
+  it("cuts a text without spaces where the limit falls", () => {
+    const said = announcementText("x".repeat(5000), 100);
+    assert.equal(said, `${"x".repeat(99)}…`);
+  });
+
+  it("says nothing for nothing", () => {
+    assert.equal(announcementText(" \n "), "");
   });
 });

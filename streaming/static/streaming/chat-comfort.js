@@ -2,13 +2,19 @@
  * Reading comfort on the chat page: what helps a person read and act on a conversation, but
  * takes no part in keeping its text exact.
  *
+ * - a "Jump to latest" button while the reader is scrolled up and an answer streams, or new
+ *   content came in below;
  * - each message's time, relative ("3 min ago"), with the exact local time on hover, kept
  *   current once a minute;
  * - the wait before the server retries the provider, said in words and counting down
- *   (the `retrying` frame, docs/protocol.md), in the answer's place until its first text.
+ *   (the `retrying` frame, docs/protocol.md), in the answer's place until its first text;
+ * - the Retry button scrolled into view when an answer fails;
+ * - focus back in the composer after Send, Stop or Retry;
+ * - a polite live region that reads each answer once it is finished, not every token.
  *
- * chat.js calls attach() once and tells it when a `retrying` frame came. The pure helpers
- * are exported for Node's tests (tests/js/chat-comfort.test.js).
+ * chat.js calls attach() once and tells it two things: a `retrying` frame came, an answer
+ * ended (`done`). The rest it finds on the page. The pure helpers are exported for Node's
+ * tests (tests/js/chat-comfort.test.js).
  */
 (function (global) {
   "use strict";
@@ -17,6 +23,21 @@
   const HOUR_MS = 60 * MINUTE_MS;
   // Relative times are drawn again this often.
   const REFRESH_MS = MINUTE_MS;
+  // The most a finished answer's announcement reads: the start of a long answer, not all of it.
+  const ANNOUNCE_MAX_CHARS = 1000;
+  // Said after an answer's text when it did not end as the model meant it to.
+  const ENDINGS = {
+    cancelled: "The answer was stopped.",
+    interrupted: "The answer was interrupted.",
+    error: "The answer failed.",
+  };
+  // Endings that are not the reader's own doing: their Retry button is brought into view.
+  const FAILED = new Set(["error", "interrupted"]);
+  // Elements after which a reader would pause: their text is kept apart from the next.
+  const BLOCKS = new Set([
+    "p", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote",
+    "table", "tr", "th", "td", "br", "hr",
+  ]);
 
   // --- pure helpers -----------------------------------------------------------------------
 
@@ -67,7 +88,43 @@
     return seconds > 0 ? `${reason}, retrying in ${seconds} s` : `${reason}, retrying now…`;
   }
 
+  /**
+   * `text` fit to be read aloud: whitespace made single spaces, and cut to `limit`
+   * characters at most (at a word where one is near, with "…").
+   */
+  function announcementText(text, limit = ANNOUNCE_MAX_CHARS) {
+    const plain = text.replace(/\s+/g, " ").trim();
+    if (plain.length <= limit) {
+      return plain;
+    }
+    let cut = plain.slice(0, limit - 1);
+    const space = cut.lastIndexOf(" ");
+    if (space >= limit * 0.8) {
+      cut = cut.slice(0, space);
+    }
+    return `${cut.trimEnd()}…`;
+  }
+
   // --- the page ---------------------------------------------------------------------------
+
+  /** The text a reader takes from rendered `root`: blocks kept apart, code headers left out. */
+  function readableText(root) {
+    const parts = [];
+    (function walk(parent) {
+      for (const child of parent.childNodes) {
+        if (child.nodeType === 3) {
+          parts.push(child.data);
+        } else if (child.nodeType === 1 && !child.classList.contains("code-header")) {
+          // A code block's language and its Copy button are the page's, not the answer's.
+          const block = BLOCKS.has(child.localName);
+          parts.push(block ? " " : "");
+          walk(child);
+          parts.push(block ? " " : "");
+        }
+      }
+    })(root);
+    return parts.join("");
+  }
 
   function showTime(element, now) {
     const date = new Date(element.dateTime);
@@ -88,11 +145,15 @@
   }
 
   /**
-   * Wire the page: `els` are chat.js's elements (its message list). Returns what chat.js
-   * tells: {retrying(entry, frame)}.
+   * Wire the page: `els` are chat.js's elements (list, scroller, form, input, stop), `view`
+   * its ChatView. Returns what chat.js tells: {retrying(entry, frame), answerEnded(entry, frame)}.
    */
-  function attach(els) {
+  function attach(els, view) {
     const doc = global.document;
+    const jump = doc.getElementById("jump-latest");
+    const announcer = doc.getElementById("chat-announcer");
+    // Answers already announced, by id: a `done` may come twice (a sync of an ended answer).
+    const announced = new Set();
     const { isUnderway } = global.ChatView;
 
     // --- times ---
@@ -108,6 +169,61 @@
     doc.addEventListener("visibilitychange", () => {
       if (doc.visibilityState === "visible") {
         refreshTimes();
+      }
+    });
+
+    // --- jump to latest ---
+    let unseen = false; // the list grew while the reader was scrolled up
+    let listHeight = els.list.offsetHeight;
+    function answerUnderway() {
+      return (
+        els.list.querySelector(
+          '.message--assistant[data-status="streaming"], .message--assistant[data-status="pending"]',
+        ) !== null
+      );
+    }
+    function updateJump() {
+      const away = !view.isAtBottom();
+      if (!away) {
+        unseen = false;
+      }
+      jump.hidden = !(away && (unseen || answerUnderway()));
+    }
+    // New content is always at the bottom: the list growing is new content below.
+    new global.ResizeObserver(() => {
+      const height = els.list.offsetHeight;
+      if (height > listHeight && !view.isAtBottom()) {
+        unseen = true;
+      }
+      listHeight = height;
+      updateJump();
+    }).observe(els.list);
+    new global.ResizeObserver(updateJump).observe(els.scroller);
+    els.scroller.addEventListener("scroll", updateJump, { passive: true });
+    // A bubble added or drawn again (an answer starts or ends) may leave the height as it was.
+    new global.MutationObserver(updateJump).observe(els.list, { childList: true });
+    jump.addEventListener("click", () => {
+      view.scrollToBottom();
+      updateJump();
+      // The button is gone; the composer is where the reader goes on from.
+      els.input.focus({ preventScroll: true });
+    });
+
+    // --- focus back in the composer after Send, Stop or Retry, by click or by key ---
+    function focusComposer() {
+      els.input.focus({ preventScroll: true });
+    }
+    els.form.addEventListener("submit", focusComposer);
+    els.stop.addEventListener("click", focusComposer);
+    els.list.addEventListener("click", (event) => {
+      if (event.target.closest && event.target.closest(".message-retry")) {
+        focusComposer();
+      }
+    });
+    doc.addEventListener("keydown", (event) => {
+      // Esc is Stop's key (chat.js): while Stop is offered, it stops, from anywhere.
+      if (event.key === "Escape" && !event.isComposing && !els.stop.hidden) {
+        focusComposer();
       }
     });
 
@@ -141,10 +257,53 @@
       })();
     }
 
-    return { retrying };
+    // --- an answer ended ---
+    function answerEnded(entry, frame) {
+      const message = frame.message || {};
+      // Only an answer this page saw underway: not one it already knows ended.
+      if (!entry || !isUnderway(entry) || announced.has(frame.message_id)) {
+        return;
+      }
+      announced.add(frame.message_id);
+      announce(message);
+      if (FAILED.has(message.status)) {
+        // chat.js adds the Retry button once this frame is handled: look for it then.
+        global.queueMicrotask(() => {
+          const retry = entry.el && entry.el.querySelector(".message-retry");
+          if (retry) {
+            retry.scrollIntoView({ block: "nearest" });
+          }
+        });
+      }
+    }
+
+    function announce(message) {
+      const rendered = global.ChatMarkdown.renderMarkdown(message.content || "");
+      const parts = [announcementText(readableText(rendered))];
+      if (ENDINGS[message.status]) {
+        parts.push(ENDINGS[message.status]);
+      }
+      if (message.error) {
+        parts.push(announcementText(message.error));
+      }
+      const text = parts.filter(Boolean).join(" ");
+      if (text) {
+        announcer.textContent = text;
+      }
+    }
+
+    updateJump();
+    return { retrying, answerEnded };
   }
 
-  const api = { relativeTime, exactTime, secondsLeft, waitNotice };
+  const api = {
+    relativeTime,
+    exactTime,
+    secondsLeft,
+    waitNotice,
+    announcementText,
+    ANNOUNCE_MAX_CHARS,
+  };
   if (typeof module !== "undefined" && module.exports) {
     module.exports = api;
   } else {

@@ -203,7 +203,7 @@
       }
     }
 
-    return { render, renderContent, showContent, remove, reorder, showRetry, scrollToBottom, keepingScroll };
+    return { render, renderContent, showContent, remove, reorder, showRetry, isAtBottom, scrollToBottom, keepingScroll };
   }
 
   global.ChatView = { createView, isUnderway };

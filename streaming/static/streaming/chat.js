@@ -8,7 +8,7 @@
  * Loaded after chat-stream.js (how one answer's text is assembled from frames), chat-sync.js
  * (when to ask the server for the truth: the watchdog, the idle check and the pong) and
  * chat-view.js (how a message looks, with chat-markdown.js) and chat-comfort.js (reading
- * comfort: each message's time, the wait before a retry).
+ * comfort: jump to latest, times, the wait before a retry, focus, the live region).
  *
  * Any frame can be lost (group sends are dropped under load), so nothing here waits for one
  * for ever: a gap in an answer asks for a `sync` (chat-stream.js); a frame about a message
@@ -50,6 +50,8 @@
   const DELETED_TEXT = "This conversation was deleted.";
   const SIGNED_OUT_TEXT = "You were signed out. Sign in again to continue.";
   const CHECKING_SIGN_IN_TEXT = "Checking that you are still signed in…";
+  const STILL_ANSWERING_TEXT =
+    "The assistant is still answering. Wait for it to finish, or stop it.";
 
   const els = {
     scroller: document.getElementById("messages-scroller"),
@@ -64,7 +66,7 @@
   };
   const view = window.ChatView.createView(els);
   const { render, renderContent, keepingScroll, scrollToBottom } = view;
-  const comfort = window.ChatComfort.attach(els);
+  const comfort = window.ChatComfort.attach(els, view);
 
   const config = {
     wsPath: root.dataset.wsPath,
@@ -335,6 +337,9 @@
   }
 
   function updateControls() {
+    if (!isAnswering() && els.alert.textContent === STILL_ANSWERING_TEXT) {
+      clearAlert(); // as soon as the answer has ended, not when the next message is sent
+    }
     els.send.disabled = !canSend();
     els.input.disabled = closedForGood;
     // Stop sits beside Send while an answer streams.
@@ -411,7 +416,7 @@
     const content = els.input.value;
     if (!canSend()) {
       if (content.trim() !== "" && isAnswering()) {
-        showAlert("The assistant is still answering. Wait for it to finish, or stop it.");
+        showAlert(STILL_ANSWERING_TEXT);
       }
       return;
     }
@@ -632,6 +637,7 @@
         requestResync();
         return;
       }
+      comfort.answerEnded(messages.get(frame.message_id), frame);
       const stream = streams.get(frame.message_id);
       if (stream) {
         // The saved text wins. More than the page assembled (up to `seq`) is a lost tail,
