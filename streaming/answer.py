@@ -5,7 +5,8 @@ every tab does not end it. Two tasks carry it:
 
 - the *reader* pulls the model's stream into ``pending`` (retrying failures that come before
   the first token). It sends nothing, so cancelling it at any point is safe, and that is how
-  the upstream request is closed;
+  the upstream request is closed. While it waits to retry, it leaves a notice for the
+  answer's task to send (``chat.retrying``);
 - the answer's own task is the only one that sends. It turns ``pending`` into numbered deltas
   (the first piece at once, then at most one delta per ``STREAM_FLUSH_SECONDS``) and ends
   the answer exactly once.
@@ -40,6 +41,14 @@ Status = Message.Status
 # The first backoff before a retry; each next one doubles, with jitter.
 _RETRY_BASE_SECONDS = 0.5
 _RETRYABLE_STATUSES = {408, 409, 429}
+# Why an answer waits to retry, as the page says it: our words, never the provider's.
+_RETRY_REASONS = {
+    408: "The provider timed out (408)",
+    409: "The provider reported a conflict (409)",
+    429: "Rate limited by the provider",
+    503: "The provider is unavailable (503)",
+}
+_UNREACHABLE = "Could not reach the provider"
 _SERVER_ERROR = "Something went wrong on the server. The text so far is saved."
 _CAPPED = "The answer reached the longest this site keeps ({limit} characters) and was cut there."
 
@@ -84,6 +93,8 @@ class Answer:
         self._wake = asyncio.Event()
         self._last_flush = float("-inf")
         self._layer_failing = False
+        #: A wait to retry, for the answer's task to announce: the reader never sends.
+        self._notice: control.RetryingEvent | None = None
 
     @property
     def seq(self) -> int:
@@ -156,6 +167,10 @@ class Answer:
             self._wake.clear()
             if self._stop is not None or self._abandoned:
                 return
+            if self._notice is not None:
+                notice, self._notice = self._notice, None
+                await self._send(notice)
+                continue
             timeout = None
             if self.pending:
                 wait = self._last_flush + settings.STREAM_FLUSH_SECONDS - loop.time()
@@ -271,12 +286,17 @@ class Answer:
                 delay = self._retry_delay(exc, attempt)
                 if delay is None:
                     raise
+                reason = retry_reason(exc)
             except UpstreamError as exc:
                 delay = self._retry_delay(exc, attempt)
                 if delay is None:
                     raise
+                reason = retry_reason(exc)
             attempt += 1
             logger.info("Answer %s: retry %d in %.1f s", self.message.id, attempt, delay)
+            # The page says why it waits; the answer's task sends it, as it sends everything.
+            self._notice = control.retrying_event(self.message.id, attempt, delay, reason)
+            self._wake.set()
             await asyncio.sleep(delay)
 
     def _retry_delay(self, exc: UpstreamError, attempt: int) -> float | None:
@@ -348,3 +368,15 @@ class Answer:
         """The text after delta ``after_seq``, for a socket that missed some."""
         after = max(0, min(after_seq, self.seq))
         return control.sync_event(self.message.id, after, self.seq, "".join(self.deltas[after:]))
+
+
+def retry_reason(exc: UpstreamError) -> str:
+    """Why an answer waits to retry after ``exc``, in words fit for the page.
+
+    Made by us from the kind of failure alone: the provider's message and address never go
+    into it, so nothing a provider or a proxy writes reaches every tab through it.
+    """
+    if isinstance(exc, UpstreamHTTPError):
+        status = exc.status_code
+        return _RETRY_REASONS.get(status, f"The provider had an error ({status})")
+    return _UNREACHABLE

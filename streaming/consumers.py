@@ -331,6 +331,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
     async def chat_start(self, event: control.StartEvent) -> None:
         await self.send_json(control.to_frame(event))
 
+    async def chat_retrying(self, event: control.RetryingEvent) -> None:
+        await self.send_json(control.to_frame(event))
+
     async def chat_delta(self, event: control.DeltaEvent) -> None:
         await self.send_json(control.to_frame(event))
 

@@ -48,6 +48,24 @@ class StartEvent(TypedDict):
     message_id: str
     #: The user message it answers (services/tree.py).
     parent_id: str | None
+    created_at: str
+
+
+class RetryingEvent(TypedDict):
+    """The answer waits before asking the provider again (only ever before its first token).
+
+    Only a notice for people: a lost one costs nothing, and a snapshot does not carry it.
+    """
+
+    type: Literal["chat.retrying"]
+    message_id: str
+    #: Which retry this wait is for: 1, 2, 3…
+    attempt: int
+    #: Seconds until the request is sent again.
+    delay: float
+    #: Why, in the site's own words ("Rate limited by the provider"): never the provider's
+    #: message or address, which may hold anything.
+    reason: str
 
 
 class DeltaEvent(TypedDict):
@@ -111,6 +129,7 @@ class PongEvent(TypedDict):
 ChatEvent = (
     MessageEvent
     | StartEvent
+    | RetryingEvent
     | DeltaEvent
     | SyncEvent
     | DoneEvent
@@ -189,8 +208,22 @@ def message_event(message: Message, title: str) -> MessageEvent:
 
 
 def start_event(message: Message) -> StartEvent:
-    parent_id = str(message.parent_id) if message.parent_id else None
-    return {"type": "chat.start", "message_id": str(message.id), "parent_id": parent_id}
+    return {
+        "type": "chat.start",
+        "message_id": str(message.id),
+        "parent_id": str(message.parent_id) if message.parent_id else None,
+        "created_at": message.created_at.isoformat(),
+    }
+
+
+def retrying_event(message_id: object, attempt: int, delay: float, reason: str) -> RetryingEvent:
+    return {
+        "type": "chat.retrying",
+        "message_id": str(message_id),
+        "attempt": attempt,
+        "delay": round(delay, 2),
+        "reason": reason,
+    }
 
 
 def delta_event(message_id: object, seq: int, text: str) -> DeltaEvent:

@@ -6,7 +6,9 @@ that refuses the token-limit field, an answer that would never end.
 """
 
 import asyncio
+import json
 import random
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,10 +22,12 @@ from streaming import runtime, services
 from streaming.exceptions import RateLimited
 from streaming.models import Conversation, Message
 from streaming.simulator import SimulatorThread
+from streaming.simulator.payloads import status_error
 from streaming.simulator.stamps import read_stamps
 from tests.assembler import Assembler
 from tests.conftest import receive_until, until, user_message
 from tests.faults import Fault, faulty_layer
+from tests.servers import free_port
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("both_layers")]
 
@@ -281,6 +285,91 @@ async def test_lost_done_is_healed_by_the_quiet_sync(
     saved = await Message.objects.aget(pk=message_id)
     assert assembler.shown(message_id) == saved.content == done["message"]["content"]
     assert done["seq"] == saved.seq
+
+
+# --- waits to retry --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [(429, "Rate limited by the provider"), (503, "The provider is unavailable (503)")],
+)
+async def test_wait_to_retry_is_announced_with_its_delay_and_our_words_only(
+    connect: Connect,
+    conversation: Conversation,
+    user: User,
+    simulator: SimulatorThread,
+    status: int,
+    reason: str,
+) -> None:
+    communicator = await connect(conversation.id, user)
+    # `sim:times` counts per message text for the whole session: make it unique.
+    content = f"wait {uuid.uuid4()} sim:status={status} sim:retry_after=1 sim:times=1 sim:tokens=5"
+    await communicator.send_json_to(user_message(content))
+    frames = await frames_until_done(communicator)
+    await communicator.disconnect()
+
+    done = frames[-1]
+    kinds = [f["type"] for f in frames]
+    retrying = [f for f in frames if f["type"] == "retrying"]
+    # The provider's Retry-After (1 s) outweighs the first backoff (at most 0.5 s).
+    assert retrying == [
+        {
+            "type": "retrying",
+            "message_id": done["message_id"],
+            "attempt": 1,
+            "delay": 1.0,
+            "reason": reason,
+        }
+    ]
+    assert kinds.index("start") < kinds.index("retrying") < kinds.index("delta")
+    assert done["status"] == "complete"
+    assert done["message"]["content"] == deltas_text(frames)
+    provider_message = status_error(status, "simulated")["error"]["message"]
+    assert provider_message not in json.dumps(retrying)
+    assert simulator.base_url not in json.dumps(retrying)
+
+
+async def test_wait_to_reach_an_unreachable_provider_is_announced_before_each_retry(
+    connect: Connect, conversation: Conversation, user: User, settings: Any
+) -> None:
+    port = free_port()  # nothing listens there
+    settings.OPENAI_BASE_URL = f"http://127.0.0.1:{port}/v1"
+    settings.OPENAI_MAX_RETRIES = 2
+    communicator = await connect(conversation.id, user)
+    await communicator.send_json_to(user_message("anyone there?"))
+    frames = await frames_until_done(communicator)
+    await communicator.disconnect()
+
+    done = frames[-1]
+    retrying = [f for f in frames if f["type"] == "retrying"]
+    assert [(f["attempt"], f["reason"]) for f in retrying] == [
+        (1, "Could not reach the provider"),
+        (2, "Could not reach the provider"),
+    ]
+    # Exponential backoff with jitter: 0.5 s, then 1 s, each between half and all of it.
+    assert 0.25 <= retrying[0]["delay"] <= 0.5 <= retrying[1]["delay"] <= 1.0
+    assert (done["status"], done["error"]) == ("error", "Could not connect to the model API.")
+    assert str(port) not in json.dumps(retrying)
+
+
+async def test_lost_retrying_notice_changes_nothing_about_the_answer(
+    connect: Connect, conversation: Conversation, user: User, faulty: Any
+) -> None:
+    faulty.faults.append(Fault(type="chat.retrying", action="drop"))
+    communicator = await connect(conversation.id, user)
+    content = f"lost notice {uuid.uuid4()} sim:status=503 sim:times=1 sim:tokens=5 sim:rate=0"
+    await communicator.send_json_to(user_message(content))
+    frames = await frames_until_done(communicator)
+    await communicator.disconnect()
+
+    assert ("drop", "chat.retrying") in faulty.applied
+    kinds = [f["type"] for f in frames]
+    assert "retrying" not in kinds
+    assert (kinds.count("start"), kinds.count("done")) == (1, 1)
+    done = frames[-1]
+    assert done["status"] == "complete"
+    assert done["message"]["content"] == deltas_text(frames)
 
 
 # --- bounded answers -----------------------------------------------------------------------

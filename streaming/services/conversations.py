@@ -128,11 +128,11 @@ def do_post_user_message(
     """Save a user message after ``parent_id`` and its empty streaming answer, or recognise
     a resend.
 
-    ``parent_id`` is the answer the message follows (None: it starts the conversation; an
+    ``parent_id`` is the message it follows, an answer (None: it starts the conversation; an
     edit of a message follows what that message followed). The new answer becomes the end of
     the branch shown. Raises BusyError while another answer streams in the conversation (the
     partial unique constraint makes that hold across processes), FrameError for a parent that
-    is not an answer of this conversation, and a LimitError, having written nothing, when
+    is not a message of this conversation, and a LimitError, having written nothing, when
     the user is over a limit (``quotas``).
     """
     content = validate_content(content)
@@ -183,8 +183,7 @@ def _parent_for(tree: Tree, conversation: Conversation, parent_id: Follows) -> M
     parent = tree.by_id.get(parent_id)
     if parent is None:
         raise FrameError("The message to follow is not in this conversation.", code="bad_parent")
-    if parent.role != Message.Role.ASSISTANT:
-        raise FrameError("A message can only follow an answer.", code="bad_parent")
+    # Usually an answer; a user message too where one has none (history written by hand).
     return parent
 
 

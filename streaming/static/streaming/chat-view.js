@@ -71,6 +71,10 @@
 
     const meta = node("div", "message-meta");
     meta.append(node("span", "message-role", ROLE_LABELS[entry.role] || entry.role));
+    if (entry.createdAt) {
+      // Known once the server saved it: not yet for a message still being sent.
+      meta.append(global.ChatComfort.timeElement(entry.createdAt));
+    }
     const label = STATUS_LABELS[entry.status];
     if (label) {
       meta.append(node("span", `message-status message-status--${entry.status}`, label));
@@ -298,8 +302,8 @@
     }
 
     return {
-      render, renderContent, showContent, remove, place, showActions, openEditor, scrollToBottom,
-      keepingScroll,
+      render, renderContent, showContent, remove, place, showActions, openEditor, isAtBottom,
+      scrollToBottom, keepingScroll,
     };
   }
 

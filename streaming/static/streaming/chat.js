@@ -7,7 +7,8 @@
  * Frames are documented in docs/protocol.md; each frame type has one entry in `handlers`.
  * Loaded after chat-stream.js (how one answer's text is assembled from frames), chat-sync.js
  * (when to ask the server for the truth: the watchdog, the idle check and the pong) and
- * chat-view.js (how a message looks, with chat-markdown.js).
+ * chat-view.js (how a message looks, with chat-markdown.js) and chat-comfort.js (reading
+ * comfort: jump to latest, times, the wait before a retry, focus, the live region).
  *
  * Any frame can be lost (group sends are dropped under load), so nothing here waits for one
  * for ever: a gap in an answer asks for a `sync` (chat-stream.js); a frame about a message
@@ -50,6 +51,8 @@
   const DELETED_TEXT = "This conversation was deleted.";
   const SIGNED_OUT_TEXT = "You were signed out. Sign in again to continue.";
   const CHECKING_SIGN_IN_TEXT = "Checking that you are still signed in…";
+  const STILL_ANSWERING_TEXT =
+    "The assistant is still answering. Wait for it to finish, or stop it.";
 
   const els = {
     scroller: document.getElementById("messages-scroller"),
@@ -64,6 +67,7 @@
   };
   const view = window.ChatView.createView(els);
   const { render, renderContent, keepingScroll, scrollToBottom } = view;
+  const comfort = window.ChatComfort.attach(els, view);
 
   const config = {
     wsPath: root.dataset.wsPath,
@@ -75,8 +79,8 @@
 
   /*
    * Every message of the conversation, every version, by server id; a message the server has
-   * not confirmed yet is under "local:<client_id>". An entry: {key, id, parentId, createdAt,
-   * role, content, status, error, usage, clientId, el}. Messages form a tree by `parentId`
+   * not confirmed yet is under "local:<client_id>". An entry: {key, id, parentId, role,
+   * content, status, error, usage, clientId, createdAt (ISO, null until saved), el}. Messages form a tree by `parentId`
    * (docs/protocol.md, "Versions"); the page shows one branch, the one ending at `leafId`.
    */
   const messages = new Map();
@@ -132,13 +136,13 @@
       key: fields.id,
       id: fields.id,
       parentId: null,
-      createdAt: Date.now(),
       role: fields.role,
       content: "",
       status: fields.status,
       error: "",
       usage: null,
       clientId: null,
+      createdAt: null,
       el: null,
       ...fields,
     };
@@ -151,6 +155,7 @@
       content: message.content || "",
       status: message.status,
       error: message.error || "",
+      createdAt: message.created_at || null,
     };
     let changed = false;
     for (const [name, value] of Object.entries(stored)) {
@@ -166,7 +171,6 @@
     }
     entry.clientId = message.client_id || entry.clientId;
     entry.parentId = message.parent_id || null;
-    entry.createdAt = Date.parse(message.created_at) || entry.createdAt;
     return changed;
   }
 
@@ -214,10 +218,13 @@
     }
   }
 
-  function assistantEntry(id, parentId) {
+  function assistantEntry(id, parentId, createdAt) {
     let entry = messages.get(id);
     if (!entry) {
-      entry = newEntry({ id, role: "assistant", status: "streaming", parentId: parentId || null });
+      entry = newEntry({
+        id, role: "assistant", status: "streaming", parentId: parentId || null,
+        createdAt: createdAt || null,
+      });
       messages.set(id, entry);
       render(entry);
     }
@@ -236,8 +243,10 @@
       }
       children.get(parent).push(entry);
     }
+    // Written first, first; one not saved yet is the newest. (Stable: ties keep arrival order.)
+    const written = (entry) => (entry.createdAt ? Date.parse(entry.createdAt) : Infinity);
     for (const list of children.values()) {
-      list.sort((a, b) => a.createdAt - b.createdAt); // stable: ties keep arrival order
+      list.sort((a, b) => written(a) - written(b));
     }
     return children;
   }
@@ -473,6 +482,9 @@
   }
 
   function updateControls() {
+    if (!isAnswering() && els.alert.textContent === STILL_ANSWERING_TEXT) {
+      clearAlert(); // as soon as the answer has ended, not when the next message is sent
+    }
     els.send.disabled = !canSend();
     els.input.disabled = closedForGood;
     // Stop sits beside Send while an answer streams.
@@ -546,7 +558,7 @@
     const content = els.input.value;
     if (!canSend()) {
       if (content.trim() !== "" && isAnswering()) {
-        showAlert("The assistant is still answering. Wait for it to finish, or stop it.");
+        showAlert(STILL_ANSWERING_TEXT);
       }
       return;
     }
@@ -748,7 +760,7 @@
       if (known && !isUnderway(known)) {
         return; // late: this answer has ended already
       }
-      const entry = assistantEntry(frame.message_id, frame.parent_id);
+      const entry = assistantEntry(frame.message_id, frame.parent_id, frame.created_at);
       if (!known) {
         leafId = entry.key; // a new answer is the end of the branch shown
       }
@@ -758,6 +770,12 @@
         entry.status = "streaming";
         render(entry);
       }
+    },
+
+    retrying(frame) {
+      // Only a notice (the wait before the server asks the provider again): a lost one
+      // costs nothing, so one for an unknown message asks for nothing either.
+      comfort.retrying(messages.get(frame.message_id), frame);
     },
 
     delta(frame) {
@@ -795,6 +813,7 @@
         requestResync();
         return;
       }
+      comfort.answerEnded(messages.get(frame.message_id), frame);
       const stream = streams.get(frame.message_id);
       if (stream) {
         // The saved text wins. More than the page assembled (up to `seq`) is a lost tail,
