@@ -168,7 +168,7 @@ def test_each_message_shows_its_time_relative_with_the_exact_time_on_hover(
     def conversation_of_times() -> tuple[Conversation, list[Message]]:
         conversation = Conversation.objects.create(owner=user, title="Times")
         now = timezone.now()
-        made = []
+        made: list[Message] = []
         for role, ago in [
             ("user", timedelta(days=40)),
             ("assistant", timedelta(days=1)),
