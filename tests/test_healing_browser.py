@@ -32,6 +32,7 @@ from tests.test_browser import (
     script_problems,
     send,
     wait_for_more_text,
+    wait_until_connected,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -316,6 +317,7 @@ def test_lost_branch_heals_in_the_other_tab_by_pong(
     other_sockets = Sockets()
     other.on("websocket", other_sockets.watch)
     other.goto(page.url)
+    wait_until_connected(other)
     expect(other.locator(".message-version")).to_have_text("2 / 2")
 
     page.get_by_role("button", name="Previous version").click()

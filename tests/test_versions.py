@@ -169,7 +169,9 @@ async def test_refused_parents_and_switches_write_and_send_nothing(
     their_message = await Message.objects.acreate(conversation=theirs, role="assistant")
     requests = len(simulator.requests)
 
-    for parent_id in (str(uuid.uuid4()), str(their_message.pk), "not-a-uuid", 7, ["x"]):
+    # A user message with an answer is not followed by another user message.
+    asked = second["parent_id"]
+    for parent_id in (str(uuid.uuid4()), str(their_message.pk), asked, "not-a-uuid", 7, ["x"]):
         await communicator.send_json_to({**user_message(f"stray {marker}"), "parent_id": parent_id})
         error = await communicator.receive_json_from(timeout=5)
         assert (error["type"], error["code"]) == ("error", "bad_parent"), parent_id
@@ -192,8 +194,9 @@ async def test_an_answer_streams_and_resumes_exactly_on_a_branch_not_shown(
 ) -> None:
     marker = uuid.uuid4().hex
     tab = await connect(conversation.id, user)
-    # The first answer is slow to make again: 40 pieces at 40 a second.
-    _, first_done = await turn(tab, f"one {marker} sim:tokens=40 sim:rate=40")
+    # The first answer is slow to make again (40 pieces at 10 a second): it is still
+    # streaming while the branch is switched and another socket joins.
+    _, first_done = await turn(tab, f"one {marker} sim:tokens=40 sim:rate=10")
     two, second_done = await turn(tab, f"two {marker} sim:tokens=3")
     first, second = first_done["message"], second_done["message"]
 

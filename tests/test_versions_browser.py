@@ -216,7 +216,14 @@ def test_actions_are_reachable_by_keyboard_and_shown_on_touch_screens(
         expect(on_phone.get_by_role("textbox", name="Edit your message")).to_be_visible()
     finally:
         touch.close()
-    expect(answer).to_be_visible()
+
+    # The keyboard keeps its place while an answer starts and ends elsewhere on the page.
+    send(page, f"more {m} sim:tokens=30 sim:rate=30")
+    copy = answer.get_by_role("button", name="Copy this answer")
+    copy.focus()
+    finished = page.locator('.message--assistant[data-status="complete"]')
+    expect(finished).to_have_count(2)
+    expect(copy).to_be_focused()
 
 
 def test_an_edit_stays_plain_text_whatever_it_holds(
@@ -245,3 +252,37 @@ def test_an_edit_stays_plain_text_whatever_it_holds(
     assert problems == []
     saved = orm(lambda: Message.objects.get(content=hostile))
     assert saved.parent_id is None  # an edit of the first message: a first turn again
+
+
+def test_a_draft_edit_is_kept_when_another_tab_changes_the_branch(
+    page: Page,  # noqa: F811 - the fixture imported above
+    user: User,
+) -> None:
+    open_new_chat(page, user.username)
+    m = uuid.uuid4().hex[:8]
+    ask(page, f"first {m} sim:tokens=3")
+    question = bubble(page, f"first {m}")
+    question.hover()
+    question.get_by_role("button", name="Edit this message").click()
+    question.get_by_role("textbox").fill(f"second {m} sim:tokens=3")
+    question.get_by_role("textbox").press("Enter")
+    edited = bubble(page, f"second {m}")
+    expect(edited.locator(".message-version")).to_have_text("2 / 2")
+    finished_answer(page, "complete")
+    other = page.context.new_page()
+    other.goto(page.url)
+    wait_until_connected(other)
+
+    # A draft of a third version is being written here when the other tab goes back.
+    edited.hover()
+    edited.get_by_role("button", name="Edit this message").click()
+    draft = f"a draft {m} that must not be lost"
+    edited.get_by_role("textbox", name="Edit your message").fill(draft)
+    other.locator(".message--user").get_by_role("button", name="Previous version").click()
+
+    expect(bubble(page, f"first {m}").locator(".message-version")).to_have_text("1 / 2")
+    expect(page.get_by_role("textbox", name="Edit your message")).to_have_count(0)
+    expect(composer(page)).to_have_value(draft)
+    expect(page.locator("#composer-alert")).to_contain_text("your edit is in the message box")
+    assert orm(lambda: Message.objects.filter(content__contains="a draft").count()) == 0
+    other.close()

@@ -143,6 +143,8 @@ def do_post_user_message(
     try:
         with transaction.atomic():
             now = _may_answer(conversation)
+            # Read again under the lock: a switch on another socket may have moved it.
+            conversation.leaf_id = _leaf_id(conversation)
             tree = Tree.of(conversation)
             parent = _parent_for(tree, conversation, parent_id)
             user_message = Message.objects.create(
@@ -183,8 +185,17 @@ def _parent_for(tree: Tree, conversation: Conversation, parent_id: Follows) -> M
     parent = tree.by_id.get(parent_id)
     if parent is None:
         raise FrameError("The message to follow is not in this conversation.", code="bad_parent")
-    # Usually an answer; a user message too where one has none (history written by hand).
+    # An answer; or a user message that nothing follows yet (history written by hand).
+    if parent.role != Message.Role.ASSISTANT and tree.children.get(parent.pk):
+        raise FrameError("A message can only follow an answer.", code="bad_parent")
     return parent
+
+
+def _leaf_id(conversation: Conversation) -> uuid.UUID | None:
+    leaf_id: uuid.UUID | None = (
+        Conversation.objects.filter(pk=conversation.pk).values_list("leaf_id", flat=True).first()
+    )
+    return leaf_id
 
 
 def do_regenerate(
@@ -222,6 +233,9 @@ def do_switch_branch(conversation: Conversation, message_id: Any) -> Message:
     """
     _refresh(conversation)
     with transaction.atomic():
+        # One change of the branch shown at a time per user, as for new answers (_may_answer),
+        # so a switch and a new message on two sockets cannot interleave.
+        lock_owner(conversation.owner_id)
         tree = Tree.of(conversation)
         message = tree.by_id.get(_uuid_or_none(message_id))  # type: ignore[arg-type]
         if message is None:
@@ -335,8 +349,15 @@ def snapshot(conversation: Conversation) -> dict[str, Any]:
     Raises ConversationGone if the conversation was deleted.
     """
     _refresh(conversation)
-    tree = Tree.of(conversation)
-    leaf = tree.leaf(conversation.leaf_id)
+    # The messages first, then the end of the branch: a new answer and the leaf naming it are
+    # written together, so a leaf read after the messages is never older than they are. One
+    # naming a message written since is read again, with the messages.
+    for _ in range(3):
+        tree = Tree.of(conversation)
+        leaf_id = _leaf_id(conversation)
+        if leaf_id is None or leaf_id in tree.by_id:
+            break
+    leaf = tree.leaf(leaf_id)
     active = next((m for m in tree.messages if m.status == Status.STREAMING), None)
     return {
         "type": "snapshot",

@@ -181,43 +181,63 @@
         entry.el.append(bar);
       }
       const saved = entry.id !== null && !isUnderway(entry);
-      // Unchanged, it stays as it is (a Copy button may be saying "Copied").
-      const signature = JSON.stringify([state, saved]);
-      if (bar.dataset.state === signature) {
-        return;
+      // Drawn again only when its buttons change, not when they are only enabled or disabled:
+      // the keyboard's place and a Copy saying "Copied" stay as they are.
+      const shape = JSON.stringify([state.version, state.versions, state.retry, entry.role]);
+      if (bar.dataset.shape !== shape) {
+        const focused = bar.contains(global.document.activeElement)
+          ? global.document.activeElement.dataset.action
+          : null;
+        bar.replaceChildren(...actionButtons(entry, state));
+        bar.dataset.shape = shape;
+        const again = focused && bar.querySelector(`[data-action="${focused}"]`);
+        if (again) {
+          again.focus();
+        }
       }
-      bar.dataset.state = signature;
+      const off = {
+        previous: state.disabled || state.version <= 1,
+        next: state.disabled || state.version >= state.versions,
+        copy: !saved,
+        edit: state.disabled || !saved,
+        regenerate: state.disabled || !saved,
+      };
+      for (const button of bar.querySelectorAll("button[data-action]")) {
+        button.disabled = off[button.dataset.action];
+      }
+      // Pinned in view: a failed answer's Retry, and the versions of a message.
+      bar.classList.toggle("is-pinned", state.retry || state.versions > 1);
+    }
+
+    function actionButtons(entry, state) {
       const buttons = [];
       if (state.versions > 1) {
         const switcher = node("span", "message-versions");
         switcher.append(
-          actionButton("previous", "‹", "Previous version", state.disabled || state.version <= 1),
+          actionButton("previous", "‹", "Previous version"),
           node("span", "message-version", `${state.version} / ${state.versions}`),
-          actionButton("next", "›", "Next version", state.disabled || state.version >= state.versions),
+          actionButton("next", "›", "Next version"),
         );
         buttons.push(switcher);
       }
-      buttons.push(actionButton("copy", "Copy", `Copy this ${entry.role === "user" ? "message" : "answer"}`, !saved));
+      buttons.push(actionButton("copy", "Copy", `Copy this ${entry.role === "user" ? "message" : "answer"}`));
       if (entry.role === "user") {
-        buttons.push(actionButton("edit", "Edit", "Edit this message", state.disabled || !saved));
+        buttons.push(actionButton("edit", "Edit", "Edit this message"));
       } else if (entry.role === "assistant") {
         const label = state.retry ? "Retry" : "Regenerate";
-        const button = actionButton("regenerate", label, `${label} this answer`, state.disabled || !saved);
+        const button = actionButton("regenerate", label, `${label} this answer`);
         if (state.retry) {
           button.classList.add("message-retry");
         }
         buttons.push(button);
       }
-      // Pinned in view: a failed answer's Retry, and the versions of a message.
-      bar.classList.toggle("is-pinned", state.retry || state.versions > 1);
-      bar.replaceChildren(...buttons);
+      return buttons;
     }
 
-    function actionButton(action, text, label, disabled) {
+    function actionButton(action, text, label) {
       const button = node("button", "message-action", text);
       button.type = "button";
       button.dataset.action = action;
-      button.disabled = disabled;
       if (label !== text) {
         button.setAttribute("aria-label", label);
         button.title = label;
@@ -229,7 +249,7 @@
      * Edit a user message in place: `text` in a text area with Send and Cancel. Enter sends
      * (Shift+Enter adds a line), Esc cancels. `onSend(text)` returns true when the text was
      * taken (the editor closes); `onClose(sent)` is called when it closes either way. Returns
-     * a function that closes it.
+     * {close(), text()}: a way to close it, and the text as it stands.
      */
     function openEditor(entry, text, onSend, onClose) {
       const content = entry.el.querySelector(".message-content");
@@ -280,7 +300,7 @@
       });
       area.focus();
       area.setSelectionRange(area.value.length, area.value.length);
-      return close;
+      return { close, text: () => area.value };
     }
 
     function isAtBottom() {

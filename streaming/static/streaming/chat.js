@@ -86,8 +86,11 @@
   const messages = new Map();
   // The key of the last message of the branch shown (null: the newest branch).
   let leafId = null;
-  // The user message being edited in place: {entry, close}, or null.
+  // The user message being edited in place: {entry, close, text, sending}, or null.
   let editing = null;
+  // `switch` frames this page sent whose `branch` has not come back: until the last one's
+  // has, an earlier one's would show a version the reader already left.
+  let switchesOut = 0;
   // The answers streaming right now, by message id: an AnswerStream each (chat-stream.js).
   const streams = new Map();
   // User messages sent but not yet echoed by the server, by client_id: resent on reconnect.
@@ -289,7 +292,13 @@
     const children = childrenIndex();
     const path = branch(children);
     if (editing && !path.includes(editing.entry)) {
-      editing.close(); // another tab moved to a branch without it
+      // The branch moved away from it (another tab, or this edit sent): close the editor,
+      // and keep an unsent draft in the composer.
+      const { sending, text } = editing;
+      editing.close();
+      if (!sending) {
+        giveBack(text(), "The conversation moved to another version: your edit is in the message box.");
+      }
     }
     for (const entry of path) {
       if (!entry.el) {
@@ -323,6 +332,7 @@
     if (!sendFrame({ type: "switch", message_id: target.id })) {
       return;
     }
+    switchesOut += 1;
     leafId = descend(children, target).key;
     updateControls();
     // The switcher moved to the version shown: keep the keyboard on it.
@@ -331,18 +341,24 @@
     (again && !again.disabled ? again : other).focus();
   }
 
-  /** Edit `entry` in place, starting from `text` (its own, or an edit the server refused). */
+  /**
+   * Edit `entry` in place, starting from `text` (its own, or an edit the server refused).
+   * False when it cannot be edited now.
+   */
   function startEdit(entry, text) {
     if (editing !== null || entry.id === null || isAnswering() || !isOpen()) {
-      return;
+      return false;
     }
-    const close = view.openEditor(
+    const editor = view.openEditor(
       entry,
       text,
       (edited) => {
+        editing.sending = true;
         const sent = sendMessage(edited, entry.parentId);
         if (sent) {
           sent.editOf = entry.key;
+        } else if (editing) {
+          editing.sending = false;
         }
         return sent !== null;
       },
@@ -358,8 +374,9 @@
         }
       },
     );
-    editing = { entry, close };
+    editing = { entry, close: editor.close, text: editor.text, sending: false };
     updateControls();
+    return true;
   }
 
   /** The entry of a bubble on the page. */
@@ -617,12 +634,23 @@
       forget(entry);
     }
     const edited = entry && entry.editOf ? messages.get(entry.editOf) : undefined;
-    if (edited) {
-      updateControls(); // the edited message is shown again, and can be edited again
-      startEdit(edited, frame.content);
-    } else if (els.input.value.trim() === "" && editing === null) {
-      els.input.value = frame.content;
-      autosize();
+    updateControls(); // the edited message is shown again, and can be edited again
+    if (!edited || !startEdit(edited, frame.content)) {
+      giveBack(frame.content);
+    }
+  }
+
+  // Text the page could not send or keep where it was goes to the composer, after whatever
+  // is written there already: nothing a person wrote is dropped.
+  function giveBack(text, notice) {
+    if (text.trim() === "") {
+      return;
+    }
+    const there = els.input.value;
+    els.input.value = there.trim() === "" ? text : `${there}\n\n${text}`;
+    autosize();
+    if (notice) {
+      showAlert(notice);
     }
   }
 
@@ -716,6 +744,7 @@
       // and resetting the backoff there would reconnect every half second for ever.
       ready = true;
       resyncRequested = false;
+      switchesOut = 0; // the snapshot's branch is the one shown now
       sessionEndedText = null; // if the last socket's session ended, this one's holds
       retryDelay = RECONNECT_FIRST_MS;
       setStatus("open", "");
@@ -836,6 +865,12 @@
     },
 
     branch(frame) {
+      if (switchesOut > 0) {
+        switchesOut -= 1;
+        if (switchesOut > 0) {
+          return; // an earlier switch of this page's: the reader has moved on since
+        }
+      }
       if (messages.has(frame.leaf_id)) {
         leafId = frame.leaf_id;
       } else {
@@ -958,6 +993,7 @@
     stopRequested = null;
     retryRequested = null;
     resyncRequested = false;
+    switchesOut = 0;
     idleCheck.stop();
     updateControls();
     if (closedForGood || leaving) {
