@@ -3,7 +3,8 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
-from django.db.models import Count, QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
@@ -87,7 +88,16 @@ class ConversationAdmin(admin.ModelAdmin[Conversation]):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
         queryset: QuerySet[Conversation] = super().get_queryset(request)
-        return queryset.annotate(message_count=Count("messages"))
+        # A subquery, not Count("messages"): a filter or search on messages joins them
+        # again, and a count over that join counts each message once per matching row.
+        count = (
+            Message.objects.filter(conversation=OuterRef("pk"))
+            .order_by()
+            .values("conversation")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        return queryset.annotate(message_count=Coalesce(Subquery(count), 0))
 
     @admin.display(description="Messages", ordering="message_count")
     def message_count(self, obj: Conversation) -> int:
@@ -108,32 +118,37 @@ class ConversationAdmin(admin.ModelAdmin[Conversation]):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin[Message]):
-    list_display = ("short_content", "role", "status", "model", "conversation", "created_at")
+    list_display = (
+        "short_content",
+        "role",
+        "status",
+        "short_error",
+        "prompt_tokens",
+        "completion_tokens",
+        "model",
+        "conversation",
+        "created_at",
+    )
     list_filter = ("status", "role", "model", "created_at")
     search_fields = ("content", "error", "conversation__title", "conversation__owner__username")
     list_select_related = ("conversation",)
     date_hierarchy = "created_at"
-    raw_id_fields = ("conversation",)
-    readonly_fields = (
-        "id",
-        "conversation",
-        "parent",
-        "role",
-        "content",
-        "model",
-        "finish_reason",
-        "prompt_tokens",
-        "completion_tokens",
-        "error",
-        "client_id",
-        "heartbeat_at",
-        "created_at",
-        "updated_at",
-    )
+
+    # What a message says and how it ended are the record of what happened: staff read
+    # them, they do not rewrite them.
+    def get_readonly_fields(self, request: HttpRequest, obj: Message | None = None) -> list[str]:
+        return [field.name for field in Message._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
     @admin.display(description="Content")
     def short_content(self, obj: Message) -> str:
-        return obj.content[:80] or "(empty)"
+        return Truncator(obj.content).chars(80) or "(empty)"
+
+    @admin.display(description="Error", ordering="error")
+    def short_error(self, obj: Message) -> str:
+        return Truncator(obj.error).chars(60)
 
 
 class QuotaInline(admin.StackedInline[Quota, User]):

@@ -10,6 +10,10 @@ from streaming import control, services
 from streaming.forms import NewConversationForm
 from streaming.models import Conversation
 
+# The same words for a conversation deleted, never made, or someone else's: which it is
+# stays unsaid.
+NOT_FOUND = "This conversation does not exist: it was deleted, or the link is not right."
+
 
 def _recent_conversations(request: HttpRequest) -> list[Conversation]:
     return list(
@@ -56,7 +60,7 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
     """The chat page: stored history, and the socket for what comes next."""
     conversation = services.get_conversation_for(request.user, conversation_id)
     if conversation is None:
-        raise Http404("No such conversation.")
+        raise Http404(NOT_FOUND)
     tree = services.Tree.of(conversation)
     leaf = tree.leaf(conversation.leaf_id)
     return render(
@@ -82,6 +86,6 @@ def conversation_delete(request: HttpRequest, conversation_id: str) -> HttpRespo
     """Delete a conversation and its messages; its answer stops and its open tabs are told."""
     conversation = services.get_conversation_for(request.user, conversation_id)
     if conversation is None:
-        raise Http404("No such conversation.")
+        raise Http404(NOT_FOUND)
     services.do_delete_conversation(conversation)
     return redirect("streaming:conversation_list")

@@ -236,7 +236,12 @@ def test_answer_streams_and_is_kept_after_reload(page: Page, user: User, tmp_pat
     assert streamed
     assert "<b>story</b>" in streamed
     expect(bubble.locator(".typing")).to_have_count(0)
-    expect(bubble.locator(".message-usage")).to_have_text(re.compile(r"^\d+ tokens$"))
+    # Prompt and answer apart: "N tokens" of both read as the answer's length.
+    saved_usage = orm(lambda: Message.objects.get(role="assistant", conversation__owner=user).usage)
+    assert saved_usage is not None
+    sent, written = saved_usage["prompt_tokens"], saved_usage["completion_tokens"]
+    usage_text = f"{sent} tokens in · {written} out"
+    expect(bubble.locator(".message-usage")).to_have_text(usage_text)
     expect(page.get_by_role("button", name="Send")).to_be_enabled()
     deltas = [f for f in frames if f["type"] == "delta"]
     assert len(deltas) > 1, "the answer arrived in one piece, not streamed"
@@ -247,6 +252,7 @@ def test_answer_streams_and_is_kept_after_reload(page: Page, user: User, tmp_pat
     page.reload()
     wait_until_connected(page)
     expect(page.locator(".message")).to_have_count(2)
+    expect(page.locator(".message-usage")).to_have_text(usage_text)  # the same, from the server
     expect(page.locator(".message--user .message-content")).to_have_text(prompt)
     assert bubble_text(page.locator(".message--assistant")) == streamed
     expect(page.locator(".messages b")).to_have_count(0)

@@ -79,9 +79,29 @@ def test_chat_page_shows_why_a_complete_answer_was_cut(
 
 def test_other_users_conversation_is_not_found(logged_in: Client, other_user: User) -> None:
     theirs = Conversation.objects.create(owner=other_user, title="private")
-    assert logged_in.get(f"/c/{theirs.id}/").status_code == 404
+    page = logged_in.get(f"/c/{theirs.id}/")
+    assert page.status_code == 404
+    assert "private" not in page.content.decode()
     assert logged_in.post(f"/c/{theirs.id}/delete/").status_code == 404
     assert Conversation.objects.filter(pk=theirs.pk).exists()
+
+
+def test_a_deleted_conversation_and_a_wrong_address_get_a_page_that_says_so(
+    logged_in: Client, conversation: Conversation
+) -> None:
+    address = f"/c/{conversation.id}/"
+    logged_in.post(f"{address}delete/")
+
+    gone = logged_in.get(address)
+    nowhere = logged_in.get("/no/such/page/")
+
+    assert gone.status_code == nowhere.status_code == 404
+    body = gone.content.decode()
+    assert "This conversation does not exist: it was deleted" in body
+    assert "chat.css" in body  # the site's own page, styled, with its header
+    assert "Back to your conversations" in body
+    assert "There is nothing at this address." in nowhere.content.decode()
+    assert "Resolver404" not in nowhere.content.decode()
 
 
 def test_delete_removes_the_conversation_and_its_messages(
@@ -140,4 +160,42 @@ def test_admin_shows_messages_read_only(staff: Client, conversation: Conversatio
     assert "hello" in page.content.decode()
     assert 'name="messages-0-content"' not in page.content.decode()  # inline is read-only
     assert 'name="content"' not in message_page.content.decode()
+    assert 'name="status"' not in message_page.content.decode()
     assert by_status.context["cl"].result_count == 1
+
+
+def test_admin_counts_every_message_under_any_filter_or_search(
+    staff: Client, conversation: Conversation
+) -> None:
+    asked = Message.objects.create(conversation=conversation, role="user", content="Lisbon?")
+    Message.objects.create(
+        conversation=conversation, parent=asked, role="assistant", content="Lisbon is…"
+    )
+    Message.objects.create(
+        conversation=conversation,
+        parent=asked,
+        role="assistant",
+        status="error",
+        error="Rate limit reached",
+        prompt_tokens=12,
+    )
+    other = Conversation.objects.create(owner=conversation.owner, title="Quiet")
+
+    views = [
+        {},
+        {"messages__status": "complete"},  # joins messages: two rows match
+        {"messages__status": "error"},
+        {"q": "Lisbon"},  # matches two messages' text
+        {"q": "Lisbon", "messages__status": "complete"},
+    ]
+    for params in views:
+        changelist = staff.get("/admin/streaming/conversation/", params).context["cl"]
+        counts = {c.pk: c.message_count for c in changelist.result_list}
+        assert counts[conversation.pk] == 3, params
+        assert changelist.result_count == len(counts), params
+    everything = staff.get("/admin/streaming/conversation/").context["cl"]
+    assert {c.pk: c.message_count for c in everything.result_list}[other.pk] == 0
+
+    listed = staff.get("/admin/streaming/message/", {"status__exact": "error"}).content.decode()
+    assert "Rate limit reached" in listed  # the error has a column
+    assert ">12<" in listed  # and so have the tokens

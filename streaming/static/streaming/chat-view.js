@@ -94,7 +94,11 @@
       li.append(node("div", "message-notice", entry.error));
     }
     if (entry.usage && entry.usage.total_tokens) {
-      li.append(node("div", "message-usage", `${entry.usage.total_tokens} tokens`));
+      // The prompt (everything sent for this answer) apart from the answer's own length.
+      const { prompt_tokens: sent, completion_tokens: written } = entry.usage;
+      const usage = node("div", "message-usage", `${sent} tokens in · ${written} out`);
+      usage.title = `${sent} tokens sent to the model for this answer, ${written} in the answer`;
+      li.append(usage);
     }
     return li;
   }
