@@ -190,6 +190,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             "sync": self.sync,
             "retry": self.retry,
             "switch": self.switch,
+            "set_system_prompt": self.set_system_prompt,
             "resync": self.resync,
             "ping": self.ping,
         }
@@ -242,6 +243,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
                 self.conversation, message_id
             )
             runtime.start_answer(answer, history)
+
+    async def set_system_prompt(self, frame: dict[str, Any]) -> None:
+        """Change the system prompt (from the next answer on); every tab is told."""
+        await services.to_async(services.do_set_system_prompt)(
+            self.conversation, frame.get("system_prompt")
+        )
 
     async def switch(self, frame: dict[str, Any]) -> None:
         """Show another version of a message: every tab gets the branch through it."""
@@ -344,6 +351,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         await self.send_json(control.to_frame(event))
 
     async def chat_branch(self, event: control.BranchEvent) -> None:
+        await self.send_json(control.to_frame(event))
+
+    async def chat_system_prompt(self, event: control.SystemPromptEvent) -> None:
         await self.send_json(control.to_frame(event))
 
     async def chat_pong(self, event: control.PongEvent) -> None:

@@ -107,6 +107,13 @@ class BranchEvent(TypedDict):
     leaf_id: str
 
 
+class SystemPromptEvent(TypedDict):
+    """The conversation's system prompt was changed (it applies from the next answer)."""
+
+    type: Literal["chat.system_prompt"]
+    system_prompt: str
+
+
 class DeletedEvent(TypedDict):
     """The conversation was deleted."""
 
@@ -134,6 +141,7 @@ ChatEvent = (
     | SyncEvent
     | DoneEvent
     | BranchEvent
+    | SystemPromptEvent
     | DeletedEvent
     | PongEvent
 )
@@ -256,6 +264,10 @@ def done_event(message: Message) -> DoneEvent:
 
 def branch_event(leaf_id: object) -> BranchEvent:
     return {"type": "chat.branch", "leaf_id": str(leaf_id)}
+
+
+def system_prompt_event(system_prompt: str) -> SystemPromptEvent:
+    return {"type": "chat.system_prompt", "system_prompt": system_prompt}
 
 
 def deleted_event() -> DeletedEvent:

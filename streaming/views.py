@@ -76,6 +76,7 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
                 "leaf_id": str(leaf.pk) if leaf else None,
             },
             "max_message_chars": settings.MAX_MESSAGE_CHARS,
+            "max_system_prompt_chars": settings.MAX_SYSTEM_PROMPT_CHARS,
         },
     )
 

@@ -30,8 +30,17 @@ from tests.conftest import until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-KNOWN_TYPES = ["user_message", "stop", "sync", "retry", "switch", "resync", "ping"]
-FIELDS = ["content", "client_id", "parent_id", "message_id", "after_seq"]
+KNOWN_TYPES = [
+    "user_message",
+    "stop",
+    "sync",
+    "retry",
+    "switch",
+    "set_system_prompt",
+    "resync",
+    "ping",
+]
+FIELDS = ["content", "client_id", "parent_id", "message_id", "after_seq", "system_prompt"]
 # Every code docs/protocol.md lists for a refused frame. `server_error` is not among them:
 # expected bad input must never reach the safety net.
 REFUSAL_CODES = {
@@ -48,6 +57,8 @@ REFUSAL_CODES = {
     "bad_retry",
     "bad_parent",
     "bad_switch",
+    "system_prompt_too_long",
+    "bad_system_prompt",
 }
 SECRET = "mallory-secret-5be1"
 

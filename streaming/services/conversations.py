@@ -247,6 +247,26 @@ def do_switch_branch(conversation: Conversation, message_id: Any) -> Message:
     return leaf
 
 
+def do_set_system_prompt(conversation: Conversation, system_prompt: Any) -> str:
+    """Change the conversation's system prompt: the model gets it from the next answer on
+    (one streaming keeps what it was sent), and every tab is told. Returns it as saved."""
+    if not isinstance(system_prompt, str):
+        raise FrameError("The system prompt must be text.", code="bad_system_prompt")
+    limit = settings.MAX_SYSTEM_PROMPT_CHARS
+    check_length(system_prompt, limit, what="The system prompt", code="system_prompt_too_long")
+    try:
+        check_storable(system_prompt, what="The system prompt")
+    except ChatError as exc:  # its own code: the page tells it from a message's bad_text
+        raise FrameError(exc.message, code="bad_system_prompt") from None
+    with transaction.atomic():
+        if not Conversation.objects.filter(pk=conversation.pk).update(system_prompt=system_prompt):
+            raise ConversationGone("This conversation was deleted.")
+        conversation.system_prompt = system_prompt
+        event = control.system_prompt_event(system_prompt)
+        transaction.on_commit(lambda: control.announce_after_commit(conversation.id, event))
+    return system_prompt
+
+
 def _uuid_or_none(value: Any) -> uuid.UUID | None:
     try:
         return uuid.UUID(str(value))
@@ -362,6 +382,7 @@ def snapshot(conversation: Conversation) -> dict[str, Any]:
     return {
         "type": "snapshot",
         "title": conversation.title,
+        "system_prompt": conversation.system_prompt,
         "messages": [control.serialize_message(m) for m in tree.messages],
         "leaf_id": str(leaf.pk) if leaf else None,
         "active": (

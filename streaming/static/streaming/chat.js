@@ -66,8 +66,11 @@
     status: document.getElementById("connection-status"),
   };
   const view = window.ChatView.createView(els);
+  // System prompt errors, answered in its own panel (chat-prompt.js).
+  const PROMPT_CODES = new Set(["system_prompt_too_long", "bad_system_prompt"]);
   const { render, renderContent, keepingScroll, scrollToBottom } = view;
   const comfort = window.ChatComfort.attach(els, view);
+  const systemPrompt = window.ChatPrompt.attach((frame) => sendFrame(frame));
 
   const config = {
     wsPath: root.dataset.wsPath,
@@ -740,6 +743,7 @@
   const handlers = {
     snapshot(frame) {
       showTitle(frame.title);
+      systemPrompt.show(frame.system_prompt || "");
       // Not on "open": a server without its channel layer accepts and then closes (4503),
       // and resetting the backoff there would reconnect every half second for ever.
       ready = true;
@@ -864,6 +868,10 @@
       keepingScroll(() => upsertStored(message));
     },
 
+    system_prompt(frame) {
+      systemPrompt.show(frame.system_prompt);
+    },
+
     branch(frame) {
       if (switchesOut > 0) {
         switchesOut -= 1;
@@ -911,6 +919,10 @@
         // the next snapshot or `done` sets things right.
         return;
       }
+      if (PROMPT_CODES.has(frame.code)) {
+        systemPrompt.refused(frame);
+        return;
+      }
       if (frame.code === "bad_switch") {
         requestResync(); // the version asked for is not what the page thought: start afresh
         return;
@@ -927,6 +939,10 @@
   // Over a limit: the refused frame's request undone, and the wait said in words. A limit
   // on the page's own upkeep (sync, ping) needs no word: the next one heals what it missed.
   function limited(frame) {
+    if (frame.frame === "set_system_prompt") {
+      systemPrompt.refused(frame);
+      return;
+    }
     if (frame.frame === "user_message") {
       rejectOldestSend();
     } else if (frame.frame === "retry") {
