@@ -191,6 +191,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             "retry": self.retry,
             "switch": self.switch,
             "set_system_prompt": self.set_system_prompt,
+            "rename": self.rename,
             "resync": self.resync,
             "ping": self.ping,
         }
@@ -249,6 +250,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         await services.to_async(services.do_set_system_prompt)(
             self.conversation, frame.get("system_prompt")
         )
+
+    async def rename(self, frame: dict[str, Any]) -> None:
+        """Give the conversation a title of the user's own; every tab is told."""
+        await services.to_async(services.do_rename)(self.conversation, frame.get("title"))
 
     async def switch(self, frame: dict[str, Any]) -> None:
         """Show another version of a message: every tab gets the branch through it."""
@@ -354,6 +359,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         await self.send_json(control.to_frame(event))
 
     async def chat_system_prompt(self, event: control.SystemPromptEvent) -> None:
+        await self.send_json(control.to_frame(event))
+
+    async def chat_title(self, event: control.TitleEvent) -> None:
         await self.send_json(control.to_frame(event))
 
     async def chat_pong(self, event: control.PongEvent) -> None:

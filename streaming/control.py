@@ -114,6 +114,13 @@ class SystemPromptEvent(TypedDict):
     system_prompt: str
 
 
+class TitleEvent(TypedDict):
+    """The conversation was renamed."""
+
+    type: Literal["chat.title"]
+    title: str
+
+
 class DeletedEvent(TypedDict):
     """The conversation was deleted."""
 
@@ -142,6 +149,7 @@ ChatEvent = (
     | DoneEvent
     | BranchEvent
     | SystemPromptEvent
+    | TitleEvent
     | DeletedEvent
     | PongEvent
 )
@@ -268,6 +276,10 @@ def branch_event(leaf_id: object) -> BranchEvent:
 
 def system_prompt_event(system_prompt: str) -> SystemPromptEvent:
     return {"type": "chat.system_prompt", "system_prompt": system_prompt}
+
+
+def title_event(title: str) -> TitleEvent:
+    return {"type": "chat.title", "title": title}
 
 
 def deleted_event() -> DeletedEvent:

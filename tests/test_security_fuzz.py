@@ -37,10 +37,11 @@ KNOWN_TYPES = [
     "retry",
     "switch",
     "set_system_prompt",
+    "rename",
     "resync",
     "ping",
 ]
-FIELDS = ["content", "client_id", "parent_id", "message_id", "after_seq", "system_prompt"]
+FIELDS = ["content", "client_id", "parent_id", "message_id", "after_seq", "system_prompt", "title"]
 # Every code docs/protocol.md lists for a refused frame. `server_error` is not among them:
 # expected bad input must never reach the safety net.
 REFUSAL_CODES = {
@@ -59,6 +60,8 @@ REFUSAL_CODES = {
     "bad_switch",
     "system_prompt_too_long",
     "bad_system_prompt",
+    "bad_title",
+    "title_too_long",
 }
 SECRET = "mallory-secret-5be1"
 

@@ -27,6 +27,8 @@ Status = Message.Status
 
 # Longest title made from a first message; the rest is in the message itself.
 _TITLE_LENGTH = 60
+# The longest title: Conversation.title's max_length.
+_TITLE_MAX_CHARS = 200
 
 
 def get_conversation_for(
@@ -55,7 +57,10 @@ def do_create_conversation(
     """Start an empty conversation for ``owner``; a ChatError if the prompt cannot be stored."""
     check_storable(system_prompt, what="The system prompt")
     return Conversation.objects.create(
-        owner=owner, title=title.strip()[:200], system_prompt=system_prompt, model=model.strip()
+        owner=owner,
+        title=title.strip()[:_TITLE_MAX_CHARS],
+        system_prompt=system_prompt,
+        model=model.strip(),
     )
 
 
@@ -258,13 +263,35 @@ def do_set_system_prompt(conversation: Conversation, system_prompt: Any) -> str:
         check_storable(system_prompt, what="The system prompt")
     except ChatError as exc:  # its own code: the page tells it from a message's bad_text
         raise FrameError(exc.message, code="bad_system_prompt") from None
-    with transaction.atomic():
-        if not Conversation.objects.filter(pk=conversation.pk).update(system_prompt=system_prompt):
-            raise ConversationGone("This conversation was deleted.")
-        conversation.system_prompt = system_prompt
-        event = control.system_prompt_event(system_prompt)
-        transaction.on_commit(lambda: control.announce_after_commit(conversation.id, event))
+    _save_setting(
+        conversation, control.system_prompt_event(system_prompt), system_prompt=system_prompt
+    )
     return system_prompt
+
+
+def do_rename(conversation: Conversation, new_title: Any) -> str:
+    """Give the conversation a title of the user's own (in place of the one its first
+    message made); every tab is told. Returns it as saved, without outer white space."""
+    if not isinstance(new_title, str) or not new_title.strip():
+        raise FrameError("Write a title to rename the conversation.", code="bad_title")
+    title = new_title.strip()
+    check_length(title, _TITLE_MAX_CHARS, what="The title", code="title_too_long")
+    try:
+        check_storable(title, what="The title")
+    except ChatError as exc:
+        raise FrameError(exc.message, code="bad_title") from None
+    _save_setting(conversation, control.title_event(title), title=title)
+    return title
+
+
+def _save_setting(conversation: Conversation, event: control.ChatEvent, **fields: str) -> None:
+    """Write ``fields`` of the conversation, then tell every tab ``event``."""
+    with transaction.atomic():
+        if not Conversation.objects.filter(pk=conversation.pk).update(**fields):
+            raise ConversationGone("This conversation was deleted.")
+        for name, value in fields.items():
+            setattr(conversation, name, value)
+        transaction.on_commit(lambda: control.announce_after_commit(conversation.id, event))
 
 
 def _uuid_or_none(value: Any) -> uuid.UUID | None:

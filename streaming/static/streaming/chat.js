@@ -66,11 +66,14 @@
     status: document.getElementById("connection-status"),
   };
   const view = window.ChatView.createView(els);
-  // System prompt errors, answered in its own panel (chat-prompt.js).
+  // Errors about the conversation's settings, answered where they were changed
+  // (chat-settings.js).
   const PROMPT_CODES = new Set(["system_prompt_too_long", "bad_system_prompt"]);
+  const TITLE_CODES = new Set(["bad_title", "title_too_long"]);
   const { render, renderContent, keepingScroll, scrollToBottom } = view;
   const comfort = window.ChatComfort.attach(els, view);
-  const systemPrompt = window.ChatPrompt.attach((frame) => sendFrame(frame));
+  const systemPrompt = window.ChatSettings.attachPrompt((frame) => sendFrame(frame));
+  const renaming = window.ChatSettings.attachTitle((frame) => sendFrame(frame));
 
   const config = {
     wsPath: root.dataset.wsPath,
@@ -696,6 +699,7 @@
     if (current) {
       current.textContent = title;
     }
+    renaming.shown(title);
   }
 
   // The snapshot shows what became of the requests this page waited on.
@@ -872,6 +876,10 @@
       systemPrompt.show(frame.system_prompt);
     },
 
+    title(frame) {
+      showTitle(frame.title);
+    },
+
     branch(frame) {
       if (switchesOut > 0) {
         switchesOut -= 1;
@@ -923,6 +931,10 @@
         systemPrompt.refused(frame);
         return;
       }
+      if (TITLE_CODES.has(frame.code)) {
+        renaming.refused(frame);
+        return;
+      }
       if (frame.code === "bad_switch") {
         requestResync(); // the version asked for is not what the page thought: start afresh
         return;
@@ -941,6 +953,10 @@
   function limited(frame) {
     if (frame.frame === "set_system_prompt") {
       systemPrompt.refused(frame);
+      return;
+    }
+    if (frame.frame === "rename") {
+      renaming.refused(frame);
       return;
     }
     if (frame.frame === "user_message") {

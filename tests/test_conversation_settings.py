@@ -1,5 +1,5 @@
-"""The system prompt changed in the middle of a conversation: stored, told to every tab,
-sent from the next answer on; refused, it changes nothing."""
+"""A conversation's settings changed in the middle of it (its system prompt, its title):
+stored, told to every tab, used from the next answer on; refused, they change nothing."""
 
 import uuid
 from typing import Any
@@ -73,3 +73,36 @@ async def test_a_refused_system_prompt_changes_nothing(
     await tab.disconnect()
     await conversation.arefresh_from_db()
     assert conversation.system_prompt == "y" * 20
+
+
+@pytest.mark.usefixtures("both_layers")  # the `title` frame crosses the layer
+async def test_a_rename_reaches_every_tab_and_a_refused_one_changes_nothing(
+    connect: Any, conversation: Conversation, user: User
+) -> None:
+    tab = await connect(conversation.id, user)
+    other_tab = await connect(conversation.id, user)
+
+    await tab.send_json_to({"type": "rename", "title": "  Trip to Lisbon \n"})
+
+    for socket in (tab, other_tab):
+        told = await receive_until(socket, "title")
+        assert told[-1] == {"type": "title", "title": "Trip to Lisbon"}
+    for value, code in [
+        ("", "bad_title"),
+        ("   ", "bad_title"),
+        (None, "bad_title"),
+        (7, "bad_title"),
+        ("nul \x00", "bad_title"),
+        ("x" * 201, "title_too_long"),
+    ]:
+        await tab.send_json_to({"type": "rename", "title": value})
+        error = await tab.receive_json_from(timeout=5)
+        assert (error["type"], error["code"]) == ("error", code), value
+    await tab.send_json_to({"type": "ping"})
+    pong = await receive_until(tab, "pong")
+    await tab.disconnect()
+    await other_tab.disconnect()
+
+    assert pong[-1]["title"] == "Trip to Lisbon"
+    await conversation.arefresh_from_db()
+    assert conversation.title == "Trip to Lisbon"

@@ -1,4 +1,5 @@
-"""The system prompt panel in real Chromium: read, edited, seen in another tab, sent."""
+"""A conversation's settings in real Chromium: the system prompt panel and renaming in
+place, each read, changed, seen in another tab; the prompt is sent from then on."""
 
 import uuid
 
@@ -85,3 +86,44 @@ def test_a_system_prompt_too_long_is_refused_and_kept_in_the_editor(
     expect(panel.locator("#system-prompt-status")).to_contain_text("limit is 8000")
     expect(editor).to_have_value(too_long)
     assert orm(lambda: Conversation.objects.get(owner=user).system_prompt) == ""
+
+
+def test_a_conversation_is_renamed_in_place_and_every_tab_shows_it(
+    page: Page,  # noqa: F811 - the fixture imported above
+    user: User,
+) -> None:
+    problems = script_problems(page)
+    open_new_chat(page, user.username)
+    send(page, "Where to go in spring? sim:tokens=2")
+    finished_answer(page, "complete")
+    title = page.locator("#chat-title")
+    expect(title).to_have_text("Where to go in spring? sim:tokens=2")
+    other = page.context.new_page()
+    other.goto(page.url)
+    wait_until_connected(other)
+
+    # Esc leaves it as it was.
+    page.get_by_role("button", name="Rename this conversation").click()
+    page.get_by_role("textbox", name="Title").fill("Not this")
+    page.get_by_role("textbox", name="Title").press("Escape")
+    expect(page.get_by_role("textbox", name="Title")).to_be_hidden()
+    expect(title).to_have_text("Where to go in spring? sim:tokens=2")
+    expect(page.get_by_role("button", name="Rename this conversation")).to_be_focused()
+
+    page.get_by_role("button", name="Rename this conversation").click()
+    page.get_by_role("textbox", name="Title").fill("<i>Spring</i> trip")
+    page.get_by_role("textbox", name="Title").press("Enter")
+
+    expect(title).to_have_text("<i>Spring</i> trip")  # text, not HTML
+    expect(page.get_by_role("textbox", name="Title")).to_be_hidden()
+    expect(page).to_have_title("<i>Spring</i> trip · chatsite")
+    # The other tab's header and sidebar follow without a reload.
+    expect(other.locator("#chat-title")).to_have_text("<i>Spring</i> trip")
+    expect(other.locator('.sidebar-list a[aria-current="page"]')).to_have_text("<i>Spring</i> trip")
+    assert orm(lambda: Conversation.objects.get(owner=user).title) == "<i>Spring</i> trip"
+
+    page.reload()
+    wait_until_connected(page)
+    expect(title).to_have_text("<i>Spring</i> trip")
+    other.close()
+    assert problems == []
