@@ -353,3 +353,21 @@ def test_nothing_scrolls_sideways_at_320_px(
     assert page_scroll_width(tab) <= NARROWEST["width"]
     tab.screenshot(path=tmp_path / "narrowest.png")
     assert problems == []
+
+
+def test_empty_list_and_empty_chat_say_what_to_do(
+    new_context: Callable[..., BrowserContext], user: User
+) -> None:
+    tab = logged_in(new_context(), user.username)
+    empty = tab.locator(".empty-state")
+    expect(empty).to_contain_text("No conversations yet")
+    expect(empty).to_contain_text("New chat")
+
+    new_chat(tab)
+    hint = tab.locator("#chat-empty")
+    expect(hint).to_be_visible()
+    expect(hint).to_contain_text("No messages yet")
+    expect(hint).to_contain_text("Enter sends")
+    send(tab, "hello sim:tokens=3 sim:rate=0")
+    expect(hint).to_be_hidden()
+    finished_answer(tab, "complete")
