@@ -64,6 +64,7 @@ vendor:
 		$(VENDOR)/dompurify/
 	cp $(NPM_MODULES)/@highlightjs/cdn-assets/highlight.min.js \
 		$(NPM_MODULES)/@highlightjs/cdn-assets/styles/github.min.css \
+		$(NPM_MODULES)/@highlightjs/cdn-assets/styles/github-dark.min.css \
 		$(NPM_MODULES)/@highlightjs/cdn-assets/LICENSE $(VENDOR)/highlight.js/
 	cp $(NPM_MODULES)/katex/dist/katex.min.js $(NPM_MODULES)/katex/LICENSE $(VENDOR)/katex/
 

@@ -34,7 +34,7 @@ def shots(tmp_path: Path) -> Path:
     return folder
 
 
-def test_screenshots_of_a_rendered_answer_code_versions_and_a_phone(
+def test_screenshots_of_a_rendered_answer_code_versions_a_phone_and_dark(
     page: Page,  # noqa: F811 - the fixture imported above
     user: User,
     shots: Path,
@@ -82,4 +82,20 @@ def test_screenshots_of_a_rendered_answer_code_versions_and_a_phone(
     # No sideways scrolling of the page itself on a phone.
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     page.screenshot(path=shots / "phone.png")
+
+    # The conversation list, as a phone shows it: a drawer over the chat.
+    page.get_by_role("button", name="Chats").click()
+    drawer = page.get_by_role("complementary", name="Conversations")
+    expect(drawer).to_have_css("transform", "none")  # slid in
+    page.screenshot(path=shots / "phone-drawer.png")
+    page.keyboard.press("Escape")
+    expect(drawer).to_be_hidden()
+
+    # The rich answer again, under a dark system setting.
+    page.set_viewport_size({"width": 1200, "height": 900})
+    page.emulate_media(color_scheme="dark")
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+    answer.evaluate("bubble => bubble.scrollIntoView({block: 'start'})")
+    page.mouse.move(0, 0)
+    page.screenshot(path=shots / "dark.png")
     assert problems == []
