@@ -78,7 +78,7 @@ def orm_until(condition: Callable[[], object], *, timeout: float = 15.0) -> None
     deadline = time.monotonic() + timeout
     while not orm(condition):
         assert time.monotonic() < deadline, "the database never reached the expected state"
-        time.sleep(0.05)
+        time.sleep(0.05)  # the interval between two looks, not a guess at how long it takes
 
 
 @pytest.fixture

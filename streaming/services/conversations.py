@@ -314,7 +314,7 @@ def _may_answer(conversation: Conversation) -> datetime:
 def _refresh(conversation: Conversation) -> None:
     """Re-read what may have changed since the caller loaded it; ConversationGone if deleted."""
     try:
-        conversation.refresh_from_db(fields=["title", "system_prompt", "model", "leaf"])
+        conversation.refresh_from_db(fields=["title", "system_prompt", "model"])
     except Conversation.DoesNotExist:
         raise ConversationGone("This conversation was deleted.") from None
 

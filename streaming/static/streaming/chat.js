@@ -504,7 +504,12 @@
     return !closedForGood && els.input.value.trim() !== "" && !isAnswering();
   }
 
-  function updateControls() {
+  /**
+   * Bring the controls, and the branch shown with its actions, in line with the state.
+   * `textOnly`: only an answer's text changed (a delta or sync reply), which moves no
+   * message and changes no action, so the branch is not walked again for it.
+   */
+  function updateControls(textOnly = false) {
     if (!isAnswering() && els.alert.textContent === STILL_ANSWERING_TEXT) {
       clearAlert(); // as soon as the answer has ended, not when the next message is sent
     }
@@ -519,7 +524,9 @@
       // A hidden or disabled button drops focus to <body>; the composer is where it is useful.
       els.input.focus();
     }
-    showBranch();
+    if (!textOnly) {
+      showBranch();
+    }
     // What disables the controls is what the page waits for: the watchdog follows it too.
     watchExpectations();
   }
@@ -980,7 +987,7 @@
     const handler = frame && handlers[frame.type];
     if (handler) {
       handler(frame);
-      updateControls();
+      updateControls(frame.type === "delta" || frame.type === "sync");
     }
     if (isOpen()) {
       idleCheck.heard(); // any frame at all shows the socket is alive
