@@ -173,3 +173,24 @@ class Quota(models.Model):
 
     def __str__(self) -> str:
         return f"Limits of {self.user}"
+
+
+class UserSettings(models.Model):
+    """What a user chose for their own new conversations (the settings page)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="chat_settings",
+    )
+    # Validated like a conversation's own (forms.SystemPromptField): it becomes one.
+    default_system_prompt = models.TextField(
+        blank=True, help_text="Given to each new conversation. Empty: none."
+    )
+
+    class Meta:
+        verbose_name = verbose_name_plural = "user settings"
+
+    def __str__(self) -> str:
+        return f"Settings of {self.user}"

@@ -74,6 +74,7 @@
   const comfort = window.ChatComfort.attach(els, view);
   const systemPrompt = window.ChatSettings.attachPrompt((frame) => sendFrame(frame));
   const renaming = window.ChatSettings.attachTitle((frame) => sendFrame(frame));
+  const usageTotal = window.ChatUsage.attach();
 
   const config = {
     wsPath: root.dataset.wsPath,
@@ -177,6 +178,7 @@
     if (JSON.stringify(usage) !== JSON.stringify(entry.usage)) {
       entry.usage = usage;
       changed = true;
+      usageTotal.show(messages.values());
     }
     entry.clientId = message.client_id || entry.clientId;
     entry.parentId = message.parent_id || null;
