@@ -38,6 +38,11 @@ class SystemPromptField(forms.CharField):
         field.widget.attrs["maxlength"] = str(settings.MAX_SYSTEM_PROMPT_CHARS)
         return field
 
+    def to_python(self, value: Any) -> str:
+        # A browser submits a text area's line breaks as CRLF, but counts them (maxlength)
+        # and the chat page sends them as LF: one prompt, one form, whichever way it came.
+        return str(super().to_python(value)).replace("\r\n", "\n")
+
     def validate(self, value: Any) -> None:
         super().validate(value)
         limit = settings.MAX_SYSTEM_PROMPT_CHARS

@@ -83,3 +83,13 @@ def test_do_create_conversation_applies_only_the_owners_default(
 
     assert mine.system_prompt == ""
     assert theirs.system_prompt == "Mallory's own."
+
+
+@override_settings(MAX_SYSTEM_PROMPT_CHARS=5)
+def test_line_breaks_a_browser_sends_as_crlf_are_kept_and_counted_as_one(
+    logged_in: Client, user: User
+) -> None:
+    response = logged_in.post("/settings/", {"default_system_prompt": "a\r\nb\r\nc"})
+
+    assert response.status_code == 302
+    assert UserSettings.objects.get(user=user).default_system_prompt == "a\nb\nc"

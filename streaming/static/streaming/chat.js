@@ -178,7 +178,6 @@
     if (JSON.stringify(usage) !== JSON.stringify(entry.usage)) {
       entry.usage = usage;
       changed = true;
-      usageTotal.show(messages.values());
     }
     entry.clientId = message.client_id || entry.clientId;
     entry.parentId = message.parent_id || null;
@@ -213,7 +212,11 @@
       entry = newEntry({ id: message.id, role: message.role, status: message.status });
       messages.set(entry.key, entry);
     }
+    const usageBefore = entry.usage;
     const changed = applyStored(entry, message);
+    if (entry.usage !== usageBefore) {
+      usageTotal.show(messages.values()); // the page's first total is the server's
+    }
     if ((changed || !entry.el) && !(editing && editing.entry === entry)) {
       render(entry);
     }
