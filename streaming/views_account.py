@@ -1,6 +1,6 @@
 """A user's own pages: their settings, what they spent, and their conversations as files."""
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib import messages
@@ -67,7 +67,7 @@ def usage_page(request: HttpRequest) -> HttpResponse:
         request,
         "streaming/usage.html",
         {
-            "rows": list(reversed(usage.summarize(recent, by=("day", "model")))),
+            "rows": _newest_day_first(usage.summarize(recent, by=("day", "model"))),
             "totals": usage.totals(recent),
             "days": usage.PAGE_DAYS,
         },
@@ -128,6 +128,11 @@ def import_conversations(request: HttpRequest) -> HttpResponse:
     count = len(created)
     messages.success(request, f"Imported {count} conversation{'s' if count != 1 else ''}.")
     return redirect("streaming:conversation_list")
+
+
+def _newest_day_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # Sorted by day then model: the days turned round, each day's models kept in order.
+    return sorted(rows, key=lambda row: row["day"], reverse=True)
 
 
 def get_own_conversation(request: HttpRequest, conversation_id: object) -> Conversation:

@@ -35,45 +35,33 @@ def branched(owner: User, title: str = "Trip to Lisbon") -> Conversation:
     conversation = Conversation.objects.create(
         owner=owner, title=title, system_prompt="Be brief.\nUse metric units.", model="m-1"
     )
-    question = Message.objects.create(
-        conversation=conversation, role="user", content="Where to eat?", created_at=T0
-    )
-    Message.objects.create(
-        conversation=conversation,
-        parent=question,
-        role="assistant",
-        content="Try the **pastéis**.",
-        status="cancelled",
-        model="m-1",
-        created_at=T0 + timedelta(seconds=5),
-    )
-    second = Message.objects.create(
-        conversation=conversation,
-        parent=question,
-        role="assistant",
-        content="Time Out Market.",
+
+    def add(
+        parent: Message | None, seconds: int, role: str, content: str, **fields: Any
+    ) -> Message:
+        return Message.objects.create(
+            conversation=conversation,
+            parent=parent,
+            role=role,
+            content=content,
+            created_at=T0 + timedelta(seconds=seconds),
+            **fields,
+        )
+
+    question = add(None, 0, "user", "Where to eat?")
+    add(question, 5, "assistant", "Try the **pastéis**.", status="cancelled", model="m-1")
+    second = add(
+        question,
+        9,
+        "assistant",
+        "Time Out Market.",
         model="m-2",
         finish_reason="stop",
         prompt_tokens=12,
         completion_tokens=30,
-        created_at=T0 + timedelta(seconds=9),
     )
-    follow_up = Message.objects.create(
-        conversation=conversation,
-        parent=second,
-        role="user",
-        content="And after?",
-        created_at=T0 + timedelta(seconds=20),
-    )
-    live = Message.objects.create(
-        conversation=conversation,
-        parent=follow_up,
-        role="assistant",
-        content="A walk by",
-        status="streaming",
-        model="m-2",
-        created_at=T0 + timedelta(seconds=21),
-    )
+    follow_up = add(second, 20, "user", "And after?")
+    live = add(follow_up, 21, "assistant", "A walk by", status="streaming", model="m-2")
     Conversation.objects.filter(pk=conversation.pk).update(leaf=live)
     conversation.refresh_from_db()
     return conversation
@@ -522,3 +510,21 @@ def test_admin_exports_selected_conversations_as_the_same_file(
     document = response.json()
     assert sorted(c["title"] for c in document["conversations"]) == ["also", "chosen"]
     assert len(imports.parse(response.content)) == 2
+
+
+def test_versions_without_times_keep_the_files_order(user: User) -> None:
+    document = single(
+        [
+            message("q"),
+            message("v1", parent="q", role="assistant", content="first version"),
+            message("v2", parent="q", role="assistant", content="second version"),
+        ]
+    )
+    (created,) = imports.do_import(user, json.dumps(document).encode())
+
+    exported = json.loads(exports.export_json([created]))["conversations"][0]["messages"]
+    assert [m["content"] for m in exported] == ["text q", "first version", "second version"]
+    # No leaf in the file: the newest branch is shown, ending at the last version.
+    markdown = exports.export_markdown(created)
+    assert "second version" in markdown
+    assert "*Version 2 of 2.*" in markdown

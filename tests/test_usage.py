@@ -97,6 +97,7 @@ def test_usage_page_shows_the_last_30_days_by_day_and_model(
 ) -> None:
     mine = Conversation.objects.create(owner=user)
     answer(mine, 10, 20, model="model-a")
+    answer(mine, 1, 1, model="model-0")
     answer(mine, 3, 4, model="model-b", days_ago=2)
     answer(mine, 500, 500, model="too-old", days_ago=30)
     answer(Conversation.objects.create(owner=other_user), 900, 900, model="theirs")
@@ -106,14 +107,15 @@ def test_usage_page_shows_the_last_30_days_by_day_and_model(
     assert response.status_code == 200
     rows = response.context["rows"]
     assert [(r["model"], r["prompt_tokens"], r["completion_tokens"]) for r in rows] == [
-        ("model-a", 10, 20),  # newest day first
+        ("model-0", 1, 1),  # newest day first, its models in order
+        ("model-a", 10, 20),
         ("model-b", 3, 4),
     ]
     assert response.context["totals"] == {
-        "answers": 2,
-        "prompt_tokens": 13,
-        "completion_tokens": 24,
-        "total_tokens": 37,
+        "answers": 3,
+        "prompt_tokens": 14,
+        "completion_tokens": 25,
+        "total_tokens": 39,
     }
     body = response.content.decode()
     assert "too-old" not in body

@@ -9,12 +9,13 @@ written in one transaction; what is wrong is said once per problem, with where i
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.utils import timezone
 
 from streaming.exceptions import ChatError, ImportRefused
 from streaming.models import Conversation, Message
@@ -329,12 +330,18 @@ def _create(owner: User, conversation_in: _ConversationIn) -> Conversation:
     )
     # New ids for every message; the file's only link its messages to each other.
     new_ids = {m.key: uuid.uuid4() for m in conversation_in.messages}
+    # A message without a time (a file written by hand) is "now", a microsecond after the
+    # one before it in the file: versions keep the file's order (tree.py orders by time).
+    now = timezone.now()
+    untimed = {
+        m.key: now + timedelta(microseconds=n) for n, m in enumerate(conversation_in.messages)
+    }
     Message.objects.bulk_create(
         Message(
             id=new_ids[m.key],
             conversation=conversation,
             parent_id=new_ids[m.parent_key] if m.parent_key else None,
-            **m.fields,
+            **{"created_at": untimed[m.key], **m.fields},
         )
         for m in _parents_first(conversation_in.messages)
     )
