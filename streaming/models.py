@@ -116,6 +116,9 @@ class Message(models.Model):
     # Someone asked to stop this answer; its process honours it at the next checkpoint even
     # if the faster channel-layer request was lost or came before the answer listened.
     stop_requested = models.BooleanField(default=False, editable=False)
+    # Read in from an export file: its token counts are history, not spent on this site, so
+    # usage reports and the daily budget leave it out (services.usage, services.quotas).
+    imported = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

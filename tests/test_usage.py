@@ -190,3 +190,23 @@ def test_admin_csv_of_filtered_messages_sums_only_those(staff: Client, user: Use
     assert list(csv.reader(io.StringIO(response.content.decode())))[1:] == [
         ["alice", "m-1", "2", "11", "22", "33"],
     ]
+
+
+def test_imported_answers_count_in_their_conversation_but_not_as_spent(
+    logged_in: Client, user: User, settings: Any
+) -> None:
+    from streaming.services import exports, imports, quotas
+
+    here = Conversation.objects.create(owner=user)
+    answer(here, 10, 20)
+    (imported,) = imports.do_import(user, exports.export_json([here]).encode())
+    answer(imported, 1, 2)  # a new answer in the imported conversation is spent here
+
+    page = logged_in.get("/usage/")
+    chat = logged_in.get(f"/c/{imported.id}/").content.decode()
+
+    assert page.context["totals"]["total_tokens"] == 33
+    assert "11 tokens in · 22 out</span>" in chat
+    midnight = start_of_day(timezone.now())
+    assert quotas.tokens_used_since(user.pk, midnight) == 33
+    assert Message.objects.filter(conversation=imported, imported=True).count() == 2

@@ -341,6 +341,7 @@ def _create(owner: User, conversation_in: _ConversationIn) -> Conversation:
             id=new_ids[m.key],
             conversation=conversation,
             parent_id=new_ids[m.parent_key] if m.parent_key else None,
+            imported=True,
             **{"created_at": untimed[m.key], **m.fields},
         )
         for m in _parents_first(conversation_in.messages)

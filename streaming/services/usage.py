@@ -34,13 +34,22 @@ class Totals(TypedDict):
     total_tokens: int
 
 
-def answers(messages: QuerySet[Message] | None = None) -> QuerySet[Message]:
-    """The answers among ``messages`` (all messages if None): only they cost tokens."""
+def answers(
+    messages: QuerySet[Message] | None = None, *, imported: bool = False
+) -> QuerySet[Message]:
+    """The answers among ``messages`` (all messages if None): only they cost tokens.
+
+    Imported answers (``Message.imported``) cost this site nothing: left out unless
+    ``imported``.
+    """
     queryset = Message.objects.all() if messages is None else messages
-    return queryset.filter(role=Message.Role.ASSISTANT)
+    queryset = queryset.filter(role=Message.Role.ASSISTANT)
+    return queryset if imported else queryset.filter(imported=False)
 
 
-def summarize(messages: QuerySet[Message], by: Sequence[str] = ()) -> list[dict[str, Any]]:
+def summarize(
+    messages: QuerySet[Message], by: Sequence[str] = (), *, imported: bool = False
+) -> list[dict[str, Any]]:
     """``messages``' answers summed by the group keys ``by`` (of ``GROUPS``): one row per
     group, its keys and ``Totals``, ordered by the keys. With no keys, one row of totals.
 
@@ -51,7 +60,8 @@ def summarize(messages: QuerySet[Message], by: Sequence[str] = ()) -> list[dict[
     if unknown:
         raise ValueError(f"Unknown usage group keys: {sorted(unknown)}")
     # Filtered by pk, so a queryset filtered through joins is summed once per answer.
-    queryset = Message.objects.filter(pk__in=answers(messages).order_by().values("pk"))
+    chosen = answers(messages, imported=imported)
+    queryset = Message.objects.filter(pk__in=chosen.order_by().values("pk"))
     sums = _sums()
     if not by:
         rows = [queryset.aggregate(**sums)]
@@ -92,9 +102,9 @@ def annotate_totals(queryset: QuerySet[Any], path: str) -> QuerySet[Any]:
     return annotated
 
 
-def totals(messages: QuerySet[Message]) -> Totals:
-    """The sums over ``messages``' answers."""
-    row = summarize(messages)[0]
+def totals(messages: QuerySet[Message], *, imported: bool = False) -> Totals:
+    """The sums over ``messages``' answers (``summarize``)."""
+    row = summarize(messages, imported=imported)[0]
     return Totals(
         answers=row["answers"],
         prompt_tokens=row["prompt_tokens"],
@@ -104,8 +114,9 @@ def totals(messages: QuerySet[Message]) -> Totals:
 
 
 def conversation_totals(conversation: Conversation) -> Totals:
-    """What every answer of the conversation (all versions) cost."""
-    return totals(Message.objects.filter(conversation=conversation))
+    """What every answer of the conversation (all versions) cost, imported ones too: the
+    sum of what its page shows under each answer."""
+    return totals(Message.objects.filter(conversation=conversation), imported=True)
 
 
 def recent_days(owner_id: int, now: datetime, days: int = PAGE_DAYS) -> QuerySet[Message]:
