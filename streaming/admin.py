@@ -13,6 +13,7 @@ from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
 from streaming import services
+from streaming.forms import UserSettingsForm
 from streaming.models import Conversation, Message, Quota, UserSettings
 from streaming.services import exports, quotas, usage
 
@@ -232,6 +233,9 @@ class ChatUserAdmin(UserAdmin[User]):
 
 @admin.register(UserSettings)
 class UserSettingsAdmin(admin.ModelAdmin[UserSettings]):
+    # The settings page's form: the same limit and checks on the prompt.
+    form = UserSettingsForm
+    fields = ("user", "default_system_prompt")
     list_display = ("user", "default_system_prompt")
     search_fields = ("user__username", "default_system_prompt")
     raw_id_fields = ("user",)

@@ -1,12 +1,15 @@
 """The settings page: a user's default system prompt, validated as a conversation's own,
 and given to each new conversation."""
 
+from typing import Any
+
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client, override_settings
 
 from streaming import services
 from streaming.models import Conversation, UserSettings
+from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
@@ -93,3 +96,20 @@ def test_line_breaks_a_browser_sends_as_crlf_are_kept_and_counted_as_one(
 
     assert response.status_code == 302
     assert UserSettings.objects.get(user=user).default_system_prompt == "a\nb\nc"
+
+
+@override_settings(MAX_SYSTEM_PROMPT_CHARS=20)
+def test_staff_editing_a_users_settings_meet_the_same_limit(
+    django_user_model: Any, user: User
+) -> None:
+    staff = Client()
+    staff.force_login(django_user_model.objects.create_superuser("root", password=PASSWORD))
+
+    response = staff.post(
+        "/admin/streaming/usersettings/add/",
+        {"user": user.pk, "default_system_prompt": "x" * 21},
+    )
+
+    assert response.status_code == 200
+    assert "at most 20 characters long (it has 21)" in response.content.decode()
+    assert not UserSettings.objects.exists()
