@@ -43,8 +43,8 @@ class SystemPromptField(forms.CharField):
         # and the chat page sends them as LF: one prompt, one form, whichever way it came.
         return str(super().to_python(value)).replace("\r\n", "\n")
 
-    def validate(self, value: Any) -> None:
-        super().validate(value)
+    def run_validators(self, value: Any) -> None:
+        super().run_validators(value)  # Django's own first: its words for a NUL
         limit = settings.MAX_SYSTEM_PROMPT_CHARS
         if len(value) > limit:
             raise forms.ValidationError(

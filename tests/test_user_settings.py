@@ -61,7 +61,7 @@ def test_a_default_prompt_that_cannot_be_stored_is_refused(logged_in: Client, us
     response = logged_in.post("/settings/", {"default_system_prompt": "nul \x00 here"})
 
     assert response.status_code == 400
-    assert "cannot be saved" in response.content.decode()
+    assert "Null characters are not allowed." in response.content.decode()
     assert not UserSettings.objects.filter(user=user).exists()
 
 
