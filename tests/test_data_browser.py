@@ -105,8 +105,17 @@ def test_exports_download_and_the_json_imports_as_a_new_conversation(
     expect(page.locator(".message")).to_have_count(2)
     expect(page.locator(".message--assistant")).to_have_attribute("data-status", "complete")
 
-    # A file that is not an export: said so, nothing added.
+    # The whole account, streamed by daphne as one file: both, importable again.
     page.goto("/settings/")
+    with page.expect_download() as account_download:
+        page.get_by_role("link", name="Export all conversations (JSON)").click()
+    account = json.loads(Path(account_download.value.path()).read_text())
+    assert account["format"] == "chatsite-export"
+    assert sorted(c["id"] for c in account["conversations"]) == sorted(
+        [str(original.pk), str(imported.pk)]
+    )
+
+    # A file that is not an export: said so, nothing added.
     bad = tmp_path / "bad.json"
     bad.write_text('{"format": "chatsite-export", "version": 99, "conversations": []}')
     page.get_by_label("Import conversations from an export file (JSON)").set_input_files(bad)
