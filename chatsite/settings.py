@@ -286,6 +286,8 @@ DAILY_TOKEN_BUDGET = env_int("DAILY_TOKEN_BUDGET", 0, minimum=0)
 STREAM_MAX_ANSWERS = env_int("STREAM_MAX_ANSWERS", 200)
 # The longest system prompt a conversation may have.
 MAX_SYSTEM_PROMPT_CHARS = env_int("MAX_SYSTEM_PROMPT_CHARS", 8000)
+# The largest export file a user may import, in bytes: it is checked whole in memory.
+IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 10 * 1024 * 1024)
 # What the model is sent at most, in estimated tokens (about 4 characters each): the
 # system prompt and the newest messages that fit; older ones are left out.
 OPENAI_CONTEXT_TOKENS = env_int("OPENAI_CONTEXT_TOKENS", 16000)

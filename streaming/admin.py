@@ -5,7 +5,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -13,8 +13,24 @@ from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
 from streaming import services
-from streaming.models import Conversation, Message, Quota
-from streaming.services import quotas
+from streaming.forms import UserSettingsForm
+from streaming.models import Conversation, Message, Quota, UserSettings
+from streaming.services import exports, quotas, usage
+
+
+def _download(body: str, content_type: str, filename: str) -> HttpResponse:
+    response = HttpResponse(body, content_type=f"{content_type}; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+# What the usage CSV actions group by; the providers' key joins it when there are providers.
+USAGE_CSV_GROUPS = ("user", "model")
+
+
+def _usage_csv(messages: QuerySet[Message]) -> HttpResponse:
+    rows = usage.summarize(messages, by=USAGE_CSV_GROUPS)
+    return _download(usage.as_csv(rows, USAGE_CSV_GROUPS), "text/csv", "chatsite-usage.csv")
 
 
 class MessageInline(admin.TabularInline[Message, Conversation]):
@@ -49,6 +65,15 @@ class ConversationAdmin(admin.ModelAdmin[Conversation]):
     readonly_fields = ("id", "created_at", "updated_at", "message_tree")
     raw_id_fields = ("owner",)
     inlines = (MessageInline,)
+    actions = ("export_selected",)
+
+    @admin.action(description="Export selected conversations (JSON)")
+    def export_selected(
+        self, request: HttpRequest, queryset: QuerySet[Conversation]
+    ) -> HttpResponse:
+        # The same file a user exports (and can import): docs/export-format.md.
+        chosen = Conversation.objects.filter(pk__in=queryset.values("pk")).order_by("-updated_at")
+        return _download(exports.export_json(chosen), "application/json", "conversations.json")
 
     @admin.display(description="Messages as a tree")
     def message_tree(self, obj: Conversation) -> str:
@@ -133,6 +158,11 @@ class MessageAdmin(admin.ModelAdmin[Message]):
     search_fields = ("content", "error", "conversation__title", "conversation__owner__username")
     list_select_related = ("conversation",)
     date_hierarchy = "created_at"
+    actions = ("export_usage",)
+
+    @admin.action(description="Export usage of selected messages by user and model (CSV)")
+    def export_usage(self, request: HttpRequest, queryset: QuerySet[Message]) -> HttpResponse:
+        return _usage_csv(queryset)
 
     # What a message says and how it ended are the record of what happened: staff read
     # them, they do not rewrite them.
@@ -174,3 +204,38 @@ admin.site.unregister(User)
 @admin.register(User)
 class ChatUserAdmin(UserAdmin[User]):
     inlines = (*UserAdmin.inlines, QuotaInline)
+    list_display = (
+        "username",
+        "email",
+        "first_name",
+        "last_name",
+        "is_staff",
+        "prompt_tokens_used",
+        "completion_tokens_used",
+    )
+    actions = ("export_usage",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
+        return usage.annotate_totals(super().get_queryset(request), "conversation__owner")
+
+    @admin.display(description="Tokens in (all time)", ordering="prompt_tokens_used")
+    def prompt_tokens_used(self, obj: User) -> int:
+        return obj.prompt_tokens_used  # type: ignore[attr-defined, no-any-return]
+
+    @admin.display(description="Tokens out (all time)", ordering="completion_tokens_used")
+    def completion_tokens_used(self, obj: User) -> int:
+        return obj.completion_tokens_used  # type: ignore[attr-defined, no-any-return]
+
+    @admin.action(description="Export usage of selected users by model (CSV)")
+    def export_usage(self, request: HttpRequest, queryset: QuerySet[User]) -> HttpResponse:
+        return _usage_csv(Message.objects.filter(conversation__owner__in=queryset.values("pk")))
+
+
+@admin.register(UserSettings)
+class UserSettingsAdmin(admin.ModelAdmin[UserSettings]):
+    # The settings page's form: the same limit and checks on the prompt.
+    form = UserSettingsForm
+    fields = ("user", "default_system_prompt")
+    list_display = ("user", "default_system_prompt")
+    search_fields = ("user__username", "default_system_prompt")
+    raw_id_fields = ("user",)

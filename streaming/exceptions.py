@@ -16,6 +16,7 @@
     ├── ConversationGone            the conversation was deleted while a socket had it open
     ├── LayerUnavailable            the channel layer (Redis) cannot be reached
     ├── SessionEnded                the socket's login session ended (logout, password, account)
+    ├── ImportRefused               an uploaded export file that cannot be imported; lists why
     └── ServerError                 a frame failed for a reason that is a bug, not the sender's
 
 No message ever carries the API key: upstream messages are the provider's own text, and
@@ -164,6 +165,22 @@ class SessionEnded(ChatError):
 
     def as_frame(self) -> dict[str, object]:
         return super().as_frame() | {"reason": self.reason}
+
+
+class ImportRefused(ChatError):
+    """An uploaded export file that was not imported (nothing of it was written).
+
+    `problems` says what is wrong, one line each, naming where in the file it is.
+    """
+
+    code = "bad_import"
+
+    def __init__(self, problems: list[str]) -> None:
+        count = len(problems)
+        super().__init__(
+            f"The file was not imported: {count} problem{'s' if count != 1 else ''} found."
+        )
+        self.problems = problems
 
 
 class ServerError(ChatError):

@@ -4,47 +4,81 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
-from django.core.validators import MaxLengthValidator
 
 from streaming.exceptions import ChatError
+from streaming.models import UserSettings
 from streaming.services import check_storable
 
 
-class NewConversationForm(forms.Form):
-    """A new conversation, with an optional system prompt of a bounded length.
+class SystemPromptField(forms.CharField):
+    """A system prompt: optional, kept as typed, at most MAX_SYSTEM_PROMPT_CHARS, storable.
 
     The prompt goes with every request to the model, so its length costs on every message.
+    The limit is read when a form is made and when it validates, so a changed setting (and
+    override_settings) takes effect.
     """
 
-    system_prompt = forms.CharField(
-        required=False,
-        strip=False,
-        widget=forms.Textarea(
-            attrs={
-                "rows": 4,
-                "placeholder": "For example: You are a concise assistant. Answer in English.",
-            }
-        ),
-    )
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # Read at call time, so a changed setting (and override_settings) takes effect.
-        limit = settings.MAX_SYSTEM_PROMPT_CHARS
-        field = self.fields["system_prompt"]
-        field.validators.append(
-            MaxLengthValidator(
-                limit,
-                message=f"The system prompt can be at most {limit:,} characters long "
-                "(it has %(show_value)s).",
-            )
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("strip", False)
+        kwargs.setdefault(
+            "widget",
+            forms.Textarea(
+                attrs={
+                    "rows": 4,
+                    "placeholder": "For example: You are a concise assistant. Answer in English.",
+                }
+            ),
         )
-        field.widget.attrs["maxlength"] = str(limit)
+        super().__init__(**kwargs)
 
-    def clean_system_prompt(self) -> str:
-        prompt: str = self.cleaned_data["system_prompt"]
+    def __deepcopy__(self, memo: dict[int, Any]) -> "SystemPromptField":
+        # Each form gets its own copy of the field: the browser's limit is the current one.
+        field: SystemPromptField = super().__deepcopy__(memo)
+        field.widget.attrs["maxlength"] = str(settings.MAX_SYSTEM_PROMPT_CHARS)
+        return field
+
+    def to_python(self, value: Any) -> str:
+        # A browser submits a text area's line breaks as CRLF, but counts them (maxlength)
+        # and the chat page sends them as LF: one prompt, one form, whichever way it came.
+        return str(super().to_python(value)).replace("\r\n", "\n")
+
+    def run_validators(self, value: Any) -> None:
+        super().run_validators(value)  # Django's own first: its words for a NUL
+        limit = settings.MAX_SYSTEM_PROMPT_CHARS
+        if len(value) > limit:
+            raise forms.ValidationError(
+                f"The system prompt can be at most {limit:,} characters long "
+                f"(it has {len(value)}).",
+                code="max_length",
+            )
         try:
-            check_storable(prompt, what="system prompt")
+            check_storable(value, what="The system prompt")
         except ChatError as exc:
-            raise forms.ValidationError(exc.message) from None
-        return prompt
+            raise forms.ValidationError(exc.message, code=exc.code) from None
+
+
+class NewConversationForm(forms.Form):
+    """A new conversation, with an optional system prompt of a bounded length (empty: the
+    user's default, from the settings page)."""
+
+    system_prompt = SystemPromptField()
+
+
+class UserSettingsForm(forms.ModelForm[UserSettings]):
+    """The settings page: what new conversations start with."""
+
+    default_system_prompt = SystemPromptField(label="Default system prompt")
+
+    class Meta:
+        model = UserSettings
+        fields = ("default_system_prompt",)
+
+
+class ImportForm(forms.Form):
+    """An export file to import (its size is checked before it is read)."""
+
+    file = forms.FileField(
+        label="Export file (JSON)",
+        widget=forms.ClearableFileInput(attrs={"accept": "application/json,.json"}),
+    )

@@ -116,6 +116,9 @@ class Message(models.Model):
     # Someone asked to stop this answer; its process honours it at the next checkpoint even
     # if the faster channel-layer request was lost or came before the answer listened.
     stop_requested = models.BooleanField(default=False, editable=False)
+    # Read in from an export file: its token counts are history, not spent on this site, so
+    # usage reports and the daily budget leave it out (services.usage, services.quotas).
+    imported = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -173,3 +176,24 @@ class Quota(models.Model):
 
     def __str__(self) -> str:
         return f"Limits of {self.user}"
+
+
+class UserSettings(models.Model):
+    """What a user chose for their own new conversations (the settings page)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="chat_settings",
+    )
+    # Validated like a conversation's own (forms.SystemPromptField): it becomes one.
+    default_system_prompt = models.TextField(
+        blank=True, help_text="Given to each new conversation. Empty: none."
+    )
+
+    class Meta:
+        verbose_name = verbose_name_plural = "user settings"
+
+    def __str__(self) -> str:
+        return f"Settings of {self.user}"

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from streaming import views
+from streaming import views, views_account
 
 app_name = "streaming"
 
@@ -11,4 +11,18 @@ urlpatterns = [
     path("c/new/", views.conversation_create, name="conversation_create"),
     path("c/<uuid:conversation_id>/", views.conversation_detail, name="conversation_detail"),
     path("c/<uuid:conversation_id>/delete/", views.conversation_delete, name="conversation_delete"),
+    path(
+        "c/<uuid:conversation_id>/export.md",
+        views_account.export_markdown,
+        name="conversation_export_markdown",
+    ),
+    path(
+        "c/<uuid:conversation_id>/export.json",
+        views_account.export_json,
+        name="conversation_export_json",
+    ),
+    path("settings/", views_account.settings_page, name="settings"),
+    path("usage/", views_account.usage_page, name="usage"),
+    path("export/", views_account.export_all, name="export_all"),
+    path("import/", views_account.import_conversations, name="import"),
 ]

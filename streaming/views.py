@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 from streaming import control, services
 from streaming.forms import NewConversationForm
 from streaming.models import Conversation
+from streaming.services import usage
 
 # The same words for a conversation deleted, never made, or someone else's: which it is
 # stays unsaid.
@@ -77,6 +78,7 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
             },
             "max_message_chars": settings.MAX_MESSAGE_CHARS,
             "max_system_prompt_chars": settings.MAX_SYSTEM_PROMPT_CHARS,
+            "usage": usage.conversation_totals(conversation),
         },
     )
 

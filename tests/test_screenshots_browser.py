@@ -99,3 +99,26 @@ def test_screenshots_of_a_rendered_answer_code_versions_a_phone_and_dark(
     page.mouse.move(0, 0)
     page.screenshot(path=shots / "dark.png")
     assert problems == []
+
+
+def test_screenshots_of_the_usage_page_and_the_export_menu(
+    page: Page,  # noqa: F811 - the fixture imported above
+    user: User,
+    shots: Path,
+) -> None:
+    problems = script_problems(page)
+    page.set_viewport_size({"width": 1200, "height": 700})
+    open_new_chat(page, user.username)
+    send(page, "Plan a day in Porto sim:tokens=40 sim:rate=0")
+    finished_answer(page, "complete")
+    send(page, "And the evening? sim:tokens=25 sim:rate=0")
+    expect(page.locator('.message--assistant[data-status="complete"]')).to_have_count(2)
+    page.locator("#chat-export").get_by_text("Export").click()
+    expect(page.locator("#chat-export").get_by_role("link", name="JSON")).to_be_visible()
+    page.mouse.move(0, 0)
+    page.screenshot(path=shots / "export-menu.png")
+
+    page.goto("/usage/")
+    expect(page.locator("#usage-table tbody tr")).to_have_count(1)
+    page.screenshot(path=shots / "usage.png")
+    assert problems == []

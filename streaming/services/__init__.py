@@ -8,6 +8,10 @@ They are synchronous (the ORM is); async callers wrap them in ``to_async``.
     conversations   who may see what; posting, regenerating, branches, snapshots, deletion
     tree            a conversation's messages as a tree: branches and versions
     answers         a streaming answer's row: checkpoints, stop requests, sweep, ending
+    user_settings   what a user's new conversations start with
+    exports         conversations as files: JSON (docs/export-format.md) and Markdown
+    imports         an export file read back in, checked whole, written all or nothing
+    usage           tokens spent, summed by day, model, user or any other key
 
 An answer's row decides its fate: every write to a streaming answer is conditional on its
 status still being `streaming`, and liveness is judged by the database's clock, so two

@@ -20,6 +20,7 @@ from streaming.exceptions import BusyError, ChatError, ConversationGone, FrameEr
 from streaming.models import Conversation, Message
 from streaming.services.quotas import check_new_answer, estimate_tokens, lock_owner
 from streaming.services.tree import Tree
+from streaming.services.user_settings import default_system_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +53,14 @@ def get_message_in(conversation: Conversation, message_id: Any) -> Message | Non
 
 
 def do_create_conversation(
-    owner: User, *, title: str = "", system_prompt: str = "", model: str = ""
+    owner: User, *, title: str = "", system_prompt: str | None = None, model: str = ""
 ) -> Conversation:
-    """Start an empty conversation for ``owner``; a ChatError if the prompt cannot be stored."""
+    """Start an empty conversation for ``owner``; a ChatError if the prompt cannot be stored.
+
+    ``system_prompt`` None (or empty) gives it the owner's default from the settings page.
+    """
+    if not system_prompt:
+        system_prompt = default_system_prompt(owner.pk)
     check_storable(system_prompt, what="The system prompt")
     return Conversation.objects.create(
         owner=owner,

@@ -87,6 +87,7 @@ def tokens_used_since(owner_id: int, since: datetime) -> int:
         conversation__owner_id=owner_id,
         role=Message.Role.ASSISTANT,
         created_at__gte=since,
+        imported=False,  # history from an export file cost nothing today
     ).aggregate(
         used=Sum(
             Coalesce(F("prompt_tokens"), F("prompt_estimate"), Value(0))

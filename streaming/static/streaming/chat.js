@@ -74,6 +74,7 @@
   const comfort = window.ChatComfort.attach(els, view);
   const systemPrompt = window.ChatSettings.attachPrompt((frame) => sendFrame(frame));
   const renaming = window.ChatSettings.attachTitle((frame) => sendFrame(frame));
+  const usageTotal = window.ChatUsage.attach();
 
   const config = {
     wsPath: root.dataset.wsPath,
@@ -211,7 +212,11 @@
       entry = newEntry({ id: message.id, role: message.role, status: message.status });
       messages.set(entry.key, entry);
     }
+    const usageBefore = entry.usage;
     const changed = applyStored(entry, message);
+    if (entry.usage !== usageBefore) {
+      usageTotal.show(messages.values()); // the page's first total is the server's
+    }
     if ((changed || !entry.el) && !(editing && editing.entry === entry)) {
       render(entry);
     }

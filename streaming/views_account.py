@@ -1,0 +1,152 @@
+"""A user's own pages: their settings, what they spent, and their conversations as files."""
+
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from streaming.exceptions import ImportRefused
+from streaming.forms import ImportForm, UserSettingsForm
+from streaming.models import Conversation
+from streaming.services import exports, get_conversation_for, imports, usage, user_settings
+from streaming.views import NOT_FOUND
+
+Response = TypeVar("Response", HttpResponse, StreamingHttpResponse)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def settings_page(request: HttpRequest) -> HttpResponse:
+    """The user's settings, and their conversations exported and imported."""
+    user: User = request.user  # type: ignore[assignment]
+    form = UserSettingsForm(request.POST or None, instance=user_settings.settings_for(user))
+    if request.method == "POST":
+        if form.is_valid():
+            user_settings.do_save_settings(form.save(commit=False))
+            messages.success(request, "Settings saved.")
+            return redirect("streaming:settings")
+        # Shown again as typed, with what is wrong; nothing saved.
+        return _settings_page(request, form, ImportForm(), status=400)
+    return _settings_page(request, form, ImportForm())
+
+
+def _settings_page(
+    request: HttpRequest,
+    form: UserSettingsForm,
+    import_form: ImportForm,
+    *,
+    problems: list[str] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    return render(
+        request,
+        "streaming/settings.html",
+        {
+            "form": form,
+            "import_form": import_form,
+            "import_problems": problems or [],
+            "import_max_bytes": settings.IMPORT_MAX_BYTES,
+        },
+        status=status,
+    )
+
+
+@require_GET
+@login_required
+def usage_page(request: HttpRequest) -> HttpResponse:
+    """Tokens the user's answers cost in the last 30 days, by day and model, with totals."""
+    recent = usage.recent_days(request.user.pk, timezone.now())  # type: ignore[arg-type]
+    return render(
+        request,
+        "streaming/usage.html",
+        {
+            "rows": _newest_day_first(usage.summarize(recent, by=("day", "model"))),
+            "totals": usage.totals(recent),
+            "days": usage.PAGE_DAYS,
+        },
+    )
+
+
+@require_GET
+@login_required
+def export_markdown(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    """One conversation, the branch it shows, as a Markdown file."""
+    conversation = get_own_conversation(request, conversation_id)
+    response = HttpResponse(
+        exports.export_markdown(conversation), content_type="text/markdown; charset=utf-8"
+    )
+    return _attachment(response, f"{_file_stem(conversation)}.md")
+
+
+@require_GET
+@login_required
+def export_json(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    """One conversation, every message of its tree, as an export file."""
+    conversation = get_own_conversation(request, conversation_id)
+    response = HttpResponse(
+        exports.export_json([conversation]), content_type="application/json; charset=utf-8"
+    )
+    return _attachment(response, f"{_file_stem(conversation)}.json")
+
+
+@require_GET
+@login_required
+def export_all(request: HttpRequest) -> StreamingHttpResponse:
+    """Every conversation of the user as one export file, streamed."""
+    response = StreamingHttpResponse(
+        exports.stream_account(request.user),  # type: ignore[arg-type]
+        content_type="application/json; charset=utf-8",
+    )
+    day = timezone.now().strftime("%Y-%m-%d")
+    return _attachment(response, f"chatsite-conversations-{day}.json")
+
+
+@require_POST
+@login_required
+def import_conversations(request: HttpRequest) -> HttpResponse:
+    """Import an export file as new conversations of the user, all or none."""
+    user: User = request.user  # type: ignore[assignment]
+    form = ImportForm(request.POST, request.FILES)
+    settings_form = UserSettingsForm(instance=user_settings.settings_for(user))
+    if not form.is_valid():
+        return _settings_page(request, settings_form, form, status=400)
+    upload = form.cleaned_data["file"]
+    try:
+        imports.check_size(upload.size)  # before reading it
+        created = imports.do_import(user, upload.read())
+    except ImportRefused as exc:
+        return _settings_page(
+            request, settings_form, form, problems=[exc.message, *exc.problems], status=400
+        )
+    count = len(created)
+    messages.success(request, f"Imported {count} conversation{'s' if count != 1 else ''}.")
+    return redirect("streaming:conversation_list")
+
+
+def _newest_day_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # Sorted by day then model: the days turned round, each day's models kept in order.
+    return sorted(rows, key=lambda row: row["day"], reverse=True)
+
+
+def get_own_conversation(request: HttpRequest, conversation_id: object) -> Conversation:
+    """The user's conversation, or a 404 with the words of every page (views.NOT_FOUND)."""
+    conversation = get_conversation_for(request.user, conversation_id)
+    if conversation is None:
+        raise Http404(NOT_FOUND)
+    return conversation
+
+
+def _attachment(response: Response, filename: str) -> Response:
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _file_stem(conversation: Conversation) -> str:
+    return slugify(str(conversation))[:60] or "conversation"
