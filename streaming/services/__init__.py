@@ -8,6 +8,7 @@ They are synchronous (the ORM is); async callers wrap them in ``to_async``.
     conversations   who may see what; posting, regenerating, branches, snapshots, deletion
     tree            a conversation's messages as a tree: branches and versions
     answers         a streaming answer's row: checkpoints, stop requests, sweep, ending
+    providers       providers and models: the picker, a conversation's choice, resolving it
 
 An answer's row decides its fate: every write to a streaming answer is conditional on its
 status still being `streaming`, and liveness is judged by the database's clock, so two
@@ -49,6 +50,12 @@ from streaming.services.database import (
     db_executor,
     to_async,
 )
+from streaming.services.providers import (
+    ProviderConfig,
+    do_delete_providers,
+    do_fetch_models,
+    do_set_model,
+)
 from streaming.services.tree import Tree
 
 __all__ = [
@@ -59,6 +66,7 @@ __all__ = [
     "Follows",
     "Outcome",
     "PostedMessage",
+    "ProviderConfig",
     "Saved",
     "Tree",
     "check_length",
@@ -68,11 +76,14 @@ __all__ = [
     "do_checkpoints",
     "do_create_conversation",
     "do_delete_conversation",
+    "do_delete_providers",
+    "do_fetch_models",
     "do_finish",
     "do_post_user_message",
     "do_regenerate",
     "do_rename",
     "do_request_stop",
+    "do_set_model",
     "do_set_system_prompt",
     "do_sweep_orphans",
     "do_switch_branch",
