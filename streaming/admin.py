@@ -180,6 +180,12 @@ class MessageAdmin(admin.ModelAdmin[Message]):
 class ProviderForm(forms.ModelForm[Provider]):
     """A provider, with its API key write-only: typed in, stored encrypted, never shown."""
 
+    base_url = forms.URLField(
+        label="Base URL",
+        max_length=500,
+        assume_scheme="https",
+        help_text=Provider._meta.get_field("base_url").help_text,
+    )
     api_key = forms.CharField(
         label="API key",
         required=False,

@@ -55,6 +55,7 @@ from streaming.services.providers import (
     do_delete_providers,
     do_fetch_models,
     do_set_model,
+    model_picker_for,
 )
 from streaming.services.tree import Tree
 
@@ -89,6 +90,7 @@ __all__ = [
     "do_switch_branch",
     "get_conversation_for",
     "get_message_in",
+    "model_picker_for",
     "request_messages",
     "snapshot",
     "to_async",

@@ -119,6 +119,8 @@ def choice_of(conversation: Conversation) -> control.ModelChoice:
 class PickerModel(TypedDict):
     model: str
     label: str
+    #: The one the conversation chose (``model_picker_for``).
+    selected: bool
 
 
 class PickerGroup(TypedDict):
@@ -135,7 +137,9 @@ def picker() -> list[PickerGroup]:
         {
             "provider_id": None,
             "name": settings.OPENAI_PROVIDER_NAME,
-            "models": [{"model": settings.OPENAI_MODEL, "label": settings.OPENAI_MODEL}],
+            "models": [
+                {"model": settings.OPENAI_MODEL, "label": settings.OPENAI_MODEL, "selected": False}
+            ],
         }
     ]
     offered = ProviderModel.objects.filter(enabled=True, provider__enabled=True).select_related(
@@ -151,8 +155,26 @@ def picker() -> list[PickerGroup]:
                 "models": [],
             }
             groups.append(group)
-        group["models"].append({"model": row.model_id, "label": row.label})
+        group["models"].append({"model": row.model_id, "label": row.label, "selected": False})
     return groups
+
+
+def model_picker_for(
+    conversation: Conversation,
+) -> tuple[list[PickerGroup], control.ModelChoice, bool]:
+    """The picker with the conversation's choice selected, the choice, and whether the
+    picker lists it (a choice no longer offered is shown apart, as such)."""
+    groups = picker()
+    choice = choice_of(conversation)
+    listed = False
+    for group in groups:
+        for entry in group["models"]:
+            if choice["available"] and (group["provider_id"], entry["model"]) == (
+                choice["provider_id"],
+                choice["model"],
+            ):
+                entry["selected"] = listed = True
+    return groups, choice, listed
 
 
 def do_set_model(conversation: Conversation, provider_id: Any, model: Any) -> control.ModelChoice:

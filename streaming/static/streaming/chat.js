@@ -43,6 +43,7 @@
     "frame_too_long",
     "bad_client_id",
     "bad_parent",
+    "model_unavailable",
   ]);
   // Endings an answer can be asked again from: failed, stopped, or cut off by the server.
   const RETRYABLE = new Set(["error", "cancelled", "interrupted"]);
@@ -70,10 +71,12 @@
   // (chat-settings.js).
   const PROMPT_CODES = new Set(["system_prompt_too_long", "bad_system_prompt"]);
   const TITLE_CODES = new Set(["bad_title", "title_too_long"]);
+  const MODEL_CODES = new Set(["bad_model", "unknown_model"]);
   const { render, renderContent, keepingScroll, scrollToBottom } = view;
   const comfort = window.ChatComfort.attach(els, view);
   const systemPrompt = window.ChatSettings.attachPrompt((frame) => sendFrame(frame));
   const renaming = window.ChatSettings.attachTitle((frame) => sendFrame(frame));
+  const modelPicker = window.ChatModel.attach((frame) => sendFrame(frame));
 
   const config = {
     wsPath: root.dataset.wsPath,
@@ -152,6 +155,8 @@
       usage: null,
       clientId: null,
       createdAt: null,
+      model: "",
+      providerName: "",
       el: null,
       ...fields,
     };
@@ -165,6 +170,8 @@
       status: message.status,
       error: message.error || "",
       createdAt: message.created_at || null,
+      model: message.model || "",
+      providerName: message.provider_name || "",
     };
     let changed = false;
     for (const [name, value] of Object.entries(stored)) {
@@ -573,6 +580,7 @@
       lastId: newest ? newest.id : null,
       lastStatus: newest ? newest.status : null,
       title: storedTitle,
+      modelChoice: modelPicker.current(),
     };
   }
 
@@ -755,6 +763,7 @@
     snapshot(frame) {
       showTitle(frame.title);
       systemPrompt.show(frame.system_prompt || "");
+      modelPicker.show(frame.model_choice);
       // Not on "open": a server without its channel layer accepts and then closes (4503),
       // and resetting the backoff there would reconnect every half second for ever.
       ready = true;
@@ -807,6 +816,12 @@
       const entry = assistantEntry(frame.message_id, frame.parent_id, frame.created_at);
       if (!known) {
         leafId = entry.key; // a new answer is the end of the branch shown
+      }
+      if (!entry.model && frame.model) {
+        // Who answers, shown under it while it streams.
+        entry.model = frame.model;
+        entry.providerName = frame.provider_name || "";
+        render(entry);
       }
       // A new answer counts from seq 0; one known from the snapshot keeps its text and seq.
       streamFor(frame.message_id);
@@ -887,6 +902,10 @@
       showTitle(frame.title);
     },
 
+    model(frame) {
+      modelPicker.show(frame.model_choice);
+    },
+
     branch(frame) {
       if (switchesOut > 0) {
         switchesOut -= 1;
@@ -942,6 +961,10 @@
         renaming.refused(frame);
         return;
       }
+      if (MODEL_CODES.has(frame.code)) {
+        modelPicker.refused(frame);
+        return;
+      }
       if (frame.code === "bad_switch") {
         requestResync(); // the version asked for is not what the page thought: start afresh
         return;
@@ -964,6 +987,10 @@
     }
     if (frame.frame === "rename") {
       renaming.refused(frame);
+      return;
+    }
+    if (frame.frame === "set_model") {
+      modelPicker.refused(frame);
       return;
     }
     if (frame.frame === "user_message") {
