@@ -33,6 +33,7 @@ class MessageInline(admin.TabularInline[Message, Conversation]):
         "status",
         "content",
         "parent",
+        "provider_name",
         "model",
         "finish_reason",
         "error",

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test import Client, override_settings
 
-from streaming import keys
+from streaming import keys, openai
 from streaming.exceptions import KeyUnreadable
 from streaming.models import Conversation, Message, Provider, ProviderModel
 from streaming.services import providers
@@ -89,6 +89,24 @@ def test_extra_headers_refuse_what_the_client_sets_itself() -> None:
             Provider(name="p", base_url="http://localhost/v1", extra_headers=headers).full_clean()
     accepted = Provider(name="p", base_url="http://localhost/v1", extra_headers={"X-T": "acme"})
     accepted.full_clean()
+
+
+def test_extra_headers_never_replace_the_clients_own() -> None:
+    extra = {"authorization": "Bearer sk-sneaky", "ACCEPT": "text/html", "X-Tenant": "acme"}
+    assert openai.request_headers("sk-real", extra) == {
+        "X-Tenant": "acme",
+        "Accept": "application/json",
+        "Authorization": "Bearer sk-real",
+    }
+    # A header's value is a secret like the key: taken out of what a provider sends back.
+    request = openai.ChatRequest(
+        base_url="http://localhost/v1",
+        api_key="",
+        model="m",
+        messages=[],
+        headers={"X-Gateway-Key": "gw-secret-123"},
+    )
+    assert openai.redact("denied for gw-secret-123", request) == "denied for [redacted]"
 
 
 # --- choosing a model over the socket -----------------------------------------------------

@@ -89,7 +89,8 @@
   /*
    * Every message of the conversation, every version, by server id; a message the server has
    * not confirmed yet is under "local:<client_id>". An entry: {key, id, parentId, role,
-   * content, status, error, usage, clientId, createdAt (ISO, null until saved), el}. Messages form a tree by `parentId`
+   * content, status, error, usage, clientId, createdAt (ISO, null until saved), model,
+   * providerName (an answer's, as it recorded them), el}. Messages form a tree by `parentId`
    * (docs/protocol.md, "Versions"); the page shows one branch, the one ending at `leafId`.
    */
   const messages = new Map();
@@ -970,7 +971,10 @@
         return;
       }
       showAlert(frame.message || "Something went wrong.");
-      if (frame.code === "bad_retry" || (frame.code === "busy" && inFlight.length === 0)) {
+      // A refused retry (no user message in flight) ends the wait for its answer.
+      const refusal = frame.code === "busy" || frame.code === "model_unavailable";
+      const retryRefused = refusal && inFlight.length === 0;
+      if (frame.code === "bad_retry" || retryRefused) {
         retryRequested = null;
       } else if (SEND_ERROR_CODES.has(frame.code)) {
         rejectOldestSend();
