@@ -3,6 +3,7 @@
 Knows HTTP and the OpenAI wire format (as OpenAI, Azure, OpenRouter, Ollama, vLLM, llama.cpp
 and LM Studio speak it); knows nothing of Django. The caller passes the shared
 ``httpx.AsyncClient`` in, so tests can give it a transport instead of patching.
+``list_models`` reads a provider's ``/models``, for the admin.
 """
 
 import asyncio
@@ -398,7 +399,7 @@ def list_models(
         with client.stream(
             "GET", url, headers=request_headers(api_key, extra), timeout=timeout
         ) as response:
-            body = b""
+            body = bytearray()
             for chunk in response.iter_bytes():
                 body += chunk
                 if len(body) > _MAX_MODEL_LIST_BYTES:

@@ -22,6 +22,7 @@ from tests.test_browser import (  # noqa: F401 - `page` and `server` are fixture
     server,
     wait_until_connected,
 )
+from tests.test_healing_browser import OpenChat, Sockets, open_chat  # noqa: F401 - a fixture
 from tests.test_providers import make_provider, second  # noqa: F401 - `second` is a fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -116,3 +117,30 @@ def test_a_model_disabled_after_it_was_picked_is_shown_so_and_refuses_the_next_m
     )
     assert orm(lambda: Provider.objects.count()) == 1
     assert problems == []
+
+
+def test_a_lost_model_frame_heals_in_the_other_tab_by_pong(
+    open_chat: OpenChat,  # noqa: F811 - the fixture imported above
+    user: User,
+    second: SimulatorThread,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+) -> None:
+    provider = orm(lambda: make_provider(second))
+    chat = open_chat([{"type": "chat.model", "action": "drop", "times": 0}])
+    other = chat.page.context.new_page()
+    other_sockets = Sockets()
+    other.on("websocket", other_sockets.watch)
+    other.goto(chat.page.url)
+    wait_until_connected(other)
+
+    chat.page.get_by_role("combobox", name="Model").select_option(label="Large")
+
+    # The other tab never hears `model`, but its idle `ping` finds the choice changed, and
+    # the snapshot it asks for shows the new one.
+    chosen = f"{provider.pk}:sim-large"
+    expect(other.get_by_role("combobox", name="Model")).to_have_value(chosen)
+    assert other_sockets.received_of("model") == []
+    assert "resync" in other_sockets.sent_types()
+    assert len(other_sockets.opened) == 1
+    other.screenshot(path=tmp_path / "lost-model.png")
+    assert chat.problems == []

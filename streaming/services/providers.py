@@ -7,7 +7,6 @@ conversation's choice is its ``provider`` and ``model``; ``resolve`` is the one 
 turns it into a connection, for every answer.
 """
 
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
@@ -20,8 +19,6 @@ from django.db.models import Max
 from streaming import control, openai
 from streaming.exceptions import ConversationGone, FrameError, KeyUnreadable, ModelUnavailable
 from streaming.models import Conversation, Provider, ProviderModel
-
-logger = logging.getLogger(__name__)
 
 # The most a model ID may be: ProviderModel.model_id's and Conversation.model's max_length.
 _MODEL_ID_CHARS = 200
