@@ -419,7 +419,7 @@ def snapshot(conversation: Conversation) -> dict[str, Any]:
         "type": "snapshot",
         "title": conversation.title,
         "system_prompt": conversation.system_prompt,
-        "model_choice": providers.choice_of(conversation),
+        "model_choice": providers.choice_of(conversation.provider_id, conversation.model),
         "messages": [control.serialize_message(m) for m in tree.messages],
         "leaf_id": str(leaf.pk) if leaf else None,
         "active": (
@@ -450,11 +450,10 @@ def digest(conversation_id: Any) -> control.PongEvent:
     if last is None:  # none remembered: the rule of tree.py, from every message
         leaf = Tree(messages).leaf(None)
         last = {"id": leaf.pk, "status": leaf.status} if leaf else None
-    chosen = Conversation(provider_id=row["provider_id"], model=row["model"])
     return {
         "type": "chat.pong",
         "title": row["title"],
-        "model_choice": providers.choice_of(chosen),
+        "model_choice": providers.choice_of(row["provider_id"], row["model"]),
         "count": messages.count(),
         "last_id": str(last["id"]) if last else None,
         "last_status": last["status"] if last else None,

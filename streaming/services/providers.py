@@ -100,17 +100,12 @@ def resolve(conversation: Conversation) -> ProviderConfig:
     )
 
 
-def choice_of(conversation: Conversation) -> control.ModelChoice:
-    """The conversation's model, as frames carry it."""
-    if conversation.provider_id is None:
-        model = conversation.model or settings.OPENAI_MODEL
-        return {"provider_id": None, "model": model, "available": True}
-    available = _offered(conversation.provider_id, conversation.model) is not None
-    return {
-        "provider_id": conversation.provider_id,
-        "model": conversation.model,
-        "available": available,
-    }
+def choice_of(provider_id: int | None, model: str) -> control.ModelChoice:
+    """A conversation's ``provider`` and ``model``, as frames carry them."""
+    if provider_id is None:
+        return {"provider_id": None, "model": model or settings.OPENAI_MODEL, "available": True}
+    available = _offered(provider_id, model) is not None
+    return {"provider_id": provider_id, "model": model, "available": available}
 
 
 class PickerModel(TypedDict):
@@ -162,7 +157,7 @@ def model_picker_for(
     """The picker with the conversation's choice selected, the choice, and whether the
     picker lists it (a choice no longer offered is shown apart, as such)."""
     groups = picker()
-    choice = choice_of(conversation)
+    choice = choice_of(conversation.provider_id, conversation.model)
     listed = False
     for group in groups:
         for entry in group["models"]:
