@@ -12,6 +12,7 @@ from django.contrib.auth.models import User
 from django.core import serializers
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.test import Client, override_settings
 
 from streaming import keys, openai
@@ -112,6 +113,7 @@ def test_extra_headers_never_replace_the_clients_own() -> None:
 # --- choosing a model over the socket -----------------------------------------------------
 
 
+@pytest.mark.usefixtures("both_layers")  # the `model` frame crosses the layer
 async def test_a_model_of_another_provider_answers_and_every_tab_and_answer_says_so(
     connect: Any,
     conversation: Conversation,
@@ -291,6 +293,27 @@ def test_deleting_a_provider_sends_its_conversations_back_to_the_default(
         "sim-large",
     )
     assert not ProviderModel.objects.exists()
+
+
+def test_the_migration_names_the_provider_of_earlier_answers(
+    conversation: Conversation, settings: Any
+) -> None:
+    settings.OPENAI_PROVIDER_NAME = "OpenAI"
+    executor = MigrationExecutor(connection)
+    before = [("streaming", "0004_message_tree")]
+    latest = executor.loader.graph.leaf_nodes("streaming")
+    executor.migrate(before)
+    OldMessage = executor.loader.project_state(before).apps.get_model("streaming", "Message")
+    question = OldMessage.objects.create(conversation_id=conversation.pk, role="user")
+    answer = OldMessage.objects.create(
+        conversation_id=conversation.pk, role="assistant", model="gpt-4o-mini"
+    )
+
+    MigrationExecutor(connection).migrate(latest)
+
+    names = dict(Message.objects.values_list("pk", "provider_name"))
+    assert names == {question.pk: "", answer.pk: "OpenAI"}
+    assert Conversation.objects.get(pk=conversation.pk).provider_id is None
 
 
 async def make_provider_async(simulator: SimulatorThread, **fields: Any) -> Provider:
