@@ -227,6 +227,14 @@ OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL") or (
 OPENAI_MODEL = os.environ.get("OPENAI_MODEL") or (
     "simulated" if OPENAI_SIMULATED else "gpt-4o-mini"
 )
+# What the picker and each answer call the provider above; staff add others in the admin.
+OPENAI_PROVIDER_NAME = os.environ.get("OPENAI_PROVIDER_NAME", "").strip() or (
+    "Simulator" if OPENAI_SIMULATED else "Default"
+)
+# Providers' API keys are stored encrypted with a key derived from this (streaming/keys.py).
+# Changing it (or SECRET_KEY, while this is unset) makes the stored keys unreadable: staff
+# enter them again, and answers say so meanwhile.
+PROVIDER_KEY_SECRET = os.environ.get("PROVIDER_KEY_SECRET", "") or SECRET_KEY
 OPENAI_READ_TIMEOUT = env_float("OPENAI_READ_TIMEOUT", 60.0)
 OPENAI_CONNECT_TIMEOUT = env_float("OPENAI_CONNECT_TIMEOUT", 10.0)
 # Retries happen only before the first token, so no user ever sees an answer twice.

@@ -1,6 +1,11 @@
-"""Staff views of conversations and messages, and of each user's limits."""
+"""Staff views of conversations and messages, of providers and their models, and of each
+user's limits."""
 
-from django.contrib import admin
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
 from django.db.models import Count, OuterRef, QuerySet, Subquery
@@ -13,8 +18,9 @@ from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
 from streaming import services
+from streaming.exceptions import ChatError
 from streaming.forms import UserSettingsForm
-from streaming.models import Conversation, Message, Quota, UserSettings
+from streaming.models import Conversation, Message, Provider, ProviderModel, Quota, UserSettings
 from streaming.services import exports, quotas, usage
 
 
@@ -43,6 +49,7 @@ class MessageInline(admin.TabularInline[Message, Conversation]):
         "status",
         "content",
         "parent",
+        "provider_name",
         "model",
         "finish_reason",
         "error",
@@ -57,10 +64,17 @@ class MessageInline(admin.TabularInline[Message, Conversation]):
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin[Conversation]):
-    list_display = ("__str__", "owner", "message_count", "last_activity", "model", "created_at")
-    list_select_related = ("owner",)
+    list_display = (
+        "__str__",
+        "owner",
+        "message_count",
+        "last_activity",
+        "model_and_provider",
+        "created_at",
+    )
+    list_select_related = ("owner", "provider")
     search_fields = ("title", "owner__username", "owner__email", "messages__content")
-    list_filter = ("messages__status", "model", "created_at", "updated_at")
+    list_filter = ("messages__status", "provider", "model", "created_at", "updated_at")
     date_hierarchy = "updated_at"
     readonly_fields = ("id", "created_at", "updated_at", "message_tree")
     raw_id_fields = ("owner",)
@@ -132,6 +146,13 @@ class ConversationAdmin(admin.ModelAdmin[Conversation]):
     def last_activity(self, obj: Conversation) -> object:
         return obj.updated_at
 
+    @admin.display(description="Model", ordering="model")
+    def model_and_provider(self, obj: Conversation) -> str:
+        """The model of its next answer and whose it is (no provider: the site's default)."""
+        model = obj.model or settings.OPENAI_MODEL
+        provider = obj.provider.name if obj.provider else settings.OPENAI_PROVIDER_NAME
+        return f"{model} · {provider}"
+
     # Deleting through the service stops a running answer and tells the open tabs.
     def delete_model(self, request: HttpRequest, obj: Conversation) -> None:
         services.do_delete_conversation(obj)
@@ -151,10 +172,11 @@ class MessageAdmin(admin.ModelAdmin[Message]):
         "prompt_tokens",
         "completion_tokens",
         "model",
+        "provider_column",
         "conversation",
         "created_at",
     )
-    list_filter = ("status", "role", "model", "created_at")
+    list_filter = ("status", "role", "provider_name", "model", "created_at")
     search_fields = ("content", "error", "conversation__title", "conversation__owner__username")
     list_select_related = ("conversation",)
     date_hierarchy = "created_at"
@@ -179,6 +201,115 @@ class MessageAdmin(admin.ModelAdmin[Message]):
     @admin.display(description="Error", ordering="error")
     def short_error(self, obj: Message) -> str:
         return Truncator(obj.error).chars(60)
+
+    # The name the answer recorded: still there once the provider is renamed or deleted.
+    @admin.display(description="Provider", ordering="provider_name")
+    def provider_column(self, obj: Message) -> str:
+        return obj.provider_name
+
+
+class ProviderForm(forms.ModelForm[Provider]):
+    """A provider, with its API key write-only: typed in, stored encrypted, never shown."""
+
+    base_url = forms.URLField(
+        label="Base URL",
+        max_length=500,
+        assume_scheme="https",
+        help_text=Provider._meta.get_field("base_url").help_text,
+    )
+    api_key = forms.CharField(
+        label="API key",
+        required=False,
+        strip=True,
+        # Never rendered back: the page source of the form holds no key.
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Sent as a Bearer token, stored encrypted. Leave empty to keep the stored key.",
+    )
+    clear_api_key = forms.BooleanField(
+        label="Clear the key", required=False, help_text="Remove the stored key: none is sent."
+    )
+
+    class Meta:
+        model = Provider
+        fields = ("name", "base_url", "api_key", "clear_api_key", "extra_headers", "enabled")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        if cleaned.get("clear_api_key") and cleaned.get("api_key"):
+            raise forms.ValidationError("Type a new key or clear the stored one, not both.")
+        return cleaned
+
+    def save(self, commit: bool = True) -> Provider:
+        provider = super().save(commit=False)
+        if self.cleaned_data.get("clear_api_key"):
+            provider.set_api_key("")
+        elif self.cleaned_data.get("api_key"):
+            provider.set_api_key(self.cleaned_data["api_key"])
+        if commit:
+            provider.save()
+        return provider
+
+
+class ProviderModelInline(admin.TabularInline[ProviderModel, Provider]):
+    model = ProviderModel
+    extra = 0
+    fields = ("model_id", "display_name", "enabled", "position")
+
+
+@admin.register(Provider)
+class ProviderAdmin(admin.ModelAdmin[Provider]):
+    form = ProviderForm
+    list_display = ("name", "base_url", "enabled", "key_stored", "model_count", "created_at")
+    list_filter = ("enabled",)
+    search_fields = ("name", "base_url")
+    readonly_fields = ("key_stored",)
+    inlines = (ProviderModelInline,)
+    actions = ("fetch_models",)
+
+    def get_fields(self, request: HttpRequest, obj: Provider | None = None) -> tuple[str, ...]:
+        # "Clear the key" only where there is one to clear.
+        clear = ("clear_api_key",) if obj is not None and obj.has_api_key else ()
+        return ("name", "base_url", "key_stored", "api_key", *clear, "extra_headers", "enabled")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
+        queryset: QuerySet[Provider] = super().get_queryset(request)
+        return queryset.annotate(model_count=Count("models"))
+
+    @admin.display(description="API key stored", boolean=True)
+    def key_stored(self, obj: Provider) -> bool:
+        return obj.has_api_key
+
+    @admin.display(description="Models", ordering="model_count")
+    def model_count(self, obj: Provider) -> int:
+        return obj.model_count  # type: ignore[attr-defined, no-any-return]
+
+    @admin.action(description="Fetch models from the provider's /models")
+    def fetch_models(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+        """Add the models each provider lists that are not known yet; say what happened."""
+        for provider in queryset:
+            try:
+                fetched = services.do_fetch_models(provider)
+            except ChatError as exc:
+                self.message_user(
+                    request,
+                    f"{provider.name}: could not fetch models: {exc.message}",
+                    messages.ERROR,
+                )
+                continue
+            added = ", ".join(fetched.added) if fetched.added else "none"
+            self.message_user(
+                request,
+                f"{provider.name}: {len(fetched.added)} model(s) added ({added}); "
+                f"{len(fetched.known)} already known.",
+                messages.SUCCESS,
+            )
+
+    # Through the service: conversations that chose a deleted provider go back to the default.
+    def delete_model(self, request: HttpRequest, obj: Provider) -> None:
+        services.do_delete_providers([obj])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+        services.do_delete_providers(list(queryset))
 
 
 class QuotaInline(admin.StackedInline[Quota, User]):

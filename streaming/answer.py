@@ -30,7 +30,12 @@ from django.conf import settings
 from django.db.models import CharField
 
 from streaming import control, services
-from streaming.exceptions import UpstreamConnectError, UpstreamError, UpstreamHTTPError
+from streaming.exceptions import (
+    ChatError,
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamHTTPError,
+)
 from streaming.models import Message
 from streaming.openai import ChatRequest, StreamEvent, other_token_field, redact, stream_chat
 
@@ -62,8 +67,12 @@ class Answer:
         request: ChatRequest,
         client: httpx.AsyncClient,
         token_fields: dict[tuple[str, str], str],
+        refusal: ChatError | None = None,
     ) -> None:
         self.message = message
+        #: Why the provider must not be asked at all (its key cannot be read): the answer
+        #: ends at once with this error.
+        self.refusal = refusal
         self.conversation_id = message.conversation_id
         self.request = request
         self.client = client
@@ -235,7 +244,7 @@ class Answer:
             return Status.COMPLETE, ""
         if self._stop is not None:
             return self._stop
-        if isinstance(error, UpstreamError):
+        if isinstance(error, ChatError):
             return Status.ERROR, error.message
         return Status.ERROR, _SERVER_ERROR
 
@@ -243,9 +252,11 @@ class Answer:
 
     async def _read(self) -> None:
         try:
+            if self.refusal is not None:
+                raise self.refusal
             await self._stream_with_retries()
             self._finished = True
-        except UpstreamError as exc:
+        except ChatError as exc:
             logger.warning("Answer %s failed upstream: %s", self.message.id, exc.message)
             self._reader_error = exc
         except Exception as exc:

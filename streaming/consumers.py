@@ -191,6 +191,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             "retry": self.retry,
             "switch": self.switch,
             "set_system_prompt": self.set_system_prompt,
+            "set_model": self.set_model,
             "rename": self.rename,
             "resync": self.resync,
             "ping": self.ping,
@@ -230,7 +231,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
                 self.conversation, content, client_id, parent_id
             )
             if posted.assistant_message is not None:
-                runtime.start_answer(posted.assistant_message, posted.history)
+                assert posted.provider is not None
+                runtime.start_answer(posted.assistant_message, posted.history, posted.provider)
                 return
         # A resend of a message already saved: tell this socket, start nothing.
         title = self.conversation.title
@@ -240,15 +242,21 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         """Regenerate an answer: a new version of it, answering the same user message."""
         message_id = uuid_field(frame, "message_id", code="bad_retry")
         with runtime.room():
-            answer, history = await services.to_async(services.do_regenerate)(
+            answer, history, provider = await services.to_async(services.do_regenerate)(
                 self.conversation, message_id
             )
-            runtime.start_answer(answer, history)
+            runtime.start_answer(answer, history, provider)
 
     async def set_system_prompt(self, frame: dict[str, Any]) -> None:
         """Change the system prompt (from the next answer on); every tab is told."""
         await services.to_async(services.do_set_system_prompt)(
             self.conversation, frame.get("system_prompt")
+        )
+
+    async def set_model(self, frame: dict[str, Any]) -> None:
+        """Choose the model of the next answers, from those offered; every tab is told."""
+        await services.to_async(services.do_set_model)(
+            self.conversation, frame.get("provider_id"), frame.get("model")
         )
 
     async def rename(self, frame: dict[str, Any]) -> None:
@@ -359,6 +367,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         await self.send_json(control.to_frame(event))
 
     async def chat_system_prompt(self, event: control.SystemPromptEvent) -> None:
+        await self.send_json(control.to_frame(event))
+
+    async def chat_model(self, event: control.ModelEvent) -> None:
         await self.send_json(control.to_frame(event))
 
     async def chat_title(self, event: control.TitleEvent) -> None:

@@ -49,6 +49,9 @@ class StartEvent(TypedDict):
     #: The user message it answers (services/tree.py).
     parent_id: str | None
     created_at: str
+    #: The model asked, and the name of its provider, as the answer records them.
+    model: str
+    provider_name: str
 
 
 class RetryingEvent(TypedDict):
@@ -114,6 +117,24 @@ class SystemPromptEvent(TypedDict):
     system_prompt: str
 
 
+class ModelChoice(TypedDict):
+    """A conversation's model, as frames carry it (`model`, `snapshot`, `pong`)."""
+
+    #: The provider (a number); None: the site's default provider.
+    provider_id: int | None
+    #: The model's ID, as the provider's API names it.
+    model: str
+    #: Still offered: its provider and the model are enabled (the default's always is).
+    available: bool
+
+
+class ModelEvent(TypedDict):
+    """The conversation's model was changed (it answers from the next message on)."""
+
+    type: Literal["chat.model"]
+    model_choice: ModelChoice
+
+
 class TitleEvent(TypedDict):
     """The conversation was renamed."""
 
@@ -133,6 +154,7 @@ class PongEvent(TypedDict):
 
     type: Literal["chat.pong"]
     title: str
+    model_choice: ModelChoice
     #: How many messages are stored (every version).
     count: int
     #: The id and status of the last message of the branch shown (None without messages).
@@ -149,6 +171,7 @@ ChatEvent = (
     | DoneEvent
     | BranchEvent
     | SystemPromptEvent
+    | ModelEvent
     | TitleEvent
     | DeletedEvent
     | PongEvent
@@ -211,6 +234,7 @@ def serialize_message(message: Message) -> dict[str, Any]:
         "content": message.content,
         "status": message.status,
         "model": message.model,
+        "provider_name": message.provider_name,
         "finish_reason": message.finish_reason,
         "usage": message.usage,
         "error": message.error,
@@ -229,6 +253,8 @@ def start_event(message: Message) -> StartEvent:
         "message_id": str(message.id),
         "parent_id": str(message.parent_id) if message.parent_id else None,
         "created_at": message.created_at.isoformat(),
+        "model": message.model,
+        "provider_name": message.provider_name,
     }
 
 
@@ -276,6 +302,10 @@ def branch_event(leaf_id: object) -> BranchEvent:
 
 def system_prompt_event(system_prompt: str) -> SystemPromptEvent:
     return {"type": "chat.system_prompt", "system_prompt": system_prompt}
+
+
+def model_event(choice: ModelChoice) -> ModelEvent:
+    return {"type": "chat.model", "model_choice": choice}
 
 
 def title_event(title: str) -> TitleEvent:

@@ -10,6 +10,8 @@
     │   └── UpstreamStreamError     the API sent an {"error": …} event mid-stream
     ├── FrameError                  a WebSocket frame from the browser we cannot accept
     ├── BusyError                   the conversation is already answering
+    ├── ModelUnavailable            the conversation's model is no longer offered
+    ├── KeyUnreadable               a provider's stored API key cannot be decrypted
     ├── LimitError                  a per-user or per-server limit; says when to try again
     │   ├── RateLimited             too much at once, or too fast (`rate_limited`)
     │   └── QuotaExceeded           the day's token budget is spent (`quota_exceeded`)
@@ -105,6 +107,18 @@ class BusyError(ChatError):
     """An answer is already streaming in this conversation."""
 
     code = "busy"
+
+
+class ModelUnavailable(ChatError):
+    """The conversation's chosen model (or its provider) was disabled or removed."""
+
+    code = "model_unavailable"
+
+
+class KeyUnreadable(ChatError):
+    """A provider's stored API key cannot be decrypted: the secret it was sealed with changed."""
+
+    code = "provider_key_unreadable"
 
 
 class LimitError(ChatError):

@@ -1,11 +1,15 @@
 """Conversations and their messages."""
 
+import re
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from streaming.openai import OWN_HEADERS
 
 
 def group_name(conversation_id: object) -> str:
@@ -21,6 +25,108 @@ def control_group_name(conversation_id: object) -> str:
     return f"conv.{conversation_id}.control"
 
 
+# RFC 9110's token: the characters a header's name may have.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def validate_extra_headers(value: object) -> None:
+    """Refuse anything but {"Header-Name": "value"} with names the client does not own."""
+    if not isinstance(value, dict):
+        raise ValidationError('Extra headers are a JSON object: {"Header-Name": "value"}.')
+    for name, header in value.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValidationError(f"{name!r} is not a valid header name.")
+        # The client sets these itself (streaming/openai.py drops them too); the key goes in
+        # the encrypted API key, never in a plain-text header.
+        if name.lower() in OWN_HEADERS:
+            raise ValidationError(
+                f"{name} is set by the site itself (the API key goes in its own field, "
+                "where it is stored encrypted)."
+            )
+        if not isinstance(header, str) or "\r" in header or "\n" in header:
+            raise ValidationError(f"The value of {name} must be text on one line.")
+
+
+class Provider(models.Model):
+    """An OpenAI-compatible API that staff connected, besides the environment's default one."""
+
+    name = models.CharField(max_length=100, unique=True)
+    base_url = models.URLField(
+        "Base URL",
+        max_length=500,
+        help_text="The API root, e.g. https://openrouter.ai/api/v1: /chat/completions and "
+        "/models are appended.",
+    )
+    # A Fernet token (streaming/keys.py), never the key itself; empty: no key is sent.
+    api_key_encrypted = models.TextField(blank=True, editable=False)
+    extra_headers = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_extra_headers],
+        help_text='Sent with every request, e.g. {"HTTP-Referer": "https://chat.example.com"}. '
+        "Stored as plain text: put secrets in the API key.",
+    )
+    enabled = models.BooleanField(
+        default=True,
+        help_text="Off: its models leave the picker; chats that chose one must pick "
+        "another before their next message.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def has_api_key(self) -> bool:
+        return bool(self.api_key_encrypted)
+
+    def set_api_key(self, plain: str) -> None:
+        """Store ``plain`` encrypted (an empty one: no key); saved with the row."""
+        from streaming import keys  # keys reads settings at call time; no cycle at import
+
+        self.api_key_encrypted = keys.encrypt(plain) if plain else ""
+
+    def api_key(self) -> str:
+        """The key in clear; KeyUnreadable if the secret it was sealed with has changed."""
+        from streaming import keys
+
+        if not self.api_key_encrypted:
+            return ""
+        return keys.decrypt(self.api_key_encrypted, provider=self.name)
+
+
+class ProviderModel(models.Model):
+    """One model a provider offers in the picker."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="models")
+    model_id = models.CharField(
+        "Model ID", max_length=200, help_text="As the API names it, e.g. gpt-4o-mini."
+    )
+    display_name = models.CharField(
+        max_length=200, blank=True, help_text="What the picker shows; empty: the model ID."
+    )
+    enabled = models.BooleanField(default=True)
+    position = models.PositiveIntegerField(default=0, help_text="Lower comes first.")
+
+    class Meta:
+        ordering = ["position", "model_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "model_id"], name="unique_model_per_provider"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.model_id
+
+
 class Conversation(models.Model):
     """One chat thread, owned by one user."""
 
@@ -30,6 +136,17 @@ class Conversation(models.Model):
     )
     title = models.CharField(max_length=200, blank=True)
     system_prompt = models.TextField(blank=True)
+    # The model answers come from: ``model`` of ``provider``; no provider is the
+    # environment's default one (OPENAI_*), where an empty model means OPENAI_MODEL.
+    # Deleting a provider sends its conversations back to that default.
+    provider = models.ForeignKey(
+        Provider,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Empty: the site's default provider.",
+    )
     model = models.CharField(max_length=200, blank=True, help_text="Empty: the site default.")
     # The last message of the branch shown (messages form a tree: each edit and regenerated
     # answer is a version beside the old one). Every tab shows this branch, and the model is
@@ -98,6 +215,12 @@ class Message(models.Model):
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
+    # Who produced an answer, written when it starts: the provider, and its name as it was
+    # then, so the answer still says so once the provider is renamed or deleted.
+    provider = models.ForeignKey(
+        Provider, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    provider_name = models.CharField(max_length=100, blank=True)
     model = models.CharField(max_length=200, blank=True)
     finish_reason = models.CharField(max_length=32, blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)

@@ -3,6 +3,7 @@
 Knows HTTP and the OpenAI wire format (as OpenAI, Azure, OpenRouter, Ollama, vLLM, llama.cpp
 and LM Studio speak it); knows nothing of Django. The caller passes the shared
 ``httpx.AsyncClient`` in, so tests can give it a transport instead of patching.
+``list_models`` reads a provider's ``/models``, for the admin.
 """
 
 import asyncio
@@ -10,8 +11,8 @@ import email.utils
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -75,6 +76,27 @@ class ChatRequest:
     #: The body field the limit goes in: "max_tokens" (most servers) or
     #: "max_completion_tokens" (OpenAI's newer models refuse the older name).
     max_tokens_field: str = "max_tokens"
+    #: Extra headers the provider wants (OpenRouter's HTTP-Referer, a gateway's tenant…);
+    #: never ones the client sets itself (``request_headers``).
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+# Headers this client owns: an extra header with one of these names is dropped, so a
+# provider's settings can never replace the key's Authorization or the wire format's.
+OWN_HEADERS = frozenset(
+    {"authorization", "accept", "content-type", "content-length", "host", "transfer-encoding"}
+)
+
+
+def request_headers(
+    api_key: str, extra: Mapping[str, str], accept: str = "application/json"
+) -> dict[str, str]:
+    """The headers of a request to the API: the extra ones, then ours, which always win."""
+    headers = {name: value for name, value in extra.items() if name.lower() not in OWN_HEADERS}
+    headers["Accept"] = accept
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return headers
 
 
 TOKEN_FIELDS = ("max_tokens", "max_completion_tokens")
@@ -103,9 +125,7 @@ async def stream_chat(
     Raises an ``UpstreamError`` child for every failure; events already yielded stay valid,
     so a caller that keeps them loses no text.
     """
-    headers = {"Accept": "text/event-stream"}
-    if request.api_key:
-        headers["Authorization"] = f"Bearer {request.api_key}"
+    headers = request_headers(request.api_key, request.headers, "text/event-stream")
     body: dict[str, Any] = {
         "model": request.model,
         "messages": request.messages,
@@ -333,6 +353,8 @@ def _secrets(request: ChatRequest) -> list[str]:
     found = [request.api_key, parts.password or ""]
     if parts.username and len(parts.username) >= _TOKEN_LIKE_LENGTH:
         found.append(parts.username)
+    # An extra header may carry a credential too (a gateway's key): its value, if long enough.
+    found += [value for value in request.headers.values() if len(value) >= _TOKEN_LIKE_LENGTH]
     # Also as the URL spells them: a password with "@" or "/" in it is %-encoded there.
     found += [unquote(secret) for secret in found]
     # Longest first, so a secret that contains another is taken out whole.
@@ -349,3 +371,63 @@ def safe_url(url: str) -> str:
         host = f"[{host}]"  # an IPv6 address
     netloc = f"{host}:{parts.port}" if parts.port is not None else host
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+# The most of a /models reply read: OpenRouter's list of every model is about 1 MB.
+_MAX_MODEL_LIST_BYTES = 8 * 1024 * 1024
+
+
+def list_models(
+    client: httpx.Client,
+    base_url: str,
+    *,
+    api_key: str = "",
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 10.0,
+) -> list[str]:
+    """The model IDs ``GET <base_url>/models`` lists, in its order, each once.
+
+    Raises UpstreamConnectError (unreachable, or no reply within ``timeout``),
+    UpstreamHTTPError (a non-2xx reply, e.g. 401 for a refused key) or UpstreamProtocolError
+    (a reply that is not OpenAI's list), with the key taken out of any text quoted.
+    """
+    extra = dict(headers or {})
+    # Only for its secrets: ``redact`` takes what a request was sent with.
+    sent = ChatRequest(base_url=base_url, api_key=api_key, model="", messages=[], headers=extra)
+    url = base_url.rstrip("/") + "/models"
+    try:
+        with client.stream(
+            "GET", url, headers=request_headers(api_key, extra), timeout=timeout
+        ) as response:
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > _MAX_MODEL_LIST_BYTES:
+                    raise UpstreamProtocolError(
+                        f"The list of models is longer than {_MAX_MODEL_LIST_BYTES} bytes."
+                    )
+    except httpx.TimeoutException:
+        raise UpstreamConnectError(
+            f"{safe_url(url)} did not answer within {timeout:g} s."
+        ) from None
+    except httpx.TransportError as exc:
+        raise UpstreamConnectError(
+            redact(f"Could not connect to {safe_url(url)}: {exc}", sent)
+        ) from None
+    text = body.decode("utf-8", errors="replace")
+    if not response.is_success:
+        fallback = text.strip()[:_MAX_ERROR_TEXT] or response.reason_phrase
+        message = redact(_provider_message(_try_loads(text), fallback), sent)
+        raise UpstreamHTTPError(response.status_code, message)
+    payload = _try_loads(text)
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(data, list):
+        raise UpstreamProtocolError(
+            redact(
+                f"The reply of {safe_url(url)} is not a list of models "
+                f'({{"data": [{{"id": …}}, …]}}): {text[:200]!r}',
+                sent,
+            )
+        )
+    ids = [entry["id"] for entry in data if isinstance(entry, dict) and entry.get("id")]
+    return list(dict.fromkeys(str(model_id) for model_id in ids))

@@ -33,9 +33,10 @@ from django.conf import settings
 
 from streaming import control, services
 from streaming.answer import Answer
-from streaming.exceptions import RateLimited
+from streaming.exceptions import KeyUnreadable, RateLimited
 from streaming.models import Message, control_group_name
 from streaming.openai import ChatRequest
+from streaming.services.providers import ProviderConfig
 
 logger = logging.getLogger(__name__)
 
@@ -85,19 +86,24 @@ class Runtime:
                 asyncio.create_task(self._serve_control(), name="control-desk"),
             ]
 
-    def start_answer(self, message: Message, history: list[dict[str, str]]) -> Answer:
-        """Start generating ``message`` (status `streaming`) as a task of this process."""
+    def start_answer(
+        self, message: Message, history: list[dict[str, str]], provider: ProviderConfig
+    ) -> Answer:
+        """Start generating ``message`` (status `streaming`) as a task of this process,
+        asking ``provider`` (``services.providers.resolve``)."""
         request = ChatRequest(
-            base_url=settings.OPENAI_BASE_URL,
-            api_key=settings.OPENAI_API_KEY,
-            model=message.model,
+            base_url=provider.base_url,
+            api_key=provider.api_key,
+            headers=provider.headers,
+            model=provider.model,
             messages=history,
             read_timeout=settings.OPENAI_READ_TIMEOUT,
             connect_timeout=settings.OPENAI_CONNECT_TIMEOUT,
             max_tokens=settings.OPENAI_MAX_TOKENS or None,
             max_tokens_field=settings.OPENAI_MAX_TOKENS_FIELD,
         )
-        answer = Answer(message, request, self.http, self.token_fields)
+        refusal = KeyUnreadable(provider.key_error) if provider.key_error else None
+        answer = Answer(message, request, self.http, self.token_fields, refusal)
         self.answers[message.id] = answer
         answer.task = asyncio.create_task(self._run(answer), name=f"answer-{message.id}")
         answer.task.add_done_callback(lambda _: self.answers.pop(message.id, None))
@@ -269,9 +275,11 @@ def room() -> Iterator[None]:
         runtime.starting -= 1
 
 
-def start_answer(message: Message, history: list[dict[str, str]]) -> Answer:
+def start_answer(
+    message: Message, history: list[dict[str, str]], provider: ProviderConfig
+) -> Answer:
     """Start generating ``message`` in this process (see ``Runtime.start_answer``)."""
-    return current().start_answer(message, history)
+    return current().start_answer(message, history, provider)
 
 
 def start_with_server() -> None:

@@ -64,6 +64,7 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
         raise Http404(NOT_FOUND)
     tree = services.Tree.of(conversation)
     leaf = tree.leaf(conversation.leaf_id)
+    picker, choice, listed = services.model_picker_for(conversation)
     return render(
         request,
         "streaming/conversation_detail.html",
@@ -79,6 +80,9 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
             "max_message_chars": settings.MAX_MESSAGE_CHARS,
             "max_system_prompt_chars": settings.MAX_SYSTEM_PROMPT_CHARS,
             "usage": usage.conversation_totals(conversation),
+            "model_picker": picker,
+            "model_choice": choice,
+            "model_choice_listed": listed,
         },
     )
 

@@ -249,10 +249,19 @@ async def test_ping_describes_what_is_stored(
     pong = await communicator.receive_json_from(timeout=5)
     await communicator.disconnect()
 
-    assert empty == {"type": "pong", "title": "", "count": 0, "last_id": None, "last_status": None}
+    default_model = {"provider_id": None, "model": "simulated", "available": True}
+    assert empty == {
+        "type": "pong",
+        "title": "",
+        "model_choice": default_model,
+        "count": 0,
+        "last_id": None,
+        "last_status": None,
+    }
     assert pong == {
         "type": "pong",
         "title": "hello there sim:tokens=3 sim:rate=0",
+        "model_choice": default_model,
         "count": 2,
         "last_id": done["message_id"],
         "last_status": "complete",

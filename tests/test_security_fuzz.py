@@ -37,11 +37,22 @@ KNOWN_TYPES = [
     "retry",
     "switch",
     "set_system_prompt",
+    "set_model",
     "rename",
     "resync",
     "ping",
 ]
-FIELDS = ["content", "client_id", "parent_id", "message_id", "after_seq", "system_prompt", "title"]
+FIELDS = [
+    "content",
+    "client_id",
+    "parent_id",
+    "message_id",
+    "after_seq",
+    "system_prompt",
+    "title",
+    "provider_id",
+    "model",
+]
 # Every code docs/protocol.md lists for a refused frame. `server_error` is not among them:
 # expected bad input must never reach the safety net.
 REFUSAL_CODES = {
@@ -62,6 +73,9 @@ REFUSAL_CODES = {
     "bad_system_prompt",
     "bad_title",
     "title_too_long",
+    "bad_model",
+    "unknown_model",
+    "model_unavailable",
 }
 SECRET = "mallory-secret-5be1"
 

@@ -807,3 +807,38 @@ async def test_cli_prints_url_serves_and_exits_on_sigterm() -> None:
     assert "POST /v1/chat/completions 200 sim:tokens=3" in log
     assert API_KEY not in log
     assert "Traceback" not in log
+
+
+def test_models_lists_the_ids_it_is_given() -> None:
+    with SimulatorThread(rate=0, models=["sim-large", "sim-small"]) as sim:
+        listed = httpx.get(f"{sim.base_url}/models", timeout=5).json()
+    assert listed["object"] == "list"
+    assert [(m["id"], m["object"]) for m in listed["data"]] == [
+        ("sim-large", "model"),
+        ("sim-small", "model"),
+    ]
+
+
+@pytest.mark.asyncio
+async def test_cli_lists_the_models_of_simulator_models() -> None:
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "SIMULATOR_MODELS": "a-1, b-2"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "streaming.simulator", "--port", "0"),
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        base_url = (await asyncio.wait_for(process.stdout.readline(), 10)).decode().split()[-1]
+        async with httpx.AsyncClient(base_url=base_url) as client:
+            listed = (await client.get("/models")).json()
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.communicate(), 10)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert [m["id"] for m in listed["data"]] == ["a-1", "b-2"]

@@ -12,6 +12,7 @@ They are synchronous (the ORM is); async callers wrap them in ``to_async``.
     exports         conversations as files: JSON (docs/export-format.md) and Markdown
     imports         an export file read back in, checked whole, written all or nothing
     usage           tokens spent, summed by day, model, user or any other key
+    providers       providers and models: the picker, a conversation's choice, resolving it
 
 An answer's row decides its fate: every write to a streaming answer is conditional on its
 status still being `streaming`, and liveness is judged by the database's clock, so two
@@ -53,6 +54,13 @@ from streaming.services.database import (
     db_executor,
     to_async,
 )
+from streaming.services.providers import (
+    ProviderConfig,
+    do_delete_providers,
+    do_fetch_models,
+    do_set_model,
+    model_picker_for,
+)
 from streaming.services.tree import Tree
 
 __all__ = [
@@ -63,6 +71,7 @@ __all__ = [
     "Follows",
     "Outcome",
     "PostedMessage",
+    "ProviderConfig",
     "Saved",
     "Tree",
     "check_length",
@@ -72,16 +81,20 @@ __all__ = [
     "do_checkpoints",
     "do_create_conversation",
     "do_delete_conversation",
+    "do_delete_providers",
+    "do_fetch_models",
     "do_finish",
     "do_post_user_message",
     "do_regenerate",
     "do_rename",
     "do_request_stop",
+    "do_set_model",
     "do_set_system_prompt",
     "do_sweep_orphans",
     "do_switch_branch",
     "get_conversation_for",
     "get_message_in",
+    "model_picker_for",
     "request_messages",
     "snapshot",
     "to_async",

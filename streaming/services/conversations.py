@@ -18,6 +18,7 @@ from django.utils import timezone
 from streaming import control
 from streaming.exceptions import BusyError, ChatError, ConversationGone, FrameError
 from streaming.models import Conversation, Message
+from streaming.services import providers
 from streaming.services.quotas import check_new_answer, estimate_tokens, lock_owner
 from streaming.services.tree import Tree
 from streaming.services.user_settings import default_system_prompt
@@ -115,6 +116,8 @@ class PostedMessage:
     assistant_message: Message | None
     #: What to send the model for that answer (``request_messages``).
     history: list[dict[str, str]]
+    #: Where to ask for it (``providers.resolve``); None with no answer to generate.
+    provider: providers.ProviderConfig | None = None
 
 
 BUSY_MESSAGE = "The assistant is still answering. Wait for it to finish, or stop it first."
@@ -168,7 +171,7 @@ def do_post_user_message(
             )
             history = request_messages(conversation, [*tree.path(parent), user_message])
             # One microsecond later, so the order of writing never depends on clock resolution.
-            assistant = _create_answer(
+            assistant, provider = _create_answer(
                 conversation, user_message, now + timedelta(microseconds=1), history
             )
             if not conversation.title:
@@ -184,7 +187,7 @@ def do_post_user_message(
         if existing is not None:
             return PostedMessage(existing, None, [])
         raise BusyError(BUSY_MESSAGE) from None
-    return PostedMessage(user_message, assistant, history)
+    return PostedMessage(user_message, assistant, history, provider)
 
 
 def _parent_for(tree: Tree, conversation: Conversation, parent_id: Follows) -> Message | None:
@@ -211,12 +214,13 @@ def _leaf_id(conversation: Conversation) -> uuid.UUID | None:
 
 def do_regenerate(
     conversation: Conversation, message_id: Any
-) -> tuple[Message, list[dict[str, str]]]:
+) -> tuple[Message, list[dict[str, str]], providers.ProviderConfig]:
     """Start a new version of the answer ``message_id``: any answer, failed or not.
 
     The old answer stays as the other version; the model is asked again with the branch up
-    to the user message it answered, and the new answer becomes the end of the branch shown.
-    Returns the new answer and what to send the model for it.
+    to the user message it answered (of the model chosen now), and the new answer becomes
+    the end of the branch shown. Returns the new answer, what to send the model for it, and
+    where to ask.
     """
     _refresh(conversation)
     try:
@@ -230,10 +234,10 @@ def do_regenerate(
                 )
             now = _may_answer(conversation)
             history = request_messages(conversation, tree.path(question))
-            new_answer = _create_answer(conversation, question, now, history)
+            new_answer, provider = _create_answer(conversation, question, now, history)
     except IntegrityError:
         raise BusyError(BUSY_MESSAGE) from None
-    return new_answer, history
+    return new_answer, history, provider
 
 
 def do_switch_branch(conversation: Conversation, message_id: Any) -> Message:
@@ -320,7 +324,7 @@ def _may_answer(conversation: Conversation) -> datetime:
 def _refresh(conversation: Conversation) -> None:
     """Re-read what may have changed since the caller loaded it; ConversationGone if deleted."""
     try:
-        conversation.refresh_from_db(fields=["title", "system_prompt", "model"])
+        conversation.refresh_from_db(fields=["title", "system_prompt", "provider", "model"])
     except Conversation.DoesNotExist:
         raise ConversationGone("This conversation was deleted.") from None
 
@@ -330,25 +334,30 @@ def _create_answer(
     question: Message,
     created_at: datetime,
     history: list[dict[str, str]],
-) -> Message:
+) -> tuple[Message, providers.ProviderConfig]:
     """An empty assistant message in status `streaming` answering ``question``, made the end
-    of the branch shown; the constraint allows one streaming.
+    of the branch shown (the constraint allows one streaming), and where to ask for it.
 
     ``history`` is what the model will be sent for it: its estimated size is kept, for the
-    daily budget of an answer whose provider reports no usage (stopped, failed).
+    daily budget of an answer whose provider reports no usage (stopped, failed). The answer
+    records its provider and model now; ModelUnavailable, before anything is written, when
+    the conversation's model is no longer offered.
     """
+    provider = providers.resolve(conversation)
     answer = Message.objects.create(
         conversation=conversation,
         parent=question,
         role=Message.Role.ASSISTANT,
         status=Status.STREAMING,
-        model=conversation.model or settings.OPENAI_MODEL,
+        provider_id=provider.provider_id,
+        provider_name=provider.name,
+        model=provider.model,
         heartbeat_at=Now(),
         created_at=created_at,
         prompt_estimate=sum(_cost(message) for message in history),
     )
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=created_at, leaf=answer)
-    return answer
+    return answer, provider
 
 
 def _title_from(content: str) -> str:
@@ -416,6 +425,7 @@ def snapshot(conversation: Conversation) -> dict[str, Any]:
         "type": "snapshot",
         "title": conversation.title,
         "system_prompt": conversation.system_prompt,
+        "model_choice": providers.choice_of(conversation.provider_id, conversation.model),
         "messages": [control.serialize_message(m) for m in tree.messages],
         "leaf_id": str(leaf.pk) if leaf else None,
         "active": (
@@ -428,11 +438,15 @@ def snapshot(conversation: Conversation) -> dict[str, Any]:
 
 def digest(conversation_id: Any) -> control.PongEvent:
     """Enough of the stored conversation for a page to spot a frame it missed: the title,
-    how many messages (all versions), and the last message of the branch shown.
+    the model chosen, how many messages (all versions), and the last message of the branch shown.
 
     Raises ConversationGone if the conversation was deleted.
     """
-    row = Conversation.objects.filter(pk=conversation_id).values("title", "leaf_id").first()
+    row = (
+        Conversation.objects.filter(pk=conversation_id)
+        .values("title", "leaf_id", "provider_id", "model")
+        .first()
+    )
     if row is None:
         raise ConversationGone("This conversation was deleted.")
     messages = Message.objects.filter(conversation_id=conversation_id)
@@ -445,6 +459,7 @@ def digest(conversation_id: Any) -> control.PongEvent:
     return {
         "type": "chat.pong",
         "title": row["title"],
+        "model_choice": providers.choice_of(row["provider_id"], row["model"]),
         "count": messages.count(),
         "last_id": str(last["id"]) if last else None,
         "last_status": last["status"] if last else None,

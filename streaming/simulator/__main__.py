@@ -7,6 +7,7 @@ the port the OS chose), so a parent process can wait for it.
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -25,6 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=60, help="answer length in tokens")
     parser.add_argument("--api-key", default=None, help="require this bearer key")
     parser.add_argument("--model", default="simulated", help="model name when none is sent")
+    parser.add_argument(
+        "--models",
+        default=os.environ.get("SIMULATOR_MODELS", ""),
+        help="comma-separated model IDs GET /v1/models lists (default: $SIMULATOR_MODELS, "
+        "else --model)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     simulator = Simulator(
@@ -34,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         tokens=args.tokens,
         api_key=args.api_key,
         model=args.model,
+        models=[name.strip() for name in args.models.split(",") if name.strip()],
     )
     asyncio.run(_serve(simulator))
     return 0

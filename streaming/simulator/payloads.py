@@ -6,6 +6,7 @@ meets no surprise upstream.
 
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,15 +94,13 @@ def usage(prompt_tokens: int, completion_tokens: int, reasoning_tokens: int = 0)
     return counts
 
 
-def model_list(model: str) -> dict[str, Any]:
-    """The body of GET /v1/models: the one model this server answers as."""
-    entry = {
-        "id": model,
-        "object": "model",
-        "created": MODEL_CREATED,
-        "owned_by": "chatsite-simulator",
-    }
-    return {"object": "list", "data": [entry]}
+def model_list(models: Sequence[str]) -> dict[str, Any]:
+    """The body of GET /v1/models: the models this server lists (it answers as any)."""
+    data = [
+        {"id": model, "object": "model", "created": MODEL_CREATED, "owned_by": "chatsite-simulator"}
+        for model in models
+    ]
+    return {"object": "list", "data": data}
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import json
 import logging
 import threading
 from collections import deque
+from collections.abc import Sequence
 from typing import Any, Self, get_args
 
 from .answer import Answer
@@ -51,9 +52,12 @@ class Simulator:
         tokens: int = 60,
         api_key: str | None = None,
         model: str = "simulated",
+        models: Sequence[str] | None = None,
     ) -> None:
         if rate < 0 or tokens < 0:
             raise ValueError("rate and tokens must not be negative")
+        #: What GET /v1/models lists (it answers as whatever model a request names).
+        self.models = list(models) if models else [model]
         self.host = host
         self.rate = rate
         self.tokens = tokens
@@ -176,7 +180,7 @@ class Simulator:
                 await self._chat_completions(ex)
             elif route == ("GET", "/models"):
                 if await self._check_key(ex):
-                    await ex.send_json(200, model_list(self.model))
+                    await ex.send_json(200, model_list(self.models))
             elif route == ("GET", "/_simulator/requests"):
                 await ex.send_json(200, {"requests": self.requests})
             elif route == ("DELETE", "/_simulator/requests"):
@@ -266,13 +270,15 @@ class Simulator:
 
     def _record(self, body: dict[str, Any], request: Request) -> None:
         authorization = "present" if "authorization" in request.headers else "absent"
+        # Extra headers a provider was configured with (X-…), as sent: never the key.
+        extra = {name: value for name, value in request.headers.items() if name.startswith("x-")}
         record = {
             "model": body.get("model"),
             "messages": body.get("messages"),
             "stream": body.get("stream", False),
             "max_tokens": body.get("max_tokens"),
             "max_completion_tokens": body.get("max_completion_tokens"),
-            "headers": {"authorization": authorization},
+            "headers": {"authorization": authorization, **extra},
         }
         with self._lock:
             self._requests.append(record)

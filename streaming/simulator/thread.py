@@ -2,6 +2,7 @@
 
 import asyncio
 import threading
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -26,9 +27,16 @@ class SimulatorThread:
         tokens: int = 60,
         api_key: str | None = None,
         model: str = "simulated",
+        models: Sequence[str] | None = None,
     ) -> None:
         self.simulator = Simulator(
-            host=host, port=port, rate=rate, tokens=tokens, api_key=api_key, model=model
+            host=host,
+            port=port,
+            rate=rate,
+            tokens=tokens,
+            api_key=api_key,
+            model=model,
+            models=models,
         )
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -52,6 +60,11 @@ class SimulatorThread:
     def base_url(self) -> str:
         """The OpenAI base URL of the running simulator."""
         return self.simulator.base_url
+
+    @property
+    def port(self) -> int:
+        """The port served on."""
+        return self.simulator.port
 
     @property
     def requests(self) -> list[dict[str, Any]]:

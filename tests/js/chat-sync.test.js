@@ -167,4 +167,16 @@ describe("pongDisagreement", () => {
     assert.notEqual(pongDisagreement({ ...pong, title: "Lakes" }, held), null);
     assert.equal(pongDisagreement({ ...pong, title: "Lakes" }, { ...held, title: null }), null);
   });
+
+  it("finds a changed model, unless the page does not know the stored one yet", () => {
+    const chosen = { provider_id: 3, model: "sim-large", available: true };
+    const withModel = { ...held, modelChoice: chosen };
+    assert.equal(pongDisagreement({ ...pong, model_choice: { ...chosen } }, withModel), null);
+    for (const change of [{ provider_id: null }, { model: "sim-small" }, { available: false }]) {
+      const stored = { ...pong, model_choice: { ...chosen, ...change } };
+      assert.notEqual(pongDisagreement(stored, withModel), null, JSON.stringify(change));
+    }
+    const stored = { ...pong, model_choice: { ...chosen, model: "x" } };
+    assert.equal(pongDisagreement(stored, { ...held, modelChoice: null }), null);
+  });
 });

@@ -114,9 +114,9 @@
 
   /**
    * How a `pong` (the stored conversation) differs from what the page holds, or null if it
-   * does not. `held` is {count, lastId, lastStatus, title}: the number of messages the page
-   * has with a server id, the id and status of the newest, and the title it shows (null when
-   * it does not know the stored one yet).
+   * does not. `held` is {count, lastId, lastStatus, title, modelChoice}: the number of
+   * messages the page has with a server id, the id and status of the newest, the title it
+   * shows and the model chosen (each null when it does not know the stored one yet).
    */
   function pongDisagreement(pong, held) {
     if (pong.count !== held.count) {
@@ -130,6 +130,15 @@
     }
     if (held.title !== null && typeof pong.title === "string" && pong.title !== held.title) {
       return "the title changed";
+    }
+    const stored = pong.model_choice;
+    const shown = held.modelChoice;
+    if (
+      shown && stored &&
+      (stored.provider_id !== shown.provider_id || stored.model !== shown.model ||
+        stored.available !== shown.available)
+    ) {
+      return "the model changed";
     }
     return null;
   }

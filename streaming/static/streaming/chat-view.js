@@ -93,6 +93,11 @@
       // fault nor the user's, so a notice, not an error.
       li.append(node("div", "message-notice", entry.error));
     }
+    if (entry.role === "assistant" && entry.model) {
+      // Who produced the answer, as it recorded when it started.
+      const source = entry.providerName ? `${entry.model} · ${entry.providerName}` : entry.model;
+      li.append(node("div", "message-source", source));
+    }
     if (entry.usage && entry.usage.total_tokens) {
       // The prompt (everything sent for this answer) apart from the answer's own length.
       const { prompt_tokens: sent, completion_tokens: written } = entry.usage;

@@ -43,6 +43,7 @@
     "frame_too_long",
     "bad_client_id",
     "bad_parent",
+    "model_unavailable",
   ]);
   // Endings an answer can be asked again from: failed, stopped, or cut off by the server.
   const RETRYABLE = new Set(["error", "cancelled", "interrupted"]);
@@ -70,11 +71,13 @@
   // (chat-settings.js).
   const PROMPT_CODES = new Set(["system_prompt_too_long", "bad_system_prompt"]);
   const TITLE_CODES = new Set(["bad_title", "title_too_long"]);
+  const MODEL_CODES = new Set(["bad_model", "unknown_model"]);
   const { render, renderContent, keepingScroll, scrollToBottom } = view;
   const comfort = window.ChatComfort.attach(els, view);
   const systemPrompt = window.ChatSettings.attachPrompt((frame) => sendFrame(frame));
   const renaming = window.ChatSettings.attachTitle((frame) => sendFrame(frame));
   const usageTotal = window.ChatUsage.attach();
+  const modelPicker = window.ChatModel.attach((frame) => sendFrame(frame));
 
   const config = {
     wsPath: root.dataset.wsPath,
@@ -87,7 +90,8 @@
   /*
    * Every message of the conversation, every version, by server id; a message the server has
    * not confirmed yet is under "local:<client_id>". An entry: {key, id, parentId, role,
-   * content, status, error, usage, clientId, createdAt (ISO, null until saved), el}. Messages form a tree by `parentId`
+   * content, status, error, usage, clientId, createdAt (ISO, null until saved), model,
+   * providerName (an answer's, as it recorded them), el}. Messages form a tree by `parentId`
    * (docs/protocol.md, "Versions"); the page shows one branch, the one ending at `leafId`.
    */
   const messages = new Map();
@@ -153,6 +157,8 @@
       usage: null,
       clientId: null,
       createdAt: null,
+      model: "",
+      providerName: "",
       el: null,
       ...fields,
     };
@@ -166,6 +172,8 @@
       status: message.status,
       error: message.error || "",
       createdAt: message.created_at || null,
+      model: message.model || "",
+      providerName: message.provider_name || "",
     };
     let changed = false;
     for (const [name, value] of Object.entries(stored)) {
@@ -578,6 +586,7 @@
       lastId: newest ? newest.id : null,
       lastStatus: newest ? newest.status : null,
       title: storedTitle,
+      modelChoice: modelPicker.current(),
     };
   }
 
@@ -760,6 +769,7 @@
     snapshot(frame) {
       showTitle(frame.title);
       systemPrompt.show(frame.system_prompt || "");
+      modelPicker.show(frame.model_choice);
       // Not on "open": a server without its channel layer accepts and then closes (4503),
       // and resetting the backoff there would reconnect every half second for ever.
       ready = true;
@@ -812,6 +822,12 @@
       const entry = assistantEntry(frame.message_id, frame.parent_id, frame.created_at);
       if (!known) {
         leafId = entry.key; // a new answer is the end of the branch shown
+      }
+      if (!entry.model && frame.model) {
+        // Who answers, shown under it while it streams.
+        entry.model = frame.model;
+        entry.providerName = frame.provider_name || "";
+        render(entry);
       }
       // A new answer counts from seq 0; one known from the snapshot keeps its text and seq.
       streamFor(frame.message_id);
@@ -892,6 +908,10 @@
       showTitle(frame.title);
     },
 
+    model(frame) {
+      modelPicker.show(frame.model_choice);
+    },
+
     branch(frame) {
       if (switchesOut > 0) {
         switchesOut -= 1;
@@ -947,12 +967,19 @@
         renaming.refused(frame);
         return;
       }
+      if (MODEL_CODES.has(frame.code)) {
+        modelPicker.refused(frame);
+        return;
+      }
       if (frame.code === "bad_switch") {
         requestResync(); // the version asked for is not what the page thought: start afresh
         return;
       }
       showAlert(frame.message || "Something went wrong.");
-      if (frame.code === "bad_retry" || (frame.code === "busy" && inFlight.length === 0)) {
+      // A refused retry (no user message in flight) ends the wait for its answer.
+      const refusal = frame.code === "busy" || frame.code === "model_unavailable";
+      const retryRefused = refusal && inFlight.length === 0;
+      if (frame.code === "bad_retry" || retryRefused) {
         retryRequested = null;
       } else if (SEND_ERROR_CODES.has(frame.code)) {
         rejectOldestSend();
@@ -969,6 +996,10 @@
     }
     if (frame.frame === "rename") {
       renaming.refused(frame);
+      return;
+    }
+    if (frame.frame === "set_model") {
+      modelPicker.refused(frame);
       return;
     }
     if (frame.frame === "user_message") {

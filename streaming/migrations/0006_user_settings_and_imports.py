@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
-        ('streaming', '0004_message_tree'),
+        ('streaming', '0005_providers'),
     ]
 
     operations = [

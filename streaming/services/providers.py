@@ -1,0 +1,245 @@
+"""Providers and their models: what the picker offers, what a conversation chose, and where
+its answers are asked for.
+
+The environment's OPENAI_* settings are the default provider (``provider_id`` None), which
+offers OPENAI_MODEL; staff add others in the admin (``Provider``, ``ProviderModel``). A
+conversation's choice is its ``provider`` and ``model``; ``resolve`` is the one place that
+turns it into a connection, for every answer.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
+
+import httpx
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+
+from streaming import control, openai
+from streaming.exceptions import ConversationGone, FrameError, KeyUnreadable, ModelUnavailable
+from streaming.models import Conversation, Provider, ProviderModel
+
+# The most a model ID may be: ProviderModel.model_id's and Conversation.model's max_length.
+_MODEL_ID_CHARS = 200
+# Provider ids are BigAutoFields; a bigger number names none (and must not reach the SQL).
+_MAX_ID = 2**63 - 1
+# Listing a provider's models is done while a staff member waits for the admin page.
+FETCH_TIMEOUT_SECONDS = 10.0
+
+UNKNOWN_MODEL = "That model is not offered: pick one from the list."
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """Where one answer is asked for, and of which model."""
+
+    #: The Provider row; None: the environment's default provider (OPENAI_*).
+    provider_id: int | None
+    #: The provider's name as the answer records it.
+    name: str
+    base_url: str
+    #: The key in clear ("" sends none).
+    api_key: str
+    #: Extra headers staff set for the provider.
+    headers: dict[str, str] = field(default_factory=dict)
+    #: The model ID the API is asked for.
+    model: str = ""
+    #: Why the stored key cannot be used (it cannot be decrypted), or "": the answer fails
+    #: with this message instead of asking the provider without its key.
+    key_error: str = ""
+
+
+def default_config(model: str = "") -> ProviderConfig:
+    """The environment's provider, asked for ``model`` (empty: OPENAI_MODEL)."""
+    return ProviderConfig(
+        provider_id=None,
+        name=settings.OPENAI_PROVIDER_NAME,
+        base_url=settings.OPENAI_BASE_URL,
+        api_key=settings.OPENAI_API_KEY,
+        model=model or settings.OPENAI_MODEL,
+    )
+
+
+def _offered(provider_id: int, model: str) -> ProviderModel | None:
+    return (
+        ProviderModel.objects.filter(
+            provider_id=provider_id, provider__enabled=True, model_id=model, enabled=True
+        )
+        .select_related("provider")
+        .first()
+    )
+
+
+def resolve(conversation: Conversation) -> ProviderConfig:
+    """Where the conversation's next answer is asked for; ModelUnavailable when its chosen
+    model (or that model's provider) was disabled or removed since it was chosen."""
+    if conversation.provider_id is None:
+        # Any model staff typed for the conversation in the admin is honoured here.
+        return default_config(conversation.model)
+    offered = _offered(conversation.provider_id, conversation.model)
+    if offered is None:
+        raise ModelUnavailable(
+            f"The model {conversation.model!r} is no longer offered. Pick another one in the "
+            "list at the top of the conversation, then send again."
+        )
+    provider = offered.provider
+    key_error = ""
+    try:
+        api_key = provider.api_key()
+    except KeyUnreadable as exc:
+        api_key, key_error = "", exc.message
+    return ProviderConfig(
+        provider_id=provider.pk,
+        name=provider.name,
+        base_url=provider.base_url,
+        api_key=api_key,
+        headers=dict(provider.extra_headers),
+        model=offered.model_id,
+        key_error=key_error,
+    )
+
+
+def choice_of(provider_id: int | None, model: str) -> control.ModelChoice:
+    """A conversation's ``provider`` and ``model``, as frames carry them."""
+    if provider_id is None:
+        return {"provider_id": None, "model": model or settings.OPENAI_MODEL, "available": True}
+    available = _offered(provider_id, model) is not None
+    return {"provider_id": provider_id, "model": model, "available": available}
+
+
+class PickerModel(TypedDict):
+    model: str
+    label: str
+    #: The one the conversation chose (``model_picker_for``).
+    selected: bool
+
+
+class PickerGroup(TypedDict):
+    """One provider of the picker, with the models it offers (an <optgroup>)."""
+
+    provider_id: int | None
+    name: str
+    models: list[PickerModel]
+
+
+def picker() -> list[PickerGroup]:
+    """Every model users may pick, grouped by provider: the default provider first."""
+    groups: list[PickerGroup] = [
+        {
+            "provider_id": None,
+            "name": settings.OPENAI_PROVIDER_NAME,
+            "models": [
+                {"model": settings.OPENAI_MODEL, "label": settings.OPENAI_MODEL, "selected": False}
+            ],
+        }
+    ]
+    offered = ProviderModel.objects.filter(enabled=True, provider__enabled=True).select_related(
+        "provider"
+    )
+    by_provider: dict[int, PickerGroup] = {}
+    for row in offered.order_by("provider__name", "provider_id", "position", "model_id"):
+        group = by_provider.get(row.provider_id)
+        if group is None:
+            group = by_provider[row.provider_id] = {
+                "provider_id": row.provider_id,
+                "name": row.provider.name,
+                "models": [],
+            }
+            groups.append(group)
+        group["models"].append({"model": row.model_id, "label": row.label, "selected": False})
+    return groups
+
+
+def model_picker_for(
+    conversation: Conversation,
+) -> tuple[list[PickerGroup], control.ModelChoice, bool]:
+    """The picker with the conversation's choice selected, the choice, and whether the
+    picker lists it (a choice no longer offered is shown apart, as such)."""
+    groups = picker()
+    choice = choice_of(conversation.provider_id, conversation.model)
+    listed = False
+    for group in groups:
+        for entry in group["models"]:
+            if choice["available"] and (group["provider_id"], entry["model"]) == (
+                choice["provider_id"],
+                choice["model"],
+            ):
+                entry["selected"] = listed = True
+    return groups, choice, listed
+
+
+def do_set_model(conversation: Conversation, provider_id: Any, model: Any) -> control.ModelChoice:
+    """Make ``model`` of ``provider_id`` (None: the default provider) the conversation's
+    model from its next answer on; every tab is told. Only a model the picker offers may be
+    chosen: FrameError `bad_model` for a malformed choice, `unknown_model` for one not offered.
+    """
+    if provider_id is not None and (type(provider_id) is not int or not 0 < provider_id <= _MAX_ID):
+        raise FrameError("provider_id must be a provider's number, or null.", code="bad_model")
+    if not isinstance(model, str) or not model or len(model) > _MODEL_ID_CHARS:
+        raise FrameError("model must be a model's ID.", code="bad_model")
+    if provider_id is None:
+        if model != settings.OPENAI_MODEL:
+            raise FrameError(UNKNOWN_MODEL, code="unknown_model")
+        stored = ""  # the default model, whatever OPENAI_MODEL names next
+    elif _offered(provider_id, model) is None:
+        raise FrameError(UNKNOWN_MODEL, code="unknown_model")
+    else:
+        stored = model
+    choice: control.ModelChoice = {"provider_id": provider_id, "model": model, "available": True}
+    with transaction.atomic():
+        changed = Conversation.objects.filter(pk=conversation.pk).update(
+            provider_id=provider_id, model=stored
+        )
+        if not changed:
+            raise ConversationGone("This conversation was deleted.")
+        conversation.provider_id, conversation.model = provider_id, stored
+        event = control.model_event(choice)
+        transaction.on_commit(lambda: control.announce_after_commit(conversation.id, event))
+    return choice
+
+
+def do_delete_providers(providers: Iterable[Provider]) -> None:
+    """Delete providers; the conversations that chose one of them go back to the default
+    provider's model (their answers keep the provider's name)."""
+    ids = [provider.pk for provider in providers]
+    with transaction.atomic():
+        Conversation.objects.filter(provider_id__in=ids).update(provider=None, model="")
+        Provider.objects.filter(pk__in=ids).delete()
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What ``do_fetch_models`` did."""
+
+    added: list[str]
+    #: IDs the provider lists that were known already (their names and settings kept).
+    known: list[str]
+
+
+def do_fetch_models(provider: Provider) -> Fetched:
+    """Ask the provider for its models (GET <base_url>/models) and add the ones not known yet,
+    enabled, after the others. Raises an UpstreamError child, having written nothing, if the
+    provider cannot be reached, refuses the key, or answers with something else than a list.
+    """
+    api_key = provider.api_key()
+    with httpx.Client(headers={"User-Agent": "chatsite"}) as http:
+        ids = openai.list_models(
+            http,
+            provider.base_url,
+            api_key=api_key,
+            headers=dict(provider.extra_headers),
+            timeout=FETCH_TIMEOUT_SECONDS,
+        )
+    with transaction.atomic():
+        known = set(provider.models.values_list("model_id", flat=True))
+        position = (provider.models.aggregate(last=Max("position"))["last"] or 0) + 1
+        added = []
+        for model_id in ids:
+            if model_id in known or len(model_id) > _MODEL_ID_CHARS:
+                continue
+            ProviderModel.objects.create(provider=provider, model_id=model_id, position=position)
+            known.add(model_id)
+            added.append(model_id)
+            position += 1
+    return Fetched(added=added, known=[m for m in ids if m not in added])
