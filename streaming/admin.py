@@ -30,8 +30,8 @@ def _download(body: str, content_type: str, filename: str) -> HttpResponse:
     return response
 
 
-# What the usage CSV actions group by; the providers' key joins it when there are providers.
-USAGE_CSV_GROUPS = ("user", "model")
+# What the usage CSV actions group by.
+USAGE_CSV_GROUPS = ("user", "provider", "model")
 
 
 def _usage_csv(messages: QuerySet[Message]) -> HttpResponse:
@@ -259,12 +259,21 @@ class ProviderModelInline(admin.TabularInline[ProviderModel, Provider]):
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin[Provider]):
     form = ProviderForm
-    list_display = ("name", "base_url", "enabled", "key_stored", "model_count", "created_at")
+    list_display = (
+        "name",
+        "base_url",
+        "enabled",
+        "key_stored",
+        "model_count",
+        "prompt_tokens_used",
+        "completion_tokens_used",
+        "created_at",
+    )
     list_filter = ("enabled",)
     search_fields = ("name", "base_url")
     readonly_fields = ("key_stored",)
     inlines = (ProviderModelInline,)
-    actions = ("fetch_models",)
+    actions = ("fetch_models", "export_usage")
 
     def get_fields(self, request: HttpRequest, obj: Provider | None = None) -> tuple[str, ...]:
         # "Clear the key" only where there is one to clear.
@@ -273,7 +282,7 @@ class ProviderAdmin(admin.ModelAdmin[Provider]):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
         queryset: QuerySet[Provider] = super().get_queryset(request)
-        return queryset.annotate(model_count=Count("models"))
+        return usage.annotate_totals(queryset.annotate(model_count=Count("models")), "provider")
 
     @admin.display(description="API key stored", boolean=True)
     def key_stored(self, obj: Provider) -> bool:
@@ -282,6 +291,18 @@ class ProviderAdmin(admin.ModelAdmin[Provider]):
     @admin.display(description="Models", ordering="model_count")
     def model_count(self, obj: Provider) -> int:
         return obj.model_count  # type: ignore[attr-defined, no-any-return]
+
+    @admin.display(description="Tokens in (all time)", ordering="prompt_tokens_used")
+    def prompt_tokens_used(self, obj: Provider) -> int:
+        return obj.prompt_tokens_used  # type: ignore[attr-defined, no-any-return]
+
+    @admin.display(description="Tokens out (all time)", ordering="completion_tokens_used")
+    def completion_tokens_used(self, obj: Provider) -> int:
+        return obj.completion_tokens_used  # type: ignore[attr-defined, no-any-return]
+
+    @admin.action(description="Export usage of selected providers by user and model (CSV)")
+    def export_usage(self, request: HttpRequest, queryset: QuerySet[Provider]) -> HttpResponse:
+        return _usage_csv(Message.objects.filter(provider__in=queryset.values("pk")))
 
     @admin.action(description="Fetch models from the provider's /models")
     def fetch_models(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
@@ -357,7 +378,7 @@ class ChatUserAdmin(UserAdmin[User]):
     def completion_tokens_used(self, obj: User) -> int:
         return obj.completion_tokens_used  # type: ignore[attr-defined, no-any-return]
 
-    @admin.action(description="Export usage of selected users by model (CSV)")
+    @admin.action(description="Export usage of selected users by provider and model (CSV)")
     def export_usage(self, request: HttpRequest, queryset: QuerySet[User]) -> HttpResponse:
         return _usage_csv(Message.objects.filter(conversation__owner__in=queryset.values("pk")))
 
@@ -366,7 +387,7 @@ class ChatUserAdmin(UserAdmin[User]):
 class UserSettingsAdmin(admin.ModelAdmin[UserSettings]):
     # The settings page's form: the same limit and checks on the prompt.
     form = UserSettingsForm
-    fields = ("user", "default_system_prompt")
+    fields = ("user", "default_system_prompt", "default_model_choice")
     list_display = ("user", "default_system_prompt")
     search_fields = ("user__username", "default_system_prompt")
     raw_id_fields = ("user",)

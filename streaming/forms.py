@@ -7,7 +7,7 @@ from django.conf import settings
 
 from streaming.exceptions import ChatError
 from streaming.models import UserSettings
-from streaming.services import check_storable
+from streaming.services import check_storable, providers
 
 
 class SystemPromptField(forms.CharField):
@@ -69,10 +69,43 @@ class UserSettingsForm(forms.ModelForm[UserSettings]):
     """The settings page: what new conversations start with."""
 
     default_system_prompt = SystemPromptField(label="Default system prompt")
+    # "" for the site's default, else "<provider id>:<model ID>" (model IDs may hold ":";
+    # provider ids never do). Offered: what the chat page's picker offers.
+    default_model_choice = forms.ChoiceField(label="Default model", required=False)
 
     class Meta:
         model = UserSettings
         fields = ("default_system_prompt",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choices: list[Any] = []
+        for group in providers.picker():
+            if group["provider_id"] is None:
+                (only,) = group["models"]
+                choices.append(("", f"{only['label']} · {group['name']} (the site's default)"))
+                continue
+            key = group["provider_id"]
+            choices.append(
+                (group["name"], [(f"{key}:{m['model']}", m["label"]) for m in group["models"]])
+            )
+        field: forms.ChoiceField = self.fields["default_model_choice"]  # type: ignore[assignment]
+        current = self.instance
+        if current.default_provider_id is not None:
+            value = f"{current.default_provider_id}:{current.default_model}"
+            offered = providers.choice_of(current.default_provider_id, current.default_model)
+            if not offered["available"]:
+                # Shown as it is, so the page does not quietly change it to another.
+                choices.append((value, f"{current.default_model} (no longer offered)"))
+            field.initial = value
+        field.choices = choices
+
+    def save(self, commit: bool = True) -> UserSettings:
+        chosen = self.cleaned_data.get("default_model_choice") or ""
+        provider_id, _, model = chosen.partition(":")
+        self.instance.default_provider_id = int(provider_id) if provider_id else None
+        self.instance.default_model = model
+        return super().save(commit)
 
 
 class ImportForm(forms.Form):

@@ -314,6 +314,13 @@ class UserSettings(models.Model):
     default_system_prompt = models.TextField(
         blank=True, help_text="Given to each new conversation. Empty: none."
     )
+    # The model new conversations start with: ``default_model`` of ``default_provider``
+    # (None: the environment's provider). Empty model: the site's default. One no longer
+    # offered is passed over for the site's default, not refused.
+    default_provider = models.ForeignKey(
+        "Provider", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    default_model = models.CharField(max_length=200, blank=True)
 
     class Meta:
         verbose_name = verbose_name_plural = "user settings"

@@ -67,7 +67,7 @@ def usage_page(request: HttpRequest) -> HttpResponse:
         request,
         "streaming/usage.html",
         {
-            "rows": _newest_day_first(usage.summarize(recent, by=("day", "model"))),
+            "rows": _newest_day_first(usage.summarize(recent, by=("day", "provider", "model"))),
             "totals": usage.totals(recent),
             "days": usage.PAGE_DAYS,
         },

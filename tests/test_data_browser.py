@@ -161,7 +161,7 @@ def test_the_conversations_total_and_the_usage_page_follow_each_answer(
     table = page.locator("#usage-table")
     expect(table.locator("tbody tr")).to_have_count(1)
     row = table.locator("tbody tr").first
-    expect(row.locator('[data-label="Model"]')).to_have_text("simulated")
+    expect(row.locator('[data-label="Model"]')).to_have_text("simulated · Simulator")
     expect(row.locator('[data-label="Answers"]')).to_have_text("2")
     expect(row.locator('[data-label="Tokens in"]')).to_have_text(str(both["prompt"]))
     expect(row.locator('[data-label="Tokens out"]')).to_have_text(str(both["completion"]))

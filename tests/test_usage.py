@@ -38,6 +38,7 @@ def answer(
     completion: int | None,
     *,
     model: str = "m-1",
+    provider: str = "Simulator",
     days_ago: int = 0,
     status: str = "complete",
     content: str = "answer",
@@ -50,6 +51,7 @@ def answer(
         content=content,
         status=status,
         model=model,
+        provider_name=provider,
         prompt_tokens=prompt,
         completion_tokens=completion,
         created_at=start_of_day(timezone.now()) + timedelta(hours=1) - timedelta(days=days_ago),
@@ -151,13 +153,14 @@ def test_admin_user_totals_are_right_under_filters_and_search(
     assert [u.username for u in ordered][:2] == ["alice", "mallory"]
 
 
-def test_admin_csv_of_users_sums_by_user_and_model(
+def test_admin_csv_of_users_sums_by_user_provider_and_model(
     staff: Client, user: User, other_user: User
 ) -> None:
     conversation = Conversation.objects.create(owner=user)
     answer(conversation, 10, 20, model="a")
     answer(conversation, 1, 2, model="a")
     answer(conversation, 5, 5, model="=HYPERLINK()")
+    answer(conversation, 3, 4, model="a", provider="OpenRouter")
     answer(Conversation.objects.create(owner=other_user), 7, 8, model="a")
 
     response = staff.post(
@@ -167,9 +170,18 @@ def test_admin_csv_of_users_sums_by_user_and_model(
 
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert list(csv.reader(io.StringIO(response.content.decode()))) == [
-        ["user", "model", "answers", "prompt_tokens", "completion_tokens", "total_tokens"],
-        ["alice", "'=HYPERLINK()", "1", "5", "5", "10"],
-        ["alice", "a", "2", "11", "22", "33"],
+        [
+            "user",
+            "provider",
+            "model",
+            "answers",
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens",
+        ],
+        ["alice", "OpenRouter", "a", "1", "3", "4", "7"],
+        ["alice", "Simulator", "'=HYPERLINK()", "1", "5", "5", "10"],
+        ["alice", "Simulator", "a", "2", "11", "22", "33"],
     ]
 
 
@@ -188,7 +200,7 @@ def test_admin_csv_of_filtered_messages_sums_only_those(staff: Client, user: Use
     assert {m.pk for m in kept} <= set(selected)  # with the user messages, which cost nothing
     assert failed.pk not in selected
     assert list(csv.reader(io.StringIO(response.content.decode())))[1:] == [
-        ["alice", "m-1", "2", "11", "22", "33"],
+        ["alice", "Simulator", "m-1", "2", "11", "22", "33"],
     ]
 
 

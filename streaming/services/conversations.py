@@ -21,7 +21,7 @@ from streaming.models import Conversation, Message
 from streaming.services import providers
 from streaming.services.quotas import check_new_answer, estimate_tokens, lock_owner
 from streaming.services.tree import Tree
-from streaming.services.user_settings import default_system_prompt
+from streaming.services.user_settings import default_model, default_system_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -54,19 +54,28 @@ def get_message_in(conversation: Conversation, message_id: Any) -> Message | Non
 
 
 def do_create_conversation(
-    owner: User, *, title: str = "", system_prompt: str | None = None, model: str = ""
+    owner: User,
+    *,
+    title: str = "",
+    system_prompt: str | None = None,
+    provider_id: int | None = None,
+    model: str | None = None,
 ) -> Conversation:
     """Start an empty conversation for ``owner``; a ChatError if the prompt cannot be stored.
 
-    ``system_prompt`` None (or empty) gives it the owner's default from the settings page.
+    ``system_prompt`` None (or empty) gives it the owner's default from the settings page,
+    and ``model`` None the owner's default model (``provider_id`` goes with ``model``).
     """
     if not system_prompt:
         system_prompt = default_system_prompt(owner.pk)
+    if model is None:
+        provider_id, model = default_model(owner.pk)
     check_storable(system_prompt, what="The system prompt")
     return Conversation.objects.create(
         owner=owner,
         title=title.strip()[:_TITLE_MAX_CHARS],
         system_prompt=system_prompt,
+        provider_id=provider_id,
         model=model.strip(),
     )
 

@@ -57,6 +57,7 @@ def _message_data(message: Message) -> dict[str, Any]:
         "content": message.content,
         "status": message.status,
         "model": message.model,
+        "provider": message.provider_name,
         "finish_reason": message.finish_reason,
         "prompt_tokens": message.prompt_tokens,
         "completion_tokens": message.completion_tokens,
@@ -135,6 +136,8 @@ def export_markdown(conversation: Conversation) -> str:
         heading = [_ROLE_NAMES.get(message.role, message.role), _when(message.created_at)]
         if message.role == Message.Role.ASSISTANT and message.model:
             heading.append(message.model)
+            if message.provider_name:
+                heading.append(message.provider_name)
         if message.status in _STATUS_NOTES:
             heading.append(_STATUS_NOTES[Message.Status(message.status)])
         lines += ["---", "", f"### {' · '.join(heading)}", ""]

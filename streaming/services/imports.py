@@ -22,6 +22,7 @@ from streaming.models import Conversation, Message
 from streaming.services.answers import INTERRUPTED_MESSAGE
 from streaming.services.conversations import check_storable
 from streaming.services.exports import FORMAT, VERSION
+from streaming.services.user_settings import default_model
 
 Status = Message.Status
 
@@ -30,6 +31,7 @@ _MAX_PROBLEMS = 20
 # Conversation.title's and the model fields' max_length; Message.finish_reason's.
 _TITLE_MAX_CHARS = 200
 _MODEL_MAX_CHARS = 200
+_PROVIDER_NAME_MAX_CHARS = Message._meta.get_field("provider_name").max_length or 100
 _FINISH_REASON_MAX_CHARS = 32
 # The ids in a file are the export's UUIDs, or any short label in a file written by hand.
 _ID_MAX_CHARS = 100
@@ -227,6 +229,7 @@ def _message(reader: _Reader, value: Any, where: str) -> _MessageIn | None:
             "parent_id",
             "status",
             "model",
+            "provider",
             "finish_reason",
             "prompt_tokens",
             "completion_tokens",
@@ -261,6 +264,9 @@ def _message(reader: _Reader, value: Any, where: str) -> _MessageIn | None:
         "content": content,
         "status": status,
         "model": reader.text(data.get("model"), f"{where}, model", _MODEL_MAX_CHARS),
+        "provider_name": reader.text(
+            data.get("provider"), f"{where}, provider", _PROVIDER_NAME_MAX_CHARS
+        ),
         "finish_reason": reader.text(
             data.get("finish_reason"), f"{where}, finish_reason", _FINISH_REASON_MAX_CHARS
         ),
@@ -322,11 +328,15 @@ def do_import(owner: User, raw: bytes) -> list[Conversation]:
 
 def _create(owner: User, conversation_in: _ConversationIn) -> Conversation:
     fields = conversation_in.fields
+    # The file's model is not taken: it would let a file choose any model of the site's
+    # provider, which the picker does not offer. It goes on with the importer's default.
+    provider_id, model = default_model(owner.pk)
     conversation = Conversation.objects.create(
         owner=owner,
         title=fields["title"].strip(),
         system_prompt=fields["system_prompt"],
-        model=fields["model"].strip(),
+        provider_id=provider_id,
+        model=model,
     )
     # New ids for every message; the file's only link its messages to each other.
     new_ids = {m.key: uuid.uuid4() for m in conversation_in.messages}

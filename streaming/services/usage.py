@@ -1,8 +1,8 @@
 """Tokens spent, as the provider reported them, summed by any grouping: one function for
 the usage page, the chat page's total and the admin's figures and CSV.
 
-A group key names an expression over a message (``GROUPS``); adding one (a provider, say)
-is adding an entry there.
+A group key names an expression over a message (``GROUPS``); adding one is adding an
+entry there.
 """
 
 import csv
@@ -21,6 +21,8 @@ from streaming.services.quotas import start_of_day
 GROUPS: dict[str, Expression | F] = {
     "day": TruncDate("created_at", tzinfo=UTC),
     "model": F("model"),
+    # The name the answer recorded: a deleted provider's answers still add up under it.
+    "provider": F("provider_name"),
     "user": F("conversation__owner__username"),
 }
 #: The days the usage page shows, today included.

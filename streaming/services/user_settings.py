@@ -4,6 +4,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from streaming.models import UserSettings
+from streaming.services import providers
 
 
 def settings_for(user: User) -> UserSettings:
@@ -20,6 +21,23 @@ def default_system_prompt(owner_id: int) -> str:
         .first()
     )
     return prompt or ""
+
+
+def default_model(owner_id: int) -> tuple[int | None, str]:
+    """The provider and model a new conversation of ``owner_id`` starts with: the settings
+    page's choice while it is still offered, else the site's default, ``(None, "")``."""
+    chosen = (
+        UserSettings.objects.filter(user_id=owner_id)
+        .values_list("default_provider_id", "default_model")
+        .first()
+    )
+    if chosen is None or chosen[0] is None:
+        # The environment's provider offers one model, which "" stores whatever it is named.
+        return None, ""
+    provider_id, model = chosen
+    if not providers.choice_of(provider_id, model)["available"]:
+        return None, ""
+    return provider_id, model
 
 
 def do_save_settings(user_settings: UserSettings) -> None:
