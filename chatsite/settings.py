@@ -75,6 +75,9 @@ if not SECRET_KEY:
             "`make run` creates one for you in var/secret_key."
         )
     SECRET_KEY = "insecure-development-key-only-for-debug"
+# Earlier keys, still accepted while they are rotated out (sessions, provider API keys):
+# comma-separated, newest first.
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", "")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
@@ -232,8 +235,9 @@ OPENAI_PROVIDER_NAME = os.environ.get("OPENAI_PROVIDER_NAME", "").strip() or (
     "Simulator" if OPENAI_SIMULATED else "Default"
 )
 # Providers' API keys are stored encrypted with a key derived from this (streaming/keys.py).
-# Changing it (or SECRET_KEY, while this is unset) makes the stored keys unreadable: staff
-# enter them again, and answers say so meanwhile.
+# Changing it (or SECRET_KEY, while this is unset and the old one is not among
+# SECRET_KEY_FALLBACKS) makes the stored keys unreadable: staff enter them again, and
+# messages to those providers are refused, saying so, meanwhile.
 PROVIDER_KEY_SECRET = os.environ.get("PROVIDER_KEY_SECRET", "") or SECRET_KEY
 OPENAI_READ_TIMEOUT = env_float("OPENAI_READ_TIMEOUT", 60.0)
 OPENAI_CONNECT_TIMEOUT = env_float("OPENAI_CONNECT_TIMEOUT", 10.0)

@@ -182,7 +182,7 @@ class MessageAdmin(admin.ModelAdmin[Message]):
     date_hierarchy = "created_at"
     actions = ("export_usage",)
 
-    @admin.action(description="Export usage of selected messages by user and model (CSV)")
+    @admin.action(description="Export usage of selected messages by user, provider and model (CSV)")
     def export_usage(self, request: HttpRequest, queryset: QuerySet[Message]) -> HttpResponse:
         return _usage_csv(queryset)
 
@@ -304,7 +304,7 @@ class ProviderAdmin(admin.ModelAdmin[Provider]):
     def export_usage(self, request: HttpRequest, queryset: QuerySet[Provider]) -> HttpResponse:
         return _usage_csv(Message.objects.filter(provider__in=queryset.values("pk")))
 
-    @admin.action(description="Fetch models from the provider's /models")
+    @admin.action(description="Fetch models from the provider's /models", permissions=["change"])
     def fetch_models(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
         """Add the models each provider lists that are not known yet; say what happened."""
         for provider in queryset:

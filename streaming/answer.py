@@ -67,12 +67,8 @@ class Answer:
         request: ChatRequest,
         client: httpx.AsyncClient,
         token_fields: dict[tuple[str, str], str],
-        refusal: ChatError | None = None,
     ) -> None:
         self.message = message
-        #: Why the provider must not be asked at all (its key cannot be read): the answer
-        #: ends at once with this error.
-        self.refusal = refusal
         self.conversation_id = message.conversation_id
         self.request = request
         self.client = client
@@ -252,8 +248,6 @@ class Answer:
 
     async def _read(self) -> None:
         try:
-            if self.refusal is not None:
-                raise self.refusal
             await self._stream_with_retries()
             self._finished = True
         except ChatError as exc:

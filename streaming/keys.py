@@ -9,7 +9,7 @@ back takes the database and that secret; a token sealed under another secret is 
 import base64
 import functools
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
@@ -33,10 +33,19 @@ def encrypt(plain: str) -> str:
     return _fernet(settings.PROVIDER_KEY_SECRET).encrypt(plain.encode()).decode("ascii")
 
 
+def _readers() -> MultiFernet:
+    # While PROVIDER_KEY_SECRET follows SECRET_KEY, Django's way of rotating that (the old
+    # one moved to SECRET_KEY_FALLBACKS) keeps the stored keys readable, as it keeps sessions.
+    secrets = [settings.PROVIDER_KEY_SECRET]
+    if settings.PROVIDER_KEY_SECRET == settings.SECRET_KEY:
+        secrets += [str(secret) for secret in settings.SECRET_KEY_FALLBACKS]
+    return MultiFernet([_fernet(secret) for secret in secrets])
+
+
 def decrypt(token: str, *, provider: str) -> str:
     """The key ``token`` seals; KeyUnreadable, naming ``provider``, if it cannot be read."""
     try:
-        return _fernet(settings.PROVIDER_KEY_SECRET).decrypt(token.encode()).decode()
+        return _readers().decrypt(token.encode()).decode()
     except (InvalidToken, ValueError, UnicodeDecodeError):
         raise KeyUnreadable(
             f"The API key of the provider “{provider}” cannot be read: the site's "

@@ -62,7 +62,7 @@ class ChatRequest:
     #: The API root, e.g. "https://api.openai.com/v1"; "/chat/completions" is appended.
     base_url: str
     #: Sent as a Bearer token when set; never appears in an error.
-    api_key: str
+    api_key: str = field(repr=False)
     #: The model name the API expects.
     model: str
     #: The conversation so far, system prompt first: [{"role": ..., "content": ...}].
@@ -78,7 +78,7 @@ class ChatRequest:
     max_tokens_field: str = "max_tokens"
     #: Extra headers the provider wants (OpenRouter's HTTP-Referer, a gateway's tenant…);
     #: never ones the client sets itself (``request_headers``).
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 # Headers this client owns: an extra header with one of these names is dropped, so a
@@ -387,7 +387,7 @@ def list_models(
 ) -> list[str]:
     """The model IDs ``GET <base_url>/models`` lists, in its order, each once.
 
-    Raises UpstreamConnectError (unreachable, or no reply within ``timeout``),
+    Raises UpstreamConnectError (unreachable, or no whole reply within ``timeout``),
     UpstreamHTTPError (a non-2xx reply, e.g. 401 for a refused key) or UpstreamProtocolError
     (a reply that is not OpenAI's list), with the key taken out of any text quoted.
     """
@@ -400,7 +400,12 @@ def list_models(
             "GET", url, headers=request_headers(api_key, extra), timeout=timeout
         ) as response:
             body = bytearray()
+            # httpx's timeout is per read: a reply trickled a byte at a time would hold the
+            # admin's page for ever without a deadline for the whole.
+            deadline = time.monotonic() + timeout
             for chunk in response.iter_bytes():
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout("the whole reply took too long")
                 body += chunk
                 if len(body) > _MAX_MODEL_LIST_BYTES:
                     raise UpstreamProtocolError(

@@ -33,7 +33,7 @@ from django.conf import settings
 
 from streaming import control, services
 from streaming.answer import Answer
-from streaming.exceptions import KeyUnreadable, RateLimited
+from streaming.exceptions import RateLimited
 from streaming.models import Message, control_group_name
 from streaming.openai import ChatRequest
 from streaming.services.providers import ProviderConfig
@@ -102,8 +102,7 @@ class Runtime:
             max_tokens=settings.OPENAI_MAX_TOKENS or None,
             max_tokens_field=settings.OPENAI_MAX_TOKENS_FIELD,
         )
-        refusal = KeyUnreadable(provider.key_error) if provider.key_error else None
-        answer = Answer(message, request, self.http, self.token_fields, refusal)
+        answer = Answer(message, request, self.http, self.token_fields)
         self.answers[message.id] = answer
         answer.task = asyncio.create_task(self._run(answer), name=f"answer-{message.id}")
         answer.task.add_done_callback(lambda _: self.answers.pop(message.id, None))

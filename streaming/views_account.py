@@ -113,8 +113,15 @@ def export_all(request: HttpRequest) -> StreamingHttpResponse:
 def import_conversations(request: HttpRequest) -> HttpResponse:
     """Import an export file as new conversations of the user, all or none."""
     user: User = request.user  # type: ignore[assignment]
-    form = ImportForm(request.POST, request.FILES)
     settings_form = UserSettingsForm(instance=user_settings.settings_for(user))
+    try:
+        # Before request.POST: reading it parses the whole upload.
+        imports.check_upload_size(request.META.get("CONTENT_LENGTH"))
+    except ImportRefused as exc:
+        return _settings_page(
+            request, settings_form, ImportForm(), problems=[exc.message, *exc.problems], status=413
+        )
+    form = ImportForm(request.POST, request.FILES)
     if not form.is_valid():
         return _settings_page(request, settings_form, form, status=400)
     upload = form.cleaned_data["file"]

@@ -12,6 +12,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import AsyncClient, Client, override_settings
 from django.test.client import MULTIPART_CONTENT
+from django.utils import timezone
 
 from streaming.exceptions import ImportRefused
 from streaming.models import Conversation, Message
@@ -456,7 +457,25 @@ def test_many_problems_are_listed_up_to_a_limit() -> None:
 
 
 @override_settings(IMPORT_MAX_BYTES=100)
-def test_a_file_over_the_size_limit_is_refused_unread(logged_in: Client) -> None:
+def test_an_upload_declared_far_over_the_limit_is_refused_before_it_is_parsed(
+    logged_in: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.http.multipartparser import MultiPartParser
+
+    def parse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the upload was parsed")
+
+    monkeypatch.setattr(MultiPartParser, "parse", parse)
+    before = rows()
+    response = upload(logged_in, "x" * (100 + 64 * 1024 + 1))
+
+    assert response.status_code == 413
+    assert "the largest file that can be imported is 100" in response.content.decode()
+    assert rows() == before
+
+
+@override_settings(IMPORT_MAX_BYTES=100)
+def test_a_file_over_the_size_limit_is_refused_unparsed(logged_in: Client) -> None:
     before = rows()
     response = upload(logged_in, json.dumps(single([message("a")])) + " " * 100)
 
@@ -530,3 +549,28 @@ def test_versions_without_times_keep_the_files_order(user: User) -> None:
     markdown = exports.export_markdown(created)
     assert "second version" in markdown
     assert "*Version 2 of 2.*" in markdown
+
+
+@override_settings(LIMIT_MESSAGES_PER_MINUTE=3)
+def test_imported_answers_take_no_turn_of_the_rate_limit_and_none_is_from_the_future(
+    user: User,
+) -> None:
+    from streaming.services import quotas
+
+    turns: list[dict[str, Any]] = []
+    for n in range(5):
+        turns.append(message(f"q{n}", turns[-1]["id"] if turns else None))
+        turns.append(
+            message(f"a{n}", f"q{n}", role="assistant", created_at="2099-01-01T00:00:00+00:00")
+        )
+    before = timezone.now()
+
+    (created,) = imports.do_import(
+        user, json.dumps(single(turns, updated_at="2099-01-01T00:00:00+00:00")).encode()
+    )
+
+    quotas.check_new_answer(user.pk, timezone.now())  # no RateLimited: none counts
+    created.refresh_from_db()
+    assert created.updated_at <= timezone.now()
+    latest = Message.objects.filter(conversation=created).latest("created_at").created_at
+    assert before <= latest <= timezone.now()

@@ -28,6 +28,8 @@ def provider() -> Provider:
     # Never asked here: nothing in this file streams an answer.
     provider = Provider.objects.create(name="Lab", base_url="http://127.0.0.1:9/v1")
     ProviderModel.objects.create(provider=provider, model_id="llama3:8b", display_name="Llama")
+    # A second model, so a count of models joined in would multiply the token sums.
+    ProviderModel.objects.create(provider=provider, model_id="qwen", enabled=False)
     return provider
 
 

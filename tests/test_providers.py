@@ -76,6 +76,22 @@ def test_a_key_sealed_under_another_secret_cannot_be_read(second: SimulatorThrea
     assert KEY not in refused.value.message
 
 
+def test_keys_stay_readable_through_djangos_rotation_of_secret_key() -> None:
+    old = "o" * 50
+    with override_settings(SECRET_KEY=old, PROVIDER_KEY_SECRET=old):
+        sealed = keys.encrypt("sk-rotated")
+    new = "n" * 50
+    with override_settings(SECRET_KEY=new, PROVIDER_KEY_SECRET=new, SECRET_KEY_FALLBACKS=[old]):
+        assert keys.decrypt(sealed, provider="p") == "sk-rotated"
+    # A secret set apart from SECRET_KEY is rotated on its own: SECRET_KEY's fallbacks
+    # are no secrets of its.
+    apart = override_settings(
+        SECRET_KEY=new, PROVIDER_KEY_SECRET="apart", SECRET_KEY_FALLBACKS=[old]
+    )
+    with apart, pytest.raises(KeyUnreadable):
+        keys.decrypt(sealed, provider="p")
+
+
 def test_extra_headers_refuse_what_the_client_sets_itself() -> None:
     refused: list[Any] = [
         {"Authorization": "Bearer x"},
@@ -248,7 +264,7 @@ async def test_a_model_disabled_after_it_was_chosen_refuses_the_next_message(
     await later.disconnect()
 
 
-async def test_a_key_that_cannot_be_read_ends_the_answer_with_a_clear_error(
+async def test_a_key_that_cannot_be_read_refuses_the_message_and_writes_nothing(
     connect: Any, conversation: Conversation, user: User, second: SimulatorThread
 ) -> None:
     provider = await make_provider_async(second)
@@ -258,15 +274,15 @@ async def test_a_key_that_cannot_be_read_ends_the_answer_with_a_clear_error(
     tab = await connect(conversation.id, user)
     with override_settings(PROVIDER_KEY_SECRET="the secret changed"):
         await tab.send_json_to(user_message("hello"))
-        done = (await receive_until(tab, "done"))[-1]
+        error = (await receive_until(tab, "error"))[-1]
     await tab.disconnect()
 
-    assert done["status"] == "error"
-    assert "cannot be read" in done["error"]
-    assert "PROVIDER_KEY_SECRET" in done["error"]
+    assert error["code"] == "provider_key_unreadable"
+    assert "cannot be read" in error["message"]
+    assert "PROVIDER_KEY_SECRET" in error["message"]
     assert second.requests == []  # never asked without its key
-    answer = await Message.objects.aget(conversation=conversation, role="assistant")
-    assert (answer.status, answer.provider_name) == ("error", "Second")
+    # Not written, so it costs no turn of the rate limit and nothing of the budget.
+    assert not await Message.objects.filter(conversation=conversation).aexists()
 
 
 def test_deleting_a_provider_sends_its_conversations_back_to_the_default(
@@ -295,10 +311,12 @@ def test_deleting_a_provider_sends_its_conversations_back_to_the_default(
     assert not ProviderModel.objects.exists()
 
 
-def test_the_migration_names_the_provider_of_earlier_answers(
-    conversation: Conversation, settings: Any
+@pytest.mark.parametrize(("simulated", "named"), [(False, "OpenAI"), (True, "")])
+def test_the_migration_names_the_provider_of_earlier_answers_unless_none_is_configured(
+    conversation: Conversation, settings: Any, simulated: bool, named: str
 ) -> None:
     settings.OPENAI_PROVIDER_NAME = "OpenAI"
+    settings.OPENAI_SIMULATED = simulated
     executor = MigrationExecutor(connection)
     before = [("streaming", "0004_message_tree")]
     latest = executor.loader.graph.leaf_nodes("streaming")
@@ -312,7 +330,7 @@ def test_the_migration_names_the_provider_of_earlier_answers(
     MigrationExecutor(connection).migrate(latest)
 
     names = dict(Message.objects.values_list("pk", "provider_name"))
-    assert names == {question.pk: "", answer.pk: "OpenAI"}
+    assert names == {question.pk: "", answer.pk: named}
     assert Conversation.objects.get(pk=conversation.pk).provider_id is None
 
 

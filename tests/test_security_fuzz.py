@@ -76,6 +76,7 @@ REFUSAL_CODES = {
     "bad_model",
     "unknown_model",
     "model_unavailable",
+    "provider_key_unreadable",
 }
 SECRET = "mallory-secret-5be1"
 

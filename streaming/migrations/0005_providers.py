@@ -2,7 +2,9 @@
 records which produced it.
 
 Answers written before this came from the environment's provider (OPENAI_*): they are
-given its name as configured now, so every answer says who produced it.
+given its name as configured now, so every answer says who produced it; unless migrate runs
+with no provider configured (a build step without the site's environment, say), which would
+name them all "Simulator": they are left unnamed then.
 """
 
 from typing import Any
@@ -15,6 +17,8 @@ import streaming.models
 
 
 def name_earlier_answers(apps: Any, schema_editor: Any) -> None:
+    if settings.OPENAI_SIMULATED:
+        return
     Message = apps.get_model("streaming", "Message")
     Message.objects.filter(role="assistant", provider_name="").update(
         provider_name=settings.OPENAI_PROVIDER_NAME

@@ -350,7 +350,8 @@ def _create_answer(
     ``history`` is what the model will be sent for it: its estimated size is kept, for the
     daily budget of an answer whose provider reports no usage (stopped, failed). The answer
     records its provider and model now; ModelUnavailable, before anything is written, when
-    the conversation's model is no longer offered.
+    the conversation's model is no longer offered, KeyUnreadable when its provider's key
+    cannot be decrypted.
     """
     provider = providers.resolve(conversation)
     answer = Message.objects.create(

@@ -42,12 +42,33 @@ _MAX_TOKENS = 2_147_483_647
 _NOT_LIVE = {Status.STREAMING, Status.PENDING}
 
 
+# What a form's upload adds to the file: the multipart boundaries and headers, the CSRF token.
+_FORM_OVERHEAD_BYTES = 64 * 1024
+
+
 def check_size(size: int) -> None:
-    """Refuse a file larger than IMPORT_MAX_BYTES, before it is read."""
+    """Refuse a file larger than IMPORT_MAX_BYTES, before it is parsed."""
     limit = settings.IMPORT_MAX_BYTES
     if size > limit:
         raise ImportRefused(
             [f"The file is {size:,} bytes; the largest that can be imported is {limit:,}."]
+        )
+
+
+def check_upload_size(content_length: str | None) -> None:
+    """Refuse an upload whose declared length is beyond any file check_size allows, before
+    the form is parsed (and its file written to a temporary one)."""
+    try:
+        declared = int(content_length or 0)
+    except ValueError:
+        return  # the parsed file's own size is checked then
+    if declared > settings.IMPORT_MAX_BYTES + _FORM_OVERHEAD_BYTES:
+        limit = settings.IMPORT_MAX_BYTES
+        raise ImportRefused(
+            [
+                f"The upload is {declared:,} bytes; the largest file that can be imported "
+                f"is {limit:,}."
+            ]
         )
 
 
@@ -70,6 +91,7 @@ class _Reader:
 
     def __init__(self) -> None:
         self.problems: list[str] = []
+        self.now = timezone.now()
 
     def problem(self, where: str, text: str) -> None:
         self.problems.append(f"{where}: {text}" if where else text)
@@ -126,7 +148,9 @@ class _Reader:
                 pass
             else:
                 if moment.tzinfo is not None:
-                    return moment
+                    # Never later than now: a message "from the future" would count in
+                    # every time window (the rate limit's) and top the list for ever.
+                    return min(moment, self.now)
         self.problem(where, "must be a date and time with its offset (ISO 8601).")
         return None
 

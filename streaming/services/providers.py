@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from streaming import control, openai
-from streaming.exceptions import ConversationGone, FrameError, KeyUnreadable, ModelUnavailable
+from streaming.exceptions import ChatError, ConversationGone, FrameError, ModelUnavailable
 from streaming.models import Conversation, Provider, ProviderModel
 
 # The most a model ID may be: ProviderModel.model_id's and Conversation.model's max_length.
@@ -39,15 +39,12 @@ class ProviderConfig:
     #: The provider's name as the answer records it.
     name: str
     base_url: str
-    #: The key in clear ("" sends none).
-    api_key: str
-    #: Extra headers staff set for the provider.
-    headers: dict[str, str] = field(default_factory=dict)
+    #: The key in clear ("" sends none); never in a repr, which tracebacks and logs print.
+    api_key: str = field(repr=False)
+    #: Extra headers staff set for the provider (a gateway's key among them, perhaps).
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
     #: The model ID the API is asked for.
     model: str = ""
-    #: Why the stored key cannot be used (it cannot be decrypted), or "": the answer fails
-    #: with this message instead of asking the provider without its key.
-    key_error: str = ""
 
 
 def default_config(model: str = "") -> ProviderConfig:
@@ -61,14 +58,11 @@ def default_config(model: str = "") -> ProviderConfig:
     )
 
 
-def _offered(provider_id: int, model: str) -> ProviderModel | None:
-    return (
-        ProviderModel.objects.filter(
-            provider_id=provider_id, provider__enabled=True, model_id=model, enabled=True
-        )
-        .select_related("provider")
-        .first()
-    )
+def _offered(provider_id: int, model: str, *, lock: bool = False) -> ProviderModel | None:
+    offered = ProviderModel.objects.filter(
+        provider_id=provider_id, provider__enabled=True, model_id=model, enabled=True
+    ).select_related("provider")
+    return (offered.select_for_update() if lock else offered).first()
 
 
 def resolve(conversation: Conversation) -> ProviderConfig:
@@ -84,11 +78,8 @@ def resolve(conversation: Conversation) -> ProviderConfig:
             "list at the top of the conversation, then send again."
         )
     provider = offered.provider
-    key_error = ""
-    try:
-        api_key = provider.api_key()
-    except KeyUnreadable as exc:
-        api_key, key_error = "", exc.message
+    # KeyUnreadable, before anything is written: the provider is never asked without its key.
+    api_key = provider.api_key()
     return ProviderConfig(
         provider_id=provider.pk,
         name=provider.name,
@@ -96,7 +87,6 @@ def resolve(conversation: Conversation) -> ProviderConfig:
         api_key=api_key,
         headers=dict(provider.extra_headers),
         model=offered.model_id,
-        key_error=key_error,
     )
 
 
@@ -178,16 +168,16 @@ def do_set_model(conversation: Conversation, provider_id: Any, model: Any) -> co
         raise FrameError("provider_id must be a provider's number, or null.", code="bad_model")
     if not isinstance(model, str) or not model or len(model) > _MODEL_ID_CHARS:
         raise FrameError("model must be a model's ID.", code="bad_model")
-    if provider_id is None:
-        if model != settings.OPENAI_MODEL:
-            raise FrameError(UNKNOWN_MODEL, code="unknown_model")
-        stored = ""  # the default model, whatever OPENAI_MODEL names next
-    elif _offered(provider_id, model) is None:
+    if provider_id is None and model != settings.OPENAI_MODEL:
         raise FrameError(UNKNOWN_MODEL, code="unknown_model")
-    else:
-        stored = model
+    # "" for the default provider: its model, whatever OPENAI_MODEL names next.
+    stored = "" if provider_id is None else model
     choice: control.ModelChoice = {"provider_id": provider_id, "model": model, "available": True}
     with transaction.atomic():
+        # Checked under the row's lock, so staff disabling it now cannot be announced as
+        # available to every tab (PostgreSQL; SQLite runs one writer at a time).
+        if provider_id is not None and _offered(provider_id, model, lock=True) is None:
+            raise FrameError(UNKNOWN_MODEL, code="unknown_model")
         changed = Conversation.objects.filter(pk=conversation.pk).update(
             provider_id=provider_id, model=stored
         )
@@ -206,6 +196,17 @@ def do_delete_providers(providers: Iterable[Provider]) -> None:
     with transaction.atomic():
         Conversation.objects.filter(provider_id__in=ids).update(provider=None, model="")
         Provider.objects.filter(pk__in=ids).delete()
+
+
+def _storable(text: str) -> bool:
+    # A provider's list is not to be trusted with what the database refuses (NUL…).
+    from streaming.services.conversations import check_storable  # it imports this module
+
+    try:
+        check_storable(text, what="A model ID")
+    except ChatError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -234,12 +235,14 @@ def do_fetch_models(provider: Provider) -> Fetched:
     with transaction.atomic():
         known = set(provider.models.values_list("model_id", flat=True))
         position = (provider.models.aggregate(last=Max("position"))["last"] or 0) + 1
-        added = []
+        new = []
         for model_id in ids:
-            if model_id in known or len(model_id) > _MODEL_ID_CHARS:
+            if model_id in known or len(model_id) > _MODEL_ID_CHARS or not _storable(model_id):
                 continue
-            ProviderModel.objects.create(provider=provider, model_id=model_id, position=position)
+            new.append(ProviderModel(provider=provider, model_id=model_id, position=position))
             known.add(model_id)
-            added.append(model_id)
             position += 1
+        # Two staff fetching at once: the second adds what the first has not.
+        created = ProviderModel.objects.bulk_create(new, ignore_conflicts=True)
+        added = [row.model_id for row in created]
     return Fetched(added=added, known=[m for m in ids if m not in added])

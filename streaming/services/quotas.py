@@ -39,7 +39,10 @@ def lock_owner(owner_id: int) -> None:
 
 def check_new_answer(owner_id: int, now: datetime) -> None:
     """Raise RateLimited or QuotaExceeded if ``owner_id`` may not start an answer ``now``."""
-    answers = Message.objects.filter(conversation__owner_id=owner_id, role=Message.Role.ASSISTANT)
+    # Imported answers were never asked for here: they take no turn and no room.
+    answers = Message.objects.filter(
+        conversation__owner_id=owner_id, role=Message.Role.ASSISTANT, imported=False
+    )
     limit = settings.LIMIT_ANSWERS_PER_USER
     if answers.filter(status=Message.Status.STREAMING).count() >= limit:
         raise RateLimited(

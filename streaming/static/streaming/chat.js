@@ -44,6 +44,7 @@
     "bad_client_id",
     "bad_parent",
     "model_unavailable",
+    "provider_key_unreadable",
   ]);
   // Endings an answer can be asked again from: failed, stopped, or cut off by the server.
   const RETRYABLE = new Set(["error", "cancelled", "interrupted"]);
@@ -977,7 +978,7 @@
       }
       showAlert(frame.message || "Something went wrong.");
       // A refused retry (no user message in flight) ends the wait for its answer.
-      const refusal = frame.code === "busy" || frame.code === "model_unavailable";
+      const refusal = ["busy", "model_unavailable", "provider_key_unreadable"].includes(frame.code);
       const retryRefused = refusal && inFlight.length === 0;
       if (frame.code === "bad_retry" || retryRefused) {
         retryRequested = null;
