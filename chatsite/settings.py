@@ -284,6 +284,8 @@ DAILY_TOKEN_BUDGET = env_int("DAILY_TOKEN_BUDGET", 0, minimum=0)
 # Answers one process streams at once (and its upstream connections): past it, new
 # messages are refused at once, never left waiting for a connection.
 STREAM_MAX_ANSWERS = env_int("STREAM_MAX_ANSWERS", 200)
+# How long a deleted conversation can be restored (Undo); after it, it is purged for real.
+DELETE_UNDO_SECONDS = env_float("DELETE_UNDO_SECONDS", 10.0)
 # The longest system prompt a conversation may have.
 MAX_SYSTEM_PROMPT_CHARS = env_int("MAX_SYSTEM_PROMPT_CHARS", 8000)
 # What the model is sent at most, in estimated tokens (about 4 characters each): the

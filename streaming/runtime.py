@@ -5,7 +5,7 @@
 - one HTTP client for the model API, whose connections the answers share;
 - the checkpoint writer: every STREAM_CHECKPOINT_SECONDS, one batched write saves the new
   text and a heartbeat of every answer of the process, and tells each what became of it;
-- the orphan sweep, every STREAM_ORPHAN_SECONDS / 2;
+- the orphan sweep (and the purge of deleted conversations), every STREAM_ORPHAN_SECONDS / 2;
 - the control desk: one channel of the process, in the control group of every conversation
   the process runs an answer of, that hands `stop` and `sync` requests to the answers. One
   receiver for all answers, never cancelled while the process serves: channels-redis can
@@ -226,6 +226,8 @@ class Runtime:
         while True:
             try:
                 await services.to_async(services.do_sweep_orphans)(alive=list(self.answers))
+                # Conversations deleted longer ago than their undo window go for good.
+                await services.to_async(services.do_purge_deleted)()
             except Exception:
                 logger.exception("Orphan sweep failed")
             await asyncio.sleep(settings.STREAM_ORPHAN_SECONDS / 2)

@@ -49,6 +49,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 CHAT_URL = re.compile(r"/c/[0-9a-f-]{36}/$")
+DRAFT_URL = re.compile(r"/c/new/(\?system_prompt=.*)?$")
 
 T = TypeVar("T")
 
@@ -123,13 +124,14 @@ def log_in(page: Page, username: str) -> None:
 
 
 def open_new_chat(page: Page, username: str) -> None:
-    """Log in from the start page and start a conversation."""
+    """Log in from the start page and open a new chat: a draft, saved by its first message
+    (after which the page is the conversation's, and connects)."""
     page.goto("/login/")
     log_in(page, username)
     expect(page.get_by_role("heading", name="Conversations")).to_be_visible()
     page.get_by_role("button", name="New chat").click()
-    expect(page).to_have_url(CHAT_URL)
-    wait_until_connected(page)
+    expect(page).to_have_url(DRAFT_URL)
+    expect(page.locator("#chat")).to_have_attribute("data-connection", "draft")
 
 
 def wait_until_connected(page: Page) -> None:
@@ -373,7 +375,7 @@ def test_simulated_model_banner_visible_without_api_key(
 
     log_in(page, user.username)
     page.get_by_role("button", name="New chat").click()
-    expect(page).to_have_url(CHAT_URL)
+    expect(page).to_have_url(DRAFT_URL)
     expect(page.locator("#simulated-banner")).to_be_visible()
     page.screenshot(path=tmp_path / "banner.png")
 

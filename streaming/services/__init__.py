@@ -7,6 +7,9 @@ They are synchronous (the ORM is); async callers wrap them in ``to_async``.
     database        the bounded thread pool and ``to_async``
     conversations   who may see what; posting, regenerating, branches, snapshots, deletion
     tree            a conversation's messages as a tree: branches and versions
+    drafts          a conversation saved with its first message
+    deletion        delete, undo for a while, purge for good
+    listing         a user's conversations: pages, day groups, search, live list events
     answers         a streaming answer's row: checkpoints, stop requests, sweep, ending
 
 An answer's row decides its fate: every write to a streaming answer is conditional on its
@@ -33,7 +36,6 @@ from streaming.services.conversations import (
     check_storable,
     digest,
     do_create_conversation,
-    do_delete_conversation,
     do_post_user_message,
     do_regenerate,
     do_rename,
@@ -44,11 +46,20 @@ from streaming.services.conversations import (
     request_messages,
     snapshot,
     validate_content,
+    validate_system_prompt,
 )
 from streaming.services.database import (
     db_executor,
     to_async,
 )
+from streaming.services.deletion import (
+    do_delete_conversation,
+    do_purge_deleted,
+    do_restore_conversation,
+    restorable,
+)
+from streaming.services.drafts import Started, do_start_conversation
+from streaming.services.listing import Hit, Page, announce_listing, group_label, page_of, search
 from streaming.services.tree import Tree
 
 __all__ = [
@@ -57,10 +68,14 @@ __all__ = [
     "INTERRUPTED_MESSAGE",
     "Checkpoint",
     "Follows",
+    "Hit",
     "Outcome",
+    "Page",
     "PostedMessage",
     "Saved",
+    "Started",
     "Tree",
+    "announce_listing",
     "check_length",
     "check_storable",
     "db_executor",
@@ -70,16 +85,24 @@ __all__ = [
     "do_delete_conversation",
     "do_finish",
     "do_post_user_message",
+    "do_purge_deleted",
     "do_regenerate",
     "do_rename",
     "do_request_stop",
+    "do_restore_conversation",
     "do_set_system_prompt",
+    "do_start_conversation",
     "do_sweep_orphans",
     "do_switch_branch",
     "get_conversation_for",
     "get_message_in",
+    "group_label",
+    "page_of",
     "request_messages",
+    "restorable",
+    "search",
     "snapshot",
     "to_async",
     "validate_content",
+    "validate_system_prompt",
 ]

@@ -72,16 +72,28 @@
   const TITLE_CODES = new Set(["bad_title", "title_too_long"]);
   const { render, renderContent, keepingScroll, scrollToBottom } = view;
   const comfort = window.ChatComfort.attach(els, view);
-  const systemPrompt = window.ChatSettings.attachPrompt((frame) => sendFrame(frame));
+  const systemPrompt = window.ChatSettings.attachPrompt((frame) =>
+    draft ? keepDraftPrompt(frame) : sendFrame(frame),
+  );
   const renaming = window.ChatSettings.attachTitle((frame) => sendFrame(frame));
 
+  const sidebar = window.ChatSidebar;
   const config = {
     wsPath: root.dataset.wsPath,
+    startUrl: root.dataset.startUrl,
     loginUrl: root.dataset.loginUrl,
     maxChars: parseInt(root.dataset.maxMessageChars, 10) || Infinity,
   };
 
   // --- state ------------------------------------------------------------------------------
+
+  // A new chat not saved yet (GET /c/new/): its first message makes the conversation over
+  // HTTP (startConversation), then the page becomes the conversation's and connects.
+  let draft = root.dataset.draft === "true";
+  // The system prompt a draft will be made with (sent with its first message).
+  let draftPrompt = document.getElementById("system-prompt-text").textContent;
+  // Snapshots this page has had: every one after the first may follow frames it missed.
+  let snapshots = 0;
 
   /*
    * Every message of the conversation, every version, by server id; a message the server has
@@ -465,6 +477,10 @@
   }
 
   function transmit(clientId) {
+    if (draft) {
+      startConversation(clientId);
+      return;
+    }
     const frame = outbox.get(clientId);
     // Before the snapshot it stays in the outbox: the snapshot says whether it was saved.
     if (frame && sendFrame(frame) && !inFlight.includes(clientId)) {
@@ -636,7 +652,10 @@
   // The server refused a user message: take the bubble back and give the text back, in the
   // composer or, for an edit, in the editor of the message it was to replace.
   function rejectOldestSend() {
-    const clientId = inFlight.shift();
+    rejectSend(inFlight.shift());
+  }
+
+  function rejectSend(clientId) {
     if (!clientId || !outbox.has(clientId)) {
       return;
     }
@@ -665,6 +684,78 @@
     if (notice) {
       showAlert(notice);
     }
+  }
+
+  // --- a draft's first message --------------------------------------------------------------
+
+  // The draft keeps its prompt on the page until the first message carries it.
+  function keepDraftPrompt(frame) {
+    draftPrompt = frame.system_prompt;
+    window.queueMicrotask(() => systemPrompt.show(draftPrompt));
+    return true;
+  }
+
+  let starting = false;
+
+  /** POST the draft's first message: the server makes the conversation and starts the answer. */
+  async function startConversation(clientId) {
+    const frame = outbox.get(clientId);
+    if (!frame || starting) {
+      return;
+    }
+    starting = true;
+    const body = new URLSearchParams({
+      content: frame.content,
+      client_id: clientId,
+      system_prompt: draftPrompt,
+    });
+    const picked = els.form.elements.namedItem("model"); // the model picker, when there is one
+    if (picked && picked.value) {
+      body.set("model", picked.value);
+    }
+    const token = els.form.elements.namedItem("csrfmiddlewaretoken");
+    let response = null;
+    let reply = null;
+    try {
+      response = await window.fetch(config.startUrl, {
+        method: "POST",
+        body,
+        credentials: "same-origin",
+        headers: { "X-CSRFToken": token ? token.value : "" },
+      });
+      reply = await response.json();
+    } catch (err) {
+      reply = null;
+    } finally {
+      starting = false;
+    }
+    if (!response || !reply || !response.ok) {
+      const text = reply && reply.message
+        ? reply.message
+        : "The server could not be reached: your message was not sent. Try again.";
+      showAlert(text);
+      rejectSend(clientId);
+      if (response && response.status === 401) {
+        signedOut();
+      }
+      return;
+    }
+    becomeConversation(reply);
+  }
+
+  /** The draft was saved: this page is the conversation's from now on. */
+  function becomeConversation(reply) {
+    draft = false;
+    config.wsPath = reply.ws_path;
+    root.dataset.conversationId = reply.conversation_id;
+    delete root.dataset.draft;
+    window.history.replaceState(null, "", reply.url);
+    document.getElementById("chat-rename").hidden = false;
+    const remove = document.getElementById("chat-delete");
+    remove.action = `${reply.url}delete/`;
+    remove.hidden = false;
+    setStatus("connecting", "");
+    connect();
   }
 
   // --- frames from the server ---------------------------------------------------------------
@@ -702,7 +793,9 @@
     }
     document.getElementById("chat-title").textContent = title;
     document.title = `${title} · chatsite`;
-    const current = document.querySelector('.sidebar-list a[aria-current="page"]');
+    const current = document.querySelector(
+      '.sidebar-list a[aria-current="page"] .conversation-title',
+    );
     if (current) {
       current.textContent = title;
     }
@@ -753,6 +846,10 @@
 
   const handlers = {
     snapshot(frame) {
+      snapshots += 1;
+      if (snapshots > 1 || !document.querySelector(".sidebar-list .is-current")) {
+        sidebar.refresh(); // frames about the list may have been missed meanwhile
+      }
       showTitle(frame.title);
       systemPrompt.show(frame.system_prompt || "");
       // Not on "open": a server without its channel layer accepts and then closes (4503),
@@ -778,6 +875,7 @@
         }
       });
       settleRequests(frame.active);
+      sidebar.ownChanged(Boolean(frame.active), null);
       // Same client_id as before: the server recognises a resend and answers with the stored
       // one. Everything still in the outbox now is not saved: the snapshot would show it.
       for (const clientId of outbox.keys()) {
@@ -808,6 +906,7 @@
       if (!known) {
         leafId = entry.key; // a new answer is the end of the branch shown
       }
+      sidebar.ownChanged(true, frame.created_at);
       // A new answer counts from seq 0; one known from the snapshot keeps its text and seq.
       streamFor(frame.message_id);
       if (entry.status !== "streaming") {
@@ -873,6 +972,7 @@
         }
       }
       endStream(frame.message_id);
+      sidebar.ownChanged(false, null);
       if (stopRequested === frame.message_id) {
         stopRequested = null;
       }
@@ -899,6 +999,14 @@
       } else {
         requestResync(); // a message this page missed: the snapshot has it
       }
+    },
+
+    conversation_changed(frame) {
+      sidebar.changed(frame.conversation);
+    },
+
+    conversation_removed(frame) {
+      sidebar.removed(frame.conversation_id);
     },
 
     pong(frame) {
@@ -1160,7 +1268,7 @@
 
   // Back/forward cache: the page comes back without its socket.
   window.addEventListener("pageshow", (event) => {
-    if (event.persisted && !closedForGood) {
+    if (event.persisted && !closedForGood && !draft) {
       leaving = false;
       connect();
     }
@@ -1178,5 +1286,7 @@
   autosize();
   updateControls();
   scrollToBottom();
-  connect();
+  if (!draft) {
+    connect();
+  }
 })();
