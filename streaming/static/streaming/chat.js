@@ -730,9 +730,12 @@
       starting = false;
     }
     if (!response || !reply || !response.ok) {
-      const text = reply && reply.message
-        ? reply.message
-        : "The server could not be reached: your message was not sent. Try again.";
+      let text = "The server could not be reached: your message was not sent. Try again.";
+      if (reply && reply.message) {
+        text = reply.message;
+      } else if (response) {
+        text = `The server refused the message (HTTP ${response.status}). Reload the page and try again.`;
+      }
       showAlert(text);
       rejectSend(clientId);
       if (response && response.status === 401) {
