@@ -292,9 +292,10 @@ def test_phone_has_a_drawer_and_the_messages_most_of_the_screen(
 def test_drawer_keeps_out_of_the_way_of_keyboard_and_wide_screens(
     new_context: Callable[..., BrowserContext], user: User
 ) -> None:
-    conversations_of(user, 2)
+    first, _ = conversations_of(user, 2)
     tab = logged_in(new_context(viewport=PHONE), user.username)
-    new_chat(tab)
+    tab.goto(f"/c/{first.id}/")
+    wait_until_connected(tab)
     focus_in_drawer = "document.getElementById('sidebar').contains(document.activeElement)"
     # Closed, nothing in it takes the focus: Tab back from the composer to the page's start
     # never lands there.

@@ -83,6 +83,7 @@
     startUrl: root.dataset.startUrl,
     loginUrl: root.dataset.loginUrl,
     maxChars: parseInt(root.dataset.maxMessageChars, 10) || Infinity,
+    maxPromptChars: parseInt(root.dataset.maxSystemPromptChars, 10) || Infinity,
   };
 
   // --- state ------------------------------------------------------------------------------
@@ -690,8 +691,18 @@
 
   // The draft keeps its prompt on the page until the first message carries it.
   function keepDraftPrompt(frame) {
-    draftPrompt = frame.system_prompt;
-    window.queueMicrotask(() => systemPrompt.show(draftPrompt));
+    const length = Array.from(frame.system_prompt).length;
+    const limit = config.maxPromptChars;
+    window.queueMicrotask(() => {
+      if (length > limit) {
+        systemPrompt.refused({
+          message: `The system prompt is ${length} characters long; the limit is ${limit}.`,
+        });
+      } else {
+        draftPrompt = frame.system_prompt;
+        systemPrompt.show(draftPrompt);
+      }
+    });
     return true;
   }
 
@@ -1289,7 +1300,9 @@
   autosize();
   updateControls();
   scrollToBottom();
-  if (!draft) {
+  if (draft) {
+    setStatus("draft", ""); // ready: the first message makes the conversation
+  } else {
     connect();
   }
 })();
