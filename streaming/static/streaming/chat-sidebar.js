@@ -16,11 +16,24 @@
 (function (global) {
   "use strict";
 
-  /** Whether a conversation last active at `a` (ISO, id) lists before one at `b`. */
+  /** [milliseconds, microseconds] of an ISO time as the server writes it (…:05.123456+00:00). */
+  function instant(iso) {
+    const fraction = /\.(\d+)/.exec(iso);
+    const micro = fraction ? parseInt(fraction[1].padEnd(6, "0").slice(0, 6), 10) % 1000 : 0;
+    return [Date.parse(iso), micro];
+  }
+
+  /**
+   * Whether a conversation last active at `a` lists before one at `b` ({id, updatedAt}):
+   * the server's order, newest first to the microsecond, then by id.
+   */
   function listsBefore(a, b) {
-    const at = Date.parse(a.updatedAt);
-    const bt = Date.parse(b.updatedAt);
-    return at !== bt ? at > bt : a.id > b.id;
+    const [am, au] = instant(a.updatedAt);
+    const [bm, bu] = instant(b.updatedAt);
+    if (am !== bm) {
+      return am > bm;
+    }
+    return au !== bu ? au > bu : a.id > b.id;
   }
 
   function attach(doc, list, currentId) {
