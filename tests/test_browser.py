@@ -223,7 +223,10 @@ def finished_answer(page: Page, status: str) -> Locator:
 
 def test_answer_streams_and_is_kept_after_reload(page: Page, user: User, tmp_path: Path) -> None:
     frames = received_frames(page)
-    open_new_chat(page, user.username)
+    # Saved already, so every delta of the answer comes over this page's socket (a new
+    # chat's page connects once its first message is saved, by when some may be in the
+    # snapshot: see test_conversations_browser.py).
+    open_saved_chat(page, user)
     # Markup in the text must come out as text: the simulator repeats it in its answer too.
     prompt = "Tell me a <b>story</b> sim:tokens=40 sim:rate=40"
 

@@ -8,7 +8,11 @@
  * Loaded after chat-stream.js (how one answer's text is assembled from frames), chat-sync.js
  * (when to ask the server for the truth: the watchdog, the idle check and the pong) and
  * chat-view.js (how a message looks, with chat-markdown.js) and chat-comfort.js (reading
- * comfort: jump to latest, times, the wait before a retry, focus, the live region).
+ * comfort: jump to latest, times, the wait before a retry, focus, the live region) and
+ * chat-sidebar.js (the list of conversations beside the chat, kept current).
+ *
+ * A new chat's page (GET /c/new/) is a draft with no socket: its first message is POSTed,
+ * which saves the conversation, and the page then becomes the conversation's and connects.
  *
  * Any frame can be lost (group sends are dropped under load), so nothing here waits for one
  * for ever: a gap in an answer asks for a `sync` (chat-stream.js); a frame about a message
