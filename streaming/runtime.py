@@ -35,7 +35,7 @@ from streaming import control, services
 from streaming.answer import Answer
 from streaming.exceptions import RateLimited
 from streaming.models import Message, control_group_name
-from streaming.openai import ChatRequest
+from streaming.openai import ChatRequest, stream_chat
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,8 @@ class Runtime:
         self._joined: dict[str, int] = {}
         #: The conversations whose control group the desk is in.
         self._in_group: set[str] = set()
+        #: Titles being asked of the model (AUTO_TITLE), kept so they are not collected.
+        self._titles: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         """Start the checkpoint writer, the orphan sweep and the control desk."""
@@ -87,16 +89,7 @@ class Runtime:
 
     def start_answer(self, message: Message, history: list[dict[str, str]]) -> Answer:
         """Start generating ``message`` (status `streaming`) as a task of this process."""
-        request = ChatRequest(
-            base_url=settings.OPENAI_BASE_URL,
-            api_key=settings.OPENAI_API_KEY,
-            model=message.model,
-            messages=history,
-            read_timeout=settings.OPENAI_READ_TIMEOUT,
-            connect_timeout=settings.OPENAI_CONNECT_TIMEOUT,
-            max_tokens=settings.OPENAI_MAX_TOKENS or None,
-            max_tokens_field=settings.OPENAI_MAX_TOKENS_FIELD,
-        )
+        request = chat_request(message.model, history)
         answer = Answer(message, request, self.http, self.token_fields)
         self.answers[message.id] = answer
         answer.task = asyncio.create_task(self._run(answer), name=f"answer-{message.id}")
@@ -111,6 +104,25 @@ class Runtime:
             await answer.run()
         finally:
             await self._leave(conversation)
+        if settings.AUTO_TITLE:
+            title = asyncio.create_task(self._title(answer.message), name=f"title-{conversation}")
+            self._titles.add(title)
+            title.add_done_callback(self._titles.discard)
+
+    async def _title(self, answer: Message) -> None:
+        """Ask the model for a short title after a conversation's first answer (AUTO_TITLE);
+        a failure keeps the title the conversation has."""
+        try:
+            asked = await services.to_async(services.auto_title_request)(answer)
+            if asked is None:
+                return
+            made_from, prompt = asked
+            request = chat_request(answer.model, prompt, max_tokens=services.TITLE_MAX_TOKENS)
+            events = stream_chat(self.http, request)
+            text = "".join([event.text async for event in events if event.type == "text"])
+            await services.to_async(services.do_auto_title)(answer.conversation_id, made_from, text)
+        except Exception as exc:
+            logger.warning("No title from the model for %s: %r", answer.conversation_id, exc)
 
     # --- the control desk -------------------------------------------------------------------
 
@@ -236,6 +248,22 @@ class Runtime:
 _runtimes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runtime]" = (
     weakref.WeakKeyDictionary()
 )
+
+
+def chat_request(
+    model: str, messages: list[dict[str, str]], *, max_tokens: int | None = None
+) -> ChatRequest:
+    """A request to the model API as the settings configure it (an answer's, a title's)."""
+    return ChatRequest(
+        base_url=settings.OPENAI_BASE_URL,
+        api_key=settings.OPENAI_API_KEY,
+        model=model,
+        messages=messages,
+        read_timeout=settings.OPENAI_READ_TIMEOUT,
+        connect_timeout=settings.OPENAI_CONNECT_TIMEOUT,
+        max_tokens=max_tokens or settings.OPENAI_MAX_TOKENS or None,
+        max_tokens_field=settings.OPENAI_MAX_TOKENS_FIELD,
+    )
 
 
 def current() -> Runtime:

@@ -16,6 +16,8 @@ from django.utils import timezone
 
 from streaming import services
 from streaming.models import Conversation, Message
+from streaming.services.titles import TITLE_PROMPT
+from streaming.simulator import SimulatorThread
 from tests.conftest import receive_until, user_message
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -477,3 +479,59 @@ def test_search_uses_full_text_search_on_postgresql(user: User) -> None:
     else:
         assert len(found) == 1  # a substring
         assert "<mark>answer</mark>s" in found[0].snippet
+
+
+# --- a title asked of the model (AUTO_TITLE) -----------------------------------------------
+
+
+@override_settings(AUTO_TITLE=True)
+async def test_a_title_is_asked_after_the_first_answer_and_told_to_every_tab(
+    user: User, connect: Any, simulator: SimulatorThread
+) -> None:
+    conversation = await Conversation.objects.acreate(owner=user)
+    tab = await connect(conversation.id, user)
+    question = f"What to call this {uuid.uuid4().hex} sim:tokens=3"
+    await tab.send_json_to(user_message(question))
+    await receive_until(tab, "done")
+
+    titled = (await receive_until(tab, "title"))[-1]
+
+    await conversation.arefresh_from_db()
+    assert conversation.title == titled["title"]
+    assert titled["title"] not in ("", question)
+    assert len(titled["title"]) <= 60
+    asked = [r for r in simulator.requests if r["messages"][0]["content"] == TITLE_PROMPT]
+    assert question in asked[-1]["messages"][1]["content"]
+    # The second answer asks for none: the title stays.
+    await tab.send_json_to(user_message("And then? sim:tokens=2"))
+    await receive_until(tab, "done")
+    assert await tab.receive_nothing(timeout=0.5)
+    await conversation.arefresh_from_db()
+    assert conversation.title == titled["title"]
+    await tab.disconnect()
+
+
+def test_a_title_from_the_model_never_replaces_the_users_own(user: User) -> None:
+    conversation = Conversation.objects.create(owner=user, title="Where to?")
+    asked = Message.objects.create(conversation=conversation, role="user", content="Where to?")
+    answer = Message.objects.create(
+        conversation=conversation, parent=asked, role="assistant", content="Rome"
+    )
+    assert services.auto_title_request(answer) is None  # AUTO_TITLE is off
+    with override_settings(AUTO_TITLE=True):
+        request = services.auto_title_request(answer)
+        assert request is not None
+        made_from, _ = request
+        services.do_rename(conversation, "Mine")  # while the model is asked
+
+        assert services.do_auto_title(conversation.id, made_from, '"Roman holiday."') is None
+        assert Conversation.objects.get(pk=conversation.pk).title == "Mine"
+        assert services.auto_title_request(answer) is None  # renamed: nothing to ask
+
+
+def test_a_title_from_the_model_is_cleaned(user: User) -> None:
+    conversation = Conversation.objects.create(owner=user, title="Where to?")
+    saved = services.do_auto_title(conversation.id, "Where to?", '\n"Roman  holiday."\nMore')
+    assert saved == "Roman holiday"
+    assert services.do_auto_title(conversation.id, "Roman holiday", "  \n ") is None
+    assert Conversation.objects.get(pk=conversation.pk).title == "Roman holiday"

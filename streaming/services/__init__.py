@@ -10,6 +10,7 @@ They are synchronous (the ORM is); async callers wrap them in ``to_async``.
     drafts          a conversation saved with its first message
     deletion        delete, undo for a while, purge for good
     listing         a user's conversations: pages, day groups, search, live list events
+    titles          a short title asked of the model after the first answer (AUTO_TITLE)
     answers         a streaming answer's row: checkpoints, stop requests, sweep, ending
 
 An answer's row decides its fate: every write to a streaming answer is conditional on its
@@ -60,12 +61,14 @@ from streaming.services.deletion import (
 )
 from streaming.services.drafts import Started, do_start_conversation
 from streaming.services.listing import Hit, Page, announce_listing, group_label, page_of, search
+from streaming.services.titles import TITLE_MAX_TOKENS, auto_title_request, do_auto_title
 from streaming.services.tree import Tree
 
 __all__ = [
     "BRANCH_END",
     "BUSY_MESSAGE",
     "INTERRUPTED_MESSAGE",
+    "TITLE_MAX_TOKENS",
     "Checkpoint",
     "Follows",
     "Hit",
@@ -76,10 +79,12 @@ __all__ = [
     "Started",
     "Tree",
     "announce_listing",
+    "auto_title_request",
     "check_length",
     "check_storable",
     "db_executor",
     "digest",
+    "do_auto_title",
     "do_checkpoints",
     "do_create_conversation",
     "do_delete_conversation",

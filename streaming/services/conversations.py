@@ -166,7 +166,7 @@ def do_post_user_message(
                 conversation, user_message, now + timedelta(microseconds=1), history
             )
             if not conversation.title:
-                conversation.title = _title_from(content)
+                conversation.title = title_from(content)
                 Conversation.objects.filter(pk=conversation.pk, title="").update(
                     title=conversation.title
                 )
@@ -353,7 +353,8 @@ def _create_answer(
     return answer
 
 
-def _title_from(content: str) -> str:
+def title_from(content: str) -> str:
+    """The title a conversation gets from its first message: its first line, cut short."""
     first_line = " ".join(content.split())
     if len(first_line) <= _TITLE_LENGTH:
         return first_line
