@@ -296,6 +296,11 @@ DAILY_TOKEN_BUDGET = env_int("DAILY_TOKEN_BUDGET", 0, minimum=0)
 # Answers one process streams at once (and its upstream connections): past it, new
 # messages are refused at once, never left waiting for a connection.
 STREAM_MAX_ANSWERS = env_int("STREAM_MAX_ANSWERS", 200)
+# After a conversation's first answer, ask the model for a short title (in place of the one
+# made from the first message, never of one the user gave).
+AUTO_TITLE = env_bool("AUTO_TITLE", False)
+# How long a deleted conversation can be restored (Undo); after it, it is purged for real.
+DELETE_UNDO_SECONDS = env_float("DELETE_UNDO_SECONDS", 10.0)
 # The longest system prompt a conversation may have.
 MAX_SYSTEM_PROMPT_CHARS = env_int("MAX_SYSTEM_PROMPT_CHARS", 8000)
 # The largest export file a user may import, in bytes: it is checked whole in memory.

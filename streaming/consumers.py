@@ -110,7 +110,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         # Join before reading the snapshot, so nothing falls between the two.
         await self.channel_layer.group_add(conversation.group_name, self.channel_name)
         self.groups.append(conversation.group_name)  # so disconnect leaves it
-        # The user's group hears when a session of theirs ends (streaming/sessions.py).
+        # The user's group hears when a session of theirs ends (streaming/sessions.py), and
+        # every change to their list of conversations (services/listing.py).
         self.session = SocketSession(self.scope["session"].session_key, user.pk, self.end_session)
         await self.channel_layer.group_add(control.user_group_name(user.pk), self.channel_name)
         self.groups.append(control.user_group_name(user.pk))
@@ -374,6 +375,18 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
 
     async def chat_title(self, event: control.TitleEvent) -> None:
         await self.send_json(control.to_frame(event))
+
+    async def chat_conversation_changed(self, event: control.ConversationChangedEvent) -> None:
+        """Another conversation of the user changed: the page's list shows it as it is now.
+
+        Not this socket's own: its own frames (`title`, `start`, `done`, `deleted`) say that.
+        """
+        if event["conversation"]["id"] != str(self.conversation.id):
+            await self.send_json(control.to_frame(event))
+
+    async def chat_conversation_removed(self, event: control.ConversationRemovedEvent) -> None:
+        if event["conversation_id"] != str(self.conversation.id):
+            await self.send_json(control.to_frame(event))
 
     async def chat_pong(self, event: control.PongEvent) -> None:
         await self.send_json(control.to_frame(event))

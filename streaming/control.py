@@ -11,7 +11,8 @@ Two groups per conversation carry them (docs/protocol.md):
 
 A third group per user, ``user.<id>``, reaches every socket of one person on every process:
 ``chat.session_ended`` tells them that a session of theirs ended, or may have
-(streaming/sessions.py).
+(streaming/sessions.py); ``chat.conversation_changed`` and ``chat.conversation_removed``
+keep every tab's list of conversations current (streaming/services/listing.py).
 
 Any of these may be lost (channels-redis drops sends over capacity without a word), so no
 guarantee rests on one arriving: `seq`, the database and the clients' checks heal a loss.
@@ -194,6 +195,37 @@ class SessionEndedEvent(TypedDict):
     session: str | None
 
 
+class ListedConversation(TypedDict):
+    """A conversation as the lists of conversations show it."""
+
+    id: str
+    title: str
+    #: Its last activity (ISO 8601): lists are ordered by it, newest first, then by id.
+    updated_at: str
+    #: An answer of it is streaming now.
+    answering: bool
+    #: The list's heading it falls under: Today, Yesterday, Previous 7 days, Earlier.
+    group: str
+
+
+class ConversationChangedEvent(TypedDict):
+    """A conversation of the user was made, renamed, restored, or began or ended an answer:
+    every list shows it as it is now (read when the event was sent, so the newest wins)."""
+
+    type: Literal["chat.conversation_changed"]
+    conversation: ListedConversation
+
+
+class ConversationRemovedEvent(TypedDict):
+    """A conversation of the user was deleted (or purged): every list drops it."""
+
+    type: Literal["chat.conversation_removed"]
+    conversation_id: str
+
+
+UserEvent = SessionEndedEvent | ConversationChangedEvent | ConversationRemovedEvent
+
+
 def user_group_name(user_id: object) -> str:
     """The channel-layer group every socket of one user joins, whatever its conversation."""
     return f"user.{user_id}"
@@ -316,6 +348,14 @@ def deleted_event() -> DeletedEvent:
     return {"type": "chat.deleted"}
 
 
+def conversation_changed_event(conversation: ListedConversation) -> ConversationChangedEvent:
+    return {"type": "chat.conversation_changed", "conversation": conversation}
+
+
+def conversation_removed_event(conversation_id: object) -> ConversationRemovedEvent:
+    return {"type": "chat.conversation_removed", "conversation_id": str(conversation_id)}
+
+
 def session_ended_event(
     reason: Literal["logged_out", "user_changed", "user_deleted"], session: str | None = None
 ) -> SessionEndedEvent:
@@ -347,7 +387,7 @@ def sync_request(
     }
 
 
-def to_frame(event: ChatEvent) -> dict[str, Any]:
+def to_frame(event: ChatEvent | UserEvent) -> dict[str, Any]:
     """The frame a socket sends for a group event: ``chat.delta`` becomes ``delta``."""
     frame: dict[str, Any] = dict(event)
     frame["type"] = event["type"].removeprefix("chat.")
@@ -372,12 +412,12 @@ def announce_after_commit(conversation_id: object, event: ChatEvent) -> None:
         logger.warning("Could not announce %s to conversation %s", event["type"], conversation_id)
 
 
-async def tell_user(user_id: object, event: SessionEndedEvent) -> bool:
+async def tell_user(user_id: object, event: UserEvent) -> bool:
     """Send ``event`` to every socket of the user, on every process; False if the layer failed."""
     return await _send_to_group(user_group_name(user_id), event)
 
 
-def tell_user_after_commit(user_id: object, event: SessionEndedEvent) -> None:
+def tell_user_after_commit(user_id: object, event: UserEvent) -> None:
     """``tell_user`` from synchronous code, for ``transaction.on_commit``; never raises.
 
     A failure is logged, not raised: it must not undo a logout or an admin's save, and every
@@ -408,7 +448,7 @@ async def send_to_channel(channel: str, message: ChatEvent) -> bool:
     return await _send("send", channel, message)
 
 
-LayerMessage = ChatEvent | SessionEndedEvent | ControlRequest
+LayerMessage = ChatEvent | UserEvent | ControlRequest
 
 
 async def _send_to_group(group: str, message: LayerMessage) -> bool:

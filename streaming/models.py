@@ -162,9 +162,12 @@ class Conversation(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     # Moved forward by every new message, so it is also "last activity".
     updated_at = models.DateTimeField(auto_now=True)
+    # Set by a delete: hidden everywhere at once, restorable for DELETE_UNDO_SECONDS, then
+    # purged for real (services/deletion.py).
+    deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
-        ordering = ["-updated_at"]
+        ordering = ["-updated_at", "-id"]
         indexes = [models.Index(fields=["owner", "-updated_at"], name="conversation_owner_recent")]
 
     def __str__(self) -> str:

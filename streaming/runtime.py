@@ -5,7 +5,7 @@
 - one HTTP client for the model API, whose connections the answers share;
 - the checkpoint writer: every STREAM_CHECKPOINT_SECONDS, one batched write saves the new
   text and a heartbeat of every answer of the process, and tells each what became of it;
-- the orphan sweep, every STREAM_ORPHAN_SECONDS / 2;
+- the orphan sweep (and the purge of deleted conversations), every STREAM_ORPHAN_SECONDS / 2;
 - the control desk: one channel of the process, in the control group of every conversation
   the process runs an answer of, that hands `stop` and `sync` requests to the answers. One
   receiver for all answers, never cancelled while the process serves: channels-redis can
@@ -35,7 +35,7 @@ from streaming import control, services
 from streaming.answer import Answer
 from streaming.exceptions import RateLimited
 from streaming.models import Message, control_group_name
-from streaming.openai import ChatRequest
+from streaming.openai import ChatRequest, stream_chat
 from streaming.services.providers import ProviderConfig
 
 logger = logging.getLogger(__name__)
@@ -71,6 +71,8 @@ class Runtime:
         self._joined: dict[str, int] = {}
         #: The conversations whose control group the desk is in.
         self._in_group: set[str] = set()
+        #: Titles being asked of the model (AUTO_TITLE), kept so they are not collected.
+        self._titles: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         """Start the checkpoint writer, the orphan sweep and the control desk."""
@@ -91,17 +93,7 @@ class Runtime:
     ) -> Answer:
         """Start generating ``message`` (status `streaming`) as a task of this process,
         asking ``provider`` (``services.providers.resolve``)."""
-        request = ChatRequest(
-            base_url=provider.base_url,
-            api_key=provider.api_key,
-            headers=provider.headers,
-            model=provider.model,
-            messages=history,
-            read_timeout=settings.OPENAI_READ_TIMEOUT,
-            connect_timeout=settings.OPENAI_CONNECT_TIMEOUT,
-            max_tokens=settings.OPENAI_MAX_TOKENS or None,
-            max_tokens_field=settings.OPENAI_MAX_TOKENS_FIELD,
-        )
+        request = chat_request(provider, history)
         answer = Answer(message, request, self.http, self.token_fields)
         self.answers[message.id] = answer
         answer.task = asyncio.create_task(self._run(answer), name=f"answer-{message.id}")
@@ -116,6 +108,25 @@ class Runtime:
             await answer.run()
         finally:
             await self._leave(conversation)
+        if settings.AUTO_TITLE:
+            title = asyncio.create_task(self._title(answer.message), name=f"title-{conversation}")
+            self._titles.add(title)
+            title.add_done_callback(self._titles.discard)
+
+    async def _title(self, answer: Message) -> None:
+        """Ask the model for a short title after a conversation's first answer (AUTO_TITLE);
+        a failure keeps the title the conversation has."""
+        try:
+            asked = await services.to_async(services.auto_title_request)(answer)
+            if asked is None:
+                return
+            made_from, prompt, provider = asked
+            request = chat_request(provider, prompt, max_tokens=services.TITLE_MAX_TOKENS)
+            events = stream_chat(self.http, request)
+            text = "".join([event.text async for event in events if event.type == "text"])
+            await services.to_async(services.do_auto_title)(answer.conversation_id, made_from, text)
+        except Exception as exc:
+            logger.warning("No title from the model for %s: %r", answer.conversation_id, exc)
 
     # --- the control desk -------------------------------------------------------------------
 
@@ -231,6 +242,8 @@ class Runtime:
         while True:
             try:
                 await services.to_async(services.do_sweep_orphans)(alive=list(self.answers))
+                # Conversations deleted longer ago than their undo window go for good.
+                await services.to_async(services.do_purge_deleted)()
             except Exception:
                 logger.exception("Orphan sweep failed")
             await asyncio.sleep(settings.STREAM_ORPHAN_SECONDS / 2)
@@ -239,6 +252,23 @@ class Runtime:
 _runtimes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runtime]" = (
     weakref.WeakKeyDictionary()
 )
+
+
+def chat_request(
+    provider: ProviderConfig, messages: list[dict[str, str]], *, max_tokens: int | None = None
+) -> ChatRequest:
+    """A request to ``provider``'s API, as the settings bound it (an answer's, a title's)."""
+    return ChatRequest(
+        base_url=provider.base_url,
+        api_key=provider.api_key,
+        headers=provider.headers,
+        model=provider.model,
+        messages=messages,
+        read_timeout=settings.OPENAI_READ_TIMEOUT,
+        connect_timeout=settings.OPENAI_CONNECT_TIMEOUT,
+        max_tokens=max_tokens or settings.OPENAI_MAX_TOKENS or None,
+        max_tokens_field=settings.OPENAI_MAX_TOKENS_FIELD,
+    )
 
 
 def current() -> Runtime:

@@ -8,7 +8,8 @@ app_name = "streaming"
 
 urlpatterns = [
     path("", views.conversation_list, name="conversation_list"),
-    path("c/new/", views.conversation_create, name="conversation_create"),
+    path("c/page/", views.conversation_page, name="conversation_page"),
+    path("c/new/", views.conversation_new, name="conversation_new"),
     path("c/<uuid:conversation_id>/", views.conversation_detail, name="conversation_detail"),
     path("c/<uuid:conversation_id>/delete/", views.conversation_delete, name="conversation_delete"),
     path(
@@ -25,4 +26,9 @@ urlpatterns = [
     path("usage/", views_account.usage_page, name="usage"),
     path("export/", views_account.export_all, name="export_all"),
     path("import/", views_account.import_conversations, name="import"),
+    path(
+        "c/<uuid:conversation_id>/restore/",
+        views.conversation_restore,
+        name="conversation_restore",
+    ),
 ]

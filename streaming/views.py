@@ -1,58 +1,160 @@
 """The chat pages: history is rendered on the server, new answers stream over the socket."""
 
+import uuid
+from typing import Any
+from urllib.parse import urlencode
+
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from streaming import control, services
+from streaming import control, runtime, services
+from streaming.exceptions import ChatError, LimitError
 from streaming.forms import NewConversationForm
 from streaming.models import Conversation
-from streaming.services import usage
+from streaming.services import usage, user_settings
 
 # The same words for a conversation deleted, never made, or someone else's: which it is
 # stays unsaid.
 NOT_FOUND = "This conversation does not exist: it was deleted, or the link is not right."
+TOO_LATE = "Too late to undo: that conversation is deleted for good."
+SIGNED_OUT = "You are signed out. Sign in again, then send your message."
 
 
-def _recent_conversations(request: HttpRequest) -> list[Conversation]:
-    return list(
-        Conversation.objects.filter(owner_id=request.user.pk).only("id", "title", "updated_at")[
-            :100
-        ]
-    )
+def _listing(
+    request: HttpRequest, page: services.Page, current: Conversation | None = None
+) -> dict[str, Any]:
+    """What _conversation_items.html needs for one page of the user's conversations."""
+    today = timezone.localdate()
+    for conversation in page.conversations:
+        conversation.group = services.group_label(conversation.updated_at, today)  # type: ignore[attr-defined]
+    next_url = next_fragment = None
+    if page.next_cursor:
+        before = urlencode({"before": page.next_cursor})
+        next_url = f"{reverse('streaming:conversation_list')}?{before}"
+        next_fragment = f"{reverse('streaming:conversation_page')}?{before}"
+    return {
+        "conversations": page.conversations,
+        "current": current,
+        "next_url": next_url,
+        "next_fragment": next_fragment,
+    }
 
 
 @require_GET
 @login_required
 def conversation_list(request: HttpRequest) -> HttpResponse:
-    """The user's conversations, newest activity first, and a way to start one."""
+    """The user's conversations, newest activity first, a page at a time; or what a search
+    finds; and a way to start one."""
     return _list_page(request, NewConversationForm())
 
 
 def _list_page(request: HttpRequest, form: NewConversationForm, status: int = 200) -> HttpResponse:
-    return render(
-        request,
-        "streaming/conversation_list.html",
-        {"conversations": _recent_conversations(request), "form": form},
-        status=status,
-    )
+    query = request.GET.get("q", "").strip()
+    context: dict[str, Any] = {"form": form, "query": query}
+    if query:
+        context["hits"] = services.search(request.user, query)
+    else:
+        page = services.page_of(request.user, request.GET.get("before"))
+        context |= _listing(request, page)
+        context["paged"] = bool(request.GET.get("before"))
+    deleted = request.GET.get("deleted")
+    if deleted and services.restorable(request.user, deleted):
+        context["undo"] = {"id": deleted, "seconds": settings.DELETE_UNDO_SECONDS}
+    return render(request, "streaming/conversation_list.html", context, status=status)
 
 
-@require_POST
+@require_GET
 @login_required
-def conversation_create(request: HttpRequest) -> HttpResponse:
-    """Start a conversation, optionally with a system prompt, and open it."""
-    form = NewConversationForm(request.POST)
-    if not form.is_valid():
+def conversation_page(request: HttpRequest) -> HttpResponse:
+    """One more page of the user's conversations, as list items (chat-sidebar.js loads it
+    as the list or the sidebar scrolls); `?before=` is the cursor the last page gave."""
+    page = services.page_of(request.user, request.GET.get("before"))
+    current = services.get_conversation_for(request.user, request.GET.get("current"))
+    context = _listing(request, page, current) | {"with_times": "times" in request.GET}
+    return render(request, "streaming/_conversation_items.html", context)
+
+
+async def conversation_new(request: HttpRequest) -> HttpResponse:
+    """GET: the page of a new chat, saved only when its first message is sent. POST: that
+    first message, which makes the conversation (``conversation_start``)."""
+    if request.method == "POST":
+        return await conversation_start(request)
+    if request.method != "GET":
+        return HttpResponseNotAllowed(["GET", "POST"])
+    return await sync_to_async(_draft_page)(request)
+
+
+@login_required
+def _draft_page(request: HttpRequest) -> HttpResponse:
+    form = NewConversationForm(request.GET or None)
+    if request.GET and not form.is_valid():
         # Shown again with the prompt as typed and what is wrong with it; nothing saved.
         return _list_page(request, form, status=400)
-    conversation = services.do_create_conversation(
-        request.user,  # type: ignore[arg-type]
-        system_prompt=form.cleaned_data["system_prompt"],
+    prompt = form.cleaned_data["system_prompt"] if request.GET else ""
+    # Shown as the conversation will be made: with the reader's defaults (settings page).
+    owner_id: int = request.user.pk  # type: ignore[assignment]  # logged in
+    provider_id, model = user_settings.default_model(owner_id)
+    draft = Conversation(
+        system_prompt=prompt or user_settings.default_system_prompt(owner_id),
+        provider_id=provider_id,
+        model=model,
     )
-    return redirect("streaming:conversation_detail", conversation_id=conversation.id)
+    return _chat_page(request, draft, draft=True)
+
+
+async def conversation_start(request: HttpRequest) -> JsonResponse:
+    """Save a new conversation with its first message and start the answer: the draft
+    page's first send. JSON in both directions: {conversation_id, url, ws_path}, or an
+    error {type, code, message} and nothing saved."""
+    user = await request.auser()
+    if not user.is_authenticated:
+        return _refusal(ChatError(SIGNED_OUT, code="session_ended"), status=401)
+    try:
+        client_id = uuid.UUID(request.POST.get("client_id", ""))
+    except ValueError:
+        return _refusal(ChatError("client_id must be a UUID.", code="bad_client_id"))
+    # The model picker's pick, if the page's reader changed it: "" for the default
+    # provider, else a provider's number (docs/protocol.md, set_model).
+    provider = request.POST.get("provider_id", "")
+    if provider and not provider.isdigit():
+        return _refusal(ChatError("provider_id must be a provider's number.", code="bad_model"))
+    try:
+        with runtime.room():
+            started = await services.to_async(services.do_start_conversation)(
+                user,
+                request.POST.get("content"),
+                client_id,
+                system_prompt=request.POST.get("system_prompt", ""),
+                provider_id=int(provider) if provider else None,
+                model=request.POST.get("model"),
+            )
+            posted = started.posted
+            if posted.assistant_message is not None and posted.provider is not None:
+                runtime.start_answer(posted.assistant_message, posted.history, posted.provider)
+    except LimitError as exc:
+        return _refusal(exc, status=429)
+    except ChatError as exc:
+        return _refusal(exc)
+    conversation_id = started.conversation.pk
+    return JsonResponse(
+        {
+            "conversation_id": str(conversation_id),
+            "url": reverse("streaming:conversation_detail", args=[conversation_id]),
+            "ws_path": f"/ws/conversations/{conversation_id}/",
+        },
+        status=201 if started.posted.assistant_message is not None else 200,
+    )
+
+
+def _refusal(error: ChatError, status: int = 400) -> JsonResponse:
+    return JsonResponse(error.as_frame(), status=status)
 
 
 @require_GET
@@ -62,15 +164,23 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
     conversation = services.get_conversation_for(request.user, conversation_id)
     if conversation is None:
         raise Http404(NOT_FOUND)
-    tree = services.Tree.of(conversation)
+    return _chat_page(request, conversation)
+
+
+def _chat_page(
+    request: HttpRequest, conversation: Conversation, *, draft: bool = False
+) -> HttpResponse:
+    tree = services.Tree.of(conversation) if not draft else services.Tree([])
     leaf = tree.leaf(conversation.leaf_id)
     picker, choice, listed = services.model_picker_for(conversation)
+    sidebar = services.page_of(request.user)
     return render(
         request,
         "streaming/conversation_detail.html",
         {
+            **_listing(request, sidebar, None if draft else conversation),
             "conversation": conversation,
-            "conversations": _recent_conversations(request),
+            "draft": draft,
             # The branch shown is in the HTML; every version is in the page's data.
             "chat_messages": tree.path(leaf),
             "initial_messages": {
@@ -90,9 +200,21 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
 @require_POST
 @login_required
 def conversation_delete(request: HttpRequest, conversation_id: str) -> HttpResponse:
-    """Delete a conversation and its messages; its answer stops and its open tabs are told."""
+    """Delete a conversation (undoable for a few seconds, from the list page it goes to);
+    its answer stops and every tab is told."""
     conversation = services.get_conversation_for(request.user, conversation_id)
     if conversation is None:
         raise Http404(NOT_FOUND)
     services.do_delete_conversation(conversation)
-    return redirect("streaming:conversation_list")
+    list_url = reverse("streaming:conversation_list")
+    return redirect(f"{list_url}?{urlencode({'deleted': conversation.pk})}")
+
+
+@require_POST
+@login_required
+def conversation_restore(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    """Undo a delete within DELETE_UNDO_SECONDS, and open the conversation again."""
+    if services.do_restore_conversation(request.user, conversation_id) is None:
+        messages.error(request, TOO_LATE)
+        return redirect("streaming:conversation_list")
+    return redirect("streaming:conversation_detail", conversation_id=conversation_id)

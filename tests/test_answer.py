@@ -189,8 +189,11 @@ async def test_deleting_a_conversation_mid_answer_closes_upstream_and_tells_the_
     assert "done" not in [f["type"] for f in frames]
     await until(lambda: own_simulator.simulator.open_connections == 0)
     await until(lambda: answers_running() == 0)
-    assert not await Message.objects.filter(conversation_id=conversation.id).aexists()
-    assert not await Conversation.objects.filter(pk=conversation.id).aexists()
+    # Kept, hidden, for the undo window: the answer saved as stopped, with its text so far.
+    answer = await Message.objects.aget(conversation_id=conversation.id, role="assistant")
+    assert answer.status == "cancelled"
+    assert answer.content
+    assert (await Conversation.objects.aget(pk=conversation.id)).deleted_at is not None
 
 
 async def test_frames_for_a_deleted_conversation_say_so_instead_of_failing(

@@ -49,6 +49,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 CHAT_URL = re.compile(r"/c/[0-9a-f-]{36}/$")
+DRAFT_URL = re.compile(r"/c/new/(\?system_prompt=.*)?$")
 
 T = TypeVar("T")
 
@@ -123,13 +124,26 @@ def log_in(page: Page, username: str) -> None:
 
 
 def open_new_chat(page: Page, username: str) -> None:
-    """Log in from the start page and start a conversation."""
+    """Log in from the start page and open a new chat: a draft, saved by its first message
+    (after which the page is the conversation's, and connects)."""
     page.goto("/login/")
     log_in(page, username)
     expect(page.get_by_role("heading", name="Conversations")).to_be_visible()
     page.get_by_role("button", name="New chat").click()
-    expect(page).to_have_url(CHAT_URL)
+    expect(page).to_have_url(DRAFT_URL)
+    expect(page.locator("#chat")).to_have_attribute("data-connection", "draft")
+
+
+def open_saved_chat(page: Page, user: User) -> Conversation:
+    """Log in from the start page and open an empty conversation, saved already, and
+    connected: for what a conversation's socket does from its first message on."""
+    page.goto("/login/")
+    log_in(page, user.username)
+    expect(page.get_by_role("heading", name="Conversations")).to_be_visible()
+    conversation = orm(lambda: Conversation.objects.create(owner=user))
+    page.goto(f"/c/{conversation.id}/")
     wait_until_connected(page)
+    return conversation
 
 
 def wait_until_connected(page: Page) -> None:
@@ -209,7 +223,10 @@ def finished_answer(page: Page, status: str) -> Locator:
 
 def test_answer_streams_and_is_kept_after_reload(page: Page, user: User, tmp_path: Path) -> None:
     frames = received_frames(page)
-    open_new_chat(page, user.username)
+    # Saved already, so every delta of the answer comes over this page's socket (a new
+    # chat's page connects once its first message is saved, by when some may be in the
+    # snapshot: see test_conversations_browser.py).
+    open_saved_chat(page, user)
     # Markup in the text must come out as text: the simulator repeats it in its answer too.
     prompt = "Tell me a <b>story</b> sim:tokens=40 sim:rate=40"
 
@@ -373,7 +390,7 @@ def test_simulated_model_banner_visible_without_api_key(
 
     log_in(page, user.username)
     page.get_by_role("button", name="New chat").click()
-    expect(page).to_have_url(CHAT_URL)
+    expect(page).to_have_url(DRAFT_URL)
     expect(page.locator("#simulated-banner")).to_be_visible()
     page.screenshot(path=tmp_path / "banner.png")
 
@@ -424,8 +441,9 @@ def test_reload_mid_answer_continues_without_gap_or_duplicate(
     # The pages resumed from snapshots of a streaming answer, and what they assembled from
     # snapshot, sync and deltas was already the saved text when `done` came.
     resumed = [f for f in frames if f["type"] == "snapshot" and f["active"] is not None]
-    assert len(resumed) == 2
-    assert all(f["active"]["seq"] > 0 and f["active"]["text"] for f in resumed)
+    assert len(resumed) == 3  # the new chat's own page, once saved; the reload; the second
+    # (the first may come before the answer's first piece)
+    assert all(f["active"]["seq"] > 0 and f["active"]["text"] for f in resumed[1:])
     assert problems == []
     assert second_problems == []
 

@@ -26,6 +26,7 @@ from tests.test_browser import (  # noqa: F401 - `page` and `server` are fixture
     finished_answer,
     log_in,
     open_new_chat,
+    open_saved_chat,
     orm,
     page,
     plain,
@@ -261,7 +262,8 @@ def test_wait_before_a_retry_is_said_in_words_counting_down(
     tmp_path: Path,
 ) -> None:
     problems = script_problems(page)
-    open_new_chat(page, user.username)
+    # Saved already: a new chat's first answer may wait before its page has a socket.
+    open_saved_chat(page, user)
     # `sim:times` counts per message text for the whole session: make it unique.
     busy = f"Busy? {uuid.uuid4().hex} sim:status=429 sim:retry_after=3 sim:times=1"
     send(page, f"{busy} {TWO_SECONDS}")
@@ -306,7 +308,7 @@ def test_lost_retrying_frame_leaves_only_the_dots_and_the_answer_whole(
         upstream.on_message(from_server)
 
     page.route_web_socket(re.compile(r"/ws/conversations/"), route)
-    open_new_chat(page, user.username)
+    open_saved_chat(page, user)
     send(page, f"Flaky {uuid.uuid4().hex} sim:status=503 sim:retry_after=2 sim:times=1")
     expect(streaming_answer(page).locator(".typing")).to_be_visible()
 

@@ -12,6 +12,7 @@ from streaming.simulator import SimulatorThread
 from tests.test_browser import (  # noqa: F401 - `page` and `server` are fixtures, used by name
     finished_answer,
     open_new_chat,
+    open_saved_chat,
     orm,
     page,
     script_problems,
@@ -72,7 +73,7 @@ def test_a_system_prompt_too_long_is_refused_and_kept_in_the_editor(
     page: Page,  # noqa: F811 - the fixture imported above
     user: User,
 ) -> None:
-    open_new_chat(page, user.username)
+    open_saved_chat(page, user)
     panel = page.locator("#system-prompt")
     panel.locator("summary").click()
     panel.get_by_role("button", name="Edit").click()

@@ -135,7 +135,7 @@ async def delete_via_page(server: DaphneServer, conversation_id: uuid.UUID, cook
             f"/c/{conversation_id}/delete/", data={"csrfmiddlewaretoken": token}
         )
     assert response.status_code == 302, response.text
-    assert response.headers["location"] == "/"
+    assert response.headers["location"] == f"/?deleted={conversation_id}"
 
 
 async def test_paused_process_never_ends_an_answer_twice(
@@ -296,9 +296,13 @@ async def test_delete_from_the_other_process_mid_answer(
         assert client.close_code == CLOSE_DELETED
         assert client.frames[-1]["type"] == "deleted"  # and nothing after it
         assert frames_of(client, "done") == []
-    assert not await Conversation.objects.filter(pk=conversation.id).aexists()
-    assert not await Message.objects.filter(conversation_id=conversation.id).aexists()
-    assert not await Message.objects.filter(pk=message_id).aexists()
+    # Hidden and kept for the undo window; the answer ended once, as stopped.
+    assert (await Conversation.objects.aget(pk=conversation.id)).deleted_at is not None
+
+    async def stopped() -> bool:
+        return (await Message.objects.aget(pk=message_id)).status == "cancelled"
+
+    await until(stopped, what="the answer saved as stopped", timeout=20.0)
 
 
 def _seen_gap(client: LiveClient) -> bool:

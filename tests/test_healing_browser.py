@@ -26,7 +26,7 @@ from tests.test_browser import (
     bubble_text,
     composer,
     finished_answer,
-    open_new_chat,
+    open_saved_chat,
     orm,
     plain,
     script_problems,
@@ -106,7 +106,8 @@ def open_chat(
             sockets = Sockets()
             page.on("websocket", sockets.watch)
             problems = script_problems(page)
-            open_new_chat(page, user.username)
+            # Saved already: what is healed here is the socket's, from the first message on.
+            open_saved_chat(page, user)
             # Set once; a reload would lose it.
             page.evaluate("window.healingTestMark = true")
             return Chat(page, server, sockets, problems)

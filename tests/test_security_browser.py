@@ -30,6 +30,7 @@ from tests.test_browser import (
     CHAT_URL,
     CHROMIUM,
     CHROMIUM_ARGS,
+    DRAFT_URL,
     finished_answer,
     log_in,
     orm,
@@ -176,10 +177,12 @@ def test_every_page_carries_the_policy_and_works_under_it(
     log_in(page, staff.username)
     expect(page.get_by_role("heading", name="Conversations")).to_be_visible()
     page.get_by_role("button", name="New chat").click()
-    expect(page).to_have_url(CHAT_URL)
-    # The socket (connect-src 'self' covering ws:) and the page's scripts work.
-    wait_until_connected(page)
+    expect(page).to_have_url(DRAFT_URL)
     send(page, "Hello sim:tokens=8")
+    expect(page).to_have_url(CHAT_URL)
+    # The first message's POST, the socket (connect-src 'self' covering ws:) and the page's
+    # scripts work.
+    wait_until_connected(page)
     finished_answer(page, "complete")
     page.screenshot(path=tmp_path / "chat.png")
 

@@ -309,25 +309,35 @@ async def test_a_long_system_prompt_is_refused_by_the_form_and_nothing_is_saved(
     (server,) = live_servers(1, MAX_SYSTEM_PROMPT_CHARS="100")
     cookie = await sync_to_async(session_cookie)(user)
     async with httpx.AsyncClient(base_url=server.url, cookies={"sessionid": cookie}) as http:
-        page = await http.get("/")
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
-        assert token is not None
-        headers = {"Referer": f"{server.url}/"}
-        too_long = await http.post(
-            "/c/new/",
-            data={"csrfmiddlewaretoken": token[1], "system_prompt": "x" * 101},
-            headers=headers,
-        )
+        # The list page's form opens a draft with the prompt; a long one is refused there.
+        too_long = await http.get("/c/new/", params={"system_prompt": "x" * 101})
         assert too_long.status_code == 400
         assert "at most 100 characters long (it has 101)" in too_long.text
+        draft = await http.get("/c/new/", params={"system_prompt": "y" * 100})
+        assert draft.status_code == 200
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', draft.text)
+        assert token is not None
+        headers = {"Referer": f"{server.url}/c/new/", "X-CSRFToken": token[1]}
+        # And the first message, which carries it, is refused with a longer one.
+        refused = await http.post(
+            "/c/new/",
+            data={"content": "Hi", "client_id": str(uuid.uuid4()), "system_prompt": "x" * 101},
+            headers=headers,
+        )
+        assert refused.status_code == 400
+        assert refused.json()["code"] == "system_prompt_too_long"
         assert await Conversation.objects.filter(owner=user).acount() == 0
 
         just_fits = await http.post(
             "/c/new/",
-            data={"csrfmiddlewaretoken": token[1], "system_prompt": "y" * 100},
+            data={
+                "content": "Hi sim:tokens=2",
+                "client_id": str(uuid.uuid4()),
+                "system_prompt": "y" * 100,
+            },
             headers=headers,
         )
-        assert just_fits.status_code == 302
+        assert just_fits.status_code == 201
     saved = await Conversation.objects.aget(owner=user)
     assert saved.system_prompt == "y" * 100
 

@@ -591,7 +591,7 @@ def test_system_prompt_that_cannot_be_stored_is_refused_with_a_message(
     client: Client, user: User, prompt: str
 ) -> None:
     client.force_login(user)
-    response = client.post("/c/new/", {"system_prompt": prompt})
+    response = client.get("/c/new/", {"system_prompt": prompt})
 
     # The form refuses it (Django's own check), shown on the page with the form again.
     assert response.status_code == 400

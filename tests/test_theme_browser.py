@@ -20,6 +20,7 @@ from streaming.models import Conversation
 from tests.servers import DaphneServer
 from tests.test_browser import (  # noqa: F401 - `page` and `server` are fixtures, used by name
     CHAT_URL,
+    DRAFT_URL,
     composer,
     finished_answer,
     log_in,
@@ -99,10 +100,10 @@ def assert_light(tab: Page) -> None:
 
 
 def new_chat(tab: Page) -> None:
-    """From the conversation list, start a conversation and wait for its socket."""
+    """From the conversation list, open a new chat (a draft until its first message)."""
     tab.get_by_role("button", name="New chat").click()
-    expect(tab).to_have_url(CHAT_URL)
-    wait_until_connected(tab)
+    expect(tab).to_have_url(DRAFT_URL)
+    expect(tab.locator("#chat")).to_have_attribute("data-connection", "draft")
 
 
 def page_scroll_width(tab: Page) -> int:
@@ -291,9 +292,10 @@ def test_phone_has_a_drawer_and_the_messages_most_of_the_screen(
 def test_drawer_keeps_out_of_the_way_of_keyboard_and_wide_screens(
     new_context: Callable[..., BrowserContext], user: User
 ) -> None:
-    conversations_of(user, 2)
+    first, _ = conversations_of(user, 2)
     tab = logged_in(new_context(viewport=PHONE), user.username)
-    new_chat(tab)
+    tab.goto(f"/c/{first.id}/")
+    wait_until_connected(tab)
     focus_in_drawer = "document.getElementById('sidebar').contains(document.activeElement)"
     # Closed, nothing in it takes the focus: Tab back from the composer to the page's start
     # never lands there.

@@ -31,13 +31,13 @@ def test_login_page_logs_in_with_the_password(client: Client, user: User) -> Non
     assert client.get("/").status_code == 200
 
 
-def test_new_chat_creates_a_conversation_with_its_system_prompt(
-    logged_in: Client, user: User
-) -> None:
-    response = logged_in.post("/c/new/", {"system_prompt": "Answer in French."})
-    conversation = Conversation.objects.get(owner=user)
-    assert response["Location"] == f"/c/{conversation.id}/"
-    assert conversation.system_prompt == "Answer in French."
+def test_new_chat_opens_a_draft_with_its_system_prompt(logged_in: Client, user: User) -> None:
+    response = logged_in.get("/c/new/", {"system_prompt": "Answer in French."})
+    assert response.status_code == 200
+    assert '<p class="system-prompt-text" id="system-prompt-text">Answer in French.</p>' in (
+        response.text
+    )
+    assert not Conversation.objects.exists()  # saved by its first message
 
 
 def test_chat_page_renders_history_escaped(logged_in: Client, conversation: Conversation) -> None:
@@ -104,14 +104,17 @@ def test_a_deleted_conversation_and_a_wrong_address_get_a_page_that_says_so(
     assert "Resolver404" not in nowhere.content.decode()
 
 
-def test_delete_removes_the_conversation_and_its_messages(
+def test_delete_hides_the_conversation_and_keeps_it_for_the_undo_window(
     logged_in: Client, conversation: Conversation
 ) -> None:
     Message.objects.create(conversation=conversation, role="user", content="bye")
     response = logged_in.post(f"/c/{conversation.id}/delete/")
     assert response.status_code == 302
-    assert not Conversation.objects.exists()
-    assert not Message.objects.exists()
+    assert Conversation.objects.get().deleted_at is not None
+    assert Message.objects.count() == 1  # purged with it once the window has passed
+    assert str(conversation.id) not in logged_in.get("/").text.replace(
+        f"/c/{conversation.id}/restore/", ""
+    )
 
 
 def test_list_shows_only_own_conversations(logged_in: Client, user: User, other_user: User) -> None:

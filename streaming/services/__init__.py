@@ -7,6 +7,10 @@ They are synchronous (the ORM is); async callers wrap them in ``to_async``.
     database        the bounded thread pool and ``to_async``
     conversations   who may see what; posting, regenerating, branches, snapshots, deletion
     tree            a conversation's messages as a tree: branches and versions
+    drafts          a conversation saved with its first message
+    deletion        delete, undo for a while, purge for good
+    listing         a user's conversations: pages, day groups, search, live list events
+    titles          a short title asked of the model after the first answer (AUTO_TITLE)
     answers         a streaming answer's row: checkpoints, stop requests, sweep, ending
     user_settings   what a user's new conversations start with
     exports         conversations as files: JSON (docs/export-format.md) and Markdown
@@ -38,7 +42,6 @@ from streaming.services.conversations import (
     check_storable,
     digest,
     do_create_conversation,
-    do_delete_conversation,
     do_post_user_message,
     do_regenerate,
     do_rename,
@@ -49,11 +52,20 @@ from streaming.services.conversations import (
     request_messages,
     snapshot,
     validate_content,
+    validate_system_prompt,
 )
 from streaming.services.database import (
     db_executor,
     to_async,
 )
+from streaming.services.deletion import (
+    do_delete_conversation,
+    do_purge_deleted,
+    do_restore_conversation,
+    restorable,
+)
+from streaming.services.drafts import Started, do_start_conversation
+from streaming.services.listing import Hit, Page, announce_listing, group_label, page_of, search
 from streaming.services.providers import (
     ProviderConfig,
     do_delete_providers,
@@ -61,23 +73,31 @@ from streaming.services.providers import (
     do_set_model,
     model_picker_for,
 )
+from streaming.services.titles import TITLE_MAX_TOKENS, auto_title_request, do_auto_title
 from streaming.services.tree import Tree
 
 __all__ = [
     "BRANCH_END",
     "BUSY_MESSAGE",
     "INTERRUPTED_MESSAGE",
+    "TITLE_MAX_TOKENS",
     "Checkpoint",
     "Follows",
+    "Hit",
     "Outcome",
+    "Page",
     "PostedMessage",
     "ProviderConfig",
     "Saved",
+    "Started",
     "Tree",
+    "announce_listing",
+    "auto_title_request",
     "check_length",
     "check_storable",
     "db_executor",
     "digest",
+    "do_auto_title",
     "do_checkpoints",
     "do_create_conversation",
     "do_delete_conversation",
@@ -85,18 +105,26 @@ __all__ = [
     "do_fetch_models",
     "do_finish",
     "do_post_user_message",
+    "do_purge_deleted",
     "do_regenerate",
     "do_rename",
     "do_request_stop",
+    "do_restore_conversation",
     "do_set_model",
     "do_set_system_prompt",
+    "do_start_conversation",
     "do_sweep_orphans",
     "do_switch_branch",
     "get_conversation_for",
     "get_message_in",
+    "group_label",
     "model_picker_for",
+    "page_of",
     "request_messages",
+    "restorable",
+    "search",
     "snapshot",
     "to_async",
     "validate_content",
+    "validate_system_prompt",
 ]

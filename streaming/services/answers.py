@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from streaming import control
 from streaming.models import Conversation, Message
+from streaming.services.listing import announce_listing
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +184,7 @@ def do_sweep_orphans(*, alive: Iterable[uuid.UUID] = ()) -> int:
             transaction.on_commit(
                 functools.partial(control.announce_after_commit, message.conversation_id, event)
             )
+            announce_listing(message.conversation_id)
     if swept:
         logger.warning("Marked %d orphaned answer(s) interrupted", swept)
     return swept
@@ -233,4 +235,5 @@ def do_finish(message: Message, outcome: Outcome) -> bool:
         Conversation.objects.filter(pk=message.conversation_id).update(updated_at=now)
         event = control.done_event(message)
         transaction.on_commit(lambda: control.announce_after_commit(message.conversation_id, event))
+        announce_listing(message.conversation_id)  # no longer answering
     return True

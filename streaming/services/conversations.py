@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.core.exceptions import ValidationError
@@ -19,6 +18,7 @@ from streaming import control
 from streaming.exceptions import BusyError, ChatError, ConversationGone, FrameError
 from streaming.models import Conversation, Message
 from streaming.services import providers
+from streaming.services.listing import announce_listing
 from streaming.services.quotas import check_new_answer, estimate_tokens, lock_owner
 from streaming.services.tree import Tree
 from streaming.services.user_settings import default_model, default_system_prompt
@@ -40,7 +40,7 @@ def get_conversation_for(
     if not user.is_authenticated:
         return None
     try:
-        return Conversation.objects.get(pk=conversation_id, owner_id=user.pk)
+        return Conversation.objects.get(pk=conversation_id, owner_id=user.pk, deleted_at=None)
     except (Conversation.DoesNotExist, ValueError, ValidationError):
         return None
 
@@ -184,7 +184,7 @@ def do_post_user_message(
                 conversation, user_message, now + timedelta(microseconds=1), history
             )
             if not conversation.title:
-                conversation.title = _title_from(content)
+                conversation.title = title_from(content)
                 Conversation.objects.filter(pk=conversation.pk, title="").update(
                     title=conversation.title
                 )
@@ -274,6 +274,13 @@ def do_switch_branch(conversation: Conversation, message_id: Any) -> Message:
 def do_set_system_prompt(conversation: Conversation, system_prompt: Any) -> str:
     """Change the conversation's system prompt: the model gets it from the next answer on
     (one streaming keeps what it was sent), and every tab is told. Returns it as saved."""
+    prompt = validate_system_prompt(system_prompt)
+    _save_setting(conversation, control.system_prompt_event(prompt), system_prompt=prompt)
+    return prompt
+
+
+def validate_system_prompt(system_prompt: Any) -> str:
+    """A system prompt as given, or a FrameError a person understands."""
     if not isinstance(system_prompt, str):
         raise FrameError("The system prompt must be text.", code="bad_system_prompt")
     limit = settings.MAX_SYSTEM_PROMPT_CHARS
@@ -282,9 +289,6 @@ def do_set_system_prompt(conversation: Conversation, system_prompt: Any) -> str:
         check_storable(system_prompt, what="The system prompt")
     except ChatError as exc:  # its own code: the page tells it from a message's bad_text
         raise FrameError(exc.message, code="bad_system_prompt") from None
-    _save_setting(
-        conversation, control.system_prompt_event(system_prompt), system_prompt=system_prompt
-    )
     return system_prompt
 
 
@@ -300,13 +304,14 @@ def do_rename(conversation: Conversation, new_title: Any) -> str:
     except ChatError as exc:
         raise FrameError(exc.message, code="bad_title") from None
     _save_setting(conversation, control.title_event(title), title=title)
+    announce_listing(conversation.pk)
     return title
 
 
 def _save_setting(conversation: Conversation, event: control.ChatEvent, **fields: str) -> None:
     """Write ``fields`` of the conversation, then tell every tab ``event``."""
     with transaction.atomic():
-        if not Conversation.objects.filter(pk=conversation.pk).update(**fields):
+        if not Conversation.objects.filter(pk=conversation.pk, deleted_at=None).update(**fields):
             raise ConversationGone("This conversation was deleted.")
         for name, value in fields.items():
             setattr(conversation, name, value)
@@ -333,9 +338,13 @@ def _may_answer(conversation: Conversation) -> datetime:
 def _refresh(conversation: Conversation) -> None:
     """Re-read what may have changed since the caller loaded it; ConversationGone if deleted."""
     try:
-        conversation.refresh_from_db(fields=["title", "system_prompt", "provider", "model"])
+        conversation.refresh_from_db(
+            fields=["title", "system_prompt", "provider", "model", "deleted_at"]
+        )
     except Conversation.DoesNotExist:
         raise ConversationGone("This conversation was deleted.") from None
+    if conversation.deleted_at is not None:
+        raise ConversationGone("This conversation was deleted.")
 
 
 def _create_answer(
@@ -367,10 +376,12 @@ def _create_answer(
         prompt_estimate=sum(_cost(message) for message in history),
     )
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=created_at, leaf=answer)
+    announce_listing(conversation.pk)  # answering now, and its last activity moved
     return answer, provider
 
 
-def _title_from(content: str) -> str:
+def title_from(content: str) -> str:
+    """The title a conversation gets from its first message: its first line, cut short."""
     first_line = " ".join(content.split())
     if len(first_line) <= _TITLE_LENGTH:
         return first_line
@@ -453,7 +464,7 @@ def digest(conversation_id: Any) -> control.PongEvent:
     Raises ConversationGone if the conversation was deleted.
     """
     row = (
-        Conversation.objects.filter(pk=conversation_id)
+        Conversation.objects.filter(pk=conversation_id, deleted_at=None)
         .values("title", "leaf_id", "provider_id", "model")
         .first()
     )
@@ -474,17 +485,3 @@ def digest(conversation_id: Any) -> control.PongEvent:
         "last_id": str(last["id"]) if last else None,
         "last_status": last["status"] if last else None,
     }
-
-
-def do_delete_conversation(conversation: Conversation) -> None:
-    """Delete a conversation: its running answer stops (on any process), its tabs are told."""
-    with transaction.atomic():
-        Conversation.objects.filter(pk=conversation.pk).delete()
-        conversation_id = conversation.pk
-        transaction.on_commit(lambda: _announce_deleted(conversation_id))
-
-
-def _announce_deleted(conversation_id: uuid.UUID) -> None:
-    # The answer would also find its row gone at its next checkpoint; this is the fast path.
-    async_to_sync(control.ask_answer)(control.stop_request(conversation_id, None, "deleted"))
-    control.announce_after_commit(conversation_id, control.deleted_event())

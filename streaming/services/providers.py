@@ -159,25 +159,35 @@ def model_picker_for(
     return groups, choice, listed
 
 
-def do_set_model(conversation: Conversation, provider_id: Any, model: Any) -> control.ModelChoice:
-    """Make ``model`` of ``provider_id`` (None: the default provider) the conversation's
-    model from its next answer on; every tab is told. Only a model the picker offers may be
-    chosen: FrameError `bad_model` for a malformed choice, `unknown_model` for one not offered.
+def check_choice(provider_id: Any, model: Any, *, lock: bool = False) -> str:
+    """What to store as a conversation's ``model`` for this pick of the picker ("" for the
+    default provider's: whatever OPENAI_MODEL names next). FrameError `bad_model` for a
+    malformed choice, `unknown_model` for one not offered. ``lock``: the offer's row stays
+    locked until the transaction ends, so staff disabling it now wait (PostgreSQL).
     """
     if provider_id is not None and (type(provider_id) is not int or not 0 < provider_id <= _MAX_ID):
         raise FrameError("provider_id must be a provider's number, or null.", code="bad_model")
     if not isinstance(model, str) or not model or len(model) > _MODEL_ID_CHARS:
         raise FrameError("model must be a model's ID.", code="bad_model")
-    if provider_id is None and model != settings.OPENAI_MODEL:
+    if provider_id is None:
+        if model != settings.OPENAI_MODEL:
+            raise FrameError(UNKNOWN_MODEL, code="unknown_model")
+        return ""
+    if _offered(provider_id, model, lock=lock) is None:
         raise FrameError(UNKNOWN_MODEL, code="unknown_model")
-    # "" for the default provider: its model, whatever OPENAI_MODEL names next.
-    stored = "" if provider_id is None else model
+    return model
+
+
+def do_set_model(conversation: Conversation, provider_id: Any, model: Any) -> control.ModelChoice:
+    """Make ``model`` of ``provider_id`` (None: the default provider) the conversation's
+    model from its next answer on; every tab is told. Only a model the picker offers may be
+    chosen (``check_choice``).
+    """
     choice: control.ModelChoice = {"provider_id": provider_id, "model": model, "available": True}
     with transaction.atomic():
         # Checked under the row's lock, so staff disabling it now cannot be announced as
         # available to every tab (PostgreSQL; SQLite runs one writer at a time).
-        if provider_id is not None and _offered(provider_id, model, lock=True) is None:
-            raise FrameError(UNKNOWN_MODEL, code="unknown_model")
+        stored = check_choice(provider_id, model, lock=True)
         changed = Conversation.objects.filter(pk=conversation.pk).update(
             provider_id=provider_id, model=stored
         )

@@ -8,7 +8,11 @@
  * Loaded after chat-stream.js (how one answer's text is assembled from frames), chat-sync.js
  * (when to ask the server for the truth: the watchdog, the idle check and the pong) and
  * chat-view.js (how a message looks, with chat-markdown.js) and chat-comfort.js (reading
- * comfort: jump to latest, times, the wait before a retry, focus, the live region).
+ * comfort: jump to latest, times, the wait before a retry, focus, the live region) and
+ * chat-sidebar.js (the list of conversations beside the chat, kept current).
+ *
+ * A new chat's page (GET /c/new/) is a draft with no socket: its first message is POSTed,
+ * which saves the conversation, and the page then becomes the conversation's and connects.
  *
  * Any frame can be lost (group sends are dropped under load), so nothing here waits for one
  * for ever: a gap in an answer asks for a `sync` (chat-stream.js); a frame about a message
@@ -75,18 +79,35 @@
   const MODEL_CODES = new Set(["bad_model", "unknown_model"]);
   const { render, renderContent, keepingScroll, scrollToBottom } = view;
   const comfort = window.ChatComfort.attach(els, view);
-  const systemPrompt = window.ChatSettings.attachPrompt((frame) => sendFrame(frame));
+  const systemPrompt = window.ChatSettings.attachPrompt((frame) =>
+    draft ? keepDraftPrompt(frame) : sendFrame(frame),
+  );
   const renaming = window.ChatSettings.attachTitle((frame) => sendFrame(frame));
   const usageTotal = window.ChatUsage.attach();
-  const modelPicker = window.ChatModel.attach((frame) => sendFrame(frame));
+  const modelPicker = window.ChatModel.attach((frame) =>
+    draft ? keepDraftModel(frame) : sendFrame(frame),
+  );
 
+  const sidebar = window.ChatSidebar;
   const config = {
     wsPath: root.dataset.wsPath,
+    startUrl: root.dataset.startUrl,
     loginUrl: root.dataset.loginUrl,
     maxChars: parseInt(root.dataset.maxMessageChars, 10) || Infinity,
+    maxPromptChars: parseInt(root.dataset.maxSystemPromptChars, 10) || Infinity,
   };
 
   // --- state ------------------------------------------------------------------------------
+
+  // A new chat not saved yet (GET /c/new/): its first message makes the conversation over
+  // HTTP (startConversation), then the page becomes the conversation's and connects.
+  let draft = root.dataset.draft === "true";
+  // The system prompt a draft will be made with (sent with its first message).
+  let draftPrompt = document.getElementById("system-prompt-text").textContent;
+  // The model a draft's reader picked (sent with its first message); null: the default.
+  let draftModel = null;
+  // Snapshots this page has had: every one after the first may follow frames it missed.
+  let snapshots = 0;
 
   /*
    * Every message of the conversation, every version, by server id; a message the server has
@@ -479,6 +500,10 @@
   }
 
   function transmit(clientId) {
+    if (draft) {
+      startConversation(clientId);
+      return;
+    }
     const frame = outbox.get(clientId);
     // Before the snapshot it stays in the outbox: the snapshot says whether it was saved.
     if (frame && sendFrame(frame) && !inFlight.includes(clientId)) {
@@ -651,7 +676,10 @@
   // The server refused a user message: take the bubble back and give the text back, in the
   // composer or, for an edit, in the editor of the message it was to replace.
   function rejectOldestSend() {
-    const clientId = inFlight.shift();
+    rejectSend(inFlight.shift());
+  }
+
+  function rejectSend(clientId) {
     if (!clientId || !outbox.has(clientId)) {
       return;
     }
@@ -680,6 +708,100 @@
     if (notice) {
       showAlert(notice);
     }
+  }
+
+  // --- a draft's first message --------------------------------------------------------------
+
+  // The draft keeps its prompt on the page until the first message carries it.
+  function keepDraftPrompt(frame) {
+    const length = Array.from(frame.system_prompt).length;
+    const limit = config.maxPromptChars;
+    window.queueMicrotask(() => {
+      if (length > limit) {
+        systemPrompt.refused({
+          message: `The system prompt is ${length} characters long; the limit is ${limit}.`,
+        });
+      } else {
+        draftPrompt = frame.system_prompt;
+        systemPrompt.show(draftPrompt);
+      }
+    });
+    return true;
+  }
+
+  // The draft keeps its model on the page until the first message carries it.
+  function keepDraftModel(frame) {
+    draftModel = { provider_id: frame.provider_id, model: frame.model };
+    return true;
+  }
+
+  let starting = false;
+
+  /** POST the draft's first message: the server makes the conversation and starts the answer. */
+  async function startConversation(clientId) {
+    const frame = outbox.get(clientId);
+    if (!frame || starting) {
+      return;
+    }
+    starting = true;
+    const body = new URLSearchParams({
+      content: frame.content,
+      client_id: clientId,
+      system_prompt: draftPrompt,
+    });
+    if (draftModel) {
+      body.set("provider_id", draftModel.provider_id === null ? "" : String(draftModel.provider_id));
+      body.set("model", draftModel.model);
+    }
+    const token = els.form.elements.namedItem("csrfmiddlewaretoken");
+    let response = null;
+    let reply = null;
+    try {
+      response = await window.fetch(config.startUrl, {
+        method: "POST",
+        body,
+        credentials: "same-origin",
+        headers: { "X-CSRFToken": token ? token.value : "" },
+      });
+      reply = await response.json();
+    } catch (err) {
+      reply = null;
+    } finally {
+      starting = false;
+    }
+    if (!response || !reply || !response.ok) {
+      let text = "The server could not be reached: your message was not sent. Try again.";
+      if (reply && reply.message) {
+        text = reply.message;
+      } else if (response) {
+        text = `The server refused the message (HTTP ${response.status}). Reload the page and try again.`;
+      }
+      showAlert(text);
+      rejectSend(clientId);
+      if (response && response.status === 401) {
+        signedOut();
+      }
+      return;
+    }
+    becomeConversation(reply);
+  }
+
+  /** The draft was saved: this page is the conversation's from now on. */
+  function becomeConversation(reply) {
+    draft = false;
+    config.wsPath = reply.ws_path;
+    root.dataset.conversationId = reply.conversation_id;
+    delete root.dataset.draft;
+    window.history.replaceState(null, "", reply.url);
+    document.getElementById("chat-rename").hidden = false;
+    const remove = document.getElementById("chat-delete");
+    remove.action = `${reply.url}delete/`;
+    remove.hidden = false;
+    document.getElementById("chat-export-markdown").href = `${reply.url}export.md`;
+    document.getElementById("chat-export-json").href = `${reply.url}export.json`;
+    document.getElementById("chat-export").hidden = false;
+    setStatus("connecting", "");
+    connect();
   }
 
   // --- frames from the server ---------------------------------------------------------------
@@ -717,7 +839,9 @@
     }
     document.getElementById("chat-title").textContent = title;
     document.title = `${title} · chatsite`;
-    const current = document.querySelector('.sidebar-list a[aria-current="page"]');
+    const current = document.querySelector(
+      '.sidebar-list a[aria-current="page"] .conversation-title',
+    );
     if (current) {
       current.textContent = title;
     }
@@ -768,6 +892,10 @@
 
   const handlers = {
     snapshot(frame) {
+      snapshots += 1;
+      if (snapshots > 1 || !document.querySelector(".sidebar-list .is-current")) {
+        sidebar.refresh(); // frames about the list may have been missed meanwhile
+      }
       showTitle(frame.title);
       systemPrompt.show(frame.system_prompt || "");
       modelPicker.show(frame.model_choice);
@@ -794,6 +922,7 @@
         }
       });
       settleRequests(frame.active);
+      sidebar.ownChanged(Boolean(frame.active), null);
       // Same client_id as before: the server recognises a resend and answers with the stored
       // one. Everything still in the outbox now is not saved: the snapshot would show it.
       for (const clientId of outbox.keys()) {
@@ -830,6 +959,7 @@
         entry.providerName = frame.provider_name || "";
         render(entry);
       }
+      sidebar.ownChanged(true, frame.created_at);
       // A new answer counts from seq 0; one known from the snapshot keeps its text and seq.
       streamFor(frame.message_id);
       if (entry.status !== "streaming") {
@@ -895,6 +1025,7 @@
         }
       }
       endStream(frame.message_id);
+      sidebar.ownChanged(false, null);
       if (stopRequested === frame.message_id) {
         stopRequested = null;
       }
@@ -925,6 +1056,14 @@
       } else {
         requestResync(); // a message this page missed: the snapshot has it
       }
+    },
+
+    conversation_changed(frame) {
+      sidebar.changed(frame.conversation);
+    },
+
+    conversation_removed(frame) {
+      sidebar.removed(frame.conversation_id);
     },
 
     pong(frame) {
@@ -1197,7 +1336,7 @@
 
   // Back/forward cache: the page comes back without its socket.
   window.addEventListener("pageshow", (event) => {
-    if (event.persisted && !closedForGood) {
+    if (event.persisted && !closedForGood && !draft) {
       leaving = false;
       connect();
     }
@@ -1215,5 +1354,9 @@
   autosize();
   updateControls();
   scrollToBottom();
-  connect();
+  if (draft) {
+    setStatus("draft", ""); // ready: the first message makes the conversation
+  } else {
+    connect();
+  }
 })();

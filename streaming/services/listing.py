@@ -1,0 +1,268 @@
+"""A user's conversations as lists show them: pages by last activity, groups by day,
+search, and the events that keep every open tab's list current.
+
+Only the owner's conversations that are not deleted are ever listed or found.
+"""
+
+import functools
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+from streaming import control
+from streaming.models import Conversation, Message
+
+#: Conversations per page of the list page and per load of the sidebar.
+PAGE_SIZE = 50
+#: The most conversations one search shows.
+SEARCH_LIMIT = 50
+#: The longest search accepted, in characters; the rest is ignored.
+MAX_QUERY_CHARS = 200
+# PostgreSQL's text search configuration: English stems ("answers" finds "answer").
+_SEARCH_CONFIG = "english"
+# Characters of a message shown either side of its first match, on SQLite.
+_SNIPPET_RADIUS = 80
+
+
+def visible(user_id: Any) -> QuerySet[Conversation]:
+    """The conversations the user ``user_id`` may see in a list, each with `answering` (an
+    answer of it streams now), newest activity first."""
+    streaming = Message.objects.filter(conversation=OuterRef("pk"), status=Message.Status.STREAMING)
+    return (
+        Conversation.objects.filter(owner_id=user_id, deleted_at__isnull=True)
+        .annotate(answering=Exists(streaming))
+        .order_by("-updated_at", "-id")
+    )
+
+
+# --- pages ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a user's conversations, and where the next begins (None: the last)."""
+
+    conversations: list[Conversation]
+    next_cursor: str | None
+
+
+def encode_cursor(conversation: Conversation) -> str:
+    """The keyset cursor just after ``conversation``: its (updated_at, id)."""
+    return f"{conversation.updated_at.isoformat()}~{conversation.id}"
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID] | None:
+    """(updated_at, id) from a cursor, or None for one this site did not write."""
+    stamp, _, ident = cursor.partition("~")
+    try:
+        when, after_id = datetime.fromisoformat(stamp), uuid.UUID(ident)
+    except ValueError:
+        return None
+    return (when, after_id) if timezone.is_aware(when) else None
+
+
+def page_of(user: AbstractBaseUser | AnonymousUser, cursor: str | None = None) -> Page:
+    """The first PAGE_SIZE conversations of ``user``, or those after ``cursor``.
+
+    A keyset on (updated_at, id): a conversation that moves to the top meanwhile is not
+    listed twice on later pages, and no page costs more than its own rows. A cursor this
+    site did not write starts from the top.
+    """
+    conversations = visible(user.pk)
+    after = decode_cursor(cursor) if cursor else None
+    if after is not None:
+        when, ident = after
+        conversations = conversations.filter(
+            Q(updated_at__lt=when) | Q(updated_at=when, id__lt=ident)
+        )
+    rows = list(conversations.only("id", "title", "updated_at", "owner_id")[: PAGE_SIZE + 1])
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    return Page(rows, encode_cursor(rows[-1]) if more else None)
+
+
+def group_label(moment: datetime, today: date | None = None) -> str:
+    """Which group of the list a conversation last active at ``moment`` falls in, by the
+    days of the site's time zone: Today, Yesterday, Previous 7 days, Earlier."""
+    today = today or timezone.localdate()
+    days = (today - timezone.localtime(moment).date()).days
+    if days <= 0:
+        return "Today"
+    if days == 1:
+        return "Yesterday"
+    if days <= 7:
+        return "Previous 7 days"
+    return "Earlier"
+
+
+def listed(conversation: Conversation) -> control.ListedConversation:
+    """A conversation as the lists show it (it must carry `answering`: ``visible``)."""
+    return {
+        "id": str(conversation.id),
+        "title": str(conversation),
+        "updated_at": conversation.updated_at.isoformat(),
+        "answering": bool(getattr(conversation, "answering", False)),
+        "group": group_label(conversation.updated_at),
+    }
+
+
+# --- keeping every tab's list current ------------------------------------------------------
+
+
+def announce_listing(conversation_id: Any) -> None:
+    """Tell every socket of the conversation's owner how it is listed now; after commit.
+
+    The row is read when the event is sent, not when the change was made: of two events
+    sent out of order, the second still says what is true. A conversation deleted (or
+    gone) is announced as removed.
+    """
+    transaction.on_commit(functools.partial(_send_listing, conversation_id))
+
+
+def _send_listing(conversation_id: Any) -> None:
+    row = Conversation.objects.filter(pk=conversation_id).only("owner_id", "deleted_at").first()
+    if row is None:
+        return  # purged: it was announced as removed when it was deleted
+    if row.deleted_at is not None:
+        event: control.UserEvent = control.conversation_removed_event(conversation_id)
+    else:
+        conversation = visible(row.owner_id).get(pk=conversation_id)
+        event = control.conversation_changed_event(listed(conversation))
+    control.tell_user_after_commit(row.owner_id, event)
+
+
+# --- search --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A conversation found by a search: its title and a piece of a matching message, both
+    HTML with the matches in <mark> and everything else escaped."""
+
+    conversation: Conversation
+    title: SafeString
+    snippet: SafeString
+
+
+def search(user: AbstractBaseUser | AnonymousUser, query: str) -> list[Hit]:
+    """The user's conversations whose title or any message matches ``query``, newest
+    activity first: PostgreSQL's full-text search (websearch syntax: words, "a phrase",
+    -word, or) on PostgreSQL, every word as a substring elsewhere (SQLite)."""
+    query = " ".join(query.split())[:MAX_QUERY_CHARS]
+    if not query:
+        return []
+    if connection.vendor == "postgresql":
+        return _search_postgres(user, query)
+    return _search_substrings(user, query)
+
+
+def _search_postgres(user: AbstractBaseUser | AnonymousUser, text: str) -> list[Hit]:
+    from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchVector
+
+    query = SearchQuery(text, search_type="websearch", config=_SEARCH_CONFIG)
+    # Marks no one can type in advance: the headline is escaped whole, then they become
+    # <mark>, so a title or message holding HTML (or these marks' look-alikes) stays text.
+    token = secrets.token_hex(8)
+    start, stop = f"[{token}[", f"]{token}]"
+    matching = Message.objects.annotate(
+        document=SearchVector("content", config=_SEARCH_CONFIG)
+    ).filter(document=query)
+    hits = list(
+        visible(user.pk)
+        .annotate(
+            title_document=SearchVector("title", config=_SEARCH_CONFIG),
+            title_marked=SearchHeadline(
+                "title",
+                query,
+                config=_SEARCH_CONFIG,
+                start_sel=start,
+                stop_sel=stop,
+                highlight_all=True,
+            ),
+        )
+        .filter(Q(title_document=query) | Exists(matching.filter(conversation=OuterRef("pk"))))
+        .only("id", "title", "updated_at", "owner_id")[:SEARCH_LIMIT]
+    )
+    first: dict[uuid.UUID, uuid.UUID] = {}
+    rows = matching.filter(conversation_id__in=[hit.pk for hit in hits]).order_by(
+        "conversation_id", "created_at"
+    )
+    for conversation_id, message_id in rows.values_list("conversation_id", "id"):
+        first.setdefault(conversation_id, message_id)
+    snippets = dict(
+        Message.objects.filter(pk__in=first.values())
+        .annotate(
+            marked=SearchHeadline(
+                "content",
+                query,
+                config=_SEARCH_CONFIG,
+                start_sel=start,
+                stop_sel=stop,
+                max_words=30,
+                min_words=12,
+                max_fragments=2,
+                fragment_delimiter=" … ",
+            )
+        )
+        .values_list("conversation_id", "marked")
+    )
+
+    def marked(text: str) -> SafeString:
+        html = escape(text).replace(start, "<mark>").replace(stop, "</mark>")
+        return mark_safe(html)  # every piece of the text escaped above
+
+    return [
+        Hit(hit, marked(hit.title_marked or str(hit)), marked(snippets.get(hit.pk, "")))
+        for hit in hits
+    ]
+
+
+def _search_substrings(user: AbstractBaseUser | AnonymousUser, text: str) -> list[Hit]:
+    words = [word for word in text.replace('"', " ").split() if not word.startswith("-")][:8]
+    if not words:
+        return []
+    conversations = visible(user.pk)
+    for word in words:
+        in_messages = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=word)
+        conversations = conversations.filter(Q(title__icontains=word) | Exists(in_messages))
+    hits = list(conversations.only("id", "title", "updated_at", "owner_id")[:SEARCH_LIMIT])
+    pattern = re.compile("|".join(re.escape(word) for word in words), re.IGNORECASE)
+    result = []
+    for hit in hits:
+        any_word = Q()
+        for word in words:
+            any_word |= Q(content__icontains=word)
+        message = hit.messages.filter(any_word).order_by("created_at").only("content").first()
+        snippet = _window(message.content, pattern) if message else ""
+        result.append(Hit(hit, highlight(str(hit), pattern), highlight(snippet, pattern)))
+    return result
+
+
+def _window(text: str, pattern: re.Pattern[str]) -> str:
+    """The part of ``text`` around the first match, with … where it was cut."""
+    match = pattern.search(text)
+    if match is None:
+        return text[: 2 * _SNIPPET_RADIUS]
+    begin = max(0, match.start() - _SNIPPET_RADIUS)
+    end = min(len(text), match.end() + _SNIPPET_RADIUS)
+    return ("…" if begin else "") + text[begin:end] + ("…" if end < len(text) else "")
+
+
+def highlight(text: str, pattern: re.Pattern[str]) -> SafeString:
+    """``text`` escaped, with every match of ``pattern`` in <mark>."""
+    pieces, last = [], 0
+    for match in pattern.finditer(text):
+        pieces += [escape(text[last : match.start()]), f"<mark>{escape(match[0])}</mark>"]
+        last = match.end()
+    pieces.append(escape(text[last:]))
+    return mark_safe("".join(pieces))  # every piece of the text escaped above
