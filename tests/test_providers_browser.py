@@ -13,7 +13,9 @@ from streaming.simulator import SimulatorThread
 from tests.test_browser import (  # noqa: F401 - `page` and `server` are fixtures, used by name
     composer,
     finished_answer,
+    log_in,
     open_new_chat,
+    open_saved_chat,
     orm,
     orm_until,
     page,
@@ -38,7 +40,7 @@ def test_a_model_of_a_second_provider_is_picked_answers_and_is_named_under_the_a
     problems = script_problems(page)
     provider = orm(lambda: make_provider(second))
     assert second.port != simulator.port
-    open_new_chat(page, user.username)
+    open_saved_chat(page, user)
     other = page.context.new_page()
     other.goto(page.url)
     wait_until_connected(other)
@@ -87,7 +89,7 @@ def test_a_model_disabled_after_it_was_picked_is_shown_so_and_refuses_the_next_m
 ) -> None:
     problems = script_problems(page)
     provider = orm(lambda: make_provider(second))
-    open_new_chat(page, user.username)
+    open_saved_chat(page, user)
     picker = page.get_by_role("combobox", name="Model")
     picker.select_option(label="Large")
     orm_until(lambda: Conversation.objects.filter(owner=user, provider=provider).exists())
@@ -144,3 +146,70 @@ def test_a_lost_model_frame_heals_in_the_other_tab_by_pong(
     assert len(other_sockets.opened) == 1
     other.screenshot(path=tmp_path / "lost-model.png")
     assert chat.problems == []
+
+
+def test_a_new_chat_starts_with_the_default_model_and_its_first_message_takes_the_pick(
+    page: Page,  # noqa: F811 - the fixture imported above
+    user: User,
+    simulator: SimulatorThread,
+    second: SimulatorThread,  # noqa: F811 - the fixture imported above
+) -> None:
+    problems = script_problems(page)
+    provider = orm(lambda: make_provider(second))
+    orm(
+        lambda: ProviderModel.objects.create(
+            provider=provider, model_id="sim-small", display_name="Small"
+        )
+    )
+    # The reader's default (the settings page) is the second provider's large model.
+    page.goto("/login/")
+    log_in(page, user.username)
+    page.goto("/settings/")
+    page.get_by_label("Default model").select_option(label="Large")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_text("Settings saved.")).to_be_visible()
+
+    page.goto("/")
+    page.get_by_role("button", name="New chat").click()
+    expect(page.locator("#chat")).to_have_attribute("data-connection", "draft")
+    picker = page.get_by_role("combobox", name="Model")
+    expect(picker).to_have_value(f"{provider.pk}:sim-large")
+    expect(page.locator("#chat-export")).to_be_hidden()  # nothing to export yet
+    picker.select_option(label="Small")
+    assert orm(lambda: Conversation.objects.filter(owner=user).count()) == 0  # still a draft
+
+    m = uuid.uuid4().hex[:8]
+    send(page, f"hello {m}")
+    bubble = finished_answer(page, "complete")
+
+    expect(bubble.locator(".message-source")).to_have_text("sim-small · Second")
+    conversation = orm(lambda: Conversation.objects.get(owner=user))
+    assert (conversation.provider_id, conversation.model) == (provider.pk, "sim-small")
+    [request] = [r for r in second.requests if m in str(r["messages"])]
+    assert request["model"] == "sim-small"
+    assert not [r for r in simulator.requests if m in str(r["messages"])]
+    expect(page.locator("#chat-export")).to_be_visible()
+    expect(page.locator("#chat-export-json")).to_have_attribute(
+        "href", f"/c/{conversation.id}/export.json"
+    )
+    assert problems == []
+
+
+def test_a_new_chats_first_message_with_a_model_not_offered_is_refused_and_saves_nothing(
+    page: Page,  # noqa: F811 - the fixture imported above
+    user: User,
+    second: SimulatorThread,  # noqa: F811 - the fixture imported above
+) -> None:
+    provider = orm(lambda: make_provider(second))
+    open_new_chat(page, user.username)
+    page.get_by_role("combobox", name="Model").select_option(label="Large")
+    # Staff stop offering it while the draft is open.
+    orm(lambda: ProviderModel.objects.filter(provider=provider).update(enabled=False))
+
+    send(page, "are you there?")
+
+    expect(page.locator("#composer-alert")).to_contain_text("not offered")
+    expect(composer(page)).to_have_value("are you there?")  # given back, not lost
+    expect(page.locator("#chat")).to_have_attribute("data-connection", "draft")
+    assert orm(lambda: Conversation.objects.filter(owner=user).count()) == 0
+    assert second.requests == []
