@@ -7,21 +7,28 @@ docs/screenshots/ to refresh the committed ones.
 
 import os
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
+from streaming.models import Conversation, Message
+from streaming.simulator import SimulatorThread
 from tests.test_browser import (  # noqa: F401 - `page` and `server` are fixtures, used by name
     finished_answer,
+    log_in,
     open_new_chat,
+    orm,
     page,
     script_problems,
     send,
     server,
     wait_until_connected,
 )
+from tests.test_providers import make_provider, second  # noqa: F401 - `second` is a fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -121,4 +128,60 @@ def test_screenshots_of_the_usage_page_and_the_export_menu(
     page.goto("/usage/")
     expect(page.locator("#usage-table tbody tr")).to_have_count(1)
     page.screenshot(path=shots / "usage.png")
+    assert problems == []
+
+
+def test_screenshots_of_the_grouped_list_a_search_and_a_second_providers_answer(
+    page: Page,  # noqa: F811 - the fixture imported above
+    user: User,
+    second: SimulatorThread,  # noqa: F811 - the fixture imported above
+    shots: Path,
+) -> None:
+    problems = script_problems(page)
+    page.set_viewport_size({"width": 1200, "height": 760})
+    now = timezone.now()
+    made = [
+        ("Lisbon in three days", 0, "Start at the Castelo, then the trams down to Baixa."),
+        ("Sourdough starter", 0, "Feed it twice a day at room temperature."),
+        ("Quarterly report outline", 1, "Open with the numbers, then the three risks."),
+        ("Trip budget", 3, "Lisbon hostels run about 30 euros a night in spring."),
+        ("Learning Rust lifetimes", 12, "A reference may not outlive what it points to."),
+    ]
+
+    def add() -> None:
+        for title, days_ago, answer in made:
+            conversation = Conversation.objects.create(owner=user, title=title)
+            question = Message.objects.create(conversation=conversation, role="user", content=title)
+            Message.objects.create(
+                conversation=conversation, parent=question, role="assistant", content=answer
+            )
+            # Today's a moment ago; the others at midday of their day, whatever the hour now.
+            noon = timezone.localtime(now).replace(hour=12, minute=0, second=0, microsecond=0)
+            when = now - timedelta(seconds=len(title)) if not days_ago else noon
+            Conversation.objects.filter(pk=conversation.pk).update(
+                updated_at=when - timedelta(days=days_ago)
+            )
+
+    orm(add)
+    page.goto("/login/")
+    log_in(page, user.username)
+    groups = page.locator(".conversation-group")
+    expect(groups).to_have_text(["Today", "Yesterday", "Previous 7 days", "Earlier"])
+    page.screenshot(path=shots / "conversations.png")
+
+    page.get_by_role("searchbox", name="Search conversations").fill("lisbon")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator(".search-hit")).to_have_count(2)
+    expect(page.locator(".search-hit mark").first).to_be_visible()
+    page.screenshot(path=shots / "search.png")
+
+    provider = orm(lambda: make_provider(second))
+    page.get_by_role("link", name="All conversations").click()
+    page.get_by_role("button", name="New chat").click()
+    page.get_by_role("combobox", name="Model").select_option(label="Large")
+    send(page, "Which model are you? sim:tokens=30 sim:rate=0")
+    bubble = finished_answer(page, "complete")
+    expect(bubble.locator(".message-source")).to_have_text(f"sim-large · {provider.name}")
+    page.mouse.move(0, 0)
+    page.locator("#chat").screenshot(path=shots / "model-picker.png")
     assert problems == []

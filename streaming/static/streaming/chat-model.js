@@ -22,15 +22,15 @@
 
   /**
    * Wire the picker. `send(frame)` sends a frame and says whether it could. Returns
-   * {show(choice), refused(frame), current()}; `choice` is a frame's `model_choice`:
-   * {provider_id, model, available}.
+   * {show(choice), refused(frame), current(), picked()}; `choice` is a frame's
+   * `model_choice`: {provider_id, model, available}.
    */
   function attach(send) {
     const doc = global.document;
     const select = doc.getElementById("chat-model");
     const status = doc.getElementById("chat-model-status");
     if (!select) {
-      return { show() {}, refused() {}, current: () => null };
+      return { show() {}, refused() {}, current: () => null, picked: () => null };
     }
     let stored = null; // the choice the server last told, as {provider_id, model, available}
 
@@ -98,7 +98,18 @@
       status.textContent = frame.message || "That model cannot be chosen.";
     }
 
-    return { show, refused, current: () => stored };
+    // What the picker shows now, as {provider_id, model}: a new chat's first message carries
+    // it, whether it was picked before or after this script ran. Null for a choice not offered.
+    function picked() {
+      const option = select.selectedOptions[0];
+      if (!option || option.disabled || !option.dataset.model) {
+        return null;
+      }
+      const providerId = option.dataset.providerId ? Number(option.dataset.providerId) : null;
+      return { provider_id: providerId, model: option.dataset.model };
+    }
+
+    return { show, refused, current: () => stored, picked };
   }
 
   global.ChatModel = { attach, keyOf };

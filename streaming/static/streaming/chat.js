@@ -84,9 +84,8 @@
   );
   const renaming = window.ChatSettings.attachTitle((frame) => sendFrame(frame));
   const usageTotal = window.ChatUsage.attach();
-  const modelPicker = window.ChatModel.attach((frame) =>
-    draft ? keepDraftModel(frame) : sendFrame(frame),
-  );
+  // A draft has no socket: its pick stays in the picker until the first message takes it.
+  const modelPicker = window.ChatModel.attach((frame) => draft || sendFrame(frame));
 
   const sidebar = window.ChatSidebar;
   const config = {
@@ -104,8 +103,6 @@
   let draft = root.dataset.draft === "true";
   // The system prompt a draft will be made with (sent with its first message).
   let draftPrompt = document.getElementById("system-prompt-text").textContent;
-  // The model a draft's reader picked (sent with its first message); null: the default.
-  let draftModel = null;
   // Snapshots this page has had: every one after the first may follow frames it missed.
   let snapshots = 0;
 
@@ -729,12 +726,6 @@
     return true;
   }
 
-  // The draft keeps its model on the page until the first message carries it.
-  function keepDraftModel(frame) {
-    draftModel = { provider_id: frame.provider_id, model: frame.model };
-    return true;
-  }
-
   let starting = false;
 
   /** POST the draft's first message: the server makes the conversation and starts the answer. */
@@ -749,9 +740,10 @@
       client_id: clientId,
       system_prompt: draftPrompt,
     });
-    if (draftModel) {
-      body.set("provider_id", draftModel.provider_id === null ? "" : String(draftModel.provider_id));
-      body.set("model", draftModel.model);
+    const picked = modelPicker.picked();
+    if (picked) {
+      body.set("provider_id", picked.provider_id === null ? "" : String(picked.provider_id));
+      body.set("model", picked.model);
     }
     const token = els.form.elements.namedItem("csrfmiddlewaretoken");
     let response = null;
