@@ -66,7 +66,8 @@ def _list_page(request: HttpRequest, form: NewConversationForm, status: int = 20
         context["paged"] = bool(request.GET.get("before"))
     deleted = request.GET.get("deleted")
     if deleted and services.restorable(request.user, deleted):
-        context["undo"] = {"id": deleted, "seconds": settings.DELETE_UNDO_SECONDS}
+        # As the URL spells a UUID (any spelling the field took would not reverse).
+        context["undo"] = {"id": uuid.UUID(deleted), "seconds": settings.DELETE_UNDO_SECONDS}
     return render(request, "streaming/conversation_list.html", context, status=status)
 
 
@@ -131,7 +132,9 @@ async def conversation_start(request: HttpRequest) -> JsonResponse:
                 user,
                 request.POST.get("content"),
                 client_id,
-                system_prompt=request.POST.get("system_prompt", ""),
+                # As the page showed it (the owner's default, unless changed there); absent:
+                # the owner's default.
+                system_prompt=request.POST.get("system_prompt"),
                 provider_id=int(provider) if provider else None,
                 model=request.POST.get("model"),
             )

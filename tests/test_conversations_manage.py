@@ -2,6 +2,7 @@
 purge; pages, day groups and search; and every tab's list kept current over the user group.
 """
 
+import json
 import uuid
 from datetime import timedelta
 from io import StringIO
@@ -16,7 +17,7 @@ from django.test import AsyncClient, Client, override_settings
 from django.utils import timezone
 
 from streaming import services
-from streaming.models import Conversation, Message
+from streaming.models import Conversation, Message, UserSettings
 from streaming.services.titles import TITLE_PROMPT
 from streaming.simulator import SimulatorThread
 from tests.conftest import receive_until, user_message
@@ -210,6 +211,39 @@ def test_undo_within_the_window_restores_it_exactly(logged_in: Client, user: Use
     assert [getattr(after, f) for f in fields] == [getattr(conversation, f) for f in fields]
     assert Message.objects.filter(conversation=conversation).count() == 2
     assert logged_in.get(f"/c/{conversation.id}/").status_code == 200
+
+
+def test_the_undo_bar_takes_any_spelling_of_the_id_and_exports_leave_deleted_ones_out(
+    logged_in: Client, user: User
+) -> None:
+    kept = conversation_with_history(user, title="Kept")
+    gone = conversation_with_history(user, title="Gone")
+    logged_in.post(f"/c/{gone.id}/delete/")
+
+    shouted = logged_in.get("/", {"deleted": str(gone.id).upper().replace("-", "")})
+
+    assert shouted.status_code == 200
+    assert f'action="/c/{gone.id}/restore/"' in shouted.text
+    from asgiref.sync import async_to_sync
+
+    from streaming.services import exports
+
+    async def everything() -> str:
+        return "".join([part async for part in exports.stream_account(user)])
+
+    exported = async_to_sync(everything)()
+    assert [c["title"] for c in json.loads(exported)["conversations"]] == [kept.title]
+    assert logged_in.get(f"/c/{gone.id}/export.json").status_code == 404
+
+
+def test_a_first_message_keeps_the_prompt_the_draft_showed_even_when_cleared(user: User) -> None:
+    UserSettings.objects.create(user=user, default_system_prompt="Answer in French.")
+
+    cleared = services.do_start_conversation(user, "Hi", uuid.uuid4(), system_prompt="")
+    absent = services.do_start_conversation(user, "Hi", uuid.uuid4())
+
+    assert cleared.conversation.system_prompt == ""
+    assert absent.conversation.system_prompt == "Answer in French."
 
 
 @override_settings(DELETE_UNDO_SECONDS=10)

@@ -63,10 +63,10 @@ def do_create_conversation(
 ) -> Conversation:
     """Start an empty conversation for ``owner``; a ChatError if the prompt cannot be stored.
 
-    ``system_prompt`` None (or empty) gives it the owner's default from the settings page,
+    ``system_prompt`` None gives it the owner's default from the settings page ("": none),
     and ``model`` None the owner's default model (``provider_id`` goes with ``model``).
     """
-    if not system_prompt:
+    if system_prompt is None:
         system_prompt = default_system_prompt(owner.pk)
     if model is None:
         provider_id, model = default_model(owner.pk)
@@ -328,6 +328,9 @@ def _uuid_or_none(value: Any) -> uuid.UUID | None:
 def _may_answer(conversation: Conversation) -> datetime:
     """In the transaction about to start an answer: raise unless it may start; its time."""
     lock_owner(conversation.owner_id)
+    # Under the lock a delete takes too: one that came after the caller's _refresh is seen.
+    if Conversation.objects.filter(pk=conversation.pk, deleted_at__isnull=False).exists():
+        raise ConversationGone("This conversation was deleted.")
     if Message.objects.filter(conversation=conversation, status=Status.STREAMING).exists():
         raise BusyError(BUSY_MESSAGE)
     now = timezone.now()

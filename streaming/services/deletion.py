@@ -29,6 +29,7 @@ from streaming import control
 from streaming.models import Conversation
 from streaming.services.answers import do_request_stop
 from streaming.services.listing import announce_listing
+from streaming.services.quotas import lock_owner
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,9 @@ def do_delete_conversation(conversation: Conversation) -> None:
     (on any process) and is saved as stopped, its own tabs say it was deleted, and every
     tab of its owner drops it from its list."""
     with transaction.atomic():
+        # The owner's lock, which every start of an answer takes: an answer is either started
+        # before (and stopped here) or finds the conversation deleted (_may_answer).
+        lock_owner(conversation.owner_id)
         deleted = Conversation.objects.filter(pk=conversation.pk, deleted_at__isnull=True).update(
             deleted_at=Now()
         )
@@ -102,7 +106,12 @@ def restorable(user: AbstractBaseUser | AnonymousUser, conversation_id: Any) -> 
 def do_purge_deleted() -> int:
     """Delete for good every conversation deleted longer ago than DELETE_UNDO_SECONDS, with
     its messages; return how many. Any process may run it at any time."""
-    _, per_model = Conversation.objects.filter(deleted_at__lt=_undo_until()).delete()
+    with transaction.atomic():
+        expired = Conversation.objects.select_for_update().filter(deleted_at__lt=_undo_until())
+        # Locked first: an Undo racing the purge either wins before it (and the row is no
+        # longer expired when read here) or waits and then finds nothing to restore.
+        ids = list(expired.values_list("pk", flat=True))
+        _, per_model = Conversation.objects.filter(pk__in=ids).delete()
     purged = per_model.get(Conversation._meta.label, 0)
     if purged:
         logger.info("Purged %d deleted conversation(s)", purged)

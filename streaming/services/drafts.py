@@ -40,7 +40,7 @@ def do_start_conversation(
     content: Any,
     client_id: uuid.UUID,
     *,
-    system_prompt: Any = "",
+    system_prompt: Any = None,
     provider_id: Any = None,
     model: Any = None,
 ) -> Started:
@@ -53,7 +53,8 @@ def do_start_conversation(
     or model, a LimitError when the owner is over a limit.
     """
     content = validate_content(content)
-    system_prompt = validate_system_prompt(system_prompt)
+    if system_prompt is not None:  # None: the owner's default
+        system_prompt = validate_system_prompt(system_prompt)
     with transaction.atomic():
         if model is not None:
             model = providers.check_choice(provider_id, model, lock=True)

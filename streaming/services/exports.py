@@ -74,7 +74,7 @@ def export_json(conversations: Iterable[Conversation]) -> str:
 
 
 def _batch(ids: list[Any]) -> list[str]:
-    by_id = {c.pk: c for c in Conversation.objects.filter(pk__in=ids)}
+    by_id = {c.pk: c for c in Conversation.objects.filter(pk__in=ids, deleted_at=None)}
     messages: dict[Any, list[Message]] = {pk: [] for pk in by_id}
     for message in Message.objects.filter(conversation_id__in=by_id):
         messages[message.conversation_id].append(message)
@@ -94,7 +94,7 @@ async def stream_account(owner: User) -> AsyncIterator[str]:
     yield head + ', "conversations": [\n'
     ids: list[Any] = await to_async(
         lambda: list(
-            Conversation.objects.filter(owner_id=owner.pk)
+            Conversation.objects.filter(owner_id=owner.pk, deleted_at=None)
             .order_by("-updated_at", "id")
             .values_list("pk", flat=True)
         )

@@ -188,7 +188,7 @@ def do_set_model(conversation: Conversation, provider_id: Any, model: Any) -> co
         # Checked under the row's lock, so staff disabling it now cannot be announced as
         # available to every tab (PostgreSQL; SQLite runs one writer at a time).
         stored = check_choice(provider_id, model, lock=True)
-        changed = Conversation.objects.filter(pk=conversation.pk).update(
+        changed = Conversation.objects.filter(pk=conversation.pk, deleted_at=None).update(
             provider_id=provider_id, model=stored
         )
         if not changed:

@@ -163,8 +163,9 @@
     /** The items of a fragment (_conversation_items.html). */
     async function fetchItems(url) {
       const response = await global.fetch(url, { credentials: "same-origin" });
-      if (!response.ok) {
-        throw new Error(`HTTP ${response.status}`);
+      // Redirected: to the login page, signed out meanwhile; that is no list.
+      if (!response.ok || response.redirected) {
+        throw new Error(`HTTP ${response.status}${response.redirected ? " (redirected)" : ""}`);
       }
       const template = doc.createElement("template");
       template.innerHTML = await response.text();
