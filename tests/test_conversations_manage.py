@@ -367,8 +367,10 @@ async def test_another_users_changes_are_not_heard(
     tab = await connect(mine.id, user)
 
     await services.to_async(services.do_rename)(theirs, "Secret")
+    await services.to_async(services.do_rename)(mine, "Mine")
 
-    assert await tab.receive_nothing(timeout=0.3)
+    # Sent after theirs, to the same socket: had theirs reached it, it would come first.
+    assert await tab.receive_json_from() == {"type": "title", "title": "Mine"}
     await tab.disconnect()
 
 
