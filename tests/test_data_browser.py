@@ -15,6 +15,7 @@ from streaming.models import Conversation, Message
 from streaming.simulator import SimulatorThread
 from tests.test_browser import (  # noqa: F401 - `page` and `server` are fixtures, used by name
     CHAT_URL,
+    DRAFT_URL,
     finished_answer,
     log_in,
     open_new_chat,
@@ -46,12 +47,14 @@ def test_the_default_system_prompt_is_given_to_a_new_chat(
 
     page.get_by_role("link", name="chatsite").click()
     page.get_by_role("button", name="New chat").click()
-    expect(page).to_have_url(CHAT_URL)
-    wait_until_connected(page)
+    # A draft, shown with the default: the first message makes the conversation with it.
+    expect(page).to_have_url(DRAFT_URL)
+    expect(page.locator("#chat")).to_have_attribute("data-connection", "draft")
     expect(page.locator("#system-prompt-summary")).to_have_text("You answer in French.")
     marker = uuid.uuid4().hex[:8]
     send(page, f"hello {marker} sim:tokens=2")
     finished_answer(page, "complete")
+    expect(page).to_have_url(CHAT_URL)
 
     (request,) = [r["messages"] for r in simulator.requests if marker in str(r["messages"])]
     assert request[0] == {"role": "system", "content": prompt}
