@@ -225,7 +225,8 @@ class Answer:
             error=error,
         )
         try:
-            await services.to_async(services.do_finish)(self.message, outcome)
+            if await services.to_async(services.do_finish)(self.message, outcome):
+                await services.send_listing(self.conversation_id)
         except Exception:
             # The row stays `streaming` with its last checkpoint; the sweep will end it.
             logger.exception("Could not save the end of answer %s", self.message.id)

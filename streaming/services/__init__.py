@@ -65,7 +65,15 @@ from streaming.services.deletion import (
     restorable,
 )
 from streaming.services.drafts import Started, do_start_conversation
-from streaming.services.listing import Hit, Page, announce_listing, group_label, page_of, search
+from streaming.services.listing import (
+    Hit,
+    Page,
+    announce_listing,
+    group_label,
+    page_of,
+    search,
+    send_listing,
+)
 from streaming.services.providers import (
     ProviderConfig,
     do_delete_providers,
@@ -123,6 +131,7 @@ __all__ = [
     "request_messages",
     "restorable",
     "search",
+    "send_listing",
     "snapshot",
     "to_async",
     "validate_content",

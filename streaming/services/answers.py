@@ -235,5 +235,5 @@ def do_finish(message: Message, outcome: Outcome) -> bool:
         Conversation.objects.filter(pk=message.conversation_id).update(updated_at=now)
         event = control.done_event(message)
         transaction.on_commit(lambda: control.announce_after_commit(message.conversation_id, event))
-        announce_listing(message.conversation_id)  # no longer answering
+    # No longer answering: the caller tells every list (listing.send_listing), from its loop.
     return True

@@ -5,6 +5,7 @@ Only the owner's conversations that are not deleted are ever listed or found.
 """
 
 import functools
+import logging
 import re
 import secrets
 import uuid
@@ -21,6 +22,9 @@ from django.utils.safestring import SafeString, mark_safe
 
 from streaming import control
 from streaming.models import Conversation, Message
+from streaming.services.database import to_async
+
+logger = logging.getLogger(__name__)
 
 #: Conversations per page of the list page and per load of the sidebar.
 PAGE_SIZE = 50
@@ -129,16 +133,33 @@ def announce_listing(conversation_id: Any) -> None:
     transaction.on_commit(functools.partial(_send_listing, conversation_id))
 
 
-def _send_listing(conversation_id: Any) -> None:
+def _listing_event(conversation_id: Any) -> tuple[int, control.UserEvent] | None:
+    """The conversation's owner and what every tab of theirs is to hear of it now."""
     row = Conversation.objects.filter(pk=conversation_id).only("owner_id", "deleted_at").first()
     if row is None:
-        return  # purged: it was announced as removed when it was deleted
+        return None  # purged: it was announced as removed when it was deleted
     if row.deleted_at is not None:
         event: control.UserEvent = control.conversation_removed_event(conversation_id)
     else:
         conversation = visible(row.owner_id).get(pk=conversation_id)
         event = control.conversation_changed_event(listed(conversation))
-    control.tell_user_after_commit(row.owner_id, event)
+    return row.owner_id, event
+
+
+def _send_listing(conversation_id: Any) -> None:
+    found = _listing_event(conversation_id)
+    if found is not None:
+        control.tell_user_after_commit(*found)
+
+
+async def send_listing(conversation_id: Any) -> None:
+    """``announce_listing`` for async code, after its transaction (an answer's end): the row
+    is read on a database thread and the event sent on the running loop. No thread then
+    waits for the loop, so an answer ending as its loop shuts down cannot hold a database
+    thread, and with it the process's exit."""
+    found = await to_async(_listing_event)(conversation_id)
+    if found is not None and not await control.tell_user(*found):
+        logger.warning("Could not tell the lists of user %s of %s", found[0], conversation_id)
 
 
 # --- search --------------------------------------------------------------------------------
