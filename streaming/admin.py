@@ -39,6 +39,19 @@ def _usage_csv(messages: QuerySet[Message]) -> HttpResponse:
     return _download(usage.as_csv(rows, USAGE_CSV_GROUPS), "text/csv", "chatsite-usage.csv")
 
 
+class TokenTotalsColumns:
+    """Columns of what each row's answers cost: its queryset must carry
+    ``usage.annotate_totals``."""
+
+    @admin.display(description="Tokens in (all time)", ordering="prompt_tokens_used")
+    def prompt_tokens_used(self, obj: Any) -> int:
+        return obj.prompt_tokens_used  # type: ignore[no-any-return]
+
+    @admin.display(description="Tokens out (all time)", ordering="completion_tokens_used")
+    def completion_tokens_used(self, obj: Any) -> int:
+        return obj.completion_tokens_used  # type: ignore[no-any-return]
+
+
 class MessageInline(admin.TabularInline[Message, Conversation]):
     model = Message
     extra = 0
@@ -257,7 +270,7 @@ class ProviderModelInline(admin.TabularInline[ProviderModel, Provider]):
 
 
 @admin.register(Provider)
-class ProviderAdmin(admin.ModelAdmin[Provider]):
+class ProviderAdmin(TokenTotalsColumns, admin.ModelAdmin[Provider]):
     form = ProviderForm
     list_display = (
         "name",
@@ -291,14 +304,6 @@ class ProviderAdmin(admin.ModelAdmin[Provider]):
     @admin.display(description="Models", ordering="model_count")
     def model_count(self, obj: Provider) -> int:
         return obj.model_count  # type: ignore[attr-defined, no-any-return]
-
-    @admin.display(description="Tokens in (all time)", ordering="prompt_tokens_used")
-    def prompt_tokens_used(self, obj: Provider) -> int:
-        return obj.prompt_tokens_used  # type: ignore[attr-defined, no-any-return]
-
-    @admin.display(description="Tokens out (all time)", ordering="completion_tokens_used")
-    def completion_tokens_used(self, obj: Provider) -> int:
-        return obj.completion_tokens_used  # type: ignore[attr-defined, no-any-return]
 
     @admin.action(description="Export usage of selected providers by user and model (CSV)")
     def export_usage(self, request: HttpRequest, queryset: QuerySet[Provider]) -> HttpResponse:
@@ -354,7 +359,7 @@ admin.site.unregister(User)
 
 
 @admin.register(User)
-class ChatUserAdmin(UserAdmin[User]):
+class ChatUserAdmin(TokenTotalsColumns, UserAdmin[User]):
     inlines = (*UserAdmin.inlines, QuotaInline)
     list_display = (
         "username",
@@ -369,14 +374,6 @@ class ChatUserAdmin(UserAdmin[User]):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         return usage.annotate_totals(super().get_queryset(request), "conversation__owner")
-
-    @admin.display(description="Tokens in (all time)", ordering="prompt_tokens_used")
-    def prompt_tokens_used(self, obj: User) -> int:
-        return obj.prompt_tokens_used  # type: ignore[attr-defined, no-any-return]
-
-    @admin.display(description="Tokens out (all time)", ordering="completion_tokens_used")
-    def completion_tokens_used(self, obj: User) -> int:
-        return obj.completion_tokens_used  # type: ignore[attr-defined, no-any-return]
 
     @admin.action(description="Export usage of selected users by provider and model (CSV)")
     def export_usage(self, request: HttpRequest, queryset: QuerySet[User]) -> HttpResponse:
