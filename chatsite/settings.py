@@ -165,8 +165,18 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 
 # --- Channel layer --------------------------------------------------------------------
-def redis_channel_layer(urls: list[str], **config: object) -> dict[str, object]:
-    """The channels-redis layer for these Redis URLs (several shard the channels)."""
+# A Redis server the layer uses: a redis:// URL, or a dict of redis-py connection keywords
+# (channels-redis's host format; with `sentinels` and `master_name`, a Sentinel-managed one).
+RedisHost = str | dict[str, object]
+
+
+def redis_connection(host: RedisHost, **options: object) -> dict[str, object]:
+    """channels-redis's host entry for ``host``, with these redis-py connection options."""
+    return {**({"address": host} if isinstance(host, str) else host), **options}
+
+
+def redis_channel_layer(hosts: list[RedisHost], **config: object) -> dict[str, object]:
+    """The channels-redis layer for these Redis hosts (several shard the channels)."""
     return {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
@@ -176,7 +186,7 @@ def redis_channel_layer(urls: list[str], **config: object) -> dict[str, object]:
             # Every concurrent send holds a connection; redis-py's default ceiling of 100
             # fails sends with MaxConnectionsError when a process streams ~100 answers.
             "hosts": [
-                {"address": url, "socket_timeout": None, "max_connections": 1000} for url in urls
+                redis_connection(host, socket_timeout=None, max_connections=1000) for host in hosts
             ],
             # Per channel, and a process's sockets all share one Redis key: over this,
             # sends are dropped silently (the protocol heals it, but rarely is better).
@@ -187,24 +197,62 @@ def redis_channel_layer(urls: list[str], **config: object) -> dict[str, object]:
     }
 
 
-def redis_pubsub_layer(urls: list[str], **config: object) -> dict[str, object]:
-    """channels-redis's Pub/Sub layer for these Redis URLs: a group send is one PUBLISH."""
+def redis_pubsub_layer(hosts: list[RedisHost], **config: object) -> dict[str, object]:
+    """channels-redis's Pub/Sub layer for these Redis hosts: a group send is one PUBLISH."""
     return {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {
-            "hosts": [{"address": url, "socket_timeout": None} for url in urls],
+            "hosts": [redis_connection(host, socket_timeout=None) for host in hosts],
             **config,
         },
     }
 
 
-def redis_layer(urls: list[str], kind: str, **config: object) -> dict[str, object]:
-    """The channels-redis layer of ``kind`` ("pubsub" or "core") for these Redis URLs."""
-    return (redis_pubsub_layer if kind == "pubsub" else redis_channel_layer)(urls, **config)
+def redis_layer(hosts: list[RedisHost], kind: str, **config: object) -> dict[str, object]:
+    """The channels-redis layer of ``kind`` ("pubsub" or "core") for these Redis hosts."""
+    return (redis_pubsub_layer if kind == "pubsub" else redis_channel_layer)(hosts, **config)
+
+
+def sentinel_hosts(
+    sentinels: list[str], masters: list[str], password: str, sentinel_password: str
+) -> list[RedisHost]:
+    """One host entry per master name, each found through the same Redis Sentinels."""
+    addresses: list[tuple[str, int]] = []
+    for sentinel in sentinels:
+        host, _, port = sentinel.rpartition(":")
+        if not host or not port.isdigit():
+            raise ImproperlyConfigured(
+                f"REDIS_SENTINELS lists host:port pairs, such as 10.0.0.5:26379, not {sentinel!r}."
+            )
+        addresses.append((host.strip("[]"), int(port)))
+    return [
+        {
+            "sentinels": addresses,
+            "master_name": master,
+            **({"password": password} if password else {}),
+            **({"sentinel_kwargs": {"password": sentinel_password}} if sentinel_password else {}),
+        }
+        for master in masters
+    ]
 
 
 # One or several Redis hosts, comma-separated; unset = in-memory layer (one process only).
 REDIS_URLS = env_list("REDIS_URL", "")
+# Or Redis Sentinel: the sentinels, and the master name of each shard (docs/deploy.md).
+REDIS_SENTINELS = env_list("REDIS_SENTINELS", "")
+if REDIS_URLS and REDIS_SENTINELS:
+    raise ImproperlyConfigured("Set REDIS_URL or REDIS_SENTINELS, not both.")
+#: The Redis servers of the channel layer (and of the per-user socket counts: the first).
+REDIS_HOSTS: list[RedisHost] = (
+    sentinel_hosts(
+        REDIS_SENTINELS,
+        env_list("REDIS_SENTINEL_MASTERS", "mymaster"),
+        os.environ.get("REDIS_PASSWORD", ""),
+        os.environ.get("REDIS_SENTINEL_PASSWORD", ""),
+    )
+    if REDIS_SENTINELS
+    else list(REDIS_URLS)
+)
 # Which channels-redis layer: "pubsub" (Redis Pub/Sub: a group send is one PUBLISH that the
 # server pushes to every subscribed process) or "core" (lists in Redis, polled with
 # BZPOPMIN). docs/performance.md measures both: pubsub costs a sixth of the CPU per frame.
@@ -212,8 +260,8 @@ CHANNEL_LAYER = os.environ.get("CHANNEL_LAYER", "pubsub").strip().lower()
 if CHANNEL_LAYER not in {"core", "pubsub"}:
     raise ImproperlyConfigured(f"CHANNEL_LAYER must be pubsub or core, not {CHANNEL_LAYER!r}.")
 CHANNEL_LAYERS = {
-    "default": redis_layer(REDIS_URLS, CHANNEL_LAYER)
-    if REDIS_URLS
+    "default": redis_layer(REDIS_HOSTS, CHANNEL_LAYER)
+    if REDIS_HOSTS
     else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
 }
 

@@ -1,10 +1,11 @@
 """Limits on sockets: how many one user may hold open, and how fast one may send frames.
 
-A user's open sockets are counted where every process sees them: in Redis when
-``REDIS_URL`` is set (a sorted set per user, one member per socket, scored by when it
-expires unless the socket renews it), else in this process's memory, which is then the only
-process. Each socket renews its place itself, every third of ``SLOT_SECONDS``, for as long as it
-is open, so the places of a process that died free themselves within ``SLOT_SECONDS``.
+A user's open sockets are counted where every process sees them: in Redis when one is
+configured (the channel layer's first server, by ``REDIS_URL`` or ``REDIS_SENTINELS``; a
+sorted set per user, one member per socket, scored by when it expires unless the socket
+renews it), else in this process's memory, which is then the only process. Each socket
+renews its place itself, every third of ``SLOT_SECONDS``, for as long as it is open, so the
+places of a process that died free themselves within ``SLOT_SECONDS``.
 
 The answers a user may start are limited in the database instead (``services.quotas``).
 """
@@ -13,9 +14,11 @@ import asyncio
 import logging
 import time
 import weakref
+from typing import Any
 
 from django.conf import settings
 from redis.asyncio import Redis
+from redis.asyncio.sentinel import Sentinel
 
 from streaming.exceptions import RateLimited
 
@@ -49,18 +52,30 @@ _local: dict[int, dict[str, float]] = {}
 
 
 def _redis() -> Redis | None:
-    """This event loop's Redis client for the counts, or None without REDIS_URL."""
-    if not settings.REDIS_URLS:
+    """This event loop's Redis client for the counts, or None without a configured Redis."""
+    if not settings.REDIS_HOSTS:
         return None
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
-        client = _clients[loop] = Redis.from_url(
-            settings.REDIS_URLS[0],
+        client = _clients[loop] = redis_client(
+            settings.REDIS_HOSTS[0],
             socket_timeout=_REDIS_TIMEOUT_SECONDS,
             socket_connect_timeout=_REDIS_TIMEOUT_SECONDS,
         )
     return client
+
+
+def redis_client(host: "str | dict[str, Any]", **options: Any) -> Redis:
+    """A client for one of the channel layer's Redis servers (a URL, or a Sentinel master)."""
+    if isinstance(host, str):
+        return Redis.from_url(host, **options)
+    host = dict(host)
+    sentinels = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+        host.pop("sentinels"), sentinel_kwargs=host.pop("sentinel_kwargs", None)
+    )
+    master: Redis = sentinels.master_for(host.pop("master_name"), **host, **options)
+    return master
 
 
 class SocketSlot:

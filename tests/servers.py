@@ -4,6 +4,7 @@ Tests start what they need and stop it themselves; nothing here is left running.
 """
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -140,3 +142,57 @@ def daphne_servers(count: int, env: dict[str, str], log_dir: Path) -> Iterator[l
     finally:
         for server in servers:
             server.stop()
+
+
+class RedisServer:
+    """A throwaway redis-server on a free loopback port, that tests may kill and restart.
+
+    ``args`` go on its command line (``--replicaof``…); ``sentinel_conf`` makes it a Redis
+    Sentinel with that configuration instead.
+    """
+
+    def __init__(self, workdir: Path, *args: str, sentinel_conf: str = "") -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            service_missing("redis-server", "not installed")
+        self.binary = str(binary)
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.workdir = workdir / f"redis-{self.port}"
+        self.workdir.mkdir(parents=True)
+        self.args = args
+        self.sentinel_conf = sentinel_conf
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start it (again, on the same port) and return once it answers PING."""
+        command = [self.binary]
+        if self.sentinel_conf:
+            # A sentinel rewrites its configuration file as it learns: one of its own.
+            conf = self.workdir / "sentinel.conf"
+            conf.write_text(self.sentinel_conf)
+            command += [str(conf), "--sentinel"]
+        command += ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir)]
+        if not self.sentinel_conf:
+            command += ["--save", "", "--appendonly", "no", *self.args]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        client = self.client()
+        for _ in range(100):
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def client(self) -> redis.Redis:
+        """A client of this server (or sentinel)."""
+        return redis.Redis(port=self.port, socket_connect_timeout=1, socket_timeout=5)
+
+    def kill(self) -> None:
+        """Die at once (SIGKILL), as a crashed or unplugged host would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
