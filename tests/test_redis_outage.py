@@ -5,15 +5,10 @@ spin, and everything must work again once Redis is back.
 """
 
 import asyncio
-import shutil
-import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
-import redis
 import websockets
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
@@ -21,63 +16,9 @@ from django.contrib.auth.models import User
 from streaming.models import Conversation, Message
 from tests.conftest import session_cookie
 from tests.live import LiveClient, refused_connection
-from tests.servers import DaphneServer, free_port, service_missing
+from tests.servers import DaphneServer, RedisServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class RedisServer:
-    """A throwaway redis-server on a free loopback port, that tests may kill and restart."""
-
-    def __init__(self, workdir: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            service_missing("redis-server", "not installed")
-        self.binary = str(binary)
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.workdir = workdir
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port, socket_connect_timeout=1)
-        for _ in range(100):
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.kill()
 
 
 async def test_redis_outage_loses_no_answer_and_recovers(
