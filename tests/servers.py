@@ -219,6 +219,8 @@ class TcpForwarder:
         self._listener: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
+        #: New connections are accepted and then left unanswered, as by a frozen server.
+        self.holding = False
 
     def open(self) -> None:
         """Listen (again, on the same port) and forward every connection."""
@@ -236,6 +238,20 @@ class TcpForwarder:
             with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
             listener.close()
+        self.cut()
+
+    def hold(self) -> None:
+        """Cut every connection, and leave new ones unanswered until ``release``."""
+        self.holding = True
+        self.cut()
+
+    def release(self) -> None:
+        """Forward new connections again (the held ones are cut)."""
+        self.holding = False
+        self.cut()
+
+    def cut(self) -> None:
+        """Close every connection through the forwarder, both ends."""
         with self._lock:
             sockets, self._sockets = self._sockets, set()
         for sock in sockets:
@@ -249,6 +265,10 @@ class TcpForwarder:
                 client, _ = listener.accept()
             except OSError:
                 return
+            if self.holding:
+                with self._lock:
+                    self._sockets.add(client)
+                continue
             try:
                 server = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
             except OSError:

@@ -2,6 +2,7 @@
 away and coming back under them."""
 
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -121,6 +122,40 @@ async def test_readyz_follows_the_database_going_and_coming_back(
         await sync_to_async(forwarder.open)()
         await readyz_becomes(server, 200, READY)
         await assert_healthy(server)
+    finally:
+        forwarder.close()
+
+
+def threads_of(server: DaphneServer) -> int:
+    """How many threads the server's process runs now (Linux)."""
+    return len(os.listdir(f"/proc/{server.process.pid}/task"))
+
+
+async def test_readyz_fails_within_its_timeout_when_the_database_hangs(
+    live_servers: Callable[..., list[DaphneServer]], postgres_port: int
+) -> None:
+    """A database that accepts connections and never answers costs the probe one thread."""
+    forwarder = TcpForwarder(postgres_port)
+    forwarder.open()
+    try:
+        through = database_url(
+            {**connection.settings_dict, "HOST": "127.0.0.1", "PORT": forwarder.port}
+        )
+        (server,) = live_servers(1, DATABASE_URL=through, **FAST_PROBES)
+        await readyz_becomes(server, 200, READY)
+        threads = threads_of(server)
+
+        await sync_to_async(forwarder.hold)()
+        await readyz_becomes(server, 503, {"database": "failed", "channel_layer": "ok"})
+        # Every probe answers after its own timeout; none starts another stuck check. (A
+        # thread or two may come from the sweep, whose database threads grow on demand.)
+        for _ in range(10):
+            assert await ready(server) == (503, {"database": "failed", "channel_layer": "ok"})
+        await assert_healthy(server)
+        assert threads_of(server) <= threads + 2
+
+        await sync_to_async(forwarder.release)()
+        await readyz_becomes(server, 200, READY)
     finally:
         forwarder.close()
 
