@@ -3,7 +3,7 @@ away and coming back under them."""
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -92,38 +92,44 @@ async def test_readyz_fails_within_its_timeout_when_redis_hangs(
 
 
 @pytest.fixture
-def postgres_port() -> int:
-    """The port of the test database's PostgreSQL (the tests below put a forwarder before it)."""
+def forwarder() -> Iterator[TcpForwarder]:
+    """A forwarder in front of the test database's PostgreSQL, which the test may cut."""
     if connection.vendor != "postgresql":
         service_missing("PostgreSQL", "DATABASE_URL does not name it")
-    return int(connection.settings_dict.get("PORT") or 5432)
+    forwarder = TcpForwarder(int(connection.settings_dict.get("PORT") or 5432))
+    forwarder.open()
+    yield forwarder
+    forwarder.close()
+
+
+def server_through(
+    live_servers: Callable[..., list[DaphneServer]], forwarder: TcpForwarder
+) -> DaphneServer:
+    """A daphne process whose database connections all go through ``forwarder``."""
+    through = database_url(
+        {**connection.settings_dict, "HOST": "127.0.0.1", "PORT": forwarder.port}
+    )
+    (server,) = live_servers(1, DATABASE_URL=through, **FAST_PROBES)
+    return server
 
 
 async def test_readyz_follows_the_database_going_and_coming_back(
-    live_servers: Callable[..., list[DaphneServer]], postgres_port: int
+    live_servers: Callable[..., list[DaphneServer]], forwarder: TcpForwarder
 ) -> None:
-    forwarder = TcpForwarder(postgres_port)
-    forwarder.open()
-    try:
-        through = database_url(
-            {**connection.settings_dict, "HOST": "127.0.0.1", "PORT": forwarder.port}
-        )
-        (server,) = live_servers(1, DATABASE_URL=through, **FAST_PROBES)
-        await readyz_becomes(server, 200, READY)
+    server = server_through(live_servers, forwarder)
+    await readyz_becomes(server, 200, READY)
 
-        await sync_to_async(forwarder.close)()  # connections cut, new ones refused
-        await readyz_becomes(server, 503, {"database": "failed", "channel_layer": "ok"})
-        await assert_healthy(server)
-        response = await get(server, "/readyz")
-        assert_says_nothing_of(
-            response.text, str(forwarder.port), connection.settings_dict["NAME"], "postgres"
-        )
+    await sync_to_async(forwarder.close)()  # connections cut, new ones refused
+    await readyz_becomes(server, 503, {"database": "failed", "channel_layer": "ok"})
+    await assert_healthy(server)
+    response = await get(server, "/readyz")
+    assert_says_nothing_of(
+        response.text, str(forwarder.port), connection.settings_dict["NAME"], "postgres"
+    )
 
-        await sync_to_async(forwarder.open)()
-        await readyz_becomes(server, 200, READY)
-        await assert_healthy(server)
-    finally:
-        forwarder.close()
+    await sync_to_async(forwarder.open)()
+    await readyz_becomes(server, 200, READY)
+    await assert_healthy(server)
 
 
 def threads_of(server: DaphneServer) -> int:
@@ -132,32 +138,24 @@ def threads_of(server: DaphneServer) -> int:
 
 
 async def test_readyz_fails_within_its_timeout_when_the_database_hangs(
-    live_servers: Callable[..., list[DaphneServer]], postgres_port: int
+    live_servers: Callable[..., list[DaphneServer]], forwarder: TcpForwarder
 ) -> None:
     """A database that accepts connections and never answers costs the probe one thread."""
-    forwarder = TcpForwarder(postgres_port)
-    forwarder.open()
-    try:
-        through = database_url(
-            {**connection.settings_dict, "HOST": "127.0.0.1", "PORT": forwarder.port}
-        )
-        (server,) = live_servers(1, DATABASE_URL=through, **FAST_PROBES)
-        await readyz_becomes(server, 200, READY)
-        threads = threads_of(server)
+    server = server_through(live_servers, forwarder)
+    await readyz_becomes(server, 200, READY)
+    threads = threads_of(server)
 
-        await sync_to_async(forwarder.hold)()
-        await readyz_becomes(server, 503, {"database": "failed", "channel_layer": "ok"})
-        # Every probe answers after its own timeout; none starts another stuck check. (A
-        # thread or two may come from the sweep, whose database threads grow on demand.)
-        for _ in range(10):
-            assert await ready(server) == (503, {"database": "failed", "channel_layer": "ok"})
-        await assert_healthy(server)
-        assert threads_of(server) <= threads + 2
+    await sync_to_async(forwarder.hold)()
+    await readyz_becomes(server, 503, {"database": "failed", "channel_layer": "ok"})
+    # Every probe answers after its own timeout; none starts another stuck check. (A
+    # thread or two may come from the sweep, whose database threads grow on demand.)
+    for _ in range(10):
+        assert await ready(server) == (503, {"database": "failed", "channel_layer": "ok"})
+    await assert_healthy(server)
+    assert threads_of(server) <= threads + 2
 
-        await sync_to_async(forwarder.release)()
-        await readyz_becomes(server, 200, READY)
-    finally:
-        forwarder.close()
+    await sync_to_async(forwarder.release)()
+    await readyz_becomes(server, 200, READY)
 
 
 async def test_probes_are_not_redirected_to_https(
