@@ -21,6 +21,7 @@ from prometheus_client import (
     Histogram,
     PlatformCollector,
     ProcessCollector,
+    disable_created_metrics,
 )
 
 from streaming.exceptions import (
@@ -33,6 +34,10 @@ from streaming.exceptions import (
     UpstreamTimeout,
 )
 from streaming.models import Message
+
+# No `_created` series beside each counter and histogram: they double what is scraped, and
+# Prometheus's text format does not use them. (The library keeps this switch global.)
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)
