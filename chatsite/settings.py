@@ -160,6 +160,10 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "max_size": env_int("DB_POOL_SIZE", DB_THREADS + 4),
         "timeout": 10,
     }
+    # A database host that drops packets would otherwise hold a connection attempt (and
+    # the thread waiting for it) for as long as TCP takes to give up. DATABASE_URL may set
+    # its own (?connect_timeout=N).
+    DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 10)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -394,6 +398,9 @@ CSRF_COOKIE_SECURE = HTTPS
 # request came over HTTPS in X-Forwarded-Proto: it must set that header itself, replacing
 # any a client sent. WebSockets and the simulator never pass through this redirect.
 SECURE_SSL_REDIRECT = HTTPS
+# Except the probes: a load balancer checks daphne itself, over plain HTTP, and Prometheus
+# scrapes each process so (streaming/probes.py). Patterns match the path without its "/".
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 if HTTPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Browsers that saw the site over HTTPS refuse plain HTTP to it for this long (a year, as
@@ -462,6 +469,13 @@ if CLIENT_IP_HEADER and not re.fullmatch(r"[A-Za-z0-9-]+", CLIENT_IP_HEADER):
 CLIENT_IP_META_KEY = (
     "HTTP_" + CLIENT_IP_HEADER.upper().replace("-", "_") if CLIENT_IP_HEADER else ""
 )
+
+# --- Probes and metrics (streaming/probes.py) -------------------------------------------
+# /readyz answers 503 when the database or the channel layer takes longer than this.
+READY_TIMEOUT_SECONDS = env_float("READY_TIMEOUT_SECONDS", 2.0)
+# With a token, /metrics needs `Authorization: Bearer <token>`; without, it is served only
+# to this host (loopback, no proxy's headers).
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "").strip()
 
 LOGGING = {
     "version": 1,

@@ -1,10 +1,16 @@
-"""Root URLs: auth, admin and the chat app."""
+"""Root URLs: auth, admin, the chat app, and the probes of load balancers and Prometheus."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from streaming import probes
+
 urlpatterns = [
+    # No trailing slash, as probes are usually written; exempt from HTTPS's redirect.
+    path("healthz", probes.healthz, name="healthz"),
+    path("readyz", probes.readyz, name="readyz"),
+    path("metrics", probes.metrics, name="metrics"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     # Changing the password signs out the user's other sessions (and their open sockets).

@@ -24,12 +24,13 @@ import contextlib
 import dataclasses
 import logging
 import random
+import time
 
 import httpx
 from django.conf import settings
 from django.db.models import CharField
 
-from streaming import control, services
+from streaming import control, metrics, services
 from streaming.exceptions import (
     ChatError,
     UpstreamConnectError,
@@ -248,6 +249,7 @@ class Answer:
     # --- the reader: the only code that touches the model API -------------------------------
 
     async def _read(self) -> None:
+        self._asked_at = time.monotonic()  # for the time to first token, retries included
         try:
             await self._stream_with_retries()
             self._finished = True
@@ -281,6 +283,7 @@ class Answer:
                 await self._stream()
                 return
             except UpstreamHTTPError as exc:
+                metrics.upstream_error(exc)
                 other = other_token_field(exc, self.request)
                 if other is not None and not switched_field and self.size == 0:
                     # The provider wants the other name for the token limit; ask again now.
@@ -288,16 +291,20 @@ class Answer:
                     self.request = dataclasses.replace(self.request, max_tokens_field=other)
                     self.token_fields[key] = other
                     switched_field = True
+                    metrics.upstream_retry(None)
                     continue
                 delay = self._retry_delay(exc, attempt)
                 if delay is None:
                     raise
                 reason = retry_reason(exc)
+                metrics.upstream_retry(exc)
             except UpstreamError as exc:
+                metrics.upstream_error(exc)
                 delay = self._retry_delay(exc, attempt)
                 if delay is None:
                     raise
                 reason = retry_reason(exc)
+                metrics.upstream_retry(exc)
             attempt += 1
             logger.info("Answer %s: retry %d in %.1f s", self.message.id, attempt, delay)
             # The page says why it waits; the answer's task sends it, as it sends everything.
@@ -350,6 +357,8 @@ class Answer:
         if event.type == "text":
             room = settings.STREAM_MAX_ANSWER_CHARS - self.size
             text = event.text[:room]
+            if text and not self.size:
+                metrics.first_token(self._asked_at)
             if text:
                 self.pending.append(text)
                 self.size += len(text)

@@ -15,7 +15,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from streaming import control, runtime, services
+from streaming import control, metrics, runtime, services
 from streaming.exceptions import (
     ChatError,
     ConversationGone,
@@ -72,6 +72,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
                     await send({"type": "websocket.accept"})
                 await send({"type": "websocket.send", "text": json.dumps(error)})
                 await send({"type": "websocket.close", "code": CLOSE_UNAVAILABLE})
+        finally:
+            if self.accepted:  # this runs once, when the socket's life ends however it ends
+                metrics.socket_closed()
 
     async def dispatch(self, message: Any) -> None:
         """Once the socket's session ended, nothing more is relayed or handled but the close."""
@@ -136,6 +139,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
         await super().accept(subprotocol, headers)
         self.accepted = True
+        metrics.socket_opened()
 
     async def receive(
         self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any

@@ -25,6 +25,7 @@ from typing import Any, Literal, TypedDict
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from streaming import metrics
 from streaming.models import Message, control_group_name, group_name
 
 logger = logging.getLogger(__name__)
@@ -465,5 +466,6 @@ async def _send(method: str, to: str, message: LayerMessage) -> bool:
             await getattr(layer, method)(to, message)
     except Exception as exc:
         logger.debug("Could not send %s to %s: %r", message["type"], to, exc)
+        metrics.channel_layer_send_failed()
         return False
     return True

@@ -31,7 +31,7 @@ import httpx
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from streaming import control, services
+from streaming import control, metrics, services
 from streaming.answer import Answer
 from streaming.exceptions import RateLimited
 from streaming.models import Message, control_group_name
@@ -105,7 +105,8 @@ class Runtime:
         conversation = str(answer.conversation_id)
         await self._join(conversation)
         try:
-            await answer.run()
+            with metrics.streaming(answer):
+                await answer.run()
         finally:
             await self._leave(conversation)
         if settings.AUTO_TITLE:
@@ -224,7 +225,8 @@ class Runtime:
         if not answers:
             return
         checkpoints = [answer.checkpoint() for answer in answers]
-        saved = await services.to_async(services.do_checkpoints)(checkpoints)
+        with metrics.checkpoint_write():
+            saved = await services.to_async(services.do_checkpoints)(checkpoints)
         for answer, checkpoint in zip(answers, checkpoints, strict=True):
             answer.checkpointed(checkpoint, saved[checkpoint.message_id])
 
@@ -241,7 +243,8 @@ class Runtime:
     async def _sweep(self) -> None:
         while True:
             try:
-                await services.to_async(services.do_sweep_orphans)(alive=list(self.answers))
+                swept = await services.to_async(services.do_sweep_orphans)(alive=list(self.answers))
+                metrics.swept(swept)
                 # Conversations deleted longer ago than their undo window go for good.
                 await services.to_async(services.do_purge_deleted)()
             except Exception:

@@ -22,7 +22,14 @@ from chatsite.settings import CHANNEL_LAYER
 from chatsite.settings import redis_layer as redis_layer_settings
 from streaming.models import Conversation
 from streaming.simulator import SimulatorThread
-from tests.servers import IN_CI, DaphneServer, daphne_servers, database_url, service_missing
+from tests.servers import (
+    IN_CI,
+    DaphneServer,
+    RedisServer,
+    daphne_servers,
+    database_url,
+    service_missing,
+)
 
 PASSWORD = "correct horse battery staple"
 
@@ -80,6 +87,15 @@ def redis_url() -> str:
     except redis.RedisError as exc:
         service_missing(f"Redis at {url}", str(exc))
     return url
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own, which it may stop, pause and start again."""
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.kill()
 
 
 @pytest.fixture

@@ -3,12 +3,14 @@
 Tests start what they need and stop it themselves; nothing here is left running.
 """
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -192,7 +194,105 @@ class RedisServer:
         return redis.Redis(port=self.port, socket_connect_timeout=1, socket_timeout=5)
 
     def kill(self) -> None:
-        """Die at once (SIGKILL), as a crashed or unplugged host would."""
+        """Stop it at once; its data goes with it."""
         if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # a paused one would hold the kill
             self.process.kill()
             self.process.wait(timeout=10)
+
+    def pause(self) -> None:
+        """Freeze it (SIGSTOP): connections stay open and nothing answers, as in a partition."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server answer again."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+
+class TcpForwarder:
+    """A loopback port that forwards each connection to another port, until the test
+    closes it: its connections are cut and the port refuses new ones until it reopens.
+
+    Stands in front of a real server (PostgreSQL) to make it unreachable and back, without
+    touching the server that the rest of the suite uses.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self._listener: socket.socket | None = None
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        #: New connections are accepted and then left unanswered, as by a frozen server.
+        self.holding = False
+
+    def open(self) -> None:
+        """Listen (again, on the same port) and forward every connection."""
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def close(self) -> None:
+        """Stop listening and cut every forwarded connection."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+            listener.close()
+        self.cut()
+
+    def hold(self) -> None:
+        """Cut every connection, and leave new ones unanswered until ``release``."""
+        self.holding = True
+        self.cut()
+
+    def release(self) -> None:
+        """Forward new connections again (the held ones are cut)."""
+        self.holding = False
+        self.cut()
+
+    def cut(self) -> None:
+        """Close every connection through the forwarder, both ends."""
+        with self._lock:
+            sockets, self._sockets = self._sockets, set()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            if self.holding:
+                with self._lock:
+                    self._sockets.add(client)
+                continue
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            with self._lock:
+                self._sockets.update((client, server))
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=_pipe, args=(source, sink), daemon=True).start()
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    """Copy bytes one way until either side closes."""
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    with contextlib.suppress(OSError):
+        sink.shutdown(socket.SHUT_WR)

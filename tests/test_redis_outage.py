@@ -6,8 +6,7 @@ spin, and everything must work again once Redis is back.
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 import websockets
@@ -20,14 +19,6 @@ from tests.live import LiveClient, refused_connection
 from tests.servers import DaphneServer, RedisServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.kill()
 
 
 async def test_redis_outage_loses_no_answer_and_recovers(

@@ -1,0 +1,235 @@
+"""/healthz, /readyz and /metrics of real daphne processes, with Redis and PostgreSQL going
+away and coming back under them."""
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connection
+
+from tests.conftest import until
+from tests.servers import DaphneServer, RedisServer, TcpForwarder, database_url, service_missing
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+READY = {"database": "ok", "channel_layer": "ok"}
+# Short, so a probe of something that hangs answers quickly.
+FAST_PROBES = {"READY_TIMEOUT_SECONDS": "1"}
+
+
+async def get(server: DaphneServer, path: str, **headers: str) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=server.url, timeout=15) as client:
+        return await client.get(path, headers=headers, follow_redirects=False)
+
+
+async def ready(server: DaphneServer) -> tuple[int, dict[str, Any]]:
+    """/readyz's status and body; the body must be the small JSON object, nothing more."""
+    response = await get(server, "/readyz")
+    body = response.json()
+    assert set(body) == {"database", "channel_layer"}, body
+    assert set(body.values()) <= {"ok", "failed"}, body
+    return response.status_code, body
+
+
+async def readyz_becomes(server: DaphneServer, status: int, body: dict[str, str]) -> None:
+    async def check() -> bool:
+        return await ready(server) == (status, body)
+
+    await until(check, timeout=30, what=f"/readyz answering {status} {body}")
+
+
+async def assert_healthy(server: DaphneServer) -> None:
+    response = await get(server, "/healthz")
+    assert (response.status_code, response.text) == (200, "ok")
+    assert response.headers["content-type"].startswith("text/plain")
+
+
+def assert_says_nothing_of(response_text: str, *secrets: str) -> None:
+    """A probe's body names no host, port, or error."""
+    for secret in (*secrets, "127.0.0.1", "localhost", "Error", "refused", "Traceback"):
+        assert secret not in response_text
+
+
+@pytest.mark.parametrize("layer", ["pubsub", "core"])
+async def test_readyz_follows_redis_going_and_coming_back(
+    live_servers: Callable[..., list[DaphneServer]], own_redis: RedisServer, layer: str
+) -> None:
+    (server,) = live_servers(1, redis_url=own_redis.url, CHANNEL_LAYER=layer, **FAST_PROBES)
+    await readyz_becomes(server, 200, READY)
+
+    await sync_to_async(own_redis.kill)()
+    await readyz_becomes(server, 503, {"database": "ok", "channel_layer": "failed"})
+    await assert_healthy(server)
+    response = await get(server, "/readyz")
+    assert_says_nothing_of(response.text, str(own_redis.port), "redis")
+
+    await sync_to_async(own_redis.start)()  # the same port, as a restarted Redis would be
+    await readyz_becomes(server, 200, READY)
+    await assert_healthy(server)
+    assert server.process.poll() is None
+
+
+async def test_readyz_fails_within_its_timeout_when_redis_hangs(
+    live_servers: Callable[..., list[DaphneServer]], own_redis: RedisServer
+) -> None:
+    (server,) = live_servers(1, redis_url=own_redis.url, **FAST_PROBES)
+    await readyz_becomes(server, 200, READY)
+
+    own_redis.pause()  # connections stay open; nothing answers
+    try:
+        await readyz_becomes(server, 503, {"database": "ok", "channel_layer": "failed"})
+        # Each probe gives up on its own: none waits behind a hung one.
+        for _ in range(3):
+            assert await ready(server) == (503, {"database": "ok", "channel_layer": "failed"})
+        await assert_healthy(server)
+    finally:
+        own_redis.resume()
+    await readyz_becomes(server, 200, READY)
+
+
+@pytest.fixture
+def forwarder() -> Iterator[TcpForwarder]:
+    """A forwarder in front of the test database's PostgreSQL, which the test may cut."""
+    if connection.vendor != "postgresql":
+        service_missing("PostgreSQL", "DATABASE_URL does not name it")
+    forwarder = TcpForwarder(int(connection.settings_dict.get("PORT") or 5432))
+    forwarder.open()
+    yield forwarder
+    forwarder.close()
+
+
+def server_through(
+    live_servers: Callable[..., list[DaphneServer]], forwarder: TcpForwarder
+) -> DaphneServer:
+    """A daphne process whose database connections all go through ``forwarder``."""
+    through = database_url(
+        {**connection.settings_dict, "HOST": "127.0.0.1", "PORT": forwarder.port}
+    )
+    (server,) = live_servers(1, DATABASE_URL=through, **FAST_PROBES)
+    return server
+
+
+async def test_readyz_follows_the_database_going_and_coming_back(
+    live_servers: Callable[..., list[DaphneServer]], forwarder: TcpForwarder
+) -> None:
+    server = server_through(live_servers, forwarder)
+    await readyz_becomes(server, 200, READY)
+
+    await sync_to_async(forwarder.close)()  # connections cut, new ones refused
+    await readyz_becomes(server, 503, {"database": "failed", "channel_layer": "ok"})
+    await assert_healthy(server)
+    response = await get(server, "/readyz")
+    assert_says_nothing_of(
+        response.text, str(forwarder.port), connection.settings_dict["NAME"], "postgres"
+    )
+
+    await sync_to_async(forwarder.open)()
+    await readyz_becomes(server, 200, READY)
+    await assert_healthy(server)
+
+
+def threads_of(server: DaphneServer) -> int:
+    """How many threads the server's process runs now (Linux)."""
+    return len(os.listdir(f"/proc/{server.process.pid}/task"))
+
+
+async def test_readyz_fails_within_its_timeout_when_the_database_hangs(
+    live_servers: Callable[..., list[DaphneServer]], forwarder: TcpForwarder
+) -> None:
+    """A database that accepts connections and never answers costs the probe one thread."""
+    server = server_through(live_servers, forwarder)
+    await readyz_becomes(server, 200, READY)
+    threads = threads_of(server)
+
+    await sync_to_async(forwarder.hold)()
+    await readyz_becomes(server, 503, {"database": "failed", "channel_layer": "ok"})
+    # Every probe answers after its own timeout; none starts another stuck check. (A
+    # thread or two may come from the sweep, whose database threads grow on demand.)
+    for _ in range(10):
+        assert await ready(server) == (503, {"database": "failed", "channel_layer": "ok"})
+    await assert_healthy(server)
+    assert threads_of(server) <= threads + 2
+
+    await sync_to_async(forwarder.release)()
+    await readyz_becomes(server, 200, READY)
+
+
+async def test_probes_are_not_redirected_to_https(
+    live_servers: Callable[..., list[DaphneServer]],
+) -> None:
+    """A load balancer probes daphne over plain HTTP even when the site is HTTPS-only."""
+    (server,) = live_servers(1, HTTPS="true", METRICS_TOKEN="scrape-me")
+    page = await get(server, "/login/")
+    assert page.status_code == 301  # the site itself is HTTPS-only
+    assert page.headers["location"].startswith("https://")
+
+    await assert_healthy(server)
+    assert await ready(server) == (200, READY)
+    scraped = await get(server, "/metrics", Authorization="Bearer scrape-me")
+    assert scraped.status_code == 200
+    assert "chatsite_answers_streaming" in scraped.text
+
+
+async def test_metrics_need_the_token_when_one_is_set(
+    live_servers: Callable[..., list[DaphneServer]],
+) -> None:
+    (server,) = live_servers(1, METRICS_TOKEN="scrape-me")
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "scrape-me"},
+        {"Authorization": "Bearer scrape-me-too"},
+        {"Authorization": "Basic scrape-me"},
+    ):
+        response = await get(server, "/metrics", **headers)
+        assert response.status_code == 401, headers
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert "chatsite_" not in response.text
+        assert "scrape-me" not in response.text
+
+    response = await get(server, "/metrics", Authorization="Bearer scrape-me")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "# TYPE chatsite_websocket_connections gauge" in response.text
+    assert "process_cpu_seconds_total" in response.text  # the process collectors are there
+    # Even forwarded by a proxy: the token is what counts.
+    forwarded = await get(
+        server, "/metrics", Authorization="Bearer scrape-me", **{"X-Forwarded-For": "1.2.3.4"}
+    )
+    assert forwarded.status_code == 200
+
+
+async def test_metrics_without_a_token_only_for_this_host_unproxied(
+    live_servers: Callable[..., list[DaphneServer]],
+) -> None:
+    (server,) = live_servers(1, CLIENT_IP_HEADER="X-Client-Address")
+    response = await get(server, "/metrics")
+    assert response.status_code == 200
+    assert "chatsite_answers_finished_total" in response.text
+
+    for header in ("X-Forwarded-For", "X-Real-IP", "Forwarded", "X-Client-Address"):
+        refused = await get(server, "/metrics", **{header: "127.0.0.1"})
+        assert refused.status_code == 403, header
+        assert "chatsite_" not in refused.text
+    # An empty header is a proxy's header all the same.
+    refused = await get(server, "/metrics", **{"X-Real-IP": ""})
+    assert refused.status_code == 403
+
+
+async def test_probes_need_no_login_and_accept_no_post(
+    live_servers: Callable[..., list[DaphneServer]],
+) -> None:
+    (server,) = live_servers(1)
+    assert await ready(server) == (200, READY)
+    async with httpx.AsyncClient(base_url=server.url, timeout=15) as client:
+        head = await client.head("/healthz")
+        assert head.status_code == 200
+        for path in ("/healthz", "/readyz", "/metrics"):
+            posted = await client.post(path)
+            assert posted.status_code == 405, path
+    body = json.loads((await get(server, "/readyz")).text)
+    assert body == READY
