@@ -14,6 +14,7 @@ from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from streaming import runtime  # noqa: E402
+from streaming.logs import route_daphne_access_log  # noqa: E402
 from streaming.origins import SiteOriginValidator  # noqa: E402
 from streaming.routing import websocket_urlpatterns  # noqa: E402
 
@@ -30,3 +31,7 @@ application = ProtocolTypeRouter(
 
 # The answers' runtime (checkpoints, sweep, graceful shutdown) starts with the server.
 runtime.start_with_server()
+
+if settings.LOG_FORMAT == "json":
+    # daphne writes its access log as plain lines of its own: in JSON mode, records instead.
+    route_daphne_access_log()

@@ -477,11 +477,31 @@ READY_TIMEOUT_SECONDS = env_float("READY_TIMEOUT_SECONDS", 2.0)
 # to this host (loopback, no proxy's headers).
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "").strip()
 
+# How log records are written: "plain" lines for people, or "json", one object a line
+# (time, level, logger, message, and the ids and timings of the answer a line is about)
+# for a log collector. Neither ever holds message text or keys (streaming/logs.py).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "").strip().lower() or "plain"
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"answer": {"()": "streaming.logs.AnswerFields"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "streaming.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["answer"],
+        }
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
-    "loggers": {"streaming": {"level": os.environ.get("LOG_LEVEL", "INFO")}},
+    "loggers": {
+        "streaming": {"level": os.environ.get("LOG_LEVEL", "INFO")},
+        # daphne's access log, which goes through logging in JSON mode (chatsite/asgi.py).
+        "daphne.access": {"level": "INFO"},
+    },
 }

@@ -24,7 +24,6 @@ import contextlib
 import dataclasses
 import logging
 import random
-import time
 
 import httpx
 from django.conf import settings
@@ -37,6 +36,7 @@ from streaming.exceptions import (
     UpstreamError,
     UpstreamHTTPError,
 )
+from streaming.logs import AnswerTimings, answer_context, describe, error_fields
 from streaming.models import Message
 from streaming.openai import ChatRequest, StreamEvent, other_token_field, redact, stream_chat
 
@@ -101,6 +101,8 @@ class Answer:
         self._layer_failing = False
         #: A wait to retry, for the answer's task to announce: the reader never sends.
         self._notice: control.RetryingEvent | None = None
+        #: Attempts, upstream status and timings, for the log.
+        self.timings = AnswerTimings()
 
     @property
     def seq(self) -> int:
@@ -143,6 +145,11 @@ class Answer:
 
     async def run(self) -> None:
         """Stream the answer to its end, whatever that end is, and save it once."""
+        # Every record logged meanwhile, here or by what the answer calls, names the answer.
+        with answer_context(self.log_fields()):
+            await self._run()
+
+    async def _run(self) -> None:
         try:
             # The model's first token is the longest wait: ask for it before announcing.
             self._reader = asyncio.create_task(self._read(), name=f"reader-{self.message.id}")
@@ -209,9 +216,12 @@ class Answer:
 
     async def _end(self) -> None:
         """Send the last piece and save the ending, unless the answer was abandoned."""
-        if self._abandoned or self._ended:
+        if self._ended:
             return
         self._ended = True
+        if self._abandoned:
+            self._log_end("abandoned")
+            return
         status, error = self._ending()
         if self.pending:
             await self._flush()
@@ -231,6 +241,7 @@ class Answer:
         except Exception:
             # The row stays `streaming` with its last checkpoint; the sweep will end it.
             logger.exception("Could not save the end of answer %s", self.message.id)
+        self._log_end(status)
 
     def _ending(self) -> tuple[str, str]:
         """The status and error to save: a finished stream is complete whoever asked to stop."""
@@ -249,12 +260,16 @@ class Answer:
     # --- the reader: the only code that touches the model API -------------------------------
 
     async def _read(self) -> None:
-        self._asked_at = time.monotonic()  # for the time to first token, retries included
+        self.timings.ask()
         try:
             await self._stream_with_retries()
             self._finished = True
         except ChatError as exc:
-            logger.warning("Answer %s failed upstream: %s", self.message.id, exc.message)
+            # Its kind, not its message: a provider's message may quote the conversation.
+            fields = {**self.timings.fields(), **error_fields(exc)}
+            logger.warning(
+                "Answer %s failed upstream: %s", self.message.id, describe(exc), extra=fields
+            )
             self._reader_error = exc
         except Exception as exc:
             logger.exception("Answer %s: reading the model's stream failed", self.message.id)
@@ -280,10 +295,12 @@ class Answer:
         switched_field = False
         while True:
             try:
+                self.timings.attempt()
                 await self._stream()
                 return
             except UpstreamHTTPError as exc:
                 metrics.upstream_error(exc)
+                self.timings.upstream_status = exc.status_code
                 other = other_token_field(exc, self.request)
                 if other is not None and not switched_field and self.size == 0:
                     # The provider wants the other name for the token limit; ask again now.
@@ -357,9 +374,9 @@ class Answer:
         if event.type == "text":
             room = settings.STREAM_MAX_ANSWER_CHARS - self.size
             text = event.text[:room]
-            if text and not self.size:
-                metrics.first_token(self._asked_at)
             if text:
+                if self.timings.first_token is None:
+                    metrics.first_token(self.timings.token())
                 self.pending.append(text)
                 self.size += len(text)
             if len(event.text) > room:
@@ -378,6 +395,34 @@ class Answer:
         column = Message._meta.get_field(field)
         assert isinstance(column, CharField)
         return redact(text, self.request)[: column.max_length]
+
+    def log_fields(self) -> dict[str, object]:
+        """What every log record about this answer carries: whose, where from, which model."""
+        message = self.message
+        # The conversation came with the new row; its owner is read only if it is at hand.
+        cached = Message.conversation.is_cached(message)
+        return {
+            "answer_id": str(message.id),
+            "conversation_id": str(self.conversation_id),
+            "user_id": message.conversation.owner_id if cached else None,
+            "provider": message.provider_name,
+            "model": message.model,
+        }
+
+    def _log_end(self, status: str) -> None:
+        """The one line that says how the answer ended: status, timings, token counts."""
+        fields = {"status": status, "finish_reason": self.finish_reason, **self.timings.fields()}
+        if self.usage is not None:
+            fields["prompt_tokens"], fields["completion_tokens"] = self.usage
+        if status == Status.ERROR and self._reader_error is not None:
+            fields.update(error_fields(self._reader_error))
+        logger.info(
+            "Answer %s ended %s in %s ms",
+            self.message.id,
+            status,
+            fields["duration_ms"],
+            extra=fields,
+        )
 
     def sync_reply(self, after_seq: int) -> control.SyncEvent:
         """The text after delta ``after_seq``, for a socket that missed some."""

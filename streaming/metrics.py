@@ -33,6 +33,7 @@ from streaming.exceptions import (
     UpstreamStreamError,
     UpstreamTimeout,
 )
+from streaming.logs import AnswerTimings
 from streaming.models import Message
 
 # No `_created` series beside each counter and histogram: they double what is scraped, and
@@ -160,9 +161,9 @@ def upstream_retry(exc: UpstreamError | None) -> None:
     UPSTREAM_RETRIES.labels(reason).inc()
 
 
-def first_token(asked_at: float) -> None:
-    """An answer's first text arrived; ``asked_at`` is when it was asked (``time.monotonic``)."""
-    FIRST_TOKEN_SECONDS.observe(time.monotonic() - asked_at)
+def first_token(seconds: float) -> None:
+    """An answer's first text arrived, ``seconds`` after the model API was first asked."""
+    FIRST_TOKEN_SECONDS.observe(seconds)
 
 
 class Running(Protocol):
@@ -171,6 +172,8 @@ class Running(Protocol):
     message: Message
     #: The provider's (prompt tokens, completion tokens), or None if it sent none.
     usage: tuple[int, int] | None
+    #: When it started, and how it went upstream (the log's figures too).
+    timings: AnswerTimings
 
 
 @contextlib.contextmanager
@@ -182,7 +185,6 @@ def streaming(answer: Running) -> Iterator[None]:
     deleted) or its end could not be saved.
     """
     ANSWERS_STREAMING.inc()
-    started = time.monotonic()
     try:
         yield
     finally:
@@ -190,7 +192,7 @@ def streaming(answer: Running) -> Iterator[None]:
         message = answer.message
         if message.status != Message.Status.STREAMING:
             ANSWERS_FINISHED.labels(message.status).inc()
-            ANSWER_SECONDS.observe(time.monotonic() - started)
+            ANSWER_SECONDS.observe(time.monotonic() - answer.timings.started)
             TOKENS_RELAYED.inc(relayed_tokens(message.content, answer.usage))
 
 

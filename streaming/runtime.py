@@ -34,6 +34,7 @@ from django.conf import settings
 from streaming import control, metrics, services
 from streaming.answer import Answer
 from streaming.exceptions import RateLimited
+from streaming.logs import describe, error_fields
 from streaming.models import Message, control_group_name
 from streaming.openai import ChatRequest, stream_chat
 from streaming.services.providers import ProviderConfig
@@ -127,7 +128,13 @@ class Runtime:
             text = "".join([event.text async for event in events if event.type == "text"])
             await services.to_async(services.do_auto_title)(answer.conversation_id, made_from, text)
         except Exception as exc:
-            logger.warning("No title from the model for %s: %r", answer.conversation_id, exc)
+            # Its kind, not its text: the title request quotes the first message and answer,
+            # and a provider's error (or an unreadable reply) may quote them back.
+            conversation = answer.conversation_id
+            kind = error_fields(exc)
+            logger.warning(
+                "No title from the model for %s: %s", conversation, describe(exc), extra=kind
+            )
 
     # --- the control desk -------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ They are synchronous (the ORM is); async callers wrap them in ``to_async``.
     conversations   who may see what; posting, regenerating, branches, snapshots, deletion
     tree            a conversation's messages as a tree: branches and versions
     drafts          a conversation saved with its first message
-    deletion        delete, undo for a while, purge for good
+    deletion        delete, undo for a while, purge for good (expired deletes, old conversations)
     listing         a user's conversations: pages, day groups, search, live list events
     titles          a short title asked of the model after the first answer (AUTO_TITLE)
     answers         a streaming answer's row: checkpoints, stop requests, sweep, ending
@@ -59,7 +59,9 @@ from streaming.services.database import (
     to_async,
 )
 from streaming.services.deletion import (
+    Purged,
     do_delete_conversation,
+    do_purge_conversations,
     do_purge_deleted,
     do_restore_conversation,
     restorable,
@@ -96,6 +98,7 @@ __all__ = [
     "Page",
     "PostedMessage",
     "ProviderConfig",
+    "Purged",
     "Saved",
     "Started",
     "Tree",
@@ -113,6 +116,7 @@ __all__ = [
     "do_fetch_models",
     "do_finish",
     "do_post_user_message",
+    "do_purge_conversations",
     "do_purge_deleted",
     "do_regenerate",
     "do_rename",

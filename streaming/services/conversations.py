@@ -328,8 +328,9 @@ def _uuid_or_none(value: Any) -> uuid.UUID | None:
 def _may_answer(conversation: Conversation) -> datetime:
     """In the transaction about to start an answer: raise unless it may start; its time."""
     lock_owner(conversation.owner_id)
-    # Under the lock a delete takes too: one that came after the caller's _refresh is seen.
-    if Conversation.objects.filter(pk=conversation.pk, deleted_at__isnull=False).exists():
+    # Under the lock a delete (or a purge) takes too: one that came after the caller's
+    # _refresh is seen.
+    if not Conversation.objects.filter(pk=conversation.pk, deleted_at__isnull=True).exists():
         raise ConversationGone("This conversation was deleted.")
     if Message.objects.filter(conversation=conversation, status=Status.STREAMING).exists():
         raise BusyError(BUSY_MESSAGE)

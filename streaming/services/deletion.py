@@ -7,11 +7,16 @@ was; after that ``do_purge_deleted`` deletes it and its messages for real. The p
 in every server process's periodic sweep (streaming/runtime.py) and from the
 ``purge_deleted`` management command; until it runs, an expired row stays hidden and can no
 longer be restored, so the window never depends on when the purge comes.
+
+``do_purge_conversations`` (the ``purge_conversations`` command) is retention: it deletes
+for good, the same way, every conversation with no activity for a given time, deleted or
+not, except one whose answer is still streaming.
 """
 
 import functools
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -21,12 +26,12 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import DateTimeField as DateTimeOutput
-from django.db.models import ExpressionWrapper, Value
+from django.db.models import Exists, ExpressionWrapper, OuterRef, Q, Value
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 
 from streaming import control
-from streaming.models import Conversation
+from streaming.models import Conversation, Message
 from streaming.services.answers import do_request_stop
 from streaming.services.listing import announce_listing
 from streaming.services.quotas import lock_owner
@@ -34,10 +39,14 @@ from streaming.services.quotas import lock_owner
 logger = logging.getLogger(__name__)
 
 
+def _ago(period: timedelta) -> ExpressionWrapper[CombinedExpression]:
+    """The database's "now" less ``period``: one clock for every process and host."""
+    return ExpressionWrapper(Now() - Value(period), output_field=DateTimeOutput())
+
+
 def _undo_until() -> ExpressionWrapper[CombinedExpression]:
     """The database's "now" less DELETE_UNDO_SECONDS: rows deleted before it are expired."""
-    window = timedelta(seconds=settings.DELETE_UNDO_SECONDS)
-    return ExpressionWrapper(Now() - Value(window), output_field=DateTimeOutput())
+    return _ago(timedelta(seconds=settings.DELETE_UNDO_SECONDS))
 
 
 def do_delete_conversation(conversation: Conversation) -> None:
@@ -111,8 +120,72 @@ def do_purge_deleted() -> int:
         # Locked first: an Undo racing the purge either wins before it (and the row is no
         # longer expired when read here) or waits and then finds nothing to restore.
         ids = list(expired.values_list("pk", flat=True))
-        _, per_model = Conversation.objects.filter(pk__in=ids).delete()
-    purged = per_model.get(Conversation._meta.label, 0)
+        purged = _delete_for_good(ids).conversations
     if purged:
         logger.info("Purged %d deleted conversation(s)", purged)
     return purged
+
+
+@dataclass(frozen=True)
+class Purged:
+    """How many conversations, and messages of theirs, a purge deleted (or would)."""
+
+    conversations: int
+    messages: int
+
+
+def _delete_for_good(ids: list[uuid.UUID]) -> Purged:
+    """Delete these conversations and all their messages, for good."""
+    _, per_model = Conversation.objects.filter(pk__in=ids).delete()
+    return Purged(per_model.get(Conversation._meta.label, 0), per_model.get(Message._meta.label, 0))
+
+
+def do_purge_conversations(older_than: timedelta, *, apply: bool = False) -> Purged:
+    """The conversations with no activity for ``older_than`` (deleted ones included) and
+    their messages: counted, or with ``apply`` deleted for good and announced. One whose
+    answer is still streaming is never touched.
+
+    Last activity is the conversation's ``updated_at`` (every message and every answer's
+    end moves it) and, should anything have added a message without it, the newest
+    message. Times are the database's, as everywhere.
+    """
+    cutoff = _ago(older_than)
+    with transaction.atomic():
+        stale = Conversation.objects.filter(updated_at__lt=cutoff)
+        if apply:
+            # Their owners' locks first, which every start of an answer takes (_may_answer):
+            # an answer being started now is committed, so seen below, before they are
+            # given; one started later waits, then finds its conversation gone. In one order,
+            # so two purges cannot each hold what the other waits for.
+            for owner_id in sorted(set(stale.values_list("owner_id", flat=True))):
+                lock_owner(owner_id)
+            # And the rows, as do_purge_deleted does, which the sweep may run meanwhile.
+            stale = stale.select_for_update()
+        candidates = list(stale.values_list("pk", flat=True))
+        active = Message.objects.filter(conversation=OuterRef("pk")).filter(
+            Q(status=Message.Status.STREAMING) | Q(created_at__gte=cutoff)
+        )
+        old = Conversation.objects.filter(pk__in=candidates, updated_at__lt=cutoff)
+        rows = list(old.exclude(Exists(active)).values_list("pk", "owner_id", "deleted_at"))
+        ids = [pk for pk, _, _ in rows]
+        if not apply:
+            return Purged(len(ids), Message.objects.filter(conversation_id__in=ids).count())
+        purged = _delete_for_good(ids)
+        # Their open tabs say so and their owners' lists drop them; deleted ones were
+        # announced when they were deleted.
+        shown = [(pk, owner_id) for pk, owner_id, deleted_at in rows if deleted_at is None]
+        transaction.on_commit(functools.partial(_announce_purged, shown))
+    logger.info(
+        "Purged %d conversation(s) and %d message(s) with no activity for %g day(s)",
+        purged.conversations,
+        purged.messages,
+        older_than / timedelta(days=1),
+    )
+    return purged
+
+
+def _announce_purged(conversations: list[tuple[uuid.UUID, int]]) -> None:
+    for conversation_id, owner_id in conversations:
+        control.announce_after_commit(conversation_id, control.deleted_event())
+        removed = control.conversation_removed_event(conversation_id)
+        control.tell_user_after_commit(owner_id, removed)
