@@ -7,12 +7,15 @@ variable; keep the two in step.
 
 import os
 import re
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -164,6 +167,17 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # the thread waiting for it) for as long as TCP takes to give up. DATABASE_URL may set
     # its own (?connect_timeout=N).
     DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 10)
+    # The same for a connection already open when the host goes silent: TCP keepalives
+    # notice an idle one within a minute, and tcp_user_timeout (ms) ends a query whose
+    # bytes go unacknowledged, so no thread waits the ~15 minutes TCP would on its own.
+    for option, value in {
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 30_000,
+    }.items():
+        DATABASES["default"]["OPTIONS"].setdefault(option, value)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -174,12 +188,17 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 RedisHost = str | dict[str, object]
 
 
+# Connecting to Redis gives up after this: reads have no timeout (below), so without one a
+# host that drops packets would hold a send for as long as TCP tries.
+REDIS_CONNECT_TIMEOUT_SECONDS = 5.0
+
+
 def redis_connection(host: RedisHost, **options: object) -> dict[str, object]:
     """channels-redis's host entry for ``host``, with these redis-py connection options."""
     return {**({"address": host} if isinstance(host, str) else host), **options}
 
 
-def redis_channel_layer(hosts: list[RedisHost], **config: object) -> dict[str, object]:
+def redis_channel_layer(hosts: Sequence[RedisHost], **config: object) -> dict[str, object]:
     """The channels-redis layer for these Redis hosts (several shard the channels)."""
     return {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -190,7 +209,13 @@ def redis_channel_layer(hosts: list[RedisHost], **config: object) -> dict[str, o
             # Every concurrent send holds a connection; redis-py's default ceiling of 100
             # fails sends with MaxConnectionsError when a process streams ~100 answers.
             "hosts": [
-                redis_connection(host, socket_timeout=None, max_connections=1000) for host in hosts
+                redis_connection(
+                    host,
+                    socket_timeout=None,
+                    socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
+                    max_connections=1000,
+                )
+                for host in hosts
             ],
             # Per channel, and a process's sockets all share one Redis key: over this,
             # sends are dropped silently (the protocol heals it, but rarely is better).
@@ -201,25 +226,34 @@ def redis_channel_layer(hosts: list[RedisHost], **config: object) -> dict[str, o
     }
 
 
-def redis_pubsub_layer(hosts: list[RedisHost], **config: object) -> dict[str, object]:
+def redis_pubsub_layer(hosts: Sequence[RedisHost], **config: object) -> dict[str, object]:
     """channels-redis's Pub/Sub layer for these Redis hosts: a group send is one PUBLISH."""
     return {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {
-            "hosts": [redis_connection(host, socket_timeout=None) for host in hosts],
+            "hosts": [
+                redis_connection(
+                    host, socket_timeout=None, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS
+                )
+                for host in hosts
+            ],
             **config,
         },
     }
 
 
-def redis_layer(hosts: list[RedisHost], kind: str, **config: object) -> dict[str, object]:
+def redis_layer(hosts: Sequence[RedisHost], kind: str, **config: object) -> dict[str, object]:
     """The channels-redis layer of ``kind`` ("pubsub" or "core") for these Redis hosts."""
     return (redis_pubsub_layer if kind == "pubsub" else redis_channel_layer)(hosts, **config)
 
 
+# How long a sentinel may take to answer before the next one is asked.
+REDIS_SENTINEL_TIMEOUT_SECONDS = 0.5
+
+
 def sentinel_hosts(
     sentinels: list[str], masters: list[str], password: str, sentinel_password: str
-) -> list[RedisHost]:
+) -> list[dict[str, object]]:
     """One host entry per master name, each found through the same Redis Sentinels."""
     addresses: list[tuple[str, int]] = []
     for sentinel in sentinels:
@@ -229,12 +263,20 @@ def sentinel_hosts(
                 f"REDIS_SENTINELS lists host:port pairs, such as 10.0.0.5:26379, not {sentinel!r}."
             )
         addresses.append((host.strip("[]"), int(port)))
+    # Asked in turn: one that went silent must not hold up finding the master. redis-py
+    # would ask it again ten times, backing off, before the next; the next is the retry.
+    sentinel_kwargs: dict[str, object] = {
+        "socket_timeout": REDIS_SENTINEL_TIMEOUT_SECONDS,
+        "socket_connect_timeout": REDIS_SENTINEL_TIMEOUT_SECONDS,
+        "retry": Retry(NoBackoff(), 0),
+        **({"password": sentinel_password} if sentinel_password else {}),
+    }
     return [
         {
             "sentinels": addresses,
             "master_name": master,
+            "sentinel_kwargs": dict(sentinel_kwargs),
             **({"password": password} if password else {}),
-            **({"sentinel_kwargs": {"password": sentinel_password}} if sentinel_password else {}),
         }
         for master in masters
     ]
@@ -246,17 +288,21 @@ REDIS_URLS = env_list("REDIS_URL", "")
 REDIS_SENTINELS = env_list("REDIS_SENTINELS", "")
 if REDIS_URLS and REDIS_SENTINELS:
     raise ImproperlyConfigured("Set REDIS_URL or REDIS_SENTINELS, not both.")
-#: The Redis servers of the channel layer (and of the per-user socket counts: the first).
-REDIS_HOSTS: list[RedisHost] = (
-    sentinel_hosts(
-        REDIS_SENTINELS,
-        env_list("REDIS_SENTINEL_MASTERS", "mymaster"),
-        os.environ.get("REDIS_PASSWORD", ""),
-        os.environ.get("REDIS_SENTINEL_PASSWORD", ""),
+#: The Redis servers of the channel layer (and of the per-user socket counts: the first),
+#: in channels-redis's host format.
+REDIS_HOSTS: list[dict[str, object]] = [
+    redis_connection(host)
+    for host in (
+        sentinel_hosts(
+            REDIS_SENTINELS,
+            env_list("REDIS_SENTINEL_MASTERS", "mymaster"),
+            os.environ.get("REDIS_PASSWORD", ""),
+            os.environ.get("REDIS_SENTINEL_PASSWORD", ""),
+        )
+        if REDIS_SENTINELS
+        else REDIS_URLS
     )
-    if REDIS_SENTINELS
-    else list(REDIS_URLS)
-)
+]
 # Which channels-redis layer: "pubsub" (Redis Pub/Sub: a group send is one PUBLISH that the
 # server pushes to every subscribed process) or "core" (lists in Redis, polled with
 # BZPOPMIN). docs/performance.md measures both: pubsub costs a sixth of the CPU per frame.
@@ -335,7 +381,7 @@ if MAX_FRAME_CHARS < MAX_MESSAGE_CHARS + 1024:
 # --- Per-user limits ------------------------------------------------------------------
 # Over a limit nothing is written and the model is not asked; the page says how long to
 # wait. Answers and messages are counted in the database (exact across processes); sockets
-# in Redis when REDIS_URL is set, else in memory (one process).
+# in Redis when REDIS_URL or REDIS_SENTINELS is set, else in memory (one process).
 LIMIT_ANSWERS_PER_USER = env_int("LIMIT_ANSWERS_PER_USER", 3)
 LIMIT_MESSAGES_PER_MINUTE = env_int("LIMIT_MESSAGES_PER_MINUTE", 20)
 LIMIT_SOCKETS_PER_USER = env_int("LIMIT_SOCKETS_PER_USER", 20)

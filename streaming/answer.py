@@ -236,12 +236,20 @@ class Answer:
             error=error,
         )
         try:
-            if await services.to_async(services.do_finish)(self.message, outcome):
-                await services.send_listing(self.conversation_id)
+            saved = await services.to_async(services.do_finish)(self.message, outcome)
         except Exception:
             # The row stays `streaming` with its last checkpoint; the sweep will end it.
             logger.exception("Could not save the end of answer %s", self.message.id)
+            return
+        if not saved:
+            # Ended elsewhere meanwhile (swept, deleted): that ending stands, not this one.
+            self._log_end("abandoned")
+            return
         self._log_end(status)
+        try:
+            await services.send_listing(self.conversation_id)
+        except Exception:
+            logger.exception("Could not tell the lists that answer %s ended", self.message.id)
 
     def _ending(self) -> tuple[str, str]:
         """The status and error to save: a finished stream is complete whoever asked to stop."""

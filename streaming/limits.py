@@ -16,9 +16,9 @@ import time
 import weakref
 from typing import Any
 
+from channels_redis.utils import create_pool
 from django.conf import settings
 from redis.asyncio import Redis
-from redis.asyncio.sentinel import Sentinel
 
 from streaming.exceptions import RateLimited
 
@@ -66,16 +66,10 @@ def _redis() -> Redis | None:
     return client
 
 
-def redis_client(host: "str | dict[str, Any]", **options: Any) -> Redis:
-    """A client for one of the channel layer's Redis servers (a URL, or a Sentinel master)."""
-    if isinstance(host, str):
-        return Redis.from_url(host, **options)
-    host = dict(host)
-    sentinels = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
-        host.pop("sentinels"), sentinel_kwargs=host.pop("sentinel_kwargs", None)
-    )
-    master: Redis = sentinels.master_for(host.pop("master_name"), **host, **options)
-    return master
+def redis_client(host: dict[str, Any], **options: Any) -> Redis:
+    """A client for one of the channel layer's Redis servers (``settings.REDIS_HOSTS``: a
+    URL, or a Sentinel master with its sentinels)."""
+    return Redis(connection_pool=create_pool({**host, **options}))
 
 
 class SocketSlot:

@@ -18,6 +18,8 @@ import redis
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
+from redis.asyncio.retry import Retry
+from websockets.exceptions import InvalidHandshake, InvalidMessage
 
 import chatsite.settings
 from chatsite.settings import sentinel_hosts
@@ -36,22 +38,32 @@ MASTER_NAME = "chatsite-test"
 class SentinelSet:
     """A master, a replica of it, and one sentinel that may fail the master over."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, sentinels: int = 1) -> None:
         self.master = RedisServer(workdir)
         self.master.start()
         self.replica = RedisServer(workdir, "--replicaof", "127.0.0.1", str(self.master.port))
         self.replica.start()
         # Quorum 1: this one sentinel decides. A second without a ping from the master is
         # enough to call it down, so the test waits seconds for the failover, not minutes.
-        self.sentinel = RedisServer(
-            workdir,
-            sentinel_conf=(
-                f"sentinel monitor {MASTER_NAME} 127.0.0.1 {self.master.port} 1\n"
-                f"sentinel down-after-milliseconds {MASTER_NAME} 1000\n"
-                f"sentinel failover-timeout {MASTER_NAME} 5000\n"
-            ),
-        )
-        self.sentinel.start()
+        self.sentinels = [
+            RedisServer(
+                workdir,
+                sentinel_conf=(
+                    f"sentinel monitor {MASTER_NAME} 127.0.0.1 {self.master.port} 1\n"
+                    f"sentinel down-after-milliseconds {MASTER_NAME} 1000\n"
+                    f"sentinel failover-timeout {MASTER_NAME} 5000\n"
+                ),
+            )
+            for _ in range(sentinels)
+        ]
+        for sentinel in self.sentinels:
+            sentinel.start()
+        self.sentinel = self.sentinels[0]
+
+    @property
+    def addresses(self) -> str:
+        """REDIS_SENTINELS for these sentinels."""
+        return ",".join(f"127.0.0.1:{sentinel.port}" for sentinel in self.sentinels)
 
     def master_port(self) -> int:
         """The port of the master the sentinel names now."""
@@ -72,13 +84,22 @@ class SentinelSet:
         return bool(info.get("master_link_status") == "up")
 
     def stop(self) -> None:
-        for server in (self.sentinel, self.replica, self.master):
+        for server in (*self.sentinels, self.replica, self.master):
             server.kill()
 
 
 @pytest.fixture
 def sentinels(tmp_path: Path) -> Iterator[SentinelSet]:
     servers = SentinelSet(tmp_path)
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
+@pytest.fixture
+def two_sentinels(tmp_path: Path) -> Iterator[SentinelSet]:
+    servers = SentinelSet(tmp_path, sentinels=2)
     try:
         yield servers
     finally:
@@ -96,7 +117,8 @@ async def connected(server: DaphneServer, conversation: Conversation, cookie: st
     for attempt in range(40):
         try:
             return await LiveClient(server, conversation.id, cookie).__aenter__()
-        except (AssertionError, OSError):  # `unavailable` instead of a snapshot, or closed
+        # `unavailable` instead of a snapshot, refused, or closed before the handshake ended
+        except (AssertionError, OSError, InvalidHandshake, InvalidMessage):
             await asyncio.sleep(0.25 * min(attempt + 1, 4))
     raise AssertionError(f"no socket on {server.url} after the failover")
 
@@ -128,7 +150,7 @@ async def test_layer_found_through_sentinel_survives_a_failover(
     await until(lambda: sentinels.knows_replica() and sentinels.replica_in_sync(), timeout=30)
     a, b = live_servers(
         2,
-        REDIS_SENTINELS=f"127.0.0.1:{sentinels.sentinel.port}",
+        REDIS_SENTINELS=sentinels.addresses,
         REDIS_SENTINEL_MASTERS=MASTER_NAME,
         LIMIT_SOCKETS_PER_USER="100",
     )
@@ -145,18 +167,43 @@ async def test_layer_found_through_sentinel_survives_a_failover(
     assert b.process.poll() is None
 
 
+async def test_a_silent_sentinel_does_not_hold_up_finding_the_master(
+    live_servers: Callable[..., list[DaphneServer]],
+    two_sentinels: SentinelSet,
+    conversation: Conversation,
+    user: User,
+) -> None:
+    # The first sentinel listed is frozen: connections to it open, and nothing answers.
+    two_sentinels.sentinel.pause()
+    a, b = live_servers(
+        2,
+        REDIS_SENTINELS=two_sentinels.addresses,
+        REDIS_SENTINEL_MASTERS=MASTER_NAME,
+        LIMIT_SOCKETS_PER_USER="100",
+    )
+    cookie = await sync_to_async(session_cookie)(user)
+    # Each process asks the second sentinel once the first has not answered in time.
+    await answer_on_both(a, b, conversation, cookie, "around sim:tokens=30 sim:rate=100")
+    assert await sync_to_async(two_sentinels.master.client().dbsize)() > 0
+
+
 def test_sentinel_settings_make_one_shard_per_master() -> None:
-    hosts = sentinel_hosts(["10.0.0.5:26379", "[::1]:26380"], ["one", "two"], "pw", "spw")
+    hosts: list[Any] = sentinel_hosts(
+        ["10.0.0.5:26379", "[::1]:26380"], ["one", "two"], "pw", "spw"
+    )
+    asked_once = [host.pop("sentinel_kwargs") for host in hosts]
     assert hosts == [
-        {
-            "sentinels": [("10.0.0.5", 26379), ("::1", 26380)],
-            "master_name": name,
-            "password": "pw",
-            "sentinel_kwargs": {"password": "spw"},
-        }
+        {"sentinels": [("10.0.0.5", 26379), ("::1", 26380)], "master_name": name, "password": "pw"}
         for name in ("one", "two")
     ]
-    assert sentinel_hosts(["s:1"], ["m"], "", "") == [{"sentinels": [("s", 1)], "master_name": "m"}]
+    for kwargs in asked_once:
+        retry = kwargs.pop("retry")
+        assert isinstance(retry, Retry)
+        assert retry.get_retries() == 0  # a silent sentinel is not asked again: the next is
+        assert kwargs == {"socket_timeout": 0.5, "socket_connect_timeout": 0.5, "password": "spw"}
+    plain: Any = sentinel_hosts(["s:1"], ["m"], "", "")[0]
+    assert "password" not in plain
+    assert "password" not in plain["sentinel_kwargs"]
 
 
 @pytest.mark.parametrize(
