@@ -188,7 +188,7 @@ def in_thread(work: Callable[[], None]) -> threading.Thread:
     return thread
 
 
-def holding(lock: Callable[[], None]) -> tuple[threading.Thread, threading.Event]:
+def holding(lock: Callable[[], object]) -> tuple[threading.Thread, threading.Event]:
     """A transaction that takes ``lock`` and holds it until the event returned is set."""
     taken, release = threading.Event(), threading.Event()
 
