@@ -363,3 +363,20 @@ async def test_open_tabs_of_a_purged_conversation_are_told(user: User, connect: 
     assert await Conversation.objects.filter(pk=recent.pk).aexists()
     await on_old.disconnect()
     await on_recent.disconnect()
+
+
+def test_many_expired_deletes_are_purged_a_batch_at_a_time(user: User) -> None:
+    """No statement names more than PURGE_BATCH_SIZE of them: SQLite refuses a statement of
+    more than 32766 parameters (PostgreSQL of 65535)."""
+    count = 2 * PURGE_BATCH_SIZE + 1
+    many_old(user, count)
+    Conversation.objects.update(deleted_at=timezone.now() - timedelta(days=1))
+    kept = conversation(user, "Not deleted", idle_days=DAYS + 1)
+
+    with CaptureQueriesContext(connection) as purging:
+        assert services.do_purge_deleted() == count
+
+    assert list(Conversation.objects.values_list("pk", flat=True)) == [kept.pk]
+    assert Message.objects.count() == 2
+    named = [query["sql"].count("::uuid") for query in purging.captured_queries]
+    assert 0 < max(named) <= PURGE_BATCH_SIZE

@@ -137,10 +137,20 @@ class Purged:
     messages: int
 
 
+#: Conversations a purge looks at in one transaction, and deletes in one statement.
+PURGE_BATCH_SIZE = 200
+
+
 def _delete_for_good(ids: list[uuid.UUID]) -> Purged:
     """Delete these conversations and all their messages, for good."""
-    _, per_model = Conversation.objects.filter(pk__in=ids).delete()
-    return Purged(per_model.get(Conversation._meta.label, 0), per_model.get(Message._meta.label, 0))
+    conversations = messages = 0
+    # A few at a time: SQLite refuses a statement of more than 32766 parameters.
+    for start in range(0, len(ids), PURGE_BATCH_SIZE):
+        some = ids[start : start + PURGE_BATCH_SIZE]
+        _, per_model = Conversation.objects.filter(pk__in=some).delete()
+        conversations += per_model.get(Conversation._meta.label, 0)
+        messages += per_model.get(Message._meta.label, 0)
+    return Purged(conversations, messages)
 
 
 def do_purge_conversations(older_than: timedelta, *, apply: bool = False) -> Purged:
@@ -176,10 +186,6 @@ def do_purge_conversations(older_than: timedelta, *, apply: bool = False) -> Pur
         older_than / timedelta(days=1),
     )
     return purged
-
-
-#: Conversations a purge looks at in one transaction.
-PURGE_BATCH_SIZE = 200
 
 
 def database_now() -> datetime:
