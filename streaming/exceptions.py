@@ -21,6 +21,9 @@
     ├── ImportRefused               an uploaded export file that cannot be imported; lists why
     └── ServerError                 a frame failed for a reason that is a bug, not the sender's
 
+Each class has a `kind` of its own; the upstream ones' (http, connect, timeout, busy,
+protocol, stream) label chatsite_upstream_errors.
+
 No message ever carries the API key: upstream messages are the provider's own text, and
 the request headers are never part of an error.
 """
@@ -31,7 +34,11 @@ import math
 class ChatError(Exception):
     """Base of every error a user may see; `code` is stable, `message` is for people."""
 
+    #: What the page and the API are told, stable.
     code = "error"
+    #: Which branch of the tree it is, one word of its own per class: the `kind` label of
+    #: the metrics and the `error_kind` field of the logs, which so never disagree.
+    kind = "error"
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -51,12 +58,14 @@ class UpstreamError(ChatError):
     """The model API failed; the answer ends with status `error` and this message."""
 
     code = "upstream_error"
+    kind = "upstream"
 
 
 class UpstreamHTTPError(UpstreamError):
     """The API replied with a non-2xx status before any event; carries its own message."""
 
     code = "upstream_http"
+    kind = "http"
 
     def __init__(self, status_code: int, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -71,60 +80,70 @@ class UpstreamConnectError(UpstreamError):
     """The API could not be reached, or the connection broke mid-stream."""
 
     code = "upstream_connection"
+    kind = "connect"
 
 
 class UpstreamTimeout(UpstreamError):
     """The API sent nothing for OPENAI_READ_TIMEOUT seconds."""
 
     code = "upstream_timeout"
+    kind = "timeout"
 
 
 class UpstreamBusy(UpstreamError):
     """Every connection of the process's client is in use; not retried, the user may."""
 
     code = "server_busy"
+    kind = "busy"
 
 
 class UpstreamProtocolError(UpstreamError):
     """The API sent something that is not a Chat Completions event stream."""
 
     code = "upstream_protocol"
+    kind = "protocol"
 
 
 class UpstreamStreamError(UpstreamError):
     """The API reported an error inside the stream, after it had started."""
 
     code = "upstream_stream_error"
+    kind = "stream"
 
 
 class FrameError(ChatError):
     """A frame from the browser was not acceptable; the socket stays open."""
 
     code = "bad_frame"
+    kind = "frame"
 
 
 class BusyError(ChatError):
     """An answer is already streaming in this conversation."""
 
     code = "busy"
+    kind = "answering"
 
 
 class ModelUnavailable(ChatError):
     """The conversation's chosen model (or its provider) was disabled or removed."""
 
     code = "model_unavailable"
+    kind = "model"
 
 
 class KeyUnreadable(ChatError):
     """A provider's stored API key cannot be decrypted: the secret it was sealed with changed."""
 
     code = "provider_key_unreadable"
+    kind = "key"
 
 
 class LimitError(ChatError):
     """Over a limit: nothing was written and nothing asked of the model; try again later."""
 
     code = "rate_limited"
+    kind = "limit"
 
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
@@ -144,24 +163,28 @@ class RateLimited(LimitError):
     """Too many answers at once, messages a minute, frames a second, or open sockets."""
 
     code = "rate_limited"
+    kind = "rate"
 
 
 class QuotaExceeded(LimitError):
     """The user's tokens for the day are spent; ``retry_after`` runs to the next day."""
 
     code = "quota_exceeded"
+    kind = "quota"
 
 
 class ConversationGone(ChatError):
     """The conversation was deleted; the socket says so and closes with 4404."""
 
     code = "deleted"
+    kind = "gone"
 
 
 class LayerUnavailable(ChatError):
     """The channel layer (Redis) cannot be reached; the socket closes with 4503."""
 
     code = "unavailable"
+    kind = "layer"
 
 
 class SessionEnded(ChatError):
@@ -172,6 +195,7 @@ class SessionEnded(ChatError):
     """
 
     code = "session_ended"
+    kind = "session"
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -188,6 +212,7 @@ class ImportRefused(ChatError):
     """
 
     code = "bad_import"
+    kind = "import"
 
     def __init__(self, problems: list[str]) -> None:
         count = len(problems)
@@ -201,3 +226,4 @@ class ServerError(ChatError):
     """Handling a frame failed unexpectedly (a bug); the page is told, the socket stays open."""
 
     code = "server_error"
+    kind = "server"

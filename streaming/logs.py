@@ -75,14 +75,16 @@ class JsonFormatter(BaseJsonFormatter):
 
 
 def error_fields(exc: BaseException) -> dict[str, object]:
-    """What a log line may say of a failure: its kind and upstream status, not its text.
+    """What a log line may say of a failure: its code and kind (the kind the metrics
+    label it with, streaming/exceptions.py) and upstream status, not its text.
 
     A provider's error message can quote what it was sent (the conversation) and an
     unreadable stream's error quotes what the model said, so neither is logged; the
     answer's row keeps the message, for staff to read in the admin.
     """
-    kind = exc.code if isinstance(exc, ChatError) else type(exc).__name__
-    fields: dict[str, object] = {"error": kind}
+    if not isinstance(exc, ChatError):
+        return {"error": type(exc).__name__}
+    fields: dict[str, object] = {"error": exc.code, "error_kind": exc.kind}
     if isinstance(exc, UpstreamHTTPError):
         fields["upstream_status"] = exc.status_code
     return fields
@@ -90,7 +92,8 @@ def error_fields(exc: BaseException) -> dict[str, object]:
 
 def describe(exc: BaseException) -> str:
     """``error_fields`` as words, for the message of a plain line: "upstream_http 429"."""
-    return " ".join(str(value) for value in error_fields(exc).values())
+    fields = error_fields(exc)
+    return " ".join(str(value) for key, value in fields.items() if key != "error_kind")
 
 
 @dataclass

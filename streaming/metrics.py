@@ -25,13 +25,8 @@ from prometheus_client import (
 )
 
 from streaming.exceptions import (
-    UpstreamBusy,
-    UpstreamConnectError,
     UpstreamError,
     UpstreamHTTPError,
-    UpstreamProtocolError,
-    UpstreamStreamError,
-    UpstreamTimeout,
 )
 from streaming.logs import AnswerTimings
 from streaming.models import Message
@@ -126,28 +121,11 @@ for _status in Message.Status:
     if _status not in {Message.Status.PENDING, Message.Status.STREAMING}:
         ANSWERS_FINISHED.labels(_status.value)
 
-_UPSTREAM_KINDS: tuple[tuple[type[UpstreamError], str], ...] = (
-    (UpstreamHTTPError, "http"),
-    (UpstreamConnectError, "connect"),
-    (UpstreamTimeout, "timeout"),
-    (UpstreamBusy, "busy"),
-    (UpstreamProtocolError, "protocol"),
-    (UpstreamStreamError, "stream"),
-)
-
-
-def upstream_kind(exc: UpstreamError) -> str:
-    """The `kind` label of an upstream failure: the branch of the error tree it is on."""
-    for cls, kind in _UPSTREAM_KINDS:
-        if isinstance(exc, cls):
-            return kind
-    return "other"
-
 
 def upstream_error(exc: UpstreamError) -> None:
     """Count one failed request to the model API."""
     status = str(exc.status_code) if isinstance(exc, UpstreamHTTPError) else "none"
-    UPSTREAM_ERRORS.labels(upstream_kind(exc), status).inc()
+    UPSTREAM_ERRORS.labels(exc.kind, status).inc()
 
 
 def upstream_retry(exc: UpstreamError | None) -> None:
@@ -157,7 +135,7 @@ def upstream_retry(exc: UpstreamError | None) -> None:
     elif isinstance(exc, UpstreamHTTPError):
         reason = str(exc.status_code)
     else:
-        reason = upstream_kind(exc)
+        reason = exc.kind
     UPSTREAM_RETRIES.labels(reason).inc()
 
 

@@ -82,6 +82,8 @@ async def _database_answers() -> None:
     with _db_check_lock:
         if _db_check is None or _db_check.done():
             _db_check = _db_thread.submit(_select_one)
+            # Said only here: probes that share the check in flight start none.
+            logger.debug("Readiness: a database check started")
         check = _db_check
     waiting = asyncio.wrap_future(check)
     # A timed-out probe stops waiting, it does not cancel the check other probes share.

@@ -20,13 +20,23 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 
-from streaming import services
-from streaming.exceptions import UpstreamHTTPError
+from streaming import exceptions, metrics, services
+from streaming.exceptions import (
+    ChatError,
+    UpstreamBusy,
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamHTTPError,
+    UpstreamProtocolError,
+    UpstreamStreamError,
+    UpstreamTimeout,
+)
 from streaming.logs import (
     AnswerFields,
     JsonAccessLog,
     JsonFormatter,
     answer_context,
+    describe,
     error_fields,
 )
 from streaming.models import Conversation, Message
@@ -133,6 +143,7 @@ async def test_json_logs_name_every_answer_and_never_hold_text_or_keys(
     assert end["user_id"] == user.pk
     assert (end["provider"], end["model"]) == ("Second", "sim-large")
     assert (end["status"], end["upstream_status"], end["error"]) == ("error", 404, "upstream_http")
+    assert end["error_kind"] == "http"
     assert "ttft_ms" not in end  # no token came
     (warning,) = [r for r in failure if r["level"] == "WARNING"]
     assert "failed upstream" in warning["message"]
@@ -239,8 +250,55 @@ async def test_records_in_an_answers_context_carry_its_fields() -> None:
 def test_upstream_errors_are_logged_by_kind_not_by_their_text() -> None:
     error = UpstreamHTTPError(400, f"Invalid content: '{MARKER}'")
 
-    assert error_fields(error) == {"error": "upstream_http", "upstream_status": 400}
+    assert error_fields(error) == {
+        "error": "upstream_http",
+        "error_kind": "http",
+        "upstream_status": 400,
+    }
+    assert describe(error) == "upstream_http 400"
     assert error_fields(ValueError(MARKER)) == {"error": "ValueError"}
+
+
+def test_the_logs_and_the_metrics_name_an_upstream_failure_alike() -> None:
+    failures: list[UpstreamError] = [
+        UpstreamHTTPError(503, "Unavailable"),
+        UpstreamConnectError("Refused"),
+        UpstreamTimeout("Silent"),
+        UpstreamBusy("Busy"),
+        UpstreamProtocolError("Unreadable"),
+        UpstreamStreamError("Failed mid-stream"),
+    ]
+    for failure in failures:
+        status = "503" if isinstance(failure, UpstreamHTTPError) else "none"
+        labels = {"kind": failure.kind, "status": status}
+        before = metrics.REGISTRY.get_sample_value("chatsite_upstream_errors_total", labels) or 0
+
+        metrics.upstream_error(failure)
+
+        counted = metrics.REGISTRY.get_sample_value("chatsite_upstream_errors_total", labels)
+        assert counted == before + 1, failure
+        assert error_fields(failure)["error_kind"] == failure.kind
+    # The label values the metric's help and the README document.
+    assert [failure.kind for failure in failures] == [
+        "http",
+        "connect",
+        "timeout",
+        "busy",
+        "protocol",
+        "stream",
+    ]
+
+
+def test_every_error_class_has_a_kind_of_its_own() -> None:
+    classes = [
+        value
+        for value in vars(exceptions).values()
+        if isinstance(value, type) and issubclass(value, ChatError)
+    ]
+    assert len(classes) == 20
+    for cls in classes:
+        assert "kind" in vars(cls), cls  # not inherited: a new class must choose one
+    assert len({cls.kind for cls in classes}) == len(classes)
 
 
 def test_access_log_is_records_without_query_strings(caplog: pytest.LogCaptureFixture) -> None:

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
+import websockets
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.utils import timezone
@@ -16,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from streaming.models import Conversation, Message
 from streaming.services.quotas import estimate_tokens
 from tests.conftest import session_cookie, until, user_message
-from tests.live import LiveClient
+from tests.live import LiveClient, refused_connection
 from tests.servers import DaphneServer, RedisServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -212,3 +213,46 @@ async def test_channel_layer_send_failures_are_counted(
     saved = await Message.objects.aget(pk=start["message_id"])
     assert saved.status == "complete"
     assert value(await scrape(server), "chatsite_answers_streaming") == 0
+
+
+async def closed_with(server: DaphneServer, conversation_id: object, cookie: str) -> int | None:
+    """Open a socket the server must close before it sends anything: the close code."""
+    async with websockets.connect(
+        f"{server.ws_url}/ws/conversations/{conversation_id}/",
+        origin=websockets.Origin(server.url),
+        additional_headers={"Cookie": f"sessionid={cookie}"},
+        proxy=None,
+    ) as socket:
+        with pytest.raises(websockets.ConnectionClosed):
+            await socket.recv()
+        return socket.close_code
+
+
+async def test_refused_sockets_leave_no_connection_counted(
+    live_servers: Callable[..., list[DaphneServer]],
+    own_redis: RedisServer,
+    conversation: Conversation,
+    other_user: User,
+    cookie: str,
+) -> None:
+    (server,) = live_servers(1, redis_url=own_redis.url, LIMIT_SOCKETS_PER_USER="1")
+    theirs = await Conversation.objects.acreate(owner=other_user)
+    connections = "chatsite_websocket_connections"
+
+    assert await closed_with(server, conversation.id, "not-a-session") == 4401
+    await gauge_becomes(server, connections, 0)
+    assert await closed_with(server, theirs.id, cookie) == 4403
+    await gauge_becomes(server, connections, 0)
+
+    async with LiveClient(server, conversation.id, cookie):
+        await gauge_becomes(server, connections, 1)
+        frame, code = await refused_connection(server, conversation.id, cookie)
+        assert (frame["code"], code) == ("rate_limited", 4429)
+        await gauge_becomes(server, connections, 1)  # the open one only
+    await gauge_becomes(server, connections, 0)
+
+    await sync_to_async(own_redis.kill)()
+    frame, code = await refused_connection(server, conversation.id, cookie)
+    assert (frame["code"], code) == ("unavailable", 4503)
+    await gauge_becomes(server, connections, 0)
+    assert value(await scrape(server), connections) == 0

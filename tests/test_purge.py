@@ -2,8 +2,12 @@
 deletes the conversations idle for longer than DAYS with their messages, deleted ones too,
 and never one whose answer is still streaming."""
 
+import logging
+import re
 import threading
 import time
+import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from io import StringIO
 from typing import Any
@@ -13,12 +17,18 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from streaming import services
+from chatsite.settings import redis_layer
+from streaming import metrics, services
+from streaming.exceptions import ConversationGone
 from streaming.models import Conversation, Message
+from streaming.services.deletion import PURGE_BATCH_SIZE, database_now
 from streaming.services.quotas import lock_owner
 from tests.conftest import receive_until
+from tests.servers import RedisServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,6 +53,20 @@ def conversation(
     Message.objects.filter(conversation=made).update(created_at=then, updated_at=then)
     Conversation.objects.filter(pk=made.pk).update(updated_at=then)
     return made
+
+
+def many_old(owner: User, count: int) -> None:
+    """``count`` conversations of one message each, idle for longer than DAYS, made in bulk."""
+    made = Conversation.objects.bulk_create(
+        Conversation(owner=owner, title=f"Old {n}") for n in range(count)
+    )
+    Message.objects.bulk_create(
+        Message(conversation=each, role="user", content="Question?") for each in made
+    )
+    then = timezone.now() - timedelta(days=DAYS + 1)
+    ids = [each.pk for each in made]
+    Message.objects.filter(conversation_id__in=ids).update(created_at=then, updated_at=then)
+    Conversation.objects.filter(pk__in=ids).update(updated_at=then)
 
 
 @pytest.fixture
@@ -132,53 +156,198 @@ def test_days_are_required() -> None:
         purge("--apply")
 
 
-def waiting_on_a_lock() -> bool:
-    """Whether some other session of the test database waits for a row lock."""
+def waiting_on_locks() -> int:
+    """How many other sessions of the test database wait for a lock now."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
             " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
         )
         (waiting,) = cursor.fetchone()
-    return bool(waiting)
+    return int(waiting)
 
 
-def test_an_answer_starting_as_the_purge_runs_keeps_its_conversation(user: User) -> None:
+def eventually(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition`` until it holds; fail saying ``what`` never happened."""
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} never happened"
+        time.sleep(0.02)
+
+
+def in_thread(work: Callable[[], None]) -> threading.Thread:
+    """Run ``work`` in a thread of its own, with a database connection of its own."""
+
+    def run() -> None:
+        try:
+            work()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def holding(lock: Callable[[], object]) -> tuple[threading.Thread, threading.Event]:
+    """A transaction that takes ``lock`` and holds it until the event returned is set."""
+    taken, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with transaction.atomic():
+            lock()
+            taken.set()
+            release.wait(30)
+
+    thread = in_thread(hold)
+    assert taken.wait(30)
+    return thread, release
+
+
+def postgresql_only() -> None:
     if connection.vendor != "postgresql":
         pytest.skip("row locks are PostgreSQL's; SQLite runs one writer at a time")
+
+
+def test_an_answer_started_before_the_purge_keeps_its_conversation(user: User) -> None:
+    postgresql_only()
     old = conversation(user, "Old", idle_days=DAYS + 1)
-    started, commit = threading.Event(), threading.Event()
-    output: list[str] = []
 
     def start_answer() -> None:
-        # As every start of an answer does: the owner's lock, then the answer's row, written
-        # and not yet committed.
-        with transaction.atomic():
-            lock_owner(user.pk)
-            Message.objects.create(conversation=old, role="assistant", status="streaming")
-            started.set()
-            commit.wait(30)
-        connection.close()
+        # As every start of an answer does (_may_answer): the owner's lock, then the
+        # answer's row, written and not yet committed.
+        lock_owner(user.pk)
+        Message.objects.create(conversation=old, role="assistant", status="streaming")
 
-    def run_purge() -> None:
-        output.append(purge("--older-than", str(DAYS), "--apply"))
-        connection.close()
-
-    answer = threading.Thread(target=start_answer)
-    answer.start()
-    assert started.wait(30)
-    purger = threading.Thread(target=run_purge)
-    purger.start()
-    deadline = time.monotonic() + 30
-    while not waiting_on_a_lock():  # the purge waits for the answer's transaction
-        assert time.monotonic() < deadline, "the purge never waited for the starting answer"
-        time.sleep(0.02)
+    answer, commit = holding(start_answer)
+    output: list[str] = []
+    purger = in_thread(lambda: output.append(purge("--older-than", str(DAYS), "--apply")))
+    eventually(lambda: waiting_on_locks() >= 1, "the purge waiting for the starting answer")
     commit.set()
     answer.join(30)
     purger.join(30)
 
     assert output == ["Purged 0 conversation(s) and 0 message(s) with no activity for 30 day(s).\n"]
     assert Message.objects.filter(conversation=old, status="streaming").exists()
+
+
+def test_an_answer_starting_as_the_purge_runs_finds_its_conversation_gone(user: User) -> None:
+    postgresql_only()
+    old = conversation(user, "Old", idle_days=DAYS + 1)
+    # The purge is held once it has its owners' locks, at the conversation's row.
+    row, release = holding(
+        lambda: list(Conversation.objects.select_for_update().filter(pk=old.pk).values("pk"))
+    )
+    output: list[str] = []
+    purger = in_thread(lambda: output.append(purge("--older-than", str(DAYS), "--apply")))
+    eventually(lambda: waiting_on_locks() >= 1, "the purge waiting for the row")
+    refused: list[Exception] = []
+
+    def post() -> None:
+        try:
+            services.do_post_user_message(old, "Just asked", uuid.uuid4())
+        except Exception as exc:
+            refused.append(exc)
+
+    starter = in_thread(post)
+    eventually(lambda: waiting_on_locks() >= 2, "the new answer waiting too")
+    release.set()
+    row.join(30)
+    purger.join(30)
+    starter.join(30)
+
+    assert output == ["Purged 1 conversation(s) and 2 message(s) with no activity for 30 day(s).\n"]
+    (error,) = refused
+    assert isinstance(error, ConversationGone), repr(error)
+    assert str(error) == "This conversation was deleted."
+    assert not Conversation.objects.filter(pk=old.pk).exists()
+    assert not Message.objects.filter(content="Just asked").exists()
+
+
+def ids_named(sql: str) -> int:
+    """How many ids (UUIDs, hyphenated or not, as each database spells them) ``sql`` names."""
+    return len(re.findall(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}", sql))
+
+
+def test_apply_purges_in_batches_until_none_is_left(user: User, other_user: User) -> None:
+    count = 2 * PURGE_BATCH_SIZE + 7
+    many_old(user, count - 10)
+    many_old(other_user, 10)
+    recent = conversation(user, "Recent", idle_days=1)
+
+    with CaptureQueriesContext(connection) as dry_run:
+        output = purge("--older-than", str(DAYS))
+    assert output.startswith(f"Dry run: {count} conversation(s) and {count} message(s)")
+    # The database's time, then one count; nothing written, nothing locked.
+    assert len(dry_run.captured_queries) == 2
+    assert not [q for q in dry_run.captured_queries if "FOR UPDATE" in q["sql"]]
+
+    with CaptureQueriesContext(connection) as applied:
+        output = purge("--older-than", str(DAYS), "--apply")
+
+    assert output.startswith(f"Purged {count} conversation(s) and {count} message(s)")
+    assert list(Conversation.objects.values_list("pk", flat=True)) == [recent.pk]
+    assert Message.objects.count() == 2
+    # A batch at a time, until one finds none left.
+    batches = [q for q in applied.captured_queries if f"LIMIT {PURGE_BATCH_SIZE}" in q["sql"]]
+    assert len(batches) == 4
+    assert max(ids_named(q["sql"]) for q in applied.captured_queries) <= PURGE_BATCH_SIZE
+
+
+def test_one_purge_keeps_one_cutoff_however_long_it_runs(user: User, other_user: User) -> None:
+    """The cutoff is the database's time when the purge began, not when a batch runs."""
+    postgresql_only()
+    conversation(other_user, "Old", idle_days=DAYS + 1)
+    # Idle for longer than DAYS but for a message that becomes that old a moment from now;
+    # its id comes after the other's, so a later statement of the purge looks at it.
+    kept = Conversation.objects.create(owner=user, title="Kept", pk=uuid.UUID(int=2**128 - 1))
+    newer = database_now() - timedelta(days=DAYS) + timedelta(seconds=3)
+    Message.objects.create(conversation=kept, role="user", content="Almost old", created_at=newer)
+    Conversation.objects.filter(pk=kept.pk).update(
+        updated_at=timezone.now() - timedelta(days=DAYS + 5)
+    )
+    # The purge is held at the first conversation's owner until the message is old too.
+    owner, release = holding(lambda: lock_owner(other_user.pk))
+    output: list[str] = []
+    purger = in_thread(lambda: output.append(purge("--older-than", str(DAYS), "--apply")))
+    eventually(lambda: waiting_on_locks() >= 1, "the purge waiting for the owner")
+    eventually(
+        lambda: database_now() - timedelta(days=DAYS) > newer + timedelta(seconds=0.5),
+        "the message growing older than the days asked",
+    )
+    release.set()
+    owner.join(30)
+    purger.join(30)
+
+    assert output == ["Purged 1 conversation(s) and 2 message(s) with no activity for 30 day(s).\n"]
+    assert Conversation.objects.filter(pk=kept.pk).exists()
+    assert Message.objects.filter(conversation=kept).count() == 1
+
+
+def test_announcing_stops_at_the_first_channel_layer_failure(
+    user: User, own_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    count = PURGE_BATCH_SIZE + 1
+    many_old(user, count)
+    own_redis.kill()
+    failures = "chatsite_channel_layer_send_failures_total"
+    before = metrics.REGISTRY.get_sample_value(failures) or 0
+
+    with (
+        override_settings(CHANNEL_LAYERS={"default": redis_layer([own_redis.url], "core")}),
+        caplog.at_level(logging.WARNING, logger="streaming"),
+    ):
+        output = purge("--older-than", str(DAYS), "--apply")
+
+    assert output.startswith(f"Purged {count} conversation(s) and {count} message(s)")
+    assert not Conversation.objects.exists()  # deleted all the same
+    # The first batch's sends (its conversations' tabs and their owner's), none after.
+    assert metrics.REGISTRY.get_sample_value(failures) == before + 2 * PURGE_BATCH_SIZE
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == [
+        "Could not tell the open tabs of purged conversations: the channel layer failed; "
+        "no more are told in this purge"
+    ]
 
 
 async def test_open_tabs_of_a_purged_conversation_are_told(user: User, connect: Any) -> None:
@@ -201,3 +370,20 @@ async def test_open_tabs_of_a_purged_conversation_are_told(user: User, connect: 
     assert await Conversation.objects.filter(pk=recent.pk).aexists()
     await on_old.disconnect()
     await on_recent.disconnect()
+
+
+def test_many_expired_deletes_are_purged_a_batch_at_a_time(user: User) -> None:
+    """No statement names more than PURGE_BATCH_SIZE of them: SQLite refuses a statement of
+    more than 32766 parameters (PostgreSQL of 65535)."""
+    count = 2 * PURGE_BATCH_SIZE + 1
+    many_old(user, count)
+    Conversation.objects.update(deleted_at=timezone.now() - timedelta(days=1))
+    kept = conversation(user, "Not deleted", idle_days=DAYS + 1)
+
+    with CaptureQueriesContext(connection) as purging:
+        assert services.do_purge_deleted() == count
+
+    assert list(Conversation.objects.values_list("pk", flat=True)) == [kept.pk]
+    assert Message.objects.count() == 2
+    named = [ids_named(query["sql"]) for query in purging.captured_queries]
+    assert 0 < max(named) <= PURGE_BATCH_SIZE

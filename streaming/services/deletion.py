@@ -13,22 +13,25 @@ for good, the same way, every conversation with no activity for a given time, de
 not, except one whose answer is still streaming.
 """
 
+import asyncio
 import functools
 import logging
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Count, Exists, ExpressionWrapper, OuterRef, Q, QuerySet, Value
 from django.db.models import DateTimeField as DateTimeOutput
-from django.db.models import Exists, ExpressionWrapper, OuterRef, Q, Value
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
+from django.db.models.sql import Query
 
 from streaming import control
 from streaming.models import Conversation, Message
@@ -134,10 +137,20 @@ class Purged:
     messages: int
 
 
+#: Conversations a purge looks at in one transaction, and deletes in one statement.
+PURGE_BATCH_SIZE = 200
+
+
 def _delete_for_good(ids: list[uuid.UUID]) -> Purged:
     """Delete these conversations and all their messages, for good."""
-    _, per_model = Conversation.objects.filter(pk__in=ids).delete()
-    return Purged(per_model.get(Conversation._meta.label, 0), per_model.get(Message._meta.label, 0))
+    conversations = messages = 0
+    # A few at a time: SQLite refuses a statement of more than 32766 parameters.
+    for start in range(0, len(ids), PURGE_BATCH_SIZE):
+        some = ids[start : start + PURGE_BATCH_SIZE]
+        _, per_model = Conversation.objects.filter(pk__in=some).delete()
+        conversations += per_model.get(Conversation._meta.label, 0)
+        messages += per_model.get(Message._meta.label, 0)
+    return Purged(conversations, messages)
 
 
 def do_purge_conversations(older_than: timedelta, *, apply: bool = False) -> Purged:
@@ -147,34 +160,25 @@ def do_purge_conversations(older_than: timedelta, *, apply: bool = False) -> Pur
 
     Last activity is the conversation's ``updated_at`` (every message and every answer's
     end moves it) and, should anything have added a message without it, the newest
-    message. Times are the database's, as everywhere.
+    message. Times are the database's, as everywhere, read once: every statement of one
+    purge, however long it runs, uses the same cutoff.
     """
-    cutoff = _ago(older_than)
-    with transaction.atomic():
-        stale = Conversation.objects.filter(updated_at__lt=cutoff)
-        if apply:
-            # Their owners' locks first, which every start of an answer takes (_may_answer):
-            # an answer being started now is committed, so seen below, before they are
-            # given; one started later waits, then finds its conversation gone. In one order,
-            # so two purges cannot each hold what the other waits for.
-            for owner_id in sorted(set(stale.values_list("owner_id", flat=True))):
-                lock_owner(owner_id)
-            # And the rows, as do_purge_deleted does, which the sweep may run meanwhile.
-            stale = stale.select_for_update()
-        candidates = list(stale.values_list("pk", flat=True))
-        active = Message.objects.filter(conversation=OuterRef("pk")).filter(
-            Q(status=Message.Status.STREAMING) | Q(created_at__gte=cutoff)
+    cutoff = database_now() - older_than
+    if not apply:
+        # One statement: a count of what a purge now would delete, nothing locked.
+        counted = _stale(cutoff).aggregate(
+            conversations=Count("pk", distinct=True), messages=Count("messages")
         )
-        old = Conversation.objects.filter(pk__in=candidates, updated_at__lt=cutoff)
-        rows = list(old.exclude(Exists(active)).values_list("pk", "owner_id", "deleted_at"))
-        ids = [pk for pk, _, _ in rows]
-        if not apply:
-            return Purged(len(ids), Message.objects.filter(conversation_id__in=ids).count())
-        purged = _delete_for_good(ids)
-        # Their open tabs say so and their owners' lists drop them; deleted ones were
-        # announced when they were deleted.
-        shown = [(pk, owner_id) for pk, owner_id, deleted_at in rows if deleted_at is None]
-        transaction.on_commit(functools.partial(_announce_purged, shown))
+        return Purged(counted["conversations"], counted["messages"])
+    announcer = _Announcer()
+    purged = Purged(0, 0)
+    after: uuid.UUID | None = None
+    # In batches, each its own transaction: a purge of years of conversations never holds
+    # every owner's lock at once, nor loads every message, and what it has done stays done.
+    # Taken in the order of their ids, so every conversation is looked at once.
+    while (batch := _purge_batch(cutoff, after, announcer)) is not None:
+        after, done = batch
+        purged = Purged(purged.conversations + done.conversations, purged.messages + done.messages)
     logger.info(
         "Purged %d conversation(s) and %d message(s) with no activity for %g day(s)",
         purged.conversations,
@@ -184,8 +188,86 @@ def do_purge_conversations(older_than: timedelta, *, apply: bool = False) -> Pur
     return purged
 
 
-def _announce_purged(conversations: list[tuple[uuid.UUID, int]]) -> None:
+def database_now() -> datetime:
+    """The database's clock, read once (every process and host shares it)."""
+    now = Now()
+    sql, params = Query(None).get_compiler(connection=connection).compile(now)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {sql}", params)
+        (value,) = cursor.fetchone()
+    # SQLite answers with text; its converters make the aware datetime PostgreSQL gives.
+    for converter in connection.ops.get_db_converters(now):
+        value = converter(value, now, connection)
+    assert isinstance(value, datetime)
+    return value
+
+
+def _stale(cutoff: datetime) -> QuerySet[Conversation]:
+    """The conversations with no activity since ``cutoff`` and no answer streaming."""
+    active = Message.objects.filter(conversation=OuterRef("pk")).filter(
+        Q(status=Message.Status.STREAMING) | Q(created_at__gte=cutoff)
+    )
+    return Conversation.objects.filter(updated_at__lt=cutoff).exclude(Exists(active))
+
+
+def _purge_batch(
+    cutoff: datetime, after: uuid.UUID | None, announcer: "_Announcer"
+) -> tuple[uuid.UUID, Purged] | None:
+    """Purge the next PURGE_BATCH_SIZE stale conversations whose ids follow ``after``: the
+    last id looked at and what was deleted, or None when none is left."""
+    with transaction.atomic():
+        stale = _stale(cutoff).order_by("pk")
+        if after is not None:
+            stale = stale.filter(pk__gt=after)
+        candidates = list(stale.values_list("pk", "owner_id")[:PURGE_BATCH_SIZE])
+        if not candidates:
+            return None
+        # Their owners' locks first, which every start of an answer takes (_may_answer):
+        # an answer being started now is committed, so seen below, before they are given;
+        # one started later waits, then finds its conversation gone. In one order, so two
+        # purges cannot each hold what the other waits for.
+        for owner_id in sorted({owner_id for _, owner_id in candidates}):
+            lock_owner(owner_id)
+        ids = [pk for pk, _ in candidates]
+        # And the rows, as do_purge_deleted does, which the sweep may run meanwhile; then,
+        # in a statement of its own that sees what committed while it waited, which are
+        # still stale.
+        locked = Conversation.objects.select_for_update().filter(pk__in=ids)
+        list(locked.values_list("pk", flat=True))
+        rows = list(_stale(cutoff).filter(pk__in=ids).values_list("pk", "owner_id", "deleted_at"))
+        purged = _delete_for_good([pk for pk, _, _ in rows])
+        # Their open tabs say so and their owners' lists drop them; deleted ones were
+        # announced when they were deleted.
+        shown = [(pk, owner_id) for pk, owner_id, deleted_at in rows if deleted_at is None]
+        transaction.on_commit(functools.partial(announcer.announce, shown))
+    return ids[-1], purged
+
+
+class _Announcer:
+    """Tells the tabs of one purge's conversations, a batch at a time, until the channel
+    layer first fails: with Redis down every send waits SEND_TIMEOUT_SECONDS, and the
+    purge has deleted them all the same (a tab finds out at its next frame or reload)."""
+
+    def __init__(self) -> None:
+        self.failed = False
+
+    def announce(self, conversations: list[tuple[uuid.UUID, int]]) -> None:
+        """Send a batch's news at once, in one event loop; log the first failure only."""
+        if self.failed or not conversations:
+            return
+        if not async_to_sync(_announce_purged)(conversations):
+            self.failed = True
+            logger.warning(
+                "Could not tell the open tabs of purged conversations: the channel layer "
+                "failed; no more are told in this purge"
+            )
+
+
+async def _announce_purged(conversations: list[tuple[uuid.UUID, int]]) -> bool:
+    """Tell every tab of each conversation, and every tab of its owner; False if any failed."""
+    sends: list[Awaitable[bool]] = []
     for conversation_id, owner_id in conversations:
-        control.announce_after_commit(conversation_id, control.deleted_event())
+        sends.append(control.announce(conversation_id, control.deleted_event()))
         removed = control.conversation_removed_event(conversation_id)
-        control.tell_user_after_commit(owner_id, removed)
+        sends.append(control.tell_user(owner_id, removed))
+    return all(await asyncio.gather(*sends))
