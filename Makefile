@@ -9,13 +9,21 @@ DEV := $(VENV)/.dev-installed
 RUN_ENV := SECRET_KEY="$${SECRET_KEY:-$$(cat var/secret_key)}"
 HOST ?= 127.0.0.1
 PORT ?= 8000
+WORKERS ?= 1
 
-.PHONY: run test check format bench vendor screenshots clean
+.PHONY: run serve test check format bench vendor screenshots clean
 
 run: $(RUNTIME) var/secret_key
 	$(RUN_ENV) $(PY) manage.py migrate --noinput
 	@$(RUN_ENV) $(PY) manage.py demo_user
 	$(RUN_ENV) $(PY) manage.py serve --host $(HOST) --port $(PORT)
+
+# Production: WORKERS daphne processes on ports PORT, PORT+1, … behind nginx (deploy/nginx.conf),
+# which serves collectstatic's output. No demo user; WORKERS > 1 needs REDIS_URL.
+serve: $(RUNTIME) var/secret_key
+	$(RUN_ENV) $(PY) manage.py migrate --noinput
+	$(RUN_ENV) $(PY) manage.py collectstatic --noinput
+	$(RUN_ENV) $(PY) manage.py serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 test: $(DEV)
 	node --test tests/js/

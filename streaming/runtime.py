@@ -250,8 +250,11 @@ class Runtime:
     async def _sweep(self) -> None:
         while True:
             try:
-                swept = await services.to_async(services.do_sweep_orphans)(alive=list(self.answers))
-                metrics.swept(swept)
+                swept = await services.to_async(services.sweep_orphans)(alive=list(self.answers))
+                metrics.swept(len(swept))
+                # Announced from here, so no database thread waits for this loop (which may
+                # be shutting down) to send them.
+                await services.send_swept(swept)
                 # Conversations deleted longer ago than their undo window go for good.
                 await services.to_async(services.do_purge_deleted)()
             except Exception:

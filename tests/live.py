@@ -2,25 +2,33 @@
 
 import asyncio
 import json
+import ssl
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin
 
 from tests.assembler import Assembler
-from tests.servers import DaphneServer
 
 # As chat.js: after this long without a frame, streaming answers are asked about with a
 # sync, and the conversation with a ping (a pong that disagrees asks for a resync).
 QUIET_SECONDS = 5.0
 
 
+class Endpoint(Protocol):
+    """Where a tab connects: a daphne process (tests/servers.py) or nginx in front of several."""
+
+    url: str
+    ws_url: str
+    ssl_context: ssl.SSLContext | None
+
+
 class LiveClient:
     """One browser tab, as far as the server can tell: session cookie, origin, frames."""
 
-    def __init__(self, server: DaphneServer, conversation_id: Any, cookie: str) -> None:
+    def __init__(self, server: Endpoint, conversation_id: Any, cookie: str) -> None:
         self.server = server
         self.url = f"{server.ws_url}/ws/conversations/{conversation_id}/"
         self.cookie = cookie
@@ -35,6 +43,7 @@ class LiveClient:
             additional_headers={"Cookie": f"sessionid={self.cookie}"},
             proxy=None,
             open_timeout=10,
+            ssl=self.server.ssl_context,
         )
         snapshot = await self.receive()
         assert snapshot["type"] == "snapshot", snapshot
@@ -48,6 +57,13 @@ class LiveClient:
     ) -> None:
         if self._socket is not None:
             await self._socket.close()
+
+    @property
+    def response_headers(self) -> Any:
+        """The headers of the server's answer to the handshake."""
+        assert self._socket is not None
+        assert self._socket.response is not None
+        return self._socket.response.headers
 
     @property
     def snapshot(self) -> dict[str, Any]:
@@ -117,7 +133,7 @@ class LiveClient:
 
 
 async def refused_connection(
-    server: DaphneServer, conversation_id: Any, cookie: str, timeout: float = 15
+    server: Endpoint, conversation_id: Any, cookie: str, timeout: float = 15
 ) -> tuple[dict[str, Any], int | None]:
     """Open a socket the server must refuse after accepting: its one frame, and the close code."""
     async with connect(
@@ -125,6 +141,7 @@ async def refused_connection(
         origin=Origin(server.url),
         additional_headers={"Cookie": f"sessionid={cookie}"},
         proxy=None,
+        ssl=server.ssl_context,
     ) as socket:
         frame = json.loads(await asyncio.wait_for(socket.recv(), timeout))
         try:

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -39,6 +40,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` consecutive TCP ports on 127.0.0.1 that nothing listens on right now."""
+    for _ in range(100):
+        first = free_port()
+        if first + count > 65536:
+            continue
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(first, first + count):
+                    sock = stack.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return list(range(first, first + count))
+    raise RuntimeError(f"no {count} consecutive free ports found")
+
+
 def wait_for_port(port: int, process: subprocess.Popen[Any], timeout: float = 20.0) -> None:
     """Return once something accepts on ``port``; fail if ``process`` dies first."""
     deadline = time.monotonic() + timeout
@@ -68,8 +86,12 @@ def database_url(settings_dict: dict[str, Any]) -> str:
 class DaphneServer:
     """One daphne process serving chatsite on a free loopback port."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.port = free_port()
+    #: Plain HTTP: clients need no TLS settings for it.
+    ssl_context: ssl.SSLContext | None = None
+
+    def __init__(self, env: dict[str, str], log_path: Path, port: int | None = None) -> None:
+        """Start daphne on ``port`` (a free one unless given: a restart keeps its port)."""
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -123,6 +145,41 @@ class DaphneServer:
             except subprocess.TimeoutExpired:
                 self.kill()
         self._log.close()
+
+
+class Listening:
+    """A chatsite process some other code started (`manage.py serve`), at a loopback port."""
+
+    ssl_context: ssl.SSLContext | None = None
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.ws_url = f"ws://127.0.0.1:{port}"
+
+
+@contextmanager
+def serving(log_path: Path, env: dict[str, str], *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`manage.py serve` with ``args``; SIGTERM (then a kill) at the end if it still runs."""
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.close()
 
 
 def _free_log_path(log_dir: Path) -> Path:

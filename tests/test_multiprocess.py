@@ -212,3 +212,38 @@ async def test_a_process_sweeps_orphans_from_its_start_without_any_socket(
     assert "WSCONNECT" not in server.log()
     saved = await Message.objects.aget(pk=orphan.pk)
     assert saved.content == "half an answer"
+
+
+async def test_sigterm_while_the_sweep_announces_orphans_exits_at_once(
+    live_servers: Callable[..., list[DaphneServer]], redis_url: str, user: User
+) -> None:
+    # Many orphans, each in its own conversation: the first sweep announces each end and
+    # each list change. Announced from a database thread, that thread waited for the loop
+    # the SIGTERM stopped, and the process never exited.
+    long_ago = timezone.now() - timedelta(hours=1)
+    conversations = await Conversation.objects.abulk_create(
+        [Conversation(owner=user) for _ in range(150)]
+    )
+    await Message.objects.abulk_create(
+        [
+            Message(
+                conversation=c,
+                role="assistant",
+                status="streaming",
+                content="half an answer",
+                heartbeat_at=long_ago,
+                created_at=long_ago,
+            )
+            for c in conversations
+        ]
+    )
+    (server,) = live_servers(1, redis_url=redis_url)
+    swept = Message.objects.filter(status="interrupted")
+    await until(swept.aexists, what="the sweep under way")
+
+    await sync_to_async(server.stop)()  # SIGTERM; a kill after 10 s
+
+    assert server.process.returncode == 0
+    assert "Marked 150 orphaned answer(s) interrupted" in server.log()
+    assert await swept.acount() == 150
+    assert not await swept.exclude(content="half an answer").aexists()

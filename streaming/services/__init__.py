@@ -32,6 +32,8 @@ from streaming.services.answers import (
     do_finish,
     do_request_stop,
     do_sweep_orphans,
+    send_swept,
+    sweep_orphans,
 )
 from streaming.services.conversations import (
     BRANCH_END,
@@ -136,7 +138,9 @@ __all__ = [
     "restorable",
     "search",
     "send_listing",
+    "send_swept",
     "snapshot",
+    "sweep_orphans",
     "to_async",
     "validate_content",
     "validate_system_prompt",

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from streaming import control
 from streaming.models import Conversation, Message
-from streaming.services.listing import announce_listing
+from streaming.services.listing import announce_listing, send_listing
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +158,22 @@ def do_sweep_orphans(*, alive: Iterable[uuid.UUID] = ()) -> int:
     text. Staleness is judged by the database's clock, and each update repeats the test, so
     a heartbeat written meanwhile wins; a process that comes back finds its row ended and
     stops without a word. Any process may sweep: two sweeps of one message announce it once.
+    For synchronous callers (the sweep at start): async code uses ``sweep_orphans`` and
+    ``send_swept``.
     """
+    swept = sweep_orphans(alive=alive)
+    for message in swept:
+        event = control.done_event(message)
+        transaction.on_commit(
+            functools.partial(control.announce_after_commit, message.conversation_id, event)
+        )
+        announce_listing(message.conversation_id)
+    return len(swept)
+
+
+def sweep_orphans(*, alive: Iterable[uuid.UUID] = ()) -> list[Message]:
+    """``do_sweep_orphans`` without its announcements: the answers it ended, for the caller
+    to announce (``send_swept``)."""
     stale = _stale_before()
     # A row without a heartbeat (written by hand, say) is judged by its last update.
     is_stale = Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, updated_at__lt=stale)
@@ -167,27 +182,33 @@ def do_sweep_orphans(*, alive: Iterable[uuid.UUID] = ()) -> int:
         .exclude(pk__in=list(alive))
         .values_list("pk", flat=True)
     )
-    swept = 0
+    swept = []
     for pk in candidates:
-        with transaction.atomic():
-            updated = Message.objects.filter(is_stale, pk=pk, status=Status.STREAMING).update(
-                status=Status.INTERRUPTED,
-                error=INTERRUPTED_MESSAGE,
-                heartbeat_at=None,
-                updated_at=timezone.now(),
-            )
-            if not updated:
-                continue
-            swept += 1
-            message = Message.objects.get(pk=pk)
-            event = control.done_event(message)
-            transaction.on_commit(
-                functools.partial(control.announce_after_commit, message.conversation_id, event)
-            )
-            announce_listing(message.conversation_id)
+        updated = Message.objects.filter(is_stale, pk=pk, status=Status.STREAMING).update(
+            status=Status.INTERRUPTED,
+            error=INTERRUPTED_MESSAGE,
+            heartbeat_at=None,
+            updated_at=timezone.now(),
+        )
+        if updated:
+            swept.append(Message.objects.get(pk=pk))
     if swept:
-        logger.warning("Marked %d orphaned answer(s) interrupted", swept)
+        logger.warning("Marked %d orphaned answer(s) interrupted", len(swept))
     return swept
+
+
+async def send_swept(swept: Sequence[Message]) -> None:
+    """Announce the answers ``sweep_orphans`` ended, from the running loop.
+
+    Not from the database thread, in a commit hook, as ``do_sweep_orphans`` does: that
+    thread would wait for the loop, and a sweep running as the process shuts down would
+    then hold the thread, and the process's exit, for ever.
+    """
+    for message in swept:
+        event = control.done_event(message)
+        if not await control.announce(message.conversation_id, event):
+            logger.warning("Could not announce the end of swept answer %s", message.id)
+        await send_listing(message.conversation_id)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,16 @@
-"""Serve chatsite with daphne, and the built-in simulator when no model API is configured."""
+"""Serve chatsite with daphne, and the built-in simulator when no model API is configured.
 
+With ``--workers N`` it runs N daphne processes on consecutive ports, for nginx to spread
+connections over (deploy/nginx.conf). Any process can serve any socket: answers live in
+the database and reach every process through the channel layer, which must then be Redis.
+
+SIGTERM or SIGINT stops every daphne at once; each saves its running answers as
+`interrupted` before it exits. A daphne that dies by itself stops the others too, and the
+command exits non-zero saying which: the service manager (systemd) restarts the whole set,
+rather than this command hiding a crash behind a quiet restart.
+"""
+
+import os
 import signal
 import socket
 import subprocess
@@ -9,48 +20,48 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 
 from streaming import services
 from streaming.openai import safe_url
 
+# How long the daphne processes get to save their answers and exit after SIGTERM (each
+# waits up to runtime._SHUTDOWN_SECONDS for its answers, all at the same time).
+_STOP_SECONDS = 15.0
+
 
 class Command(BaseCommand):
     help = (
-        "Serve chatsite with daphne. With neither OPENAI_API_KEY nor OPENAI_BASE_URL set, "
-        "also start the built-in simulator on SIMULATOR_PORT and answer with it."
+        "Serve chatsite with daphne, on --workers processes on consecutive ports from "
+        "--port. With neither OPENAI_API_KEY nor OPENAI_BASE_URL set, also start the "
+        "built-in simulator on SIMULATOR_PORT and answer with it."
     )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=1,
+            help="daphne processes, on ports --port, --port + 1, … (more than 1 needs REDIS_URL)",
+        )
 
-    def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
+    def handle(self, *args: Any, host: str, port: int, workers: int, **options: Any) -> None:
+        ports = self._check(port, workers)
         swept = services.do_sweep_orphans()
         if swept:
             self.stdout.write(
                 f"Marked {swept} answer(s) left streaming by a dead server interrupted."
             )
-        children: list[subprocess.Popen[bytes]] = []
+        simulator: subprocess.Popen[bytes] | None = None
+        daphnes: dict[int, subprocess.Popen[bytes]] = {}
         # SIGTERM unwinds like Ctrl-C, so `finally` stops the children (daphne first). Doing
         # it inside the handler would deadlock: Popen.wait() is not re-entrant.
         signal.signal(signal.SIGTERM, _interrupt)
         try:
             if settings.OPENAI_SIMULATED:
-                sim_port = settings.SIMULATOR_PORT
-                children.append(
-                    subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-m",
-                            "streaming.simulator",
-                            "--host",
-                            "127.0.0.1",
-                            "--port",
-                            str(sim_port),
-                        ]
-                    )
-                )
-                _wait_for_port(sim_port, children[-1])
+                simulator = _start_simulator(settings.SIMULATOR_PORT)
                 self.stdout.write(
                     "No OPENAI_API_KEY or OPENAI_BASE_URL: answers come from the built-in "
                     f"simulator at {settings.OPENAI_BASE_URL}."
@@ -59,29 +70,77 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"Model API: {safe_url(settings.OPENAI_BASE_URL)} ({settings.OPENAI_MODEL})"
                 )
-            self.stdout.write(f"chatsite: http://{host}:{port}/  (Ctrl-C stops it)")
-            daphne = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "daphne",
-                    "-b",
-                    host,
-                    "-p",
-                    str(port),
-                    "chatsite.asgi:application",
-                ]
-            )
-            children.append(daphne)
-            daphne.wait()
+            for each in ports:
+                daphnes[each] = _start_daphne(host, each)
+            where = ", ".join(f"http://{host}:{each}/" for each in ports)
+            self.stdout.write(f"chatsite: {where}  (Ctrl-C stops it)")
+            died = _wait_for_an_exit([*daphnes.values(), *([simulator] if simulator else [])])
         except KeyboardInterrupt:
-            pass
+            died = None
         finally:
-            _terminate(children)
+            _stop(list(daphnes.values()))
+            if simulator is not None:
+                _stop([simulator])
+        if died is not None:
+            what = "The simulator" if died is simulator else _daphne_name(daphnes, died)
+            raise CommandError(
+                f"{what} exited by itself (code {died.returncode}); the others were stopped."
+            )
+
+    def _check(self, port: int, workers: int) -> list[int]:
+        """The ports to serve on; refuse what cannot work across several processes."""
+        if workers < 1:
+            raise CommandError("--workers must be at least 1.")
+        ports = list(range(port, port + workers))
+        if ports[-1] > 65535:
+            raise CommandError(f"{workers} workers from port {port} run past port 65535.")
+        if settings.OPENAI_SIMULATED and settings.SIMULATOR_PORT in ports:
+            raise CommandError(
+                f"The simulator's port {settings.SIMULATOR_PORT} is among the daphne ports "
+                f"{ports[0]} to {ports[-1]}: set SIMULATOR_PORT to another one."
+            )
+        if workers > 1:
+            backend = str(settings.CHANNEL_LAYERS["default"]["BACKEND"])
+            if backend.endswith("InMemoryChannelLayer"):
+                raise CommandError(
+                    "--workers above 1 needs a channel layer every process shares: set "
+                    "REDIS_URL or REDIS_SENTINELS (the in-memory layer cannot reach other "
+                    "processes, so a stop or an answer's text would never cross between them)."
+                )
+            if connection.vendor == "sqlite":
+                self.stderr.write(
+                    "Warning: SQLite takes one write at a time for the whole database; "
+                    f"{workers} processes will wait on each other. Use PostgreSQL "
+                    "(DATABASE_URL=postgres://…) for several processes."
+                )
+        return ports
 
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _start_simulator(port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streaming.simulator", "--host", "127.0.0.1", "--port", str(port)]
+    )
+    try:
+        _wait_for_port(port, process)
+    except CommandError:
+        _stop([process])
+        raise
+    return process
+
+
+def _start_daphne(host: str, port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "chatsite.asgi:application"]
+    )
+
+
+def _daphne_name(daphnes: dict[int, subprocess.Popen[bytes]], process: object) -> str:
+    port = next(each for each, daphne in daphnes.items() if daphne is process)
+    return f"The daphne process on port {port}"
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
@@ -99,12 +158,25 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float =
     raise CommandError(f"The simulator did not listen on port {port} within {timeout:g} s.")
 
 
-def _terminate(children: list[subprocess.Popen[bytes]]) -> None:
-    for child in reversed(children):
+def _wait_for_an_exit(children: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+    """Block until one of ``children`` exits, and return it (not reaped by anyone else)."""
+    while True:
+        for child in children:
+            if child.poll() is not None:
+                return child
+        # WNOWAIT leaves the exit status for Popen.poll() to collect.
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
+
+
+def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every child at once, then wait for all of them; kill those that hang."""
+    for child in children:
         if child.poll() is None:
             child.terminate()
+    deadline = time.monotonic() + _STOP_SECONDS
     for child in children:
         try:
-            child.wait(timeout=15)
+            child.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             child.kill()
+            child.wait()
