@@ -181,6 +181,8 @@ async def test_serve_workers_behind_nginx_streams_resumes_and_stops_across_proce
             )
             script = await http.get("/static/streaming/chat-stream.js")
             metrics = await http.get("/metrics")
+            health = await http.get("/healthz")
+            ready = await http.get("/readyz")
         async with httpx.AsyncClient() as plain:
             redirect = await plain.get(f"http://localhost:{site.nginx.http_port}/c/x/?a=1")
             # Straight to a process, as nginx would pass it: daphne serves no static files.
@@ -229,6 +231,9 @@ async def test_serve_workers_behind_nginx_streams_resumes_and_stops_across_proce
     assert direct.status_code == 404
     assert metrics.status_code == 404
     assert "nginx" in metrics.text  # nginx's own page: no process was asked
+    # The probes pass through, over HTTPS too, with nothing but their answer.
+    assert (health.status_code, health.text) == (200, "ok")
+    assert (ready.status_code, ready.json()) == (200, {"database": "ok", "channel_layer": "ok"})
     assert redirect.status_code == 301
     assert redirect.headers["location"] == "https://localhost/c/x/?a=1"
 
