@@ -30,6 +30,13 @@ def unit(name: str) -> configparser.ConfigParser:
     return parser
 
 
+def shipped_environment() -> dict[str, str]:
+    """deploy/chatsite.env's settings (KEY=value lines; comments and blanks skipped)."""
+    lines = (DEPLOY / "chatsite.env").read_text().splitlines()
+    pairs = [line.split("=", 1) for line in lines if line.strip() and not line.startswith("#")]
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
 def test_the_target_starts_the_processes_nginx_sends_to() -> None:
     wanted = unit("chatsite.target")["Unit"]["Wants"].split()
     ports = sorted(int(re.fullmatch(r"chatsite@(\d+)\.service", w)[1]) for w in wanted)  # type: ignore[index]
@@ -48,8 +55,12 @@ def test_the_service_command_serves_and_stops_in_time_on_its_signal(tmp_path: Pa
     command[0] = sys.executable
     assert service["KillSignal"] == "SIGTERM"
     stop_seconds = float(service["TimeoutStopSec"])
+    # The example environment's own settings, where they shape what a request gets (the
+    # host names, HTTPS); its secrets, database, Redis and model API are the test's.
+    shipped = shipped_environment()
     env = {
         **os.environ,
+        **{name: shipped[name] for name in ("ALLOWED_HOSTS", "HTTPS", "CLIENT_IP_HEADER")},
         "DJANGO_SETTINGS_MODULE": "tests.live_settings",
         "SECRET_KEY": settings.SECRET_KEY,
         "DATABASE_URL": database_url(connection.settings_dict),
@@ -69,6 +80,7 @@ def test_the_service_command_serves_and_stops_in_time_on_its_signal(tmp_path: Pa
             except subprocess.TimeoutExpired:
                 process.kill()
                 raise AssertionError(f"still running {stop_seconds:g} s after SIGTERM") from None
+    # Asked at the process's own address over plain HTTP, as the guide's restart loop does.
     assert (health.status_code, health.text) == (200, "ok")
     assert ready.status_code == 200
     assert code == 0, log_path.read_text()

@@ -227,6 +227,7 @@ async def test_serve_workers_behind_nginx_streams_resumes_and_stops_across_proce
     assert attempts == ["127.0.0.1"]  # nginx's view of the client, not the forged address
     assert script.status_code == 200
     assert script.headers["cache-control"] == "public, no-cache"
+    assert script.headers["x-content-type-options"] == "nosniff"
     assert script.content == (static_root / "streaming" / "chat-stream.js").read_bytes()
     assert direct.status_code == 404
     assert metrics.status_code == 404
