@@ -11,6 +11,7 @@ rather than this command hiding a crash behind a quiet restart.
 """
 
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -20,7 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection
+from django.db import connection, connections
 
 from streaming import services
 from streaming.openai import safe_url
@@ -54,6 +55,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Marked {swept} answer(s) left streaming by a dead server interrupted."
             )
+        # This process needs the database no more: its daphnes have their own connections.
+        _close_database()
         simulator: subprocess.Popen[bytes] | None = None
         daphnes: dict[int, subprocess.Popen[bytes]] = {}
         # SIGTERM unwinds like Ctrl-C, so `finally` stops the children (daphne first). Doing
@@ -78,13 +81,23 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             died = None
         finally:
-            _stop(list(daphnes.values()))
+            # The children are signalled below: a second Ctrl-C or SIGTERM must not unwind
+            # the waits and abandon them.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            killed = _stop(list(daphnes.values()))
             if simulator is not None:
                 _stop([simulator])
         if died is not None:
             what = "The simulator" if died is simulator else _daphne_name(daphnes, died)
             raise CommandError(
                 f"{what} exited by itself (code {died.returncode}); the others were stopped."
+            )
+        if killed:
+            names = ", ".join(_daphne_name(daphnes, each) for each in killed)
+            raise CommandError(
+                f"{names} did not exit within {_STOP_SECONDS:g} s of SIGTERM and was killed: "
+                "its running answers may not have been saved."
             )
 
     def _check(self, port: int, workers: int) -> list[int]:
@@ -126,7 +139,9 @@ def _start_simulator(port: int) -> subprocess.Popen[bytes]:
     )
     try:
         _wait_for_port(port, process)
-    except CommandError:
+    except BaseException:
+        # A SIGTERM (KeyboardInterrupt) while it starts as well: the caller has no handle
+        # on it yet, so it would keep running, and holding the port, after we exit.
         _stop([process])
         raise
     return process
@@ -158,25 +173,47 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float =
     raise CommandError(f"The simulator did not listen on port {port} within {timeout:g} s.")
 
 
+def _close_database() -> None:
+    """Close this process's database connections, and their pool if it keeps one."""
+    for each in connections.all(initialized_only=True):
+        close_pool = getattr(each, "close_pool", None)
+        each.close()
+        if close_pool is not None:
+            close_pool()
+
+
 def _wait_for_an_exit(children: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
     """Block until one of ``children`` exits, and return it (not reaped by anyone else)."""
-    while True:
-        for child in children:
-            if child.poll() is not None:
-                return child
-        # WNOWAIT leaves the exit status for Popen.poll() to collect.
-        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
+    # A pidfd per child turns readable when that child exits, and is not reaped by it; no
+    # other process's exit wakes us (waitid(P_ALL) would, for every orphan a PID 1 adopts).
+    pidfds = {os.pidfd_open(child.pid): child for child in children}
+    try:
+        poller = select.poll()
+        for fd in pidfds:
+            poller.register(fd, select.POLLIN)
+        while True:
+            for child in children:
+                if child.poll() is not None:
+                    return child
+            poller.poll()
+    finally:
+        for fd in pidfds:
+            os.close(fd)
 
 
-def _stop(children: list[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM every child at once, then wait for all of them; kill those that hang."""
+def _stop(children: list[subprocess.Popen[bytes]]) -> list[subprocess.Popen[bytes]]:
+    """SIGTERM every child at once, then wait for all of them; kill those that hang, and
+    return them."""
     for child in children:
         if child.poll() is None:
             child.terminate()
     deadline = time.monotonic() + _STOP_SECONDS
+    killed = []
     for child in children:
         try:
             child.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+            killed.append(child)
+    return killed
