@@ -27,6 +27,7 @@ from tests.live import LiveClient
 from tests.servers import (
     ROOT,
     Listening,
+    alive,
     database_url,
     free_port,
     free_ports,
@@ -114,14 +115,6 @@ def port_of(daphne: int) -> int:
     """The port a daphne process was told to serve on, from its command line."""
     words = Path(f"/proc/{daphne}/cmdline").read_bytes().decode().split("\0")
     return int(words[words.index("-p") + 1])
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_serve_workers_needs_a_shared_channel_layer(settings: Any) -> None:
