@@ -7,7 +7,9 @@ the database and reach every process through the channel layer, which must then 
 SIGTERM or SIGINT stops every daphne at once; each saves its running answers as
 `interrupted` before it exits. A daphne that dies by itself stops the others too, and the
 command exits non-zero saying which: the service manager (systemd) restarts the whole set,
-rather than this command hiding a crash behind a quiet restart.
+rather than this command hiding a crash behind a quiet restart. A daphne that has to be
+killed because it did not exit in time makes the exit non-zero too: its answers may be
+lost. Signals that come while the children are being stopped are ignored.
 """
 
 import os
@@ -81,10 +83,7 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             died = None
         finally:
-            # The children are signalled below: a second Ctrl-C or SIGTERM must not unwind
-            # the waits and abandon them.
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            _ignore_stop_signals()
             killed = _stop(list(daphnes.values()))
             if simulator is not None:
                 _stop([simulator])
@@ -142,9 +141,17 @@ def _start_simulator(port: int) -> subprocess.Popen[bytes]:
     except BaseException:
         # A SIGTERM (KeyboardInterrupt) while it starts as well: the caller has no handle
         # on it yet, so it would keep running, and holding the port, after we exit.
+        _ignore_stop_signals()
         _stop([process])
         raise
     return process
+
+
+def _ignore_stop_signals() -> None:
+    """Ignore SIGTERM and SIGINT from now on: the children are being stopped, and a second
+    signal must not unwind the waits for them and abandon them."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _start_daphne(host: str, port: int) -> subprocess.Popen[bytes]:
