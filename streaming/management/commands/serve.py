@@ -19,6 +19,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
@@ -62,11 +64,15 @@ class Command(BaseCommand):
         simulator: subprocess.Popen[bytes] | None = None
         daphnes: dict[int, subprocess.Popen[bytes]] = {}
         # SIGTERM unwinds like Ctrl-C, so `finally` stops the children (daphne first). Doing
-        # it inside the handler would deadlock: Popen.wait() is not re-entrant.
+        # it inside the handler would deadlock: Popen.wait() is not re-entrant. Both go
+        # through one handler, which holds them while a child is being started.
         signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
         try:
             if settings.OPENAI_SIMULATED:
-                simulator = _start_simulator(settings.SIMULATOR_PORT)
+                with _signals_held():
+                    simulator = _start_simulator(settings.SIMULATOR_PORT)
+                _wait_for_port(settings.SIMULATOR_PORT, simulator)
                 self.stdout.write(
                     "No OPENAI_API_KEY or OPENAI_BASE_URL: answers come from the built-in "
                     f"simulator at {settings.OPENAI_BASE_URL}."
@@ -76,7 +82,8 @@ class Command(BaseCommand):
                     f"Model API: {safe_url(settings.OPENAI_BASE_URL)} ({settings.OPENAI_MODEL})"
                 )
             for each in ports:
-                daphnes[each] = _start_daphne(host, each)
+                with _signals_held():
+                    daphnes[each] = _start_daphne(host, each)
             where = ", ".join(f"http://{host}:{each}/" for each in ports)
             self.stdout.write(f"chatsite: {where}  (Ctrl-C stops it)")
             died = _wait_for_an_exit([*daphnes.values(), *([simulator] if simulator else [])])
@@ -128,23 +135,40 @@ class Command(BaseCommand):
         return ports
 
 
+class _Held:
+    """Whether stop signals are held now, and whether one came while they were."""
+
+    active = False
+    came = False
+
+
 def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    if _Held.active:
+        _Held.came = True
+    else:
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGTERM and SIGINT until the end of the block, and raise KeyboardInterrupt there.
+
+    Raised inside Popen (it waits for the child's exec), it would lose the child before the
+    caller had it to stop: that child would outlive the command, holding its port.
+    """
+    _Held.active = True
+    try:
+        yield
+    finally:
+        _Held.active = False
+        if _Held.came:
+            raise KeyboardInterrupt
 
 
 def _start_simulator(port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "streaming.simulator", "--host", "127.0.0.1", "--port", str(port)]
     )
-    try:
-        _wait_for_port(port, process)
-    except BaseException:
-        # A SIGTERM (KeyboardInterrupt) while it starts as well: the caller has no handle
-        # on it yet, so it would keep running, and holding the port, after we exit.
-        _ignore_stop_signals()
-        _stop([process])
-        raise
-    return process
 
 
 def _ignore_stop_signals() -> None:
