@@ -74,6 +74,8 @@ class Runtime:
         self._in_group: set[str] = set()
         #: Titles being asked of the model (AUTO_TITLE), kept so they are not collected.
         self._titles: set[asyncio.Task[None]] = set()
+        #: The sweep round under way (its rows marked, then announced), if any.
+        self._sweeping: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Start the checkpoint writer, the orphan sweep and the control desk."""
@@ -220,6 +222,10 @@ class Runtime:
         for answer in answers:
             answer.request_stop(Message.Status.INTERRUPTED, services.INTERRUPTED_MESSAGE)
         tasks = [a.task for a in answers if a.task is not None]
+        # A sweep round that has marked rows must still announce them, or their tabs and
+        # lists would never hear those answers ended: it gets the same few seconds.
+        if self._sweeping is not None:
+            tasks.append(self._sweeping)
         if tasks:
             await asyncio.wait(tasks, timeout=_SHUTDOWN_SECONDS)
         for duty in self._duties:
@@ -250,16 +256,26 @@ class Runtime:
     async def _sweep(self) -> None:
         while True:
             try:
-                swept = await services.to_async(services.sweep_orphans)(alive=list(self.answers))
-                metrics.swept(len(swept))
-                # Announced from here, so no database thread waits for this loop (which may
-                # be shutting down) to send them.
-                await services.send_swept(swept)
+                # Shielded, so shutdown's cancelling this duty does not cut a round between
+                # marking its rows and announcing them (shutdown waits for it instead).
+                self._sweeping = asyncio.create_task(self._sweep_round(), name="sweep-round")
+                try:
+                    await asyncio.shield(self._sweeping)
+                finally:
+                    if self._sweeping.done():
+                        self._sweeping = None
                 # Conversations deleted longer ago than their undo window go for good.
                 await services.to_async(services.do_purge_deleted)()
             except Exception:
                 logger.exception("Orphan sweep failed")
             await asyncio.sleep(settings.STREAM_ORPHAN_SECONDS / 2)
+
+    async def _sweep_round(self) -> None:
+        swept = await services.to_async(services.sweep_orphans)(alive=list(self.answers))
+        metrics.swept(len(swept))
+        # Announced from here, so no database thread waits for this loop (which may be
+        # shutting down) to send them.
+        await services.send_swept(swept)
 
 
 _runtimes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runtime]" = (

@@ -160,7 +160,10 @@ class Listening:
 
 @contextmanager
 def serving(log_path: Path, env: dict[str, str], *args: str) -> Iterator[subprocess.Popen[bytes]]:
-    """`manage.py serve` with ``args``; SIGTERM (then a kill) at the end if it still runs."""
+    """`manage.py serve` with ``args``; SIGTERM (then a kill) at the end if it still runs.
+
+    It leads a process group of its own, so the kill reaches its daphnes and simulator too.
+    """
     log = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "manage.py", "serve", *args],
@@ -168,6 +171,7 @@ def serving(log_path: Path, env: dict[str, str], *args: str) -> Iterator[subproc
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         yield process
@@ -177,9 +181,27 @@ def serving(log_path: Path, env: dict[str, str], *args: str) -> Iterator[subproc
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+                kill_group(process)
+        else:
+            kill_group(process)  # children it left, if it died without stopping them
         log.close()
+
+
+def kill_group(process: subprocess.Popen[Any]) -> None:
+    """SIGKILL every process left in ``process``'s group (it leads one), and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def alive(pid: int, *, group: bool = False) -> bool:
+    """Whether process ``pid`` runs (or is unreaped), or with ``group`` any process of the
+    group it leads."""
+    try:
+        (os.killpg if group else os.kill)(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _free_log_path(log_dir: Path) -> Path:
@@ -244,6 +266,7 @@ class RedisServer:
                 return
             except redis.ConnectionError:
                 time.sleep(0.05)
+        self.kill()  # not left running (and holding the port) behind the failure
         raise RuntimeError("redis-server did not start")
 
     def client(self) -> redis.Redis:

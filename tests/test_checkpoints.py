@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 from django.utils import timezone
 
 from streaming import runtime, services
 from streaming.answer import Answer
 from streaming.models import Conversation, Message
+from streaming.services import answers, listing
 from tests.conftest import receive_until, user_message
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -248,3 +250,65 @@ def test_sweep_judges_a_row_without_heartbeat_by_its_last_update(
     assert services.do_sweep_orphans() == 1
     no_beat.refresh_from_db()
     assert (no_beat.status, no_beat.content) == ("interrupted", "hand-made")
+
+
+def test_sweep_skips_an_answer_purged_between_its_update_and_read(
+    conversation: Conversation, settings: Any
+) -> None:
+    settings.STREAM_ORPHAN_SECONDS = 10
+    purged = streaming_answer(conversation, age=60, content="purged meanwhile")
+    other = Conversation.objects.create(owner=conversation.owner)
+    kept = streaming_answer(other, age=60, content="kept")
+    # The purge of deleted conversations runs on other processes at any moment: here it
+    # deletes one row right after the sweep marks it, before the sweep reads it back.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            CREATE FUNCTION purge_swept() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN DELETE FROM streaming_message WHERE id = NEW.id; RETURN NULL; END $$;
+            CREATE TRIGGER purge_swept AFTER UPDATE ON streaming_message FOR EACH ROW
+            WHEN (NEW.content = 'purged meanwhile') EXECUTE FUNCTION purge_swept();
+            """
+        )
+    try:
+        swept = services.sweep_orphans()
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DROP TRIGGER purge_swept ON streaming_message; DROP FUNCTION purge_swept();"
+            )
+
+    assert [message.pk for message in swept] == [kept.pk]
+    kept.refresh_from_db()
+    assert kept.status == "interrupted"
+    assert not Message.objects.filter(pk=purged.pk).exists()
+
+
+async def test_one_failed_announcement_of_swept_answers_does_not_skip_the_rest(
+    connect: Connect, user: User, settings: Any, monkeypatch: Any
+) -> None:
+    settings.STREAM_ORPHAN_SECONDS = 10
+    first, second = [await Conversation.objects.acreate(owner=user) for _ in range(2)]
+    for each in (first, second):
+        await asyncio.to_thread(streaming_answer, each, age=60, content=f"of {each.pk}")
+    communicators = [await connect(each.id, user) for each in (first, second)]
+    real_send_listing = listing.send_listing
+
+    async def failing_for_the_first(conversation_id: Any) -> None:
+        if conversation_id == first.pk:
+            raise ConnectionError("the layer dropped this one")
+        await real_send_listing(conversation_id)
+
+    monkeypatch.setattr(answers, "send_listing", failing_for_the_first)
+    swept = await asyncio.to_thread(services.sweep_orphans)
+    swept.sort(key=lambda message: message.conversation_id != first.pk)  # the failing one first
+    await services.send_swept(swept)
+    heard = [await receive_until(each, "done") for each in communicators]
+    for each in communicators:
+        await each.disconnect()
+
+    assert [frames[-1]["message"]["content"] for frames in heard] == [
+        f"of {first.pk}",
+        f"of {second.pk}",
+    ]
+    assert [frames[-1]["status"] for frames in heard] == ["interrupted", "interrupted"]

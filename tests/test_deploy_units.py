@@ -15,7 +15,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from tests.servers import ROOT, database_url, free_port, wait_for_port
+from tests.servers import ROOT, database_url, free_port, kill_group, wait_for_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -68,7 +68,10 @@ def test_the_service_command_serves_and_stops_in_time_on_its_signal(tmp_path: Pa
     env.pop("REDIS_URL", None)
     log_path = tmp_path / "unit.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+        # Its own process group: a kill reaches whatever the command started too.
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True
+        )
         try:
             wait_for_port(port, process)
             health = httpx.get(f"http://127.0.0.1:{port}/healthz")
@@ -78,7 +81,7 @@ def test_the_service_command_serves_and_stops_in_time_on_its_signal(tmp_path: Pa
             try:
                 code = process.wait(timeout=stop_seconds)
             except subprocess.TimeoutExpired:
-                process.kill()
+                kill_group(process)
                 raise AssertionError(f"still running {stop_seconds:g} s after SIGTERM") from None
     # Asked at the process's own address over plain HTTP, as the guide's restart loop does.
     assert (health.status_code, health.text) == (200, "ok")

@@ -9,13 +9,18 @@ import random
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any, cast
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
-from streaming.models import Conversation, Message
+from chatsite.settings import CHANNEL_LAYER
+from chatsite.settings import redis_layer as redis_layer_settings
+from streaming.control import user_group_name
+from streaming.models import Conversation, Message, group_name
 from streaming.simulator import SimulatorThread
 from tests.conftest import session_cookie, until, user_message
 from tests.live import LiveClient
@@ -237,13 +242,50 @@ async def test_sigterm_while_the_sweep_announces_orphans_exits_at_once(
             for c in conversations
         ]
     )
-    (server,) = live_servers(1, redis_url=redis_url)
-    swept = Message.objects.filter(status="interrupted")
-    await until(swept.aexists, what="the sweep under way")
+    # Listening as every tab of these conversations and every list of the user would: a
+    # round cut by the shutdown once marked its rows and never told anyone they ended.
+    layer = layer_of(redis_url)
+    channel = await layer.new_channel()
+    await layer.group_add(user_group_name(user.pk), channel)
+    for c in conversations:
+        await layer.group_add(group_name(c.id), channel)
+    heard: list[dict[str, Any]] = []
+    listening = asyncio.create_task(_collect(layer, channel, heard))
+    try:
+        (server,) = live_servers(1, redis_url=redis_url)
+        swept = Message.objects.filter(status="interrupted")
+        await until(swept.aexists, what="the sweep under way")
 
-    await sync_to_async(server.stop)()  # SIGTERM; a kill after 10 s
+        await sync_to_async(server.stop)()  # SIGTERM; a kill after 10 s
+
+        everyone = {str(c.id) for c in conversations}
+
+        def all_listed() -> bool:
+            return {e["conversation"]["id"] for e in heard if "conversation" in e} == everyone
+
+        await until(all_listed, what="every list told")
+    finally:
+        listening.cancel()
+        await layer.flush()
 
     assert server.process.returncode == 0
     assert "Marked 150 orphaned answer(s) interrupted" in server.log()
     assert await swept.acount() == 150
     assert not await swept.exclude(content="half an answer").aexists()
+    done = [e for e in heard if e["type"] == "chat.done"]
+    ended = {str(pk) async for pk in swept.values_list("pk", flat=True)}
+    assert {e["message_id"] for e in done} == ended
+    assert {e["status"] for e in done} == {"interrupted"}
+    assert len(done) == 150  # each announced once
+
+
+def layer_of(redis_url: str) -> Any:
+    """A channel layer on ``redis_url`` as the servers configure theirs (same kind and prefix)."""
+    config = redis_layer_settings([redis_url], CHANNEL_LAYER)
+    options = cast(dict[str, Any], config["CONFIG"])
+    return import_string(str(config["BACKEND"]))(**options)
+
+
+async def _collect(layer: Any, channel: str, into: list[dict[str, Any]]) -> None:
+    while True:
+        into.append(await layer.receive(channel))

@@ -1,10 +1,14 @@
 """`manage.py serve`, the command behind `make run` and `make serve`: simulator + daphne
 processes, and a clean stop."""
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from pathlib import Path
@@ -22,14 +26,16 @@ from django.utils import timezone
 
 from streaming.models import Conversation, Message
 from streaming.simulator import SimulatorThread
-from tests.conftest import session_cookie, user_message
+from tests.conftest import session_cookie, until, user_message
 from tests.live import LiveClient
 from tests.servers import (
     ROOT,
     Listening,
+    alive,
     database_url,
     free_port,
     free_ports,
+    kill_group,
     serving,
     wait_for_port,
 )
@@ -50,32 +56,12 @@ def test_serve_starts_the_simulator_without_a_key_and_stops_cleanly(
         created_at=an_hour_ago,
     )
     port, sim_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.live_settings",
-        "SECRET_KEY": settings.SECRET_KEY,
-        "DATABASE_URL": database_url(connection.settings_dict),
-        "SIMULATOR_PORT": str(sim_port),
-    }
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "REDIS_URL"):
-        env.pop(name, None)
-    log = (tmp_path / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+    with serving(tmp_path / "serve.log", simulated_env(sim_port), "--port", str(port)) as process:
         wait_for_port(port, process)
         login = httpx.get(f"http://127.0.0.1:{port}/login/")
         models = httpx.get(f"http://127.0.0.1:{sim_port}/v1/models")
-    finally:
         process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=20)
-        log.close()
+        code = process.wait(timeout=30)
     output = (tmp_path / "serve.log").read_text()
 
     assert login.status_code == 200
@@ -87,6 +73,21 @@ def test_serve_starts_the_simulator_without_a_key_and_stops_cleanly(
         httpx.get(f"http://127.0.0.1:{sim_port}/v1/models")
     orphan.refresh_from_db()
     assert (orphan.status, orphan.content) == ("interrupted", "left over")
+
+
+def simulated_env(simulator_port: int) -> dict[str, str]:
+    """The environment of a plain `serve`: the test database, no model API (so the
+    built-in simulator, on ``simulator_port``), no Redis."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.live_settings",
+        "SECRET_KEY": settings.SECRET_KEY,
+        "DATABASE_URL": database_url(connection.settings_dict),
+        "SIMULATOR_PORT": str(simulator_port),
+    }
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "REDIS_URL"):
+        env.pop(name, None)
+    return env
 
 
 def serve_env(simulator: SimulatorThread, redis_url: str) -> dict[str, str]:
@@ -110,18 +111,52 @@ def children_of(pid: int) -> list[int]:
     return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
+def proc_status(pid: int) -> dict[str, str]:
+    """The fields of /proc/<pid>/status (Linux)."""
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+
+
+def signalled(pid: int, signum: int) -> bool:
+    """Whether stopped ``pid`` got ``signum``: it waits to be delivered, or it was fatal (the
+    kernel ends a stopped process at once for a signal whose default is to end it)."""
+    try:
+        status = proc_status(pid)
+    except FileNotFoundError:
+        return True  # ended and reaped
+    if status["State"].startswith("Z"):
+        return True
+    mask = int(status["ShdPnd"], 16) | int(status["SigPnd"], 16)
+    return bool(mask & (1 << (signum - 1)))
+
+
+def state_of(pid: int) -> str:
+    """The scheduler state of ``pid``: R running, S asleep, Z exited and unreaped…"""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def database_sockets(pid: int) -> list[str]:
+    """The TCP connections ``pid`` holds open to the test database's port (Linux)."""
+    db_port = int(connection.settings_dict.get("PORT") or 5432)
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # closed meanwhile
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    found = []
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[2].rsplit(":", 1)[1], 16) == db_port and fields[9] in inodes:
+                found.append(fields[2])
+    return found
+
+
 def port_of(daphne: int) -> int:
     """The port a daphne process was told to serve on, from its command line."""
     words = Path(f"/proc/{daphne}/cmdline").read_bytes().decode().split("\0")
     return int(words[words.index("-p") + 1])
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_serve_workers_needs_a_shared_channel_layer(settings: Any) -> None:
@@ -150,6 +185,9 @@ async def test_serve_workers_sigterm_saves_every_answer_and_exits_0(
         for port in ports:
             await sync_to_async(wait_for_port)(port, process)
         daphnes = children_of(process.pid)
+        # It swept at start; the daphnes do the rest, so it keeps no connection open.
+        parent_sockets = database_sockets(process.pid)
+        assert database_sockets(os.getpid())  # the look sees this process's own
         async with AsyncExitStack() as stack:
             # One answer on each process, mid-stream when the command is told to stop.
             clients = [
@@ -166,6 +204,7 @@ async def test_serve_workers_sigterm_saves_every_answer_and_exits_0(
     output = log_path.read_text()
 
     assert code == 0
+    assert parent_sockets == []
     assert len(daphnes) == 2
     assert [pid for pid in daphnes if alive(pid)] == []
     assert output.count("Shutting down: saving 1 running answer(s)") == 2
@@ -205,3 +244,168 @@ async def test_serve_workers_stops_all_when_one_dies(
     saved = await Message.objects.aget(pk=answer_id)
     assert saved.status == "interrupted"
     assert saved.content.startswith(client.text_of(answer_id))
+
+
+def test_sigterm_while_the_simulator_starts_leaves_no_process(tmp_path: Path) -> None:
+    port, sim_port = free_port(), free_port()
+    log_path = tmp_path / "serve.log"
+    with serving(log_path, simulated_env(sim_port), "--port", str(port)) as process:
+        simulator = wait_for_simulator(process.pid)
+        # Frozen before it listens, the command waits for its port: SIGTERM comes then.
+        os.kill(simulator, signal.SIGSTOP)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", sim_port), timeout=1).close()
+        process.send_signal(signal.SIGTERM)
+        poll_until(
+            lambda: process.poll() is not None or signalled(simulator, signal.SIGTERM),
+            "the command to stop the simulator or exit",
+        )
+        with contextlib.suppress(ProcessLookupError):  # ended by its SIGTERM already
+            os.kill(simulator, signal.SIGCONT)  # it takes its SIGTERM now, if it got one
+        code = process.wait(timeout=30)
+        survivors = alive(process.pid, group=True)
+    output = log_path.read_text()
+
+    assert code == 0
+    assert not survivors, "the simulator outlived the command"
+    assert not alive(simulator)
+    assert "chatsite: http" not in output  # no daphne was started
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", sim_port), timeout=1).close()
+
+
+def wait_for_simulator(serve: int) -> int:
+    """The simulator process ``serve`` started, as soon as it runs the simulator's code."""
+    found: list[int] = []
+
+    def started() -> bool:
+        for pid in children_of(serve):
+            with contextlib.suppress(FileNotFoundError):  # exited meanwhile
+                if b"streaming.simulator" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found.append(pid)
+                    return True
+        return False
+
+    # Looked for closely: it must be caught before it listens (within a second or so).
+    poll_until(started, "the simulator's process", interval=0.002)
+    return found[0]
+
+
+def poll_until(
+    condition: Callable[[], bool], what: str, timeout: float = 20.0, interval: float = 0.02
+) -> None:
+    """``tests.conftest.until`` for synchronous tests: poll ``condition`` until it holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(interval)
+
+
+async def test_a_second_sigterm_while_answers_are_saved_still_stops_everything(
+    tmp_path: Path, simulator: SimulatorThread, redis_url: str, user: User
+) -> None:
+    port = free_port()
+    conversation = await Conversation.objects.acreate(owner=user)
+    cookie = await sync_to_async(session_cookie)(user)
+    log_path = tmp_path / "serve.log"
+    with serving(log_path, serve_env(simulator, redis_url), "--port", str(port)) as process:
+        await sync_to_async(wait_for_port)(port, process)
+        (daphne,) = children_of(process.pid)
+        async with LiveClient(Listening(port), conversation.id, cookie) as client:
+            await client.send(user_message("twice sim:tokens=5000 sim:rate=50"))
+            answer_id = (await client.receive_until("start"))["message_id"]
+            await client.receive_until("delta")
+            process.send_signal(signal.SIGTERM)
+            await until(
+                lambda: "Shutting down: saving 1 running answer(s)" in log_path.read_text(),
+                what="the daphne saving its answer",
+            )
+            # Held mid-save while an impatient service manager (or person) signals again.
+            os.kill(daphne, signal.SIGSTOP)
+            process.send_signal(signal.SIGTERM)
+            os.kill(daphne, signal.SIGCONT)
+            code = await sync_to_async(process.wait)(30)
+            survivors = alive(process.pid, group=True)
+    output = log_path.read_text()
+
+    assert code == 0, output
+    assert not survivors
+    assert not alive(daphne)
+    assert "Traceback" not in output
+    saved = await Message.objects.aget(pk=answer_id)
+    assert saved.status == "interrupted"
+    assert saved.content.startswith(client.text_of(answer_id))
+
+
+async def test_serve_exits_non_zero_when_a_daphne_had_to_be_killed(
+    tmp_path: Path, simulator: SimulatorThread, redis_url: str
+) -> None:
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    with serving(log_path, serve_env(simulator, redis_url), "--port", str(port)) as process:
+        await sync_to_async(wait_for_port)(port, process)
+        (daphne,) = children_of(process.pid)
+        os.kill(daphne, signal.SIGSTOP)  # hung: it cannot act on SIGTERM
+        process.send_signal(signal.SIGTERM)
+        code = await sync_to_async(process.wait)(40)  # the command kills it after 15 s
+        survivors = alive(process.pid, group=True)
+    output = log_path.read_text()
+
+    assert code == 1
+    assert (
+        f"The daphne process on port {port} did not exit within 15 s of SIGTERM and was "
+        "killed: its running answers may not have been saved." in output
+    )
+    assert not survivors
+    assert not alive(daphne)
+
+
+# Creates a child that exits at once and is never reaped (as a PID 1 adopts orphans), then
+# waits for another child with serve's wait; says what came back and whether the zombie is
+# still unreaped.
+WAITER = """
+import subprocess, sys, django, os
+django.setup()
+from streaming.management.commands.serve import _wait_for_an_exit
+other = subprocess.Popen([sys.executable, "-c", ""])
+mine = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+print(other.pid, mine.pid, flush=True)
+came_back = _wait_for_an_exit([mine])
+left = os.waitid(os.P_PID, other.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+print(came_back is mine, came_back.returncode, left is not None, flush=True)
+"""
+
+
+def test_serve_waits_on_its_own_children_not_on_any_exit(tmp_path: Path) -> None:
+    waiter = subprocess.Popen(
+        [sys.executable, "-c", WAITER],
+        cwd=ROOT,
+        env=simulated_env(free_port()),
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert waiter.stdout is not None
+        other, mine = map(int, waiter.stdout.readline().split())
+        poll_until(lambda: state_of(other) == "Z", "the other child exiting")
+        # Blocked until its own child exits, not spinning on the other's exit: asleep in
+        # every one of many looks (a busy loop is seen running nearly every time).
+        looks: list[str] = []
+
+        def asleep_a_while() -> bool:
+            looks.append(state_of(waiter.pid))
+            return looks[-50:] == ["S"] * 50
+
+        poll_until(asleep_a_while, "the waiter asleep in 50 looks in a row", interval=0.005)
+        os.kill(mine, signal.SIGTERM)
+        said = waiter.stdout.readline().split()
+        code = waiter.wait(timeout=20)
+    finally:
+        kill_group(waiter)
+        if waiter.stdout is not None:
+            waiter.stdout.close()
+
+    assert said == ["True", "-15", "True"]  # its own child, and the zombie left alone
+    assert code == 0

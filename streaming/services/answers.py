@@ -190,8 +190,11 @@ def sweep_orphans(*, alive: Iterable[uuid.UUID] = ()) -> list[Message]:
             heartbeat_at=None,
             updated_at=timezone.now(),
         )
-        if updated:
-            swept.append(Message.objects.get(pk=pk))
+        # A purge of its conversation (do_purge_deleted) may delete the row between the
+        # update and this read: it needs no announcement then, and the others still do.
+        message = Message.objects.filter(pk=pk).first() if updated else None
+        if message is not None:
+            swept.append(message)
     if swept:
         logger.warning("Marked %d orphaned answer(s) interrupted", len(swept))
     return swept
@@ -205,10 +208,14 @@ async def send_swept(swept: Sequence[Message]) -> None:
     then hold the thread, and the process's exit, for ever.
     """
     for message in swept:
-        event = control.done_event(message)
-        if not await control.announce(message.conversation_id, event):
-            logger.warning("Could not announce the end of swept answer %s", message.id)
-        await send_listing(message.conversation_id)
+        # Each on its own: one that fails must not leave the rest unannounced.
+        try:
+            event = control.done_event(message)
+            if not await control.announce(message.conversation_id, event):
+                logger.warning("Could not announce the end of swept answer %s", message.id)
+            await send_listing(message.conversation_id)
+        except Exception:
+            logger.exception("Could not announce the end of swept answer %s", message.id)
 
 
 @dataclass(frozen=True)

@@ -7,20 +7,25 @@ the database and reach every process through the channel layer, which must then 
 SIGTERM or SIGINT stops every daphne at once; each saves its running answers as
 `interrupted` before it exits. A daphne that dies by itself stops the others too, and the
 command exits non-zero saying which: the service manager (systemd) restarts the whole set,
-rather than this command hiding a crash behind a quiet restart.
+rather than this command hiding a crash behind a quiet restart. A daphne that has to be
+killed because it did not exit in time makes the exit non-zero too: its answers may be
+lost. Signals that come while the children are being stopped are ignored.
 """
 
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection
+from django.db import connection, connections
 
 from streaming import services
 from streaming.openai import safe_url
@@ -54,14 +59,20 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Marked {swept} answer(s) left streaming by a dead server interrupted."
             )
+        # This process needs the database no more: its daphnes have their own connections.
+        _close_database()
         simulator: subprocess.Popen[bytes] | None = None
         daphnes: dict[int, subprocess.Popen[bytes]] = {}
         # SIGTERM unwinds like Ctrl-C, so `finally` stops the children (daphne first). Doing
-        # it inside the handler would deadlock: Popen.wait() is not re-entrant.
+        # it inside the handler would deadlock: Popen.wait() is not re-entrant. Both go
+        # through one handler, which holds them while a child is being started.
         signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
         try:
             if settings.OPENAI_SIMULATED:
-                simulator = _start_simulator(settings.SIMULATOR_PORT)
+                with _signals_held():
+                    simulator = _start_simulator(settings.SIMULATOR_PORT)
+                _wait_for_port(settings.SIMULATOR_PORT, simulator)
                 self.stdout.write(
                     "No OPENAI_API_KEY or OPENAI_BASE_URL: answers come from the built-in "
                     f"simulator at {settings.OPENAI_BASE_URL}."
@@ -71,20 +82,28 @@ class Command(BaseCommand):
                     f"Model API: {safe_url(settings.OPENAI_BASE_URL)} ({settings.OPENAI_MODEL})"
                 )
             for each in ports:
-                daphnes[each] = _start_daphne(host, each)
+                with _signals_held():
+                    daphnes[each] = _start_daphne(host, each)
             where = ", ".join(f"http://{host}:{each}/" for each in ports)
             self.stdout.write(f"chatsite: {where}  (Ctrl-C stops it)")
             died = _wait_for_an_exit([*daphnes.values(), *([simulator] if simulator else [])])
         except KeyboardInterrupt:
             died = None
         finally:
-            _stop(list(daphnes.values()))
+            _ignore_stop_signals()
+            killed = _stop(list(daphnes.values()))
             if simulator is not None:
                 _stop([simulator])
         if died is not None:
             what = "The simulator" if died is simulator else _daphne_name(daphnes, died)
             raise CommandError(
                 f"{what} exited by itself (code {died.returncode}); the others were stopped."
+            )
+        if killed:
+            names = ", ".join(_daphne_name(daphnes, each) for each in killed)
+            raise CommandError(
+                f"{names} did not exit within {_STOP_SECONDS:g} s of SIGTERM and was killed: "
+                "its running answers may not have been saved."
             )
 
     def _check(self, port: int, workers: int) -> list[int]:
@@ -116,20 +135,47 @@ class Command(BaseCommand):
         return ports
 
 
+class _Held:
+    """Whether stop signals are held now, and whether one came while they were."""
+
+    active = False
+    came = False
+
+
 def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    if _Held.active:
+        _Held.came = True
+    else:
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGTERM and SIGINT until the end of the block, and raise KeyboardInterrupt there.
+
+    Raised inside Popen (it waits for the child's exec), it would lose the child before the
+    caller had it to stop: that child would outlive the command, holding its port.
+    """
+    _Held.active = True
+    try:
+        yield
+    finally:
+        _Held.active = False
+        if _Held.came:
+            raise KeyboardInterrupt
 
 
 def _start_simulator(port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "streaming.simulator", "--host", "127.0.0.1", "--port", str(port)]
     )
-    try:
-        _wait_for_port(port, process)
-    except CommandError:
-        _stop([process])
-        raise
-    return process
+
+
+def _ignore_stop_signals() -> None:
+    """Ignore SIGTERM and SIGINT from now on: the children are being stopped, and a second
+    signal must not unwind the waits for them and abandon them."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _start_daphne(host: str, port: int) -> subprocess.Popen[bytes]:
@@ -158,25 +204,47 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float =
     raise CommandError(f"The simulator did not listen on port {port} within {timeout:g} s.")
 
 
+def _close_database() -> None:
+    """Close this process's database connections, and their pool if it keeps one."""
+    for each in connections.all(initialized_only=True):
+        close_pool = getattr(each, "close_pool", None)
+        each.close()
+        if close_pool is not None:
+            close_pool()
+
+
 def _wait_for_an_exit(children: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
     """Block until one of ``children`` exits, and return it (not reaped by anyone else)."""
-    while True:
-        for child in children:
-            if child.poll() is not None:
-                return child
-        # WNOWAIT leaves the exit status for Popen.poll() to collect.
-        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
+    # A pidfd per child turns readable when that child exits, and is not reaped by it; no
+    # other process's exit wakes us (waitid(P_ALL) would, for every orphan a PID 1 adopts).
+    pidfds = {os.pidfd_open(child.pid): child for child in children}
+    try:
+        poller = select.poll()
+        for fd in pidfds:
+            poller.register(fd, select.POLLIN)
+        while True:
+            for child in children:
+                if child.poll() is not None:
+                    return child
+            poller.poll()
+    finally:
+        for fd in pidfds:
+            os.close(fd)
 
 
-def _stop(children: list[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM every child at once, then wait for all of them; kill those that hang."""
+def _stop(children: list[subprocess.Popen[bytes]]) -> list[subprocess.Popen[bytes]]:
+    """SIGTERM every child at once, then wait for all of them; kill those that hang, and
+    return them."""
     for child in children:
         if child.poll() is None:
             child.terminate()
     deadline = time.monotonic() + _STOP_SECONDS
+    killed = []
     for child in children:
         try:
             child.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+            killed.append(child)
+    return killed
