@@ -67,7 +67,10 @@ def dump_and_restore(
     cookie = session_cookie(conversation.owner)
     long_ago = timezone.now() - timedelta(hours=1)
     question = Message.objects.create(
-        conversation=conversation, role="user", content="Hi", created_at=long_ago
+        conversation=conversation,
+        role="user",
+        content="Hi",
+        created_at=long_ago - timedelta(seconds=1),
     )
     # An answer streaming when the dump is taken: its process is gone after the restore.
     streaming = Message.objects.create(
@@ -113,9 +116,9 @@ async def test_a_restored_dump_serves_every_conversation_and_ends_what_was_strea
     # with the text it had at the dump.
     async def swept() -> bool:
         async with LiveClient(server, conversation.id, cookie) as tab:
-            last = tab.snapshot["messages"][-1]
+            (half,) = [m for m in tab.snapshot["messages"] if m["id"] == str(streaming.pk)]
         await asyncio.sleep(0.2)  # a poll interval: each check opens a socket
-        return bool(last["status"] == "interrupted" and last["content"] == "half an ans")
+        return bool(half["status"] == "interrupted" and half["content"] == "half an ans")
 
     await until(swept, timeout=30, what="the restored streaming answer swept")
     # The provider's key, encrypted in the dump, still decrypts: its model answers.
