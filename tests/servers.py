@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,17 @@ def wait_for_port(port: int, process: subprocess.Popen[Any], timeout: float = 20
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"nothing listened on port {port} within {timeout} s")
+
+
+def poll_until(
+    condition: Callable[[], bool], what: str, timeout: float = 20.0, interval: float = 0.02
+) -> None:
+    """``tests.conftest.until`` for synchronous code: poll ``condition`` until it holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(interval)
 
 
 def database_url(settings_dict: dict[str, Any]) -> str:

@@ -5,7 +5,6 @@ and never one whose answer is still streaming."""
 import logging
 import re
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -28,7 +27,7 @@ from streaming.models import Conversation, Message
 from streaming.services.deletion import PURGE_BATCH_SIZE, database_now
 from streaming.services.quotas import lock_owner
 from tests.conftest import receive_until
-from tests.servers import RedisServer
+from tests.servers import RedisServer, poll_until, service_missing
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -167,14 +166,6 @@ def waiting_on_locks() -> int:
     return int(waiting)
 
 
-def eventually(condition: Callable[[], bool], what: str) -> None:
-    """Poll ``condition`` until it holds; fail saying ``what`` never happened."""
-    deadline = time.monotonic() + 30
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} never happened"
-        time.sleep(0.02)
-
-
 def in_thread(work: Callable[[], None]) -> threading.Thread:
     """Run ``work`` in a thread of its own, with a database connection of its own."""
 
@@ -206,7 +197,9 @@ def holding(lock: Callable[[], object]) -> tuple[threading.Thread, threading.Eve
 
 def postgresql_only() -> None:
     if connection.vendor != "postgresql":
-        pytest.skip("row locks are PostgreSQL's; SQLite runs one writer at a time")
+        service_missing(
+            "PostgreSQL", "row locks are PostgreSQL's; SQLite runs one writer at a time"
+        )
 
 
 def test_an_answer_started_before_the_purge_keeps_its_conversation(user: User) -> None:
@@ -222,7 +215,7 @@ def test_an_answer_started_before_the_purge_keeps_its_conversation(user: User) -
     answer, commit = holding(start_answer)
     output: list[str] = []
     purger = in_thread(lambda: output.append(purge("--older-than", str(DAYS), "--apply")))
-    eventually(lambda: waiting_on_locks() >= 1, "the purge waiting for the starting answer")
+    poll_until(lambda: waiting_on_locks() >= 1, "the purge waiting for the starting answer", 30)
     commit.set()
     answer.join(30)
     purger.join(30)
@@ -240,7 +233,7 @@ def test_an_answer_starting_as_the_purge_runs_finds_its_conversation_gone(user: 
     )
     output: list[str] = []
     purger = in_thread(lambda: output.append(purge("--older-than", str(DAYS), "--apply")))
-    eventually(lambda: waiting_on_locks() >= 1, "the purge waiting for the row")
+    poll_until(lambda: waiting_on_locks() >= 1, "the purge waiting for the row", 30)
     refused: list[Exception] = []
 
     def post() -> None:
@@ -250,7 +243,7 @@ def test_an_answer_starting_as_the_purge_runs_finds_its_conversation_gone(user: 
             refused.append(exc)
 
     starter = in_thread(post)
-    eventually(lambda: waiting_on_locks() >= 2, "the new answer waiting too")
+    poll_until(lambda: waiting_on_locks() >= 2, "the new answer waiting too", 30)
     release.set()
     row.join(30)
     purger.join(30)
@@ -310,10 +303,11 @@ def test_one_purge_keeps_one_cutoff_however_long_it_runs(user: User, other_user:
     owner, release = holding(lambda: lock_owner(other_user.pk))
     output: list[str] = []
     purger = in_thread(lambda: output.append(purge("--older-than", str(DAYS), "--apply")))
-    eventually(lambda: waiting_on_locks() >= 1, "the purge waiting for the owner")
-    eventually(
+    poll_until(lambda: waiting_on_locks() >= 1, "the purge waiting for the owner", 30)
+    poll_until(
         lambda: database_now() - timedelta(days=DAYS) > newer + timedelta(seconds=0.5),
         "the message growing older than the days asked",
+        30,
     )
     release.set()
     owner.join(30)

@@ -7,8 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from pathlib import Path
@@ -36,6 +34,7 @@ from tests.servers import (
     free_port,
     free_ports,
     kill_group,
+    poll_until,
     serving,
     wait_for_port,
 )
@@ -289,17 +288,6 @@ def wait_for_simulator(serve: int) -> int:
     # Looked for closely: it must be caught before it listens (within a second or so).
     poll_until(started, "the simulator's process", interval=0.002)
     return found[0]
-
-
-def poll_until(
-    condition: Callable[[], bool], what: str, timeout: float = 20.0, interval: float = 0.02
-) -> None:
-    """``tests.conftest.until`` for synchronous tests: poll ``condition`` until it holds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(interval)
 
 
 async def test_a_second_sigterm_while_answers_are_saved_still_stops_everything(
