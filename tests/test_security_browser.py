@@ -178,6 +178,8 @@ def test_every_page_carries_the_policy_and_works_under_it(
     expect(page.get_by_role("heading", name="Conversations")).to_be_visible()
     page.get_by_role("button", name="New chat").click()
     expect(page).to_have_url(DRAFT_URL)
+    # The draft's script has taken the composer: a send before that is the browser's own.
+    expect(page.locator("#chat")).to_have_attribute("data-connection", "draft")
     send(page, "Hello sim:tokens=8")
     expect(page).to_have_url(CHAT_URL)
     # The first message's POST, the socket (connect-src 'self' covering ws:) and the page's
