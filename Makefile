@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: run serve test check format bench vendor screenshots clean
+.PHONY: run serve test check format protocol bench vendor screenshots clean
 
 run: $(RUNTIME) var/secret_key
 	$(RUN_ENV) $(PY) manage.py migrate --noinput
@@ -29,10 +29,16 @@ test: $(DEV)
 	node --test tests/js/
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-check: $(DEV)
+check: $(DEV) var/secret_key
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
+	$(RUN_ENV) $(PY) manage.py protocol_js --check
+
+# The page's copy of the frame types, error codes and close codes (chat/protocol.js),
+# from streaming/control.py and streaming/exceptions.py; committed, so serving needs no build.
+protocol: $(RUNTIME) var/secret_key
+	$(RUN_ENV) $(PY) manage.py protocol_js
 
 format: $(DEV)
 	$(VENV)/bin/ruff check --fix .

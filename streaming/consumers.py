@@ -8,7 +8,8 @@ import json
 import logging
 import re
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, get_args
 
 from autobahn.exception import Disconnected
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -16,9 +17,11 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from streaming import control, metrics, runtime, services
+from streaming.control import Close
 from streaming.exceptions import (
     ChatError,
     ConversationGone,
+    ErrorCode,
     FrameError,
     LayerUnavailable,
     LimitError,
@@ -31,15 +34,9 @@ from streaming.sessions import SocketSession
 
 logger = logging.getLogger(__name__)
 
-# Close codes: 4xxx is the range RFC 6455 leaves to applications; these mirror HTTP.
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_FORBIDDEN = 4403
-CLOSE_DELETED = 4404
-# Like HTTP 429: the user has all the sockets they may hold open.
-CLOSE_TOO_MANY = 4429
-# Like HTTP 503: the browser reconnects with backoff. (RFC 6455's own 1013 is refused by
-# daphne's WebSocket library, which lets servers send only 1000 and 3000-4999.)
-CLOSE_UNAVAILABLE = 4503
+#: The frames a page may send, each handled by the consumer's method of the same name.
+CLIENT_FRAMES = frozenset(get_args(control.ClientFrame))
+
 UNAVAILABLE_MESSAGE = "Live updates are unavailable right now. Retrying shortly…"
 SERVER_ERROR_MESSAGE = "Something went wrong on the server with that request. Try again."
 # The most characters of a client's own value quoted back to it in an error frame.
@@ -71,7 +68,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
                 if not self.accepted:
                     await send({"type": "websocket.accept"})
                 await send({"type": "websocket.send", "text": json.dumps(error)})
-                await send({"type": "websocket.close", "code": CLOSE_UNAVAILABLE})
+                await send({"type": "websocket.close", "code": Close.UNAVAILABLE.value})
         finally:
             if self.accepted:  # this runs once, when the socket's life ends however it ends
                 metrics.socket_closed()
@@ -90,13 +87,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         # handshake with no code, and the page could not tell "log in" from "not yours".
         if not user.is_authenticated:
             await self.accept()
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self.close(code=Close.UNAUTHENTICATED.value)
             return
         conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
         conversation = await services.to_async(services.get_conversation_for)(user, conversation_id)
         if conversation is None:
             await self.accept()
-            await self.close(code=CLOSE_FORBIDDEN)
+            await self.close(code=Close.FORBIDDEN.value)
             return
         self.conversation = conversation
         await self.accept()
@@ -105,7 +102,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             await slot.take()
         except LimitError as exc:
             await self.send_json(exc.as_frame())
-            await self.close(code=CLOSE_TOO_MANY)
+            await self.close(code=Close.TOO_MANY.value)
             return
         self.slot = slot
         slot.keep()
@@ -121,7 +118,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         try:
             await self.resync({})
         except ConversationGone:
-            await self.close(code=CLOSE_FORBIDDEN)  # deleted in between: as if never there
+            await self.close(code=Close.FORBIDDEN.value)  # deleted in between: as if never there
             return
         self.session.watch()
 
@@ -160,10 +157,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             return
         try:
             if text_data is None:
-                raise FrameError("Frames must be JSON text, not binary.", code="bad_json")
+                raise FrameError("Frames must be JSON text, not binary.", code=ErrorCode.BAD_JSON)
             # Refused unread: parsing a huge frame costs the server, not the sender.
             services.check_length(
-                text_data, settings.MAX_FRAME_CHARS, what="The frame", code="frame_too_long"
+                text_data, settings.MAX_FRAME_CHARS, what="The frame", code=ErrorCode.FRAME_TOO_LONG
             )
             await self.receive_json(await self.decode_json(text_data), **kwargs)
         except ConversationGone:
@@ -181,32 +178,25 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         try:
             return json.loads(text_data)
         except ValueError:
-            raise FrameError("Frames must be JSON objects.", code="bad_json") from None
+            raise FrameError("Frames must be JSON objects.", code=ErrorCode.BAD_JSON) from None
         except RecursionError:  # brackets nested deeper than the parser goes
-            raise FrameError("The frame is nested too deeply.", code="bad_json") from None
+            raise FrameError("The frame is nested too deeply.", code=ErrorCode.BAD_JSON) from None
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        """Route a client frame by its `type`."""
+        """Route a client frame by its `type` to the method of that name."""
         if not isinstance(content, dict):
-            raise FrameError("Frames must be JSON objects.", code="bad_json")
-        handlers = {
-            "user_message": self.user_message,
-            "stop": self.stop,
-            "sync": self.sync,
-            "retry": self.retry,
-            "switch": self.switch,
-            "set_system_prompt": self.set_system_prompt,
-            "set_model": self.set_model,
-            "rename": self.rename,
-            "resync": self.resync,
-            "ping": self.ping,
-        }
+            raise FrameError("Frames must be JSON objects.", code=ErrorCode.BAD_JSON)
         frame_type = content.get("type")
         if not isinstance(frame_type, str):
-            raise FrameError('A frame\'s "type" must be text, such as "ping".', code="unknown_type")
-        handler = handlers.get(frame_type)
-        if handler is None:
-            raise FrameError(f"Unknown frame type {echo(frame_type)!r}.", code="unknown_type")
+            raise FrameError(
+                'A frame\'s "type" must be text, such as "ping".', code=ErrorCode.UNKNOWN_TYPE
+            )
+        if frame_type not in CLIENT_FRAMES:
+            raise FrameError(
+                f"Unknown frame type {echo(frame_type)!r}.", code=ErrorCode.UNKNOWN_TYPE
+            )
+        # Each frame type has the handler of its own name (user_message → self.user_message).
+        handler: Callable[[dict[str, Any]], Awaitable[None]] = getattr(self, frame_type)
         # Every frame that would do something first checks that the session that opened the
         # socket still holds (after the frame budget: a flood costs no database work).
         assert self.session is not None
@@ -225,12 +215,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         follows the branch shown.
         """
         content = services.validate_content(frame.get("content"))
-        client_id = uuid_field(frame, "client_id", code="bad_client_id")
+        client_id = uuid_field(frame, "client_id", code=ErrorCode.BAD_CLIENT_ID)
         parent_id: services.Follows = services.BRANCH_END
         if "parent_id" in frame:
             parent_id = None
             if frame["parent_id"] is not None:
-                parent_id = uuid_field(frame, "parent_id", code="bad_parent")
+                parent_id = uuid_field(frame, "parent_id", code=ErrorCode.BAD_PARENT)
         with runtime.room():
             posted = await services.to_async(services.do_post_user_message)(
                 self.conversation, content, client_id, parent_id
@@ -245,7 +235,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
 
     async def retry(self, frame: dict[str, Any]) -> None:
         """Regenerate an answer: a new version of it, answering the same user message."""
-        message_id = uuid_field(frame, "message_id", code="bad_retry")
+        message_id = uuid_field(frame, "message_id", code=ErrorCode.BAD_RETRY)
         with runtime.room():
             answer, history, provider = await services.to_async(services.do_regenerate)(
                 self.conversation, message_id
@@ -270,7 +260,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
 
     async def switch(self, frame: dict[str, Any]) -> None:
         """Show another version of a message: every tab gets the branch through it."""
-        message_id = uuid_field(frame, "message_id", code="bad_switch")
+        message_id = uuid_field(frame, "message_id", code=ErrorCode.BAD_SWITCH)
         await services.to_async(services.do_switch_branch)(self.conversation, message_id)
 
     async def stop(self, frame: dict[str, Any]) -> None:
@@ -281,7 +271,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         """
         message_id = None
         if frame.get("message_id") is not None:
-            message_id = uuid_field(frame, "message_id", code="bad_stop")
+            message_id = uuid_field(frame, "message_id", code=ErrorCode.BAD_STOP)
         stopping = await services.to_async(services.do_request_stop)(
             self.conversation.id, message_id
         )
@@ -315,12 +305,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             or not 0 <= after_seq <= MAX_SEQ
         ):
             raise FrameError(
-                f"after_seq must be a whole number from 0 to {MAX_SEQ}.", code="bad_sync"
+                f"after_seq must be a whole number from 0 to {MAX_SEQ}.", code=ErrorCode.BAD_SYNC
             )
-        message_id = uuid_field(frame, "message_id", code="bad_sync")
+        message_id = uuid_field(frame, "message_id", code=ErrorCode.BAD_SYNC)
         message = await services.to_async(services.get_message_in)(self.conversation, message_id)
         if message is None:
-            raise FrameError("No such message in this conversation.", code="bad_sync")
+            raise FrameError("No such message in this conversation.", code=ErrorCode.BAD_SYNC)
         if message.status != Message.Status.STREAMING:
             # It ended, and this socket missed the `done`: the saved message is the answer.
             await self.chat_done(control.done_event(message))
@@ -403,13 +393,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
     async def end_session(self, error: SessionEnded) -> None:
         """This socket's session ended: say why, and close (4401)."""
         await self.send_json(error.as_frame())
-        await self.close(code=CLOSE_UNAUTHENTICATED)
+        await self.close(code=Close.UNAUTHENTICATED.value)
 
     async def chat_deleted(self, event: control.DeletedEvent) -> None:
         """The conversation is gone: say so, and close for good (4404)."""
         frame = control.to_frame(event) | {"message": "This conversation was deleted."}
         await self.send_json(frame)
-        await self.close(code=CLOSE_DELETED)
+        await self.close(code=Close.DELETED.value)
 
 
 # The start of a frame as the page writes it ({"type": "…", …}), to name a refused frame's
@@ -428,7 +418,7 @@ def echo(value: str) -> str:
     return value if len(value) <= ECHO_CHARS else value[:ECHO_CHARS] + "…"
 
 
-def uuid_field(frame: dict[str, Any], field: str, *, code: str) -> uuid.UUID:
+def uuid_field(frame: dict[str, Any], field: str, *, code: ErrorCode) -> uuid.UUID:
     """``frame[field]`` as a UUID, or a FrameError with ``code`` unless it is a UUID string."""
     value = frame.get(field)
     if isinstance(value, str):

@@ -8,7 +8,8 @@
     │   ├── UpstreamBusy            no free connection to the API in this process
     │   ├── UpstreamProtocolError   a reply we cannot read (invalid JSON, not an event stream)
     │   └── UpstreamStreamError     the API sent an {"error": …} event mid-stream
-    ├── FrameError                  a WebSocket frame from the browser we cannot accept
+    ├── FrameError                  a WebSocket frame from the browser we cannot read
+    ├── Invalid                     a request that cannot be done as asked; `code` says why
     ├── BusyError                   the conversation is already answering
     ├── ModelUnavailable            the conversation's model is no longer offered
     ├── KeyUnreadable               a provider's stored API key cannot be decrypted
@@ -28,19 +29,71 @@ No message ever carries the API key: upstream messages are the provider's own te
 the request headers are never part of an error.
 """
 
+import enum
 import math
+
+
+class ErrorCode(enum.StrEnum):
+    """Every `code` an error can carry: stable words that programs (the page) act on.
+
+    The page's copy, streaming/static/streaming/chat/protocol.js, is generated from this
+    (``make protocol``), and ``make check`` fails while it is stale.
+    """
+
+    # The classes' own codes, one each (below).
+    ERROR = "error"
+    UPSTREAM_ERROR = "upstream_error"
+    UPSTREAM_HTTP = "upstream_http"
+    UPSTREAM_CONNECTION = "upstream_connection"
+    UPSTREAM_TIMEOUT = "upstream_timeout"
+    SERVER_BUSY = "server_busy"
+    UPSTREAM_PROTOCOL = "upstream_protocol"
+    UPSTREAM_STREAM_ERROR = "upstream_stream_error"
+    BAD_FRAME = "bad_frame"
+    INVALID = "invalid"
+    BUSY = "busy"
+    MODEL_UNAVAILABLE = "model_unavailable"
+    PROVIDER_KEY_UNREADABLE = "provider_key_unreadable"
+    RATE_LIMITED = "rate_limited"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    DELETED = "deleted"
+    UNAVAILABLE = "unavailable"
+    SESSION_ENDED = "session_ended"
+    BAD_IMPORT = "bad_import"
+    SERVER_ERROR = "server_error"
+    # A frame the socket cannot read.
+    BAD_JSON = "bad_json"
+    UNKNOWN_TYPE = "unknown_type"
+    FRAME_TOO_LONG = "frame_too_long"
+    # What a request asked that cannot be done, one code per field or rule, so the page
+    # answers it where it was asked (the composer, the prompt, the title, the picker…).
+    EMPTY_CONTENT = "empty_content"
+    CONTENT_TOO_LONG = "content_too_long"
+    BAD_TEXT = "bad_text"
+    BAD_CLIENT_ID = "bad_client_id"
+    BAD_PARENT = "bad_parent"
+    BAD_RETRY = "bad_retry"
+    BAD_STOP = "bad_stop"
+    BAD_SWITCH = "bad_switch"
+    BAD_SYNC = "bad_sync"
+    BAD_SYSTEM_PROMPT = "bad_system_prompt"
+    SYSTEM_PROMPT_TOO_LONG = "system_prompt_too_long"
+    BAD_TITLE = "bad_title"
+    TITLE_TOO_LONG = "title_too_long"
+    BAD_MODEL = "bad_model"
+    UNKNOWN_MODEL = "unknown_model"
 
 
 class ChatError(Exception):
     """Base of every error a user may see; `code` is stable, `message` is for people."""
 
     #: What the page and the API are told, stable.
-    code = "error"
+    code = ErrorCode.ERROR
     #: Which branch of the tree it is, one word of its own per class: the `kind` label of
     #: the metrics and the `error_kind` field of the logs, which so never disagree.
     kind = "error"
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(self, message: str, *, code: ErrorCode | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
@@ -57,14 +110,14 @@ class ChatError(Exception):
 class UpstreamError(ChatError):
     """The model API failed; the answer ends with status `error` and this message."""
 
-    code = "upstream_error"
+    code = ErrorCode.UPSTREAM_ERROR
     kind = "upstream"
 
 
 class UpstreamHTTPError(UpstreamError):
     """The API replied with a non-2xx status before any event; carries its own message."""
 
-    code = "upstream_http"
+    code = ErrorCode.UPSTREAM_HTTP
     kind = "http"
 
     def __init__(self, status_code: int, message: str, *, retry_after: float | None = None) -> None:
@@ -79,70 +132,80 @@ class UpstreamHTTPError(UpstreamError):
 class UpstreamConnectError(UpstreamError):
     """The API could not be reached, or the connection broke mid-stream."""
 
-    code = "upstream_connection"
+    code = ErrorCode.UPSTREAM_CONNECTION
     kind = "connect"
 
 
 class UpstreamTimeout(UpstreamError):
     """The API sent nothing for OPENAI_READ_TIMEOUT seconds."""
 
-    code = "upstream_timeout"
+    code = ErrorCode.UPSTREAM_TIMEOUT
     kind = "timeout"
 
 
 class UpstreamBusy(UpstreamError):
     """Every connection of the process's client is in use; not retried, the user may."""
 
-    code = "server_busy"
+    code = ErrorCode.SERVER_BUSY
     kind = "busy"
 
 
 class UpstreamProtocolError(UpstreamError):
     """The API sent something that is not a Chat Completions event stream."""
 
-    code = "upstream_protocol"
+    code = ErrorCode.UPSTREAM_PROTOCOL
     kind = "protocol"
 
 
 class UpstreamStreamError(UpstreamError):
     """The API reported an error inside the stream, after it had started."""
 
-    code = "upstream_stream_error"
+    code = ErrorCode.UPSTREAM_STREAM_ERROR
     kind = "stream"
 
 
 class FrameError(ChatError):
-    """A frame from the browser was not acceptable; the socket stays open."""
+    """A frame from the browser cannot be read (not JSON, no known type, a malformed field);
+    the socket stays open."""
 
-    code = "bad_frame"
+    code = ErrorCode.BAD_FRAME
     kind = "frame"
+
+
+class Invalid(ChatError):
+    """A request that cannot be done as asked: a value missing, malformed or too long, or
+    naming something that is not there. Nothing was written; `code` names the rule
+    (``empty_content``, ``title_too_long``…), so the page answers it where it was asked."""
+
+    code = ErrorCode.INVALID
+    kind = "invalid"
 
 
 class BusyError(ChatError):
     """An answer is already streaming in this conversation."""
 
-    code = "busy"
+    code = ErrorCode.BUSY
     kind = "answering"
 
 
 class ModelUnavailable(ChatError):
     """The conversation's chosen model (or its provider) was disabled or removed."""
 
-    code = "model_unavailable"
+    code = ErrorCode.MODEL_UNAVAILABLE
     kind = "model"
 
 
 class KeyUnreadable(ChatError):
     """A provider's stored API key cannot be decrypted: the secret it was sealed with changed."""
 
-    code = "provider_key_unreadable"
+    code = ErrorCode.PROVIDER_KEY_UNREADABLE
     kind = "key"
 
 
 class LimitError(ChatError):
     """Over a limit: nothing was written and nothing asked of the model; try again later."""
 
-    code = "rate_limited"
+    code = ErrorCode.RATE_LIMITED
     kind = "limit"
 
     def __init__(self, message: str, *, retry_after: float) -> None:
@@ -162,28 +225,28 @@ class LimitError(ChatError):
 class RateLimited(LimitError):
     """Too many answers at once, messages a minute, frames a second, or open sockets."""
 
-    code = "rate_limited"
+    code = ErrorCode.RATE_LIMITED
     kind = "rate"
 
 
 class QuotaExceeded(LimitError):
     """The user's tokens for the day are spent; ``retry_after`` runs to the next day."""
 
-    code = "quota_exceeded"
+    code = ErrorCode.QUOTA_EXCEEDED
     kind = "quota"
 
 
 class ConversationGone(ChatError):
     """The conversation was deleted; the socket says so and closes with 4404."""
 
-    code = "deleted"
+    code = ErrorCode.DELETED
     kind = "gone"
 
 
 class LayerUnavailable(ChatError):
     """The channel layer (Redis) cannot be reached; the socket closes with 4503."""
 
-    code = "unavailable"
+    code = ErrorCode.UNAVAILABLE
     kind = "layer"
 
 
@@ -194,7 +257,7 @@ class SessionEnded(ChatError):
     replaced), ``password_changed`` or ``account_closed`` (deactivated or deleted).
     """
 
-    code = "session_ended"
+    code = ErrorCode.SESSION_ENDED
     kind = "session"
 
     def __init__(self, reason: str, message: str) -> None:
@@ -211,7 +274,7 @@ class ImportRefused(ChatError):
     `problems` says what is wrong, one line each, naming where in the file it is.
     """
 
-    code = "bad_import"
+    code = ErrorCode.BAD_IMPORT
     kind = "import"
 
     def __init__(self, problems: list[str]) -> None:
@@ -225,5 +288,5 @@ class ImportRefused(ChatError):
 class ServerError(ChatError):
     """Handling a frame failed unexpectedly (a bug); the page is told, the socket stays open."""
 
-    code = "server_error"
+    code = ErrorCode.SERVER_ERROR
     kind = "server"

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from streaming import control, runtime, services
-from streaming.exceptions import ChatError, LimitError
+from streaming.exceptions import ChatError, ErrorCode, Invalid, LimitError
 from streaming.forms import NewConversationForm
 from streaming.models import Conversation
 from streaming.services import usage, user_settings
@@ -116,16 +116,18 @@ async def conversation_start(request: HttpRequest) -> JsonResponse:
     error {type, code, message} and nothing saved."""
     user = await request.auser()
     if not user.is_authenticated:
-        return _refusal(ChatError(SIGNED_OUT, code="session_ended"), status=401)
+        return _refusal(ChatError(SIGNED_OUT, code=ErrorCode.SESSION_ENDED), status=401)
     try:
         client_id = uuid.UUID(request.POST.get("client_id", ""))
     except ValueError:
-        return _refusal(ChatError("client_id must be a UUID.", code="bad_client_id"))
+        return _refusal(Invalid("client_id must be a UUID.", code=ErrorCode.BAD_CLIENT_ID))
     # The model picker's pick, if the page's reader changed it: "" for the default
     # provider, else a provider's number (docs/protocol.md, set_model).
     provider = request.POST.get("provider_id", "")
     if provider and not provider.isdigit():
-        return _refusal(ChatError("provider_id must be a provider's number.", code="bad_model"))
+        return _refusal(
+            Invalid("provider_id must be a provider's number.", code=ErrorCode.BAD_MODEL)
+        )
     try:
         with runtime.room():
             started = await services.to_async(services.do_start_conversation)(

@@ -23,7 +23,7 @@ import pytest
 from django.contrib.auth.models import User
 from websockets.exceptions import ConnectionClosed
 
-from streaming.consumers import CLOSE_DELETED
+from streaming.control import Close
 from streaming.models import Conversation, Message
 from streaming.simulator import SimulatorThread
 from tests.conftest import session_cookie, until, user_message
@@ -293,7 +293,7 @@ async def test_delete_from_the_other_process_mid_answer(
         )
 
     for client in (on_a, on_b):
-        assert client.close_code == CLOSE_DELETED
+        assert client.close_code == Close.DELETED
         assert client.frames[-1]["type"] == "deleted"  # and nothing after it
         assert frames_of(client, "done") == []
     # Hidden and kept for the undo window; the answer ended once, as stopped.

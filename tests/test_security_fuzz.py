@@ -13,7 +13,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -24,24 +24,14 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from streaming.control import ClientFrame
 from streaming.models import Conversation, Message
 from streaming.simulator import SimulatorThread
 from tests.conftest import until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-KNOWN_TYPES = [
-    "user_message",
-    "stop",
-    "sync",
-    "retry",
-    "switch",
-    "set_system_prompt",
-    "set_model",
-    "rename",
-    "resync",
-    "ping",
-]
+KNOWN_TYPES = sorted(get_args(ClientFrame))
 FIELDS = [
     "content",
     "client_id",

@@ -15,7 +15,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from streaming import control
-from streaming.exceptions import BusyError, ChatError, ConversationGone, FrameError
+from streaming.exceptions import BusyError, ChatError, ConversationGone, ErrorCode, Invalid
 from streaming.models import Conversation, Message
 from streaming.services import providers
 from streaming.services.listing import announce_listing
@@ -80,17 +80,19 @@ def do_create_conversation(
     )
 
 
-def check_length(text: str, limit: int, *, what: str, code: str) -> None:
+def check_length(text: str, limit: int, *, what: str, code: ErrorCode) -> None:
     """Refuse ``text`` longer than ``limit`` characters, saying by how much."""
     if len(text) > limit:
-        raise FrameError(f"{what} is {len(text)} characters long; the limit is {limit}.", code=code)
+        raise Invalid(f"{what} is {len(text)} characters long; the limit is {limit}.", code=code)
 
 
 def validate_content(content: Any) -> str:
-    """The text of a user message, or a FrameError a person understands."""
+    """The text of a user message, or Invalid saying why understands."""
     if not isinstance(content, str) or not content.strip():
-        raise FrameError("Write a message before sending.", code="empty_content")
-    check_length(content, settings.MAX_MESSAGE_CHARS, what="The message", code="content_too_long")
+        raise Invalid("Write a message before sending.", code=ErrorCode.EMPTY_CONTENT)
+    check_length(
+        content, settings.MAX_MESSAGE_CHARS, what="The message", code=ErrorCode.CONTENT_TOO_LONG
+    )
     check_storable(content, what="The message")
     return content
 
@@ -112,7 +114,7 @@ def check_storable(text: str, *, what: str) -> None:
         raise ChatError(
             f"{what} contains a character that cannot be saved (a NUL character or half "
             "of a surrogate pair). Remove it and try again.",
-            code="bad_text",
+            code=ErrorCode.BAD_TEXT,
         )
 
 
@@ -154,7 +156,7 @@ def do_post_user_message(
     ``parent_id`` is the message it follows, an answer (None: it starts the conversation; an
     edit of a message follows what that message followed). The new answer becomes the end of
     the branch shown. Raises BusyError while another answer streams in the conversation (the
-    partial unique constraint makes that hold across processes), FrameError for a parent that
+    partial unique constraint makes that hold across processes), Invalid for a parent that
     is not a message of this conversation, and a LimitError, having written nothing, when
     the user is over a limit (``quotas``).
     """
@@ -200,17 +202,19 @@ def do_post_user_message(
 
 
 def _parent_for(tree: Tree, conversation: Conversation, parent_id: Follows) -> Message | None:
-    """The message a new user message follows; a FrameError for one it cannot follow."""
+    """The message a new user message follows; Invalid for one it cannot follow."""
     if parent_id is BRANCH_END:
         return tree.leaf(conversation.leaf_id)
     if parent_id is None:
         return None
     parent = tree.by_id.get(parent_id)
     if parent is None:
-        raise FrameError("The message to follow is not in this conversation.", code="bad_parent")
+        raise Invalid(
+            "The message to follow is not in this conversation.", code=ErrorCode.BAD_PARENT
+        )
     # An answer; or a user message that nothing follows yet (history written by hand).
     if parent.role != Message.Role.ASSISTANT and tree.children.get(parent.pk):
-        raise FrameError("A message can only follow an answer.", code="bad_parent")
+        raise Invalid("A message can only follow an answer.", code=ErrorCode.BAD_PARENT)
     return parent
 
 
@@ -238,8 +242,9 @@ def do_regenerate(
             answer = tree.by_id.get(_uuid_or_none(message_id))  # type: ignore[arg-type]
             question = tree.by_id.get(answer.parent_id) if answer and answer.parent_id else None
             if answer is None or answer.role != Message.Role.ASSISTANT or question is None:
-                raise FrameError(
-                    "Only an answer of this conversation can be regenerated.", code="bad_retry"
+                raise Invalid(
+                    "Only an answer of this conversation can be regenerated.",
+                    code=ErrorCode.BAD_RETRY,
                 )
             now = _may_answer(conversation)
             history = request_messages(conversation, tree.path(question))
@@ -263,7 +268,7 @@ def do_switch_branch(conversation: Conversation, message_id: Any) -> Message:
         tree = Tree.of(conversation)
         message = tree.by_id.get(_uuid_or_none(message_id))  # type: ignore[arg-type]
         if message is None:
-            raise FrameError("No such message in this conversation.", code="bad_switch")
+            raise Invalid("No such message in this conversation.", code=ErrorCode.BAD_SWITCH)
         leaf = tree.descend(message)
         Conversation.objects.filter(pk=conversation.pk).update(leaf=leaf)
         event = control.branch_event(leaf.pk)
@@ -280,15 +285,17 @@ def do_set_system_prompt(conversation: Conversation, system_prompt: Any) -> str:
 
 
 def validate_system_prompt(system_prompt: Any) -> str:
-    """A system prompt as given, or a FrameError a person understands."""
+    """A system prompt as given, or Invalid saying why understands."""
     if not isinstance(system_prompt, str):
-        raise FrameError("The system prompt must be text.", code="bad_system_prompt")
+        raise Invalid("The system prompt must be text.", code=ErrorCode.BAD_SYSTEM_PROMPT)
     limit = settings.MAX_SYSTEM_PROMPT_CHARS
-    check_length(system_prompt, limit, what="The system prompt", code="system_prompt_too_long")
+    check_length(
+        system_prompt, limit, what="The system prompt", code=ErrorCode.SYSTEM_PROMPT_TOO_LONG
+    )
     try:
         check_storable(system_prompt, what="The system prompt")
     except ChatError as exc:  # its own code: the page tells it from a message's bad_text
-        raise FrameError(exc.message, code="bad_system_prompt") from None
+        raise Invalid(exc.message, code=ErrorCode.BAD_SYSTEM_PROMPT) from None
     return system_prompt
 
 
@@ -296,13 +303,13 @@ def do_rename(conversation: Conversation, new_title: Any) -> str:
     """Give the conversation a title of the user's own (in place of the one its first
     message made); every tab is told. Returns it as saved, without outer white space."""
     if not isinstance(new_title, str) or not new_title.strip():
-        raise FrameError("Write a title to rename the conversation.", code="bad_title")
+        raise Invalid("Write a title to rename the conversation.", code=ErrorCode.BAD_TITLE)
     title = new_title.strip()
-    check_length(title, _TITLE_MAX_CHARS, what="The title", code="title_too_long")
+    check_length(title, _TITLE_MAX_CHARS, what="The title", code=ErrorCode.TITLE_TOO_LONG)
     try:
         check_storable(title, what="The title")
     except ChatError as exc:
-        raise FrameError(exc.message, code="bad_title") from None
+        raise Invalid(exc.message, code=ErrorCode.BAD_TITLE) from None
     _save_setting(conversation, control.title_event(title), title=title)
     announce_listing(conversation.pk)
     return title
@@ -429,7 +436,7 @@ def _cost(message: dict[str, str]) -> int:
     return estimate_tokens(message["content"]) + _MESSAGE_OVERHEAD_TOKENS
 
 
-def snapshot(conversation: Conversation) -> dict[str, Any]:
+def snapshot(conversation: Conversation) -> control.SnapshotFrame:
     """The `snapshot` frame: every stored message (all versions), the end of the branch
     shown, and the streaming answer's text up to a seq.
 

@@ -49,7 +49,7 @@ def do_start_conversation(
 
     Made by ``do_create_conversation``, so the owner's defaults apply to what is left empty
     (``model`` None: the owner's default model; else a pick of the picker, with its
-    ``provider_id``). Raises, having written nothing: FrameError for a bad message, prompt
+    ``provider_id``). Raises, having written nothing: Invalid for a bad message, prompt
     or model, a LimitError when the owner is over a limit.
     """
     content = validate_content(content)

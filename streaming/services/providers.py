@@ -17,7 +17,13 @@ from django.db import transaction
 from django.db.models import Max
 
 from streaming import control, openai
-from streaming.exceptions import ChatError, ConversationGone, FrameError, ModelUnavailable
+from streaming.exceptions import (
+    ChatError,
+    ConversationGone,
+    ErrorCode,
+    Invalid,
+    ModelUnavailable,
+)
 from streaming.models import Conversation, Provider, ProviderModel
 
 # The most a model ID may be: ProviderModel.model_id's and Conversation.model's max_length.
@@ -161,20 +167,20 @@ def model_picker_for(
 
 def check_choice(provider_id: Any, model: Any, *, lock: bool = False) -> str:
     """What to store as a conversation's ``model`` for this pick of the picker ("" for the
-    default provider's: whatever OPENAI_MODEL names next). FrameError `bad_model` for a
+    default provider's: whatever OPENAI_MODEL names next). Invalid `bad_model` for a
     malformed choice, `unknown_model` for one not offered. ``lock``: the offer's row stays
     locked until the transaction ends, so staff disabling it now wait (PostgreSQL).
     """
     if provider_id is not None and (type(provider_id) is not int or not 0 < provider_id <= _MAX_ID):
-        raise FrameError("provider_id must be a provider's number, or null.", code="bad_model")
+        raise Invalid("provider_id must be a provider's number, or null.", code=ErrorCode.BAD_MODEL)
     if not isinstance(model, str) or not model or len(model) > _MODEL_ID_CHARS:
-        raise FrameError("model must be a model's ID.", code="bad_model")
+        raise Invalid("model must be a model's ID.", code=ErrorCode.BAD_MODEL)
     if provider_id is None:
         if model != settings.OPENAI_MODEL:
-            raise FrameError(UNKNOWN_MODEL, code="unknown_model")
+            raise Invalid(UNKNOWN_MODEL, code=ErrorCode.UNKNOWN_MODEL)
         return ""
     if _offered(provider_id, model, lock=lock) is None:
-        raise FrameError(UNKNOWN_MODEL, code="unknown_model")
+        raise Invalid(UNKNOWN_MODEL, code=ErrorCode.UNKNOWN_MODEL)
     return model
 
 
