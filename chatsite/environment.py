@@ -1,0 +1,404 @@
+"""Every environment variable chatsite reads: its name, kind, default and meaning.
+
+chatsite/settings.py reads the environment through this table and nowhere else. A value
+that is not what its variable must be raises ImproperlyConfigured naming the variable and
+what it must be. Set to nothing (or to spaces) is the same as unset. README.md's
+configuration table shows the same variables and defaults, with more words on each;
+tests/house/test_environment.py fails when the two disagree.
+"""
+
+import logging
+import os
+import re
+from abc import ABC, abstractmethod
+from copy import copy
+from dataclasses import KW_ONLY, dataclass
+from typing import Any, Generic, TypeVar
+
+from django.core.exceptions import ImproperlyConfigured
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Variable(ABC, Generic[T]):
+    """One environment variable: how it is read, and what README.md says of it."""
+
+    #: Its name in the environment.
+    name: str
+    #: Its value when unset; None: settings derives it from other settings, as ``derived`` says.
+    default: T | None
+    #: What it sets, in a line (README.md says more).
+    meaning: str
+    _: KW_ONLY
+    #: A derived default in README's words, e.g. "`DB_THREADS + 4`".
+    derived: str = ""
+    #: README's words on a plain default, shown after it in parentheses, e.g. "10 MiB".
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.default is None) == (not self.derived):
+            raise TypeError(f"{self.name}: declare a default, or say in words how it is derived.")
+
+    @abstractmethod
+    def parse(self, raw: str) -> T:
+        """The value ``raw`` sets, or ImproperlyConfigured saying what it must be."""
+
+    def written(self, value: T) -> str:
+        """``value`` as one would set it in the environment."""
+        return str(value)
+
+    def raw(self) -> str:
+        """The variable's text in the environment, without surrounding spaces ("" if unset)."""
+        return os.environ.get(self.name, "").strip()
+
+    def is_set(self) -> bool:
+        """Whether the environment gives the variable a value."""
+        return bool(self.raw())
+
+    def read(self, default: T | None = None) -> T:
+        """The value set; unset, the declared default, or ``default`` when settings derives it."""
+        raw = self.raw()
+        if raw:
+            return self.parse(raw)
+        if self.default is None:
+            if default is None:
+                raise TypeError(f"Settings must derive {self.name}'s default and pass it.")
+            return default
+        if default is not None:
+            raise TypeError(f"{self.name} declares its default: settings must not pass one.")
+        # A copy: a list a setting holds may be changed in place, the table's must not.
+        return copy(self.default)
+
+    def readme_default(self) -> str:
+        """The default as README.md's configuration table shows it."""
+        if self.default is None:
+            return self.derived
+        written = self.written(self.default)
+        shown = f"`{written}`" if written else "empty"
+        return f"{shown} ({self.note})" if self.note else shown
+
+    def refused(self, raw: str, what: str) -> ImproperlyConfigured:
+        """The error for a value ``raw`` that is not ``what`` the variable must be."""
+        return ImproperlyConfigured(f"{self.name} must be {what}, not {raw!r}.")
+
+
+class Flag(Variable[bool]):
+    """Yes or no: true, yes, on, 1 or false, no, off, 0, in any case."""
+
+    def parse(self, raw: str) -> bool:
+        word = raw.lower()
+        if word in {"1", "true", "yes", "on"}:
+            return True
+        if word in {"0", "false", "no", "off"}:
+            return False
+        raise self.refused(raw, "true or false")
+
+    def written(self, value: bool) -> str:
+        return "true" if value else "false"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Whole(Variable[int]):
+    """A whole number, at least ``minimum`` (and at most ``maximum``, if any)."""
+
+    minimum: int = 1
+    maximum: int | None = None
+
+    def parse(self, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise self.refused(raw, "a whole number") from None
+        if value < self.minimum:
+            raise self.refused(raw, f"at least {self.minimum}")
+        if self.maximum is not None and value > self.maximum:
+            raise self.refused(raw, f"at most {self.maximum}")
+        return value
+
+
+class Number(Variable[float]):
+    """A number greater than 0: seconds, minutes, a rate."""
+
+    def parse(self, raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise self.refused(raw, "a number") from None
+        if not value > 0:  # written so, NaN is refused too
+            raise self.refused(raw, "greater than 0")
+        return value
+
+    def written(self, value: float) -> str:
+        return str(int(value)) if value.is_integer() else str(value)
+
+
+class Items(Variable[list[str]]):
+    """A comma-separated list; spaces around each item and empty items are dropped."""
+
+    def parse(self, raw: str) -> list[str]:
+        return [item.strip() for item in raw.split(",") if item.strip()]
+
+    def written(self, value: list[str]) -> str:
+        return ",".join(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Text(Variable[str]):
+    """A string, matching ``pattern`` (described by ``shape``) if there is one."""
+
+    pattern: str = ""
+    shape: str = ""
+
+    def parse(self, raw: str) -> str:
+        if self.pattern and not re.fullmatch(self.pattern, raw):
+            raise self.refused(raw, self.shape)
+        return raw
+
+
+class Secret(Variable[str]):
+    """A key or password, taken exactly as written, spaces and all: every character counts
+    in what it signs, decrypts or unlocks, so trimming one would change it."""
+
+    def raw(self) -> str:
+        return os.environ.get(self.name, "")
+
+    def parse(self, raw: str) -> str:
+        return raw
+
+
+@dataclass(frozen=True, kw_only=True)
+class Choice(Variable[str]):
+    """One of ``choices``, in any case; read as the choice is spelled here."""
+
+    choices: tuple[str, ...]
+
+    def parse(self, raw: str) -> str:
+        for choice in self.choices:
+            if raw.casefold() == choice.casefold():
+                return choice
+        raise self.refused(raw, " or ".join([", ".join(self.choices[:-1]), self.choices[-1]]))
+
+
+# --- Security and hosts -----------------------------------------------------------------
+DEBUG = Flag("DEBUG", False, "Django's debug mode; never in production.")
+SECRET_KEY = Secret(
+    "SECRET_KEY",
+    None,
+    "Django's signing key; required unless DEBUG is true.",
+    derived="none; `make run` generates one into `var/secret_key`",
+)
+SECRET_KEY_FALLBACKS = Items(
+    "SECRET_KEY_FALLBACKS", [], "Earlier SECRET_KEYs, newest first, accepted while rotated out."
+)
+ALLOWED_HOSTS = Items(
+    "ALLOWED_HOSTS",
+    ["localhost", "127.0.0.1", "[::1]"],
+    "Host names the site answers to, for pages and WebSocket handshakes.",
+)
+CSRF_TRUSTED_ORIGINS = Items(
+    "CSRF_TRUSTED_ORIGINS", [], "Origins besides the site's own that may post forms and sockets."
+)
+HTTPS = Flag("HTTPS", False, "People reach the site over HTTPS (TLS here or at a proxy).")
+HSTS_SECONDS = Whole(
+    "HSTS_SECONDS",
+    31_536_000,
+    "With HTTPS: how long browsers keep to HTTPS for the site; 0 sends no HSTS.",
+    note="a year",
+    minimum=0,
+)
+HSTS_INCLUDE_SUBDOMAINS = Flag(
+    "HSTS_INCLUDE_SUBDOMAINS", True, "With HTTPS: HSTS covers the host's subdomains too."
+)
+HSTS_PRELOAD = Flag(
+    "HSTS_PRELOAD", True, "With HTTPS: HSTS allows the domain into browsers' preload list."
+)
+LOGIN_FAILURE_LIMIT = Whole(
+    "LOGIN_FAILURE_LIMIT", 5, "Failed logins, by account or by address, that pause logging in."
+)
+LOGIN_COOLOFF_MINUTES = Number(
+    "LOGIN_COOLOFF_MINUTES", 15.0, "How long a failed login counts, so how long a pause lasts."
+)
+CLIENT_IP_HEADER = Text(
+    "CLIENT_IP_HEADER",
+    "",
+    "The header in which a trusted proxy gives the client's address.",
+    note="the socket's address",
+    pattern=r"[A-Za-z0-9-]+",
+    shape="an HTTP header name such as X-Real-IP",
+)
+SERVE_STATIC = Flag("SERVE_STATIC", True, "daphne serves /static/ itself (not a front server).")
+METRICS_TOKEN = Text(
+    "METRICS_TOKEN", "", "The bearer token /metrics asks for; empty, it serves this host only."
+)
+
+# --- Storage and channel layer ----------------------------------------------------------
+DATABASE_URL = Text(
+    "DATABASE_URL",
+    None,
+    "The database, as a URL dj-database-url reads.",
+    derived="`sqlite:///db.sqlite3` in the project folder",
+)
+DB_THREADS = Whole("DB_THREADS", 8, "Threads per process that run database work.")
+DB_POOL_SIZE = Whole(
+    "DB_POOL_SIZE",
+    None,
+    "PostgreSQL only: the most pooled connections one process holds.",
+    derived="`DB_THREADS + 4`",
+)
+REDIS_URL = Items(
+    "REDIS_URL", [], "The Redis hosts of the channel layer; empty, the in-memory layer."
+)
+REDIS_SENTINELS = Items(
+    "REDIS_SENTINELS", [], "Instead of REDIS_URL: the Redis Sentinels, as host:port pairs."
+)
+REDIS_SENTINEL_MASTERS = Items(
+    "REDIS_SENTINEL_MASTERS", ["mymaster"], "With REDIS_SENTINELS: the master name of each shard."
+)
+REDIS_PASSWORD = Secret("REDIS_PASSWORD", "", "With REDIS_SENTINELS: the masters' password.")
+REDIS_SENTINEL_PASSWORD = Secret(
+    "REDIS_SENTINEL_PASSWORD", "", "With REDIS_SENTINELS: the sentinels' own password."
+)
+CHANNEL_LAYER = Choice(
+    "CHANNEL_LAYER",
+    "pubsub",
+    "Which channels-redis layer: Redis Pub/Sub, or lists polled with BZPOPMIN.",
+    choices=("pubsub", "core"),
+)
+
+# --- Model API ----------------------------------------------------------------------------
+OPENAI_API_KEY = Secret(
+    "OPENAI_API_KEY", "", "The API's Bearer token; with no base URL either, the simulator."
+)
+OPENAI_BASE_URL = Text(
+    "OPENAI_BASE_URL",
+    None,
+    "The API root; /chat/completions is appended.",
+    derived="`https://api.openai.com/v1` (simulator: `http://127.0.0.1:$SIMULATOR_PORT/v1`)",
+)
+OPENAI_MODEL = Text(
+    "OPENAI_MODEL",
+    None,
+    "The model for new conversations, the one the default provider offers.",
+    derived="`gpt-4o-mini` (simulator: `simulated`)",
+)
+OPENAI_PROVIDER_NAME = Text(
+    "OPENAI_PROVIDER_NAME",
+    None,
+    "What the picker and each answer call the provider configured by OPENAI_*.",
+    derived="`Default` (simulator: `Simulator`)",
+)
+PROVIDER_KEY_SECRET = Secret(
+    "PROVIDER_KEY_SECRET",
+    None,
+    "The secret that providers' stored API keys are encrypted with.",
+    derived="`SECRET_KEY`",
+)
+OPENAI_READ_TIMEOUT = Number(
+    "OPENAI_READ_TIMEOUT", 60.0, "Seconds without a byte from the API before the answer fails."
+)
+OPENAI_CONNECT_TIMEOUT = Number("OPENAI_CONNECT_TIMEOUT", 10.0, "Seconds to connect to the API.")
+OPENAI_MAX_RETRIES = Whole(
+    "OPENAI_MAX_RETRIES", 3, "Retries of a failed request, only before the first token.", minimum=0
+)
+OPENAI_RETRY_MAX_SECONDS = Number(
+    "OPENAI_RETRY_MAX_SECONDS", 20.0, "The longest wait before a retry; a longer Retry-After ends."
+)
+OPENAI_MAX_TOKENS = Whole(
+    "OPENAI_MAX_TOKENS", 4096, "The most tokens one answer may have; 0 sends no limit.", minimum=0
+)
+OPENAI_MAX_TOKENS_FIELD = Choice(
+    "OPENAI_MAX_TOKENS_FIELD",
+    "max_tokens",
+    "The request field that carries the limit.",
+    choices=("max_tokens", "max_completion_tokens"),
+)
+OPENAI_CONTEXT_TOKENS = Whole(
+    "OPENAI_CONTEXT_TOKENS", 16000, "The most the model is sent, in estimated tokens."
+)
+SIMULATOR_PORT = Whole(
+    "SIMULATOR_PORT",
+    8001,
+    "Where make run (and serve, with no model API set) starts the simulator.",
+    maximum=65535,
+)
+
+# --- Streaming and limits -------------------------------------------------------------------
+STREAM_CHECKPOINT_SECONDS = Number(
+    "STREAM_CHECKPOINT_SECONDS", 1.0, "How often a streaming answer's text is saved."
+)
+STREAM_ORPHAN_SECONDS = Number(
+    "STREAM_ORPHAN_SECONDS", 10.0, "A streaming answer whose heartbeat is this old is swept."
+)
+STREAM_FLUSH_SECONDS = Number(
+    "STREAM_FLUSH_SECONDS", 0.05, "The least time between two pieces of an answer sent out."
+)
+STREAM_MAX_ANSWER_CHARS = Whole(
+    "STREAM_MAX_ANSWER_CHARS", 200_000, "The longest answer kept, in characters; cut there."
+)
+STREAM_MAX_ANSWERS = Whole(
+    "STREAM_MAX_ANSWERS", 200, "Answers one process streams at once; past it, refused at once."
+)
+MAX_MESSAGE_CHARS = Whole("MAX_MESSAGE_CHARS", 32000, "The longest user message accepted.")
+MAX_FRAME_CHARS = Whole(
+    "MAX_FRAME_CHARS",
+    None,
+    "The longest WebSocket frame read; a longer one is refused unparsed.",
+    derived="`6 * MAX_MESSAGE_CHARS + 1024`",
+)
+MAX_SYSTEM_PROMPT_CHARS = Whole(
+    "MAX_SYSTEM_PROMPT_CHARS", 8000, "The longest system prompt a conversation may have."
+)
+IMPORT_MAX_BYTES = Whole(
+    "IMPORT_MAX_BYTES",
+    10 * 1024 * 1024,
+    "The largest export file a user may import (checked whole in memory).",
+    note="10 MiB",
+)
+LIMIT_ANSWERS_PER_USER = Whole(
+    "LIMIT_ANSWERS_PER_USER", 3, "Answers one user may have streaming at once."
+)
+LIMIT_MESSAGES_PER_MINUTE = Whole(
+    "LIMIT_MESSAGES_PER_MINUTE", 20, "Answers one user may start in any minute."
+)
+LIMIT_SOCKETS_PER_USER = Whole(
+    "LIMIT_SOCKETS_PER_USER", 20, "Chat tabs one user may have open at once."
+)
+LIMIT_FRAMES_PER_SECOND = Number(
+    "LIMIT_FRAMES_PER_SECOND", 10.0, "Frames one socket may send a second, on average."
+)
+LIMIT_FRAMES_BURST = Whole("LIMIT_FRAMES_BURST", 30, "Frames one socket may send at once.")
+DAILY_TOKEN_BUDGET = Whole(
+    "DAILY_TOKEN_BUDGET", 0, "Tokens one user may spend a day (UTC); 0: no budget.", minimum=0
+)
+AUTO_TITLE = Flag("AUTO_TITLE", False, "Ask the model for a title after the first answer.")
+DELETE_UNDO_SECONDS = Number(
+    "DELETE_UNDO_SECONDS", 10.0, "How long a deleted conversation can be restored."
+)
+SOCKET_SESSION_CHECK_SECONDS = Number(
+    "SOCKET_SESSION_CHECK_SECONDS",
+    60.0,
+    "The longest an open socket goes without its session checked.",
+)
+
+# --- Probes and logs ----------------------------------------------------------------------
+READY_TIMEOUT_SECONDS = Number(
+    "READY_TIMEOUT_SECONDS", 2.0, "How long /readyz waits for the database and the layer."
+)
+LOG_FORMAT = Choice(
+    "LOG_FORMAT",
+    "plain",
+    "Log lines for people, or JSON for a collector.",
+    choices=("plain", "json"),
+)
+LOG_LEVEL = Choice(
+    "LOG_LEVEL",
+    "INFO",
+    "Log level of the streaming app.",
+    choices=tuple(logging.getLevelNamesMapping()),
+)
+
+#: The table: every variable above, in the order declared.
+VARIABLES: tuple[Variable[Any], ...] = tuple(
+    value for value in list(globals().values()) if isinstance(value, Variable)
+)
