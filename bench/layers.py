@@ -49,7 +49,7 @@ async def _deliver(layer: Any) -> tuple[float, float]:
 
 def run(redis_url: str) -> list[tuple[str, str]]:
     """Rows of (what, figure) for both layers, on the Redis at ``redis_url``."""
-    from chatsite.settings import redis_layer
+    from chatsite.channel_layers import redis_layer
 
     rows = []
     for kind, name in (("core", "RedisChannelLayer"), ("pubsub", "RedisPubSubChannelLayer")):

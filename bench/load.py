@@ -35,8 +35,8 @@ from bench.stack import (
     unreachable,
 )
 from streaming.simulator.stamps import read_stamps
-from tests.live import LiveClient
-from tests.servers import DaphneServer, daphne_servers
+from tests.support.live import LiveClient
+from tests.support.servers import DaphneServer, daphne_servers
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKENS, RATE = 150, 50.0

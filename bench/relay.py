@@ -54,7 +54,7 @@ def rss_mib(pid: int) -> float:
 
 async def one_answer(server: Any, conversation_id: Any, cookie: str) -> dict[str, float]:
     """Send one message as a browser tab would and time its answer."""
-    from tests.live import LiveClient
+    from tests.support.live import LiveClient
 
     async with LiveClient(server, conversation_id, cookie) as client:
         sent = time.perf_counter()
@@ -86,7 +86,7 @@ def run(concurrency: tuple[int, ...] = (1, 20, 100)) -> list[tuple[str, str]]:
 
     from streaming.models import Conversation
     from streaming.simulator import SimulatorThread
-    from tests.servers import DaphneServer
+    from tests.support.servers import DaphneServer
 
     user, _ = User.objects.get_or_create(username="bench")
     client = Client()

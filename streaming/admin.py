@@ -17,11 +17,11 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
-from streaming import services
 from streaming.exceptions import ChatError
 from streaming.forms import UserSettingsForm
 from streaming.models import Conversation, Message, Provider, ProviderModel, Quota, UserSettings
-from streaming.services import exports, quotas, usage
+from streaming.services import deletion, exports, providers, quotas, usage
+from streaming.services.tree import Tree
 
 
 def _download(body: str, content_type: str, filename: str) -> HttpResponse:
@@ -109,7 +109,7 @@ class ConversationAdmin(admin.ModelAdmin[Conversation]):
         of the conversation shows and what the model is sent."""
         if obj.pk is None:
             return "-"
-        tree = services.Tree.of(obj)
+        tree = Tree.of(obj)
         shown = {m.pk for m in tree.branch(obj.leaf_id)}
         rows = []
         # Depth first, without recursion: a branch can be thousands of messages long. Only
@@ -168,11 +168,11 @@ class ConversationAdmin(admin.ModelAdmin[Conversation]):
 
     # Deleting through the service stops a running answer and tells the open tabs.
     def delete_model(self, request: HttpRequest, obj: Conversation) -> None:
-        services.do_delete_conversation(obj)
+        deletion.do_delete_conversation(obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
         for conversation in queryset:
-            services.do_delete_conversation(conversation)
+            deletion.do_delete_conversation(conversation)
 
 
 @admin.register(Message)
@@ -314,7 +314,7 @@ class ProviderAdmin(TokenTotalsColumns, admin.ModelAdmin[Provider]):
         """Add the models each provider lists that are not known yet; say what happened."""
         for provider in queryset:
             try:
-                fetched = services.do_fetch_models(provider)
+                fetched = providers.do_fetch_models(provider)
             except ChatError as exc:
                 self.message_user(
                     request,
@@ -332,10 +332,10 @@ class ProviderAdmin(TokenTotalsColumns, admin.ModelAdmin[Provider]):
 
     # Through the service: conversations that chose a deleted provider go back to the default.
     def delete_model(self, request: HttpRequest, obj: Provider) -> None:
-        services.do_delete_providers([obj])
+        providers.do_delete_providers([obj])
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
-        services.do_delete_providers(list(queryset))
+        providers.do_delete_providers(list(queryset))
 
 
 class QuotaInline(admin.StackedInline[Quota, User]):

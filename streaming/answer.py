@@ -29,7 +29,7 @@ import httpx
 from django.conf import settings
 from django.db.models import CharField
 
-from streaming import control, metrics, services
+from streaming import control, layer, metrics
 from streaming.exceptions import (
     ChatError,
     UpstreamConnectError,
@@ -39,6 +39,8 @@ from streaming.exceptions import (
 from streaming.logs import AnswerTimings, answer_context, describe, error_fields
 from streaming.models import Message
 from streaming.openai import ChatRequest, StreamEvent, other_token_field, redact, stream_chat
+from streaming.services import answers
+from streaming.services.database import to_async
 
 logger = logging.getLogger(__name__)
 
@@ -122,23 +124,23 @@ class Answer:
         self._abandoned = True
         self._wake.set()
 
-    def checkpoint(self) -> services.Checkpoint:
+    def checkpoint(self) -> answers.Checkpoint:
         """What to save now: the deltas sent since the last saved checkpoint (or all of them)."""
         if self.saved_seq is None:
-            return services.Checkpoint(self.message.id, None, self.seq, "".join(self.deltas))
+            return answers.Checkpoint(self.message.id, None, self.seq, "".join(self.deltas))
         tail = "".join(self.deltas[self.saved_seq :])
-        return services.Checkpoint(self.message.id, self.saved_seq, self.seq, tail)
+        return answers.Checkpoint(self.message.id, self.saved_seq, self.seq, tail)
 
-    def checkpointed(self, checkpoint: services.Checkpoint, saved: services.Saved) -> None:
+    def checkpointed(self, checkpoint: answers.Checkpoint, saved: answers.Saved) -> None:
         """Learn what became of ``checkpoint``."""
-        if saved is services.Saved.GONE:
+        if saved is answers.Saved.GONE:
             logger.info("Answer %s was ended elsewhere; abandoning it", self.message.id)
             self.abandon()
-        elif saved is services.Saved.UNSURE:
+        elif saved is answers.Saved.UNSURE:
             self.saved_seq = None
         else:
             self.saved_seq = checkpoint.seq
-            if saved is services.Saved.STOP:
+            if saved is answers.Saved.STOP:
                 self.request_stop()
 
     # --- the answer's task ------------------------------------------------------------------
@@ -157,7 +159,7 @@ class Answer:
             await self._pump()
         except asyncio.CancelledError:
             # Cancelled from outside (the event loop is closing): save what we have.
-            self.request_stop(Status.INTERRUPTED, services.INTERRUPTED_MESSAGE)
+            self.request_stop(Status.INTERRUPTED, answers.INTERRUPTED_MESSAGE)
             await self._end()
             raise
         except Exception:
@@ -207,7 +209,7 @@ class Answer:
         await self._send(control.delta_event(self.message.id, self.seq, text))
 
     async def _send(self, event: control.ChatEvent) -> None:
-        if await control.announce(self.conversation_id, event):
+        if await layer.send(layer.to_conversation(self.conversation_id, event)):
             self._layer_failing = False
         elif not self._layer_failing:
             # The stream goes on and the database keeps every word; sockets heal later.
@@ -225,7 +227,7 @@ class Answer:
         status, error = self._ending()
         if self.pending:
             await self._flush()
-        outcome = services.Outcome(
+        outcome = answers.Outcome(
             status=status,
             content="".join(self.deltas),
             seq=self.seq,
@@ -236,7 +238,9 @@ class Answer:
             error=error,
         )
         try:
-            saved = await services.to_async(services.do_finish)(self.message, outcome)
+            # Its `done`, and every list's news that it no longer answers, are sent before
+            # this returns (services/events.py).
+            saved = await to_async(answers.do_finish)(self.message, outcome)
         except Exception:
             # The row stays `streaming` with its last checkpoint; the sweep will end it.
             logger.exception("Could not save the end of answer %s", self.message.id)
@@ -246,10 +250,6 @@ class Answer:
             self._log_end("abandoned")
             return
         self._log_end(status)
-        try:
-            await services.send_listing(self.conversation_id)
-        except Exception:
-            logger.exception("Could not tell the lists that answer %s ended", self.message.id)
 
     def _ending(self) -> tuple[str, str]:
         """The status and error to save: a finished stream is complete whoever asked to stop."""

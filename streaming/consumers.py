@@ -16,8 +16,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from streaming import control, metrics, runtime, services
-from streaming.control import Close
+from streaming import control, frames, layer, metrics, runtime, text
 from streaming.exceptions import (
     ChatError,
     ConversationGone,
@@ -28,14 +27,17 @@ from streaming.exceptions import (
     ServerError,
     SessionEnded,
 )
+from streaming.frames import Close
 from streaming.limits import FrameBudget, SocketSlot
 from streaming.models import Conversation, Message
+from streaming.services import answers, conversations, providers
+from streaming.services.database import to_async
 from streaming.sessions import SocketSession
 
 logger = logging.getLogger(__name__)
 
 #: The frames a page may send, each handled by the consumer's method of the same name.
-CLIENT_FRAMES = frozenset(get_args(control.ClientFrame))
+CLIENT_FRAMES = frozenset(get_args(frames.ClientFrame))
 
 UNAVAILABLE_MESSAGE = "Live updates are unavailable right now. Retrying shortly…"
 SERVER_ERROR_MESSAGE = "Something went wrong on the server with that request. Try again."
@@ -63,7 +65,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             # disconnect() will not run: let the session timer and the socket's place go.
             await self._let_go()
             logger.error("Channel layer unavailable, socket closed with 4503: %r", exc)
-            error = LayerUnavailable(UNAVAILABLE_MESSAGE).as_frame()
+            error = frames.error_frame(LayerUnavailable(UNAVAILABLE_MESSAGE))
             with contextlib.suppress(Exception):  # the socket may be gone already
                 if not self.accepted:
                     await send({"type": "websocket.accept"})
@@ -90,7 +92,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             await self.close(code=Close.UNAUTHENTICATED.value)
             return
         conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
-        conversation = await services.to_async(services.get_conversation_for)(user, conversation_id)
+        conversation = await to_async(conversations.get_conversation_for)(user, conversation_id)
         if conversation is None:
             await self.accept()
             await self.close(code=Close.FORBIDDEN.value)
@@ -101,7 +103,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         try:
             await slot.take()
         except LimitError as exc:
-            await self.send_json(exc.as_frame())
+            await self.send_json(frames.error_frame(exc))
             await self.close(code=Close.TOO_MANY.value)
             return
         self.slot = slot
@@ -152,14 +154,14 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             # Every frame counts, read or not: a flood of bad ones costs no parsing either.
             self.budget.spend()
         except LimitError as exc:
-            exc.frame = claimed_type(text_data)  # so the page knows which request it was
-            await self.send_json(exc.as_frame())
+            # Named, so the page knows which of its requests was refused.
+            await self.send_json(frames.error_frame(exc, frame=claimed_type(text_data)))
             return
         try:
             if text_data is None:
                 raise FrameError("Frames must be JSON text, not binary.", code=ErrorCode.BAD_JSON)
             # Refused unread: parsing a huge frame costs the server, not the sender.
-            services.check_length(
+            text.check_length(
                 text_data, settings.MAX_FRAME_CHARS, what="The frame", code=ErrorCode.FRAME_TOO_LONG
             )
             await self.receive_json(await self.decode_json(text_data), **kwargs)
@@ -168,10 +170,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         except (LayerUnavailable, RedisError, ConnectionError):
             raise  # closes the socket with 4503 (see __call__): the page reconnects
         except ChatError as exc:
-            await self.send_json(exc.as_frame())
+            await self.send_json(frames.error_frame(exc))
         except Exception:
             logger.exception("A frame on %s failed; the socket stays open.", self.scope["path"])
-            await self.send_json(ServerError(SERVER_ERROR_MESSAGE).as_frame())
+            await self.send_json(frames.error_frame(ServerError(SERVER_ERROR_MESSAGE)))
 
     @classmethod
     async def decode_json(cls, text_data: str) -> Any:
@@ -205,8 +207,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         try:
             await handler(content)
         except LimitError as exc:
-            exc.frame = content["type"]
-            raise
+            await self.send_json(frames.error_frame(exc, frame=frame_type))
 
     async def user_message(self, frame: dict[str, Any]) -> None:
         """Save the user's message and start the answer (or recognise a resend).
@@ -214,54 +215,46 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         `parent_id` is the answer it follows (null: the first turn); without it, the message
         follows the branch shown.
         """
-        content = services.validate_content(frame.get("content"))
+        content = text.validate_content(frame.get("content"))
         client_id = uuid_field(frame, "client_id", code=ErrorCode.BAD_CLIENT_ID)
-        parent_id: services.Follows = services.BRANCH_END
+        parent_id: conversations.Follows = conversations.BRANCH_END
         if "parent_id" in frame:
             parent_id = None
             if frame["parent_id"] is not None:
                 parent_id = uuid_field(frame, "parent_id", code=ErrorCode.BAD_PARENT)
-        with runtime.room():
-            posted = await services.to_async(services.do_post_user_message)(
-                self.conversation, content, client_id, parent_id
-            )
-            if posted.assistant_message is not None:
-                assert posted.provider is not None
-                runtime.start_answer(posted.assistant_message, posted.history, posted.provider)
-                return
-        # A resend of a message already saved: tell this socket, start nothing.
-        title = self.conversation.title
-        await self.send_json(control.to_frame(control.message_event(posted.user_message, title)))
+        posted = await runtime.begin(
+            conversations.do_post_user_message, self.conversation, content, client_id, parent_id
+        )
+        if isinstance(posted, conversations.Resent):
+            # A message saved already: tell this socket again, and start nothing.
+            event = control.message_event(posted.user_message, self.conversation.title)
+            await self.send_json(frames.to_frame(event))
 
     async def retry(self, frame: dict[str, Any]) -> None:
         """Regenerate an answer: a new version of it, answering the same user message."""
         message_id = uuid_field(frame, "message_id", code=ErrorCode.BAD_RETRY)
-        with runtime.room():
-            answer, history, provider = await services.to_async(services.do_regenerate)(
-                self.conversation, message_id
-            )
-            runtime.start_answer(answer, history, provider)
+        await runtime.begin(conversations.do_regenerate, self.conversation, message_id)
 
     async def set_system_prompt(self, frame: dict[str, Any]) -> None:
         """Change the system prompt (from the next answer on); every tab is told."""
-        await services.to_async(services.do_set_system_prompt)(
+        await to_async(conversations.do_set_system_prompt)(
             self.conversation, frame.get("system_prompt")
         )
 
     async def set_model(self, frame: dict[str, Any]) -> None:
         """Choose the model of the next answers, from those offered; every tab is told."""
-        await services.to_async(services.do_set_model)(
+        await to_async(providers.do_set_model)(
             self.conversation, frame.get("provider_id"), frame.get("model")
         )
 
     async def rename(self, frame: dict[str, Any]) -> None:
         """Give the conversation a title of the user's own; every tab is told."""
-        await services.to_async(services.do_rename)(self.conversation, frame.get("title"))
+        await to_async(conversations.do_rename)(self.conversation, frame.get("title"))
 
     async def switch(self, frame: dict[str, Any]) -> None:
         """Show another version of a message: every tab gets the branch through it."""
         message_id = uuid_field(frame, "message_id", code=ErrorCode.BAD_SWITCH)
-        await services.to_async(services.do_switch_branch)(self.conversation, message_id)
+        await to_async(conversations.do_switch_branch)(self.conversation, message_id)
 
     async def stop(self, frame: dict[str, Any]) -> None:
         """Stop the conversation's answer (or ``message_id``), on whichever process runs it.
@@ -272,15 +265,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         message_id = None
         if frame.get("message_id") is not None:
             message_id = uuid_field(frame, "message_id", code=ErrorCode.BAD_STOP)
-        stopping = await services.to_async(services.do_request_stop)(
-            self.conversation.id, message_id
-        )
+        stopping = await to_async(answers.do_request_stop)(self.conversation.id, message_id)
         for answer_id in stopping:
             await self._ask(control.stop_request(self.conversation.id, answer_id))
 
     async def resync(self, frame: dict[str, Any]) -> None:
         """Send a fresh snapshot, then ask the running answer for what follows it."""
-        snapshot = await services.to_async(services.snapshot)(self.conversation)
+        snapshot = await to_async(conversations.snapshot)(self.conversation)
         await self.send_json(snapshot)
         if snapshot["active"] is not None:
             # Ask the answer, wherever it runs, for what came after the checkpoint.
@@ -292,8 +283,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         The reply goes through the channel layer to this socket's own channel: a page whose
         layer is down hears that (4503) rather than being answered as if all were well.
         """
-        pong = await services.to_async(services.digest)(self.conversation.id)
-        if not await control.send_to_channel(self.channel_name, pong):
+        pong = await to_async(conversations.digest)(self.conversation.id)
+        if not await layer.send_to_channel(self.channel_name, pong):
             raise LayerUnavailable(UNAVAILABLE_MESSAGE)
 
     async def sync(self, frame: dict[str, Any]) -> None:
@@ -308,7 +299,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
                 f"after_seq must be a whole number from 0 to {MAX_SEQ}.", code=ErrorCode.BAD_SYNC
             )
         message_id = uuid_field(frame, "message_id", code=ErrorCode.BAD_SYNC)
-        message = await services.to_async(services.get_message_in)(self.conversation, message_id)
+        message = await to_async(conversations.get_message_in)(self.conversation, message_id)
         if message is None:
             raise FrameError("No such message in this conversation.", code=ErrorCode.BAD_SYNC)
         if message.status != Message.Status.STREAMING:
@@ -323,7 +314,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         await self._ask(request)
 
     async def _ask(self, request: control.ControlRequest) -> None:
-        if not await control.ask_answer(request):
+        if not await layer.send(layer.to_answer(request)):
             raise LayerUnavailable(UNAVAILABLE_MESSAGE)
 
     async def send_json(self, content: Any, close: bool = False) -> None:
@@ -341,34 +332,34 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
     # --- group events, relayed to the browser (docs/protocol.md) -------------------------
 
     async def chat_message(self, event: control.MessageEvent) -> None:
-        await self.send_json(control.to_frame(event))
+        await self.send_json(frames.to_frame(event))
 
     async def chat_start(self, event: control.StartEvent) -> None:
-        await self.send_json(control.to_frame(event))
+        await self.send_json(frames.to_frame(event))
 
     async def chat_retrying(self, event: control.RetryingEvent) -> None:
-        await self.send_json(control.to_frame(event))
+        await self.send_json(frames.to_frame(event))
 
     async def chat_delta(self, event: control.DeltaEvent) -> None:
-        await self.send_json(control.to_frame(event))
+        await self.send_json(frames.to_frame(event))
 
     async def chat_sync(self, event: control.SyncEvent) -> None:
-        await self.send_json(control.to_frame(event))
+        await self.send_json(frames.to_frame(event))
 
     async def chat_done(self, event: control.DoneEvent) -> None:
-        await self.send_json(control.to_frame(event))
+        await self.send_json(frames.to_frame(event))
 
     async def chat_branch(self, event: control.BranchEvent) -> None:
-        await self.send_json(control.to_frame(event))
+        await self.send_json(frames.to_frame(event))
 
     async def chat_system_prompt(self, event: control.SystemPromptEvent) -> None:
-        await self.send_json(control.to_frame(event))
+        await self.send_json(frames.to_frame(event))
 
     async def chat_model(self, event: control.ModelEvent) -> None:
-        await self.send_json(control.to_frame(event))
+        await self.send_json(frames.to_frame(event))
 
     async def chat_title(self, event: control.TitleEvent) -> None:
-        await self.send_json(control.to_frame(event))
+        await self.send_json(frames.to_frame(event))
 
     async def chat_conversation_changed(self, event: control.ConversationChangedEvent) -> None:
         """Another conversation of the user changed: the page's list shows it as it is now.
@@ -376,14 +367,14 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         Not this socket's own: its own frames (`title`, `start`, `done`, `deleted`) say that.
         """
         if event["conversation"]["id"] != str(self.conversation.id):
-            await self.send_json(control.to_frame(event))
+            await self.send_json(frames.to_frame(event))
 
     async def chat_conversation_removed(self, event: control.ConversationRemovedEvent) -> None:
         if event["conversation_id"] != str(self.conversation.id):
-            await self.send_json(control.to_frame(event))
+            await self.send_json(frames.to_frame(event))
 
     async def chat_pong(self, event: control.PongEvent) -> None:
-        await self.send_json(control.to_frame(event))
+        await self.send_json(frames.to_frame(event))
 
     async def chat_session_ended(self, event: control.SessionEndedEvent) -> None:
         """A session of this user ended, or may have: close if it was this socket's."""
@@ -392,12 +383,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
 
     async def end_session(self, error: SessionEnded) -> None:
         """This socket's session ended: say why, and close (4401)."""
-        await self.send_json(error.as_frame())
+        await self.send_json(frames.error_frame(error))
         await self.close(code=Close.UNAUTHENTICATED.value)
 
     async def chat_deleted(self, event: control.DeletedEvent) -> None:
         """The conversation is gone: say so, and close for good (4404)."""
-        frame = control.to_frame(event) | {"message": "This conversation was deleted."}
+        frame = frames.to_frame(event) | {"message": "This conversation was deleted."}
         await self.send_json(frame)
         await self.close(code=Close.DELETED.value)
 

@@ -16,56 +16,12 @@ keep every tab's list of conversations current (streaming/services/listing.py).
 
 Any of these may be lost (channels-redis drops sends over capacity without a word), so no
 guarantee rests on one arriving: `seq`, the database and the clients' checks heal a loss.
+How they are sent: streaming/layer.py; what a socket makes of them: streaming/frames.py.
 """
 
-import asyncio
-import enum
-import logging
-from typing import Any, Literal, TypedDict, get_args
+from typing import Any, Literal, TypedDict
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
-
-from streaming import metrics
-from streaming.models import Message, control_group_name, group_name
-
-logger = logging.getLogger(__name__)
-
-
-class Close(enum.IntEnum):
-    """Why the server closed a socket: 4xxx, the range RFC 6455 leaves to applications,
-    each mirroring an HTTP status. (RFC 6455's own 1013 is refused by daphne's WebSocket
-    library, which lets servers send only 1000 and 3000-4999.)
-
-    Sent as ``code.value``: that library accepts a plain int only.
-    """
-
-    #: Not logged in, or the socket's session ended: the page checks whether it still is.
-    UNAUTHENTICATED = 4401
-    #: Not the user's conversation (or none such): nothing to reconnect to.
-    FORBIDDEN = 4403
-    #: The conversation was deleted.
-    DELETED = 4404
-    #: The user has all the sockets they may hold open.
-    TOO_MANY = 4429
-    #: The channel layer (Redis) cannot be reached: the page reconnects with backoff.
-    UNAVAILABLE = 4503
-
-
-#: Every frame a page may send (docs/protocol.md); the consumer has one handler for each.
-ClientFrame = Literal[
-    "user_message",
-    "stop",
-    "sync",
-    "retry",
-    "switch",
-    "set_system_prompt",
-    "set_model",
-    "rename",
-    "resync",
-    "ping",
-]
-
+from streaming.models import Message
 
 # --- events to the sockets of a conversation (group ``conv.<id>``) -----------------------
 
@@ -262,9 +218,6 @@ class ConversationRemovedEvent(TypedDict):
 
 UserEvent = SessionEndedEvent | ConversationChangedEvent | ConversationRemovedEvent
 
-#: The group events a socket relays to its page, as the frame named after the dot.
-PageEvent = ChatEvent | ConversationChangedEvent | ConversationRemovedEvent
-
 
 def user_group_name(user_id: object) -> str:
     """The channel-layer group every socket of one user joins, whatever its conversation."""
@@ -425,140 +378,3 @@ def sync_request(
         "after_seq": after_seq,
         "reply_channel": reply_channel,
     }
-
-
-def to_frame(event: PageEvent) -> dict[str, Any]:
-    """The frame a socket sends for a group event: ``chat.delta`` becomes ``delta``."""
-    frame: dict[str, Any] = dict(event)
-    frame["type"] = event["type"].removeprefix("chat.")
-    return frame
-
-
-# --- frames that are not group events -----------------------------------------------------
-
-
-class ActiveAnswer(TypedDict):
-    """The answer streaming in a snapshot, as far as its row holds it."""
-
-    message_id: str
-    #: The seq of the last delta in `text`: later deltas follow from `seq` + 1.
-    seq: int
-    text: str
-
-
-class SnapshotFrame(TypedDict):
-    """Everything stored of the conversation: the first frame of every socket, and the
-    answer to `resync`."""
-
-    type: Literal["snapshot"]
-    title: str
-    system_prompt: str
-    model_choice: ModelChoice
-    #: Every message, every version (``serialize_message``), in the order they were written.
-    messages: list[dict[str, Any]]
-    #: The last message of the branch shown (None without messages).
-    leaf_id: str | None
-    active: ActiveAnswer | None
-
-
-class ErrorFrame(TypedDict, total=False):
-    """A request refused, or something the page must know went wrong (exceptions.py)."""
-
-    type: Literal["error"]
-    code: str
-    message: str
-    #: Limits: whole seconds until the same request can succeed.
-    retry_after: int
-    #: Limits met on a socket: the type of the frame refused.
-    frame: str
-    #: `session_ended`: why (signed_out, password_changed, account_closed).
-    reason: str
-
-
-def page_frame_types() -> list[str]:
-    """Every `type` of frame a page may receive, sorted: the relayed events', the snapshot's
-    and errors'."""
-    relayed = [_type_of(event).removeprefix("chat.") for event in get_args(PageEvent)]
-    return sorted([*relayed, _type_of(SnapshotFrame), _type_of(ErrorFrame)])
-
-
-def _type_of(typed: Any) -> str:
-    """The one value a TypedDict's `type` key may hold."""
-    (value,) = get_args(typed.__annotations__["type"])
-    return str(value)
-
-
-# --- sending -------------------------------------------------------------------------------
-
-
-async def announce(conversation_id: object, event: ChatEvent) -> bool:
-    """Send ``event`` to every socket of the conversation; False if the layer failed.
-
-    A failure is not raised: the database already holds what the event says, and sockets
-    that miss it heal by `seq`, `sync` or a fresh snapshot. The caller decides what to log.
-    """
-    return await _send_to_group(group_name(conversation_id), event)
-
-
-def announce_after_commit(conversation_id: object, event: ChatEvent) -> None:
-    """``announce`` from synchronous code, for ``transaction.on_commit``; failures are logged."""
-    if not async_to_sync(announce)(conversation_id, event):
-        logger.warning("Could not announce %s to conversation %s", event["type"], conversation_id)
-
-
-async def tell_user(user_id: object, event: UserEvent) -> bool:
-    """Send ``event`` to every socket of the user, on every process; False if the layer failed."""
-    return await _send_to_group(user_group_name(user_id), event)
-
-
-def tell_user_after_commit(user_id: object, event: UserEvent) -> None:
-    """``tell_user`` from synchronous code, for ``transaction.on_commit``; never raises.
-
-    A failure is logged, not raised: it must not undo a logout or an admin's save, and every
-    socket checks its session on each frame and on its own timer anyway.
-    """
-    try:
-        sent = async_to_sync(tell_user)(user_id, event)
-    except Exception:
-        logger.exception("Could not tell the sockets of user %s that %s", user_id, event["type"])
-        return
-    if not sent:
-        logger.warning("Could not tell the sockets of user %s that %s", user_id, event["type"])
-
-
-async def ask_answer(request: ControlRequest) -> bool:
-    """Send ``request`` to the conversation's running answer, on whichever process it runs."""
-    return await _send_to_group(control_group_name(request["conversation_id"]), request)
-
-
-# The longest a send may take. A Redis that stops answering without closing the connection
-# (a partition, a failover) would otherwise hold every send of the process for as long as
-# TCP takes to give up: channels-redis sends through one lock per Redis host.
-SEND_TIMEOUT_SECONDS = 5.0
-
-
-async def send_to_channel(channel: str, message: ChatEvent) -> bool:
-    """Send ``message`` to one channel (a socket's); False if the layer failed or hung."""
-    return await _send("send", channel, message)
-
-
-LayerMessage = ChatEvent | UserEvent | ControlRequest
-
-
-async def _send_to_group(group: str, message: LayerMessage) -> bool:
-    return await _send("group_send", group, message)
-
-
-async def _send(method: str, to: str, message: LayerMessage) -> bool:
-    """``layer.send`` or ``layer.group_send`` within SEND_TIMEOUT_SECONDS; False if it failed."""
-    layer = get_channel_layer()
-    if layer is None:
-        return True
-    try:
-        async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
-            await getattr(layer, method)(to, message)
-    except Exception as exc:
-        logger.debug("Could not send %s to %s: %r", message["type"], to, exc)
-        metrics.channel_layer_send_failed()
-        return False
-    return True

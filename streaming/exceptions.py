@@ -102,10 +102,6 @@ class ChatError(Exception):
     def __str__(self) -> str:
         return self.message
 
-    def as_frame(self) -> dict[str, object]:
-        """The `error` frame a socket sends for this error."""
-        return {"type": "error", "code": self.code, "message": self.message}
-
 
 class UpstreamError(ChatError):
     """The model API failed; the answer ends with status `error` and this message."""
@@ -212,14 +208,6 @@ class LimitError(ChatError):
         super().__init__(message)
         #: Whole seconds to wait before the same request can succeed (at least 1).
         self.retry_after = max(1, math.ceil(retry_after))
-        #: The type of the frame refused, when a socket refused one; the page uses it.
-        self.frame: str | None = None
-
-    def as_frame(self) -> dict[str, object]:
-        frame = super().as_frame() | {"retry_after": self.retry_after}
-        if self.frame is not None:
-            frame["frame"] = self.frame
-        return frame
 
 
 class RateLimited(LimitError):
@@ -263,9 +251,6 @@ class SessionEnded(ChatError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
-
-    def as_frame(self) -> dict[str, object]:
-        return super().as_frame() | {"reason": self.reason}
 
 
 class ImportRefused(ChatError):

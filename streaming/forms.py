@@ -7,7 +7,8 @@ from django.conf import settings
 
 from streaming.exceptions import ChatError
 from streaming.models import UserSettings
-from streaming.services import check_storable, providers
+from streaming.services import providers
+from streaming.text import check_storable
 
 
 class SystemPromptField(forms.CharField):

@@ -184,3 +184,31 @@ def route_daphne_access_log() -> None:
     cli = sys.modules.get("daphne.cli")
     if cli is not None:
         cli.AccessLogGenerator = JsonAccessLog  # type: ignore[attr-defined]
+
+
+def logging_config(log_format: str, level: str) -> dict[str, Any]:
+    """Django's LOGGING: one console handler in ``log_format`` ("plain" lines for people,
+    "json" objects for a collector), naming the answer a line is about; chatsite's own
+    loggers at ``level``, everything else at WARNING."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"answer": {"()": "streaming.logs.AnswerFields"}},
+        "formatters": {
+            "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+            "json": {"()": "streaming.logs.JsonFormatter"},
+        },
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": log_format,
+                "filters": ["answer"],
+            }
+        },
+        "root": {"handlers": ["console"], "level": "WARNING"},
+        "loggers": {
+            "streaming": {"level": level},
+            # daphne's access log, which goes through logging in JSON mode (chatsite/asgi.py).
+            "daphne.access": {"level": "INFO"},
+        },
+    }

@@ -30,6 +30,7 @@ from streaming.exceptions import (
 )
 from streaming.logs import AnswerTimings
 from streaming.models import Message
+from streaming.text import estimate_tokens
 
 # No `_created` series beside each counter and histogram: they double what is scraped, and
 # Prometheus's text format does not use them. (The library keeps this switch global.)
@@ -176,9 +177,6 @@ def streaming(answer: Running) -> Iterator[None]:
 
 def relayed_tokens(content: str, usage: tuple[int, int] | None) -> int:
     """An ended answer's tokens: the provider's count, else the estimate of its text."""
-    # Imported here: the services import the control plane, which imports this module.
-    from streaming.services.quotas import estimate_tokens
-
     if usage is not None:
         return usage[1]
     return estimate_tokens(content) if content else 0

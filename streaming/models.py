@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from streaming import keys
 from streaming.openai import OWN_HEADERS
 
 
@@ -85,14 +86,10 @@ class Provider(models.Model):
 
     def set_api_key(self, plain: str) -> None:
         """Store ``plain`` encrypted (an empty one: no key); saved with the row."""
-        from streaming import keys  # keys reads settings at call time; no cycle at import
-
         self.api_key_encrypted = keys.encrypt(plain) if plain else ""
 
     def api_key(self) -> str:
         """The key in clear; KeyUnreadable if the secret it was sealed with has changed."""
-        from streaming import keys
-
         if not self.api_key_encrypted:
             return ""
         return keys.decrypt(self.api_key_encrypted, provider=self.name)
@@ -228,7 +225,7 @@ class Message(models.Model):
     finish_reason = models.CharField(max_length=32, blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
-    # The request's size in estimated tokens (services.quotas.estimate_tokens), counted
+    # The request's size in estimated tokens (streaming.text.estimate_tokens), counted
     # against the daily budget when the provider reports no usage (a stopped answer).
     prompt_estimate = models.PositiveIntegerField(null=True, blank=True, editable=False)
     error = models.TextField(blank=True)

@@ -24,22 +24,28 @@ import logging
 import sys
 import uuid
 import weakref
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, ParamSpec, TypeVar
 
 import httpx
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from streaming import control, metrics, services
+from streaming import control, layer, metrics
 from streaming.answer import Answer
 from streaming.exceptions import RateLimited
 from streaming.logs import describe, error_fields
 from streaming.models import Message, control_group_name
 from streaming.openai import ChatRequest, stream_chat
+from streaming.services import answers, deletion, events, titles
+from streaming.services.conversations import Posted, Started
+from streaming.services.database import to_async
 from streaming.services.providers import ProviderConfig
 
 logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T", bound=Posted)
 
 # The wait suggested to a user when the process is full: answers end every few seconds.
 _BUSY_RETRY_SECONDS = 5
@@ -91,12 +97,11 @@ class Runtime:
                 asyncio.create_task(self._serve_control(), name="control-desk"),
             ]
 
-    def start_answer(
-        self, message: Message, history: list[dict[str, str]], provider: ProviderConfig
-    ) -> Answer:
-        """Start generating ``message`` (status `streaming`) as a task of this process,
-        asking ``provider`` (``services.providers.resolve``)."""
-        request = chat_request(provider, history)
+    def start_answer(self, started: Started) -> Answer:
+        """Start generating the answer a service saved (status `streaming`) as a task of
+        this process, asking its provider."""
+        message = started.answer
+        request = chat_request(started.provider, started.history)
         answer = Answer(message, request, self.http, self.token_fields)
         self.answers[message.id] = answer
         answer.task = asyncio.create_task(self._run(answer), name=f"answer-{message.id}")
@@ -121,14 +126,14 @@ class Runtime:
         """Ask the model for a short title after a conversation's first answer (AUTO_TITLE);
         a failure keeps the title the conversation has."""
         try:
-            asked = await services.to_async(services.auto_title_request)(answer)
+            asked = await to_async(titles.auto_title_request)(answer)
             if asked is None:
                 return
             made_from, prompt, provider = asked
-            request = chat_request(provider, prompt, max_tokens=services.TITLE_MAX_TOKENS)
+            request = chat_request(provider, prompt, max_tokens=titles.TITLE_MAX_TOKENS)
             events = stream_chat(self.http, request)
             text = "".join([event.text async for event in events if event.type == "text"])
-            await services.to_async(services.do_auto_title)(answer.conversation_id, made_from, text)
+            await to_async(titles.do_auto_title)(answer.conversation_id, made_from, text)
         except Exception as exc:
             # Its kind, not its text: the title request quotes the first message and answer,
             # and a provider's error (or an unreadable reply) may quote them back.
@@ -214,33 +219,34 @@ class Runtime:
                     answer.request_stop()
             elif request["type"] == "answer.sync":
                 reply = answer.sync_reply(int(request["after_seq"]))
-                await control.send_to_channel(request["reply_channel"], reply)
+                await layer.send_to_channel(request["reply_channel"], reply)
 
     async def shutdown(self) -> None:
         """Save every running answer as `interrupted` (a few seconds at most), then stop."""
-        answers = list(self.answers.values())
-        for answer in answers:
-            answer.request_stop(Message.Status.INTERRUPTED, services.INTERRUPTED_MESSAGE)
-        tasks = [a.task for a in answers if a.task is not None]
+        running = list(self.answers.values())
+        for answer in running:
+            answer.request_stop(Message.Status.INTERRUPTED, answers.INTERRUPTED_MESSAGE)
+        tasks = [a.task for a in running if a.task is not None]
         # A sweep round that has marked rows must still announce them, or their tabs and
         # lists would never hear those answers ended: it gets the same few seconds.
         if self._sweeping is not None:
             tasks.append(self._sweeping)
-        if tasks:
-            await asyncio.wait(tasks, timeout=_SHUTDOWN_SECONDS)
+        # And what the process's views and admin committed, handed to this loop to send.
+        tasks.append(asyncio.create_task(events.drain(), name="events-drain"))
+        await asyncio.wait(tasks, timeout=_SHUTDOWN_SECONDS)
         for duty in self._duties:
             duty.cancel()
         await self.http.aclose()
 
     async def checkpoint_all(self) -> None:
         """Save every running answer's new text and heartbeat in one batched write."""
-        answers = list(self.answers.values())
-        if not answers:
+        running = list(self.answers.values())
+        if not running:
             return
-        checkpoints = [answer.checkpoint() for answer in answers]
+        checkpoints = [answer.checkpoint() for answer in running]
         with metrics.checkpoint_write():
-            saved = await services.to_async(services.do_checkpoints)(checkpoints)
-        for answer, checkpoint in zip(answers, checkpoints, strict=True):
+            saved = await to_async(answers.do_checkpoints)(checkpoints)
+        for answer, checkpoint in zip(running, checkpoints, strict=True):
             answer.checkpointed(checkpoint, saved[checkpoint.message_id])
 
     async def _write_checkpoints(self) -> None:
@@ -265,17 +271,15 @@ class Runtime:
                     if self._sweeping.done():
                         self._sweeping = None
                 # Conversations deleted longer ago than their undo window go for good.
-                await services.to_async(services.do_purge_deleted)()
+                await to_async(deletion.do_purge_deleted)()
             except Exception:
                 logger.exception("Orphan sweep failed")
             await asyncio.sleep(settings.STREAM_ORPHAN_SECONDS / 2)
 
     async def _sweep_round(self) -> None:
-        swept = await services.to_async(services.sweep_orphans)(alive=list(self.answers))
+        # Their `done` frames are sent before this returns (services/events.py).
+        swept = await to_async(answers.do_sweep_orphans)(alive=list(self.answers))
         metrics.swept(len(swept))
-        # Announced from here, so no database thread waits for this loop (which may be
-        # shutting down) to send them.
-        await services.send_swept(swept)
 
 
 _runtimes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runtime]" = (
@@ -333,11 +337,20 @@ def room() -> Iterator[None]:
         runtime.starting -= 1
 
 
-def start_answer(
-    message: Message, history: list[dict[str, str]], provider: ProviderConfig
-) -> Answer:
-    """Start generating ``message`` in this process (see ``Runtime.start_answer``)."""
-    return current().start_answer(message, history, provider)
+async def begin(service: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run ``service``, a ``do_*`` that may save a new answer (``Started``), on a database
+    thread, and start generating that answer as a task of this process: the one way an
+    answer starts, for the socket and the draft's first message alike.
+
+    A place for the answer is held meanwhile (``room``): RateLimited, before anything is
+    written, when this process runs all the answers it may. What the service returns is
+    returned: ``Started``, or ``Resent`` for a message sent again (nothing starts).
+    """
+    with room():
+        result = await to_async(service)(*args, **kwargs)
+        if isinstance(result, Started):
+            current().start_answer(result)
+    return result
 
 
 def start_with_server() -> None:

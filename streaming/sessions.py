@@ -19,7 +19,6 @@ A socket whose session ended sends an `error` frame (code ``session_ended``) and
 """
 
 import asyncio
-import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -38,15 +37,15 @@ from django.contrib.auth import (
 from django.contrib.sessions.backends.base import SessionBase
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
-from streaming import control
+from streaming import control, layer
 from streaming.exceptions import SessionEnded
-from streaming.services import to_async
+from streaming.services import events
+from streaming.services.database import to_async
 
 logger = logging.getLogger(__name__)
 
@@ -258,5 +257,5 @@ def _user_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
 
 def _tell_after_commit(user_id: object, event: control.SessionEndedEvent) -> None:
     # After the commit, or the sockets could check before the change is visible. A layer
-    # that fails is logged and does not fail the logout or the save (see tell_user_after_commit).
-    transaction.on_commit(functools.partial(control.tell_user_after_commit, user_id, event))
+    # that fails is logged and does not fail the logout or the save (events.on_commit).
+    events.on_commit(layer.to_user(user_id, event))

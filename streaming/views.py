@@ -14,11 +14,20 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from streaming import control, runtime, services
+from streaming import control, frames, runtime
 from streaming.exceptions import ChatError, ErrorCode, Invalid, LimitError
 from streaming.forms import NewConversationForm
 from streaming.models import Conversation
-from streaming.services import usage, user_settings
+from streaming.services import (
+    conversations,
+    deletion,
+    drafts,
+    listing,
+    providers,
+    usage,
+    user_settings,
+)
+from streaming.services.tree import Tree
 
 # The same words for a conversation deleted, never made, or someone else's: which it is
 # stays unsaid.
@@ -28,12 +37,12 @@ SIGNED_OUT = "You are signed out. Sign in again, then send your message."
 
 
 def _listing(
-    request: HttpRequest, page: services.Page, current: Conversation | None = None
+    request: HttpRequest, page: listing.Page, current: Conversation | None = None
 ) -> dict[str, Any]:
     """What _conversation_items.html needs for one page of the user's conversations."""
     today = timezone.localdate()
     for conversation in page.conversations:
-        conversation.group = services.group_label(conversation.updated_at, today)  # type: ignore[attr-defined]
+        conversation.group = listing.group_label(conversation.updated_at, today)  # type: ignore[attr-defined]
     next_url = next_fragment = None
     if page.next_cursor:
         before = urlencode({"before": page.next_cursor})
@@ -59,13 +68,13 @@ def _list_page(request: HttpRequest, form: NewConversationForm, status: int = 20
     query = request.GET.get("q", "").strip()
     context: dict[str, Any] = {"form": form, "query": query}
     if query:
-        context["hits"] = services.search(request.user, query)
+        context["hits"] = listing.search(request.user, query)
     else:
-        page = services.page_of(request.user, request.GET.get("before"))
+        page = listing.page_of(request.user, request.GET.get("before"))
         context |= _listing(request, page)
         context["paged"] = bool(request.GET.get("before"))
     deleted = request.GET.get("deleted")
-    if deleted and services.restorable(request.user, deleted):
+    if deleted and deletion.restorable(request.user, deleted):
         # As the URL spells a UUID (any spelling the field took would not reverse).
         context["undo"] = {"id": uuid.UUID(deleted), "seconds": settings.DELETE_UNDO_SECONDS}
     return render(request, "streaming/conversation_list.html", context, status=status)
@@ -74,10 +83,10 @@ def _list_page(request: HttpRequest, form: NewConversationForm, status: int = 20
 @require_GET
 @login_required
 def conversation_page(request: HttpRequest) -> HttpResponse:
-    """One more page of the user's conversations, as list items (chat-sidebar.js loads it
+    """One more page of the user's conversations, as list items (chat/sidebar.js loads it
     as the list or the sidebar scrolls); `?before=` is the cursor the last page gave."""
-    page = services.page_of(request.user, request.GET.get("before"))
-    current = services.get_conversation_for(request.user, request.GET.get("current"))
+    page = listing.page_of(request.user, request.GET.get("before"))
+    current = conversations.get_conversation_for(request.user, request.GET.get("current"))
     context = _listing(request, page, current) | {"with_times": "times" in request.GET}
     return render(request, "streaming/_conversation_items.html", context)
 
@@ -129,44 +138,42 @@ async def conversation_start(request: HttpRequest) -> JsonResponse:
             Invalid("provider_id must be a provider's number.", code=ErrorCode.BAD_MODEL)
         )
     try:
-        with runtime.room():
-            started = await services.to_async(services.do_start_conversation)(
-                user,
-                request.POST.get("content"),
-                client_id,
-                # As the page showed it (the owner's default, unless changed there); absent:
-                # the owner's default.
-                system_prompt=request.POST.get("system_prompt"),
-                provider_id=int(provider) if provider else None,
-                model=request.POST.get("model"),
-            )
-            posted = started.posted
-            if posted.assistant_message is not None and posted.provider is not None:
-                runtime.start_answer(posted.assistant_message, posted.history, posted.provider)
+        posted = await runtime.begin(
+            drafts.do_start_conversation,
+            user,
+            request.POST.get("content"),
+            client_id,
+            # As the page showed it (the owner's default, unless changed there); absent:
+            # the owner's default.
+            system_prompt=request.POST.get("system_prompt"),
+            provider_id=int(provider) if provider else None,
+            model=request.POST.get("model"),
+        )
     except LimitError as exc:
         return _refusal(exc, status=429)
     except ChatError as exc:
         return _refusal(exc)
-    conversation_id = started.conversation.pk
+    conversation_id = posted.conversation.pk
     return JsonResponse(
         {
             "conversation_id": str(conversation_id),
             "url": reverse("streaming:conversation_detail", args=[conversation_id]),
             "ws_path": f"/ws/conversations/{conversation_id}/",
         },
-        status=201 if started.posted.assistant_message is not None else 200,
+        # A resend of the first message finds the conversation it made: nothing new.
+        status=201 if isinstance(posted, conversations.Started) else 200,
     )
 
 
 def _refusal(error: ChatError, status: int = 400) -> JsonResponse:
-    return JsonResponse(error.as_frame(), status=status)
+    return JsonResponse(frames.error_frame(error), status=status)
 
 
 @require_GET
 @login_required
 def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpResponse:
     """The chat page: stored history, and the socket for what comes next."""
-    conversation = services.get_conversation_for(request.user, conversation_id)
+    conversation = conversations.get_conversation_for(request.user, conversation_id)
     if conversation is None:
         raise Http404(NOT_FOUND)
     return _chat_page(request, conversation)
@@ -175,10 +182,10 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
 def _chat_page(
     request: HttpRequest, conversation: Conversation, *, draft: bool = False
 ) -> HttpResponse:
-    tree = services.Tree.of(conversation) if not draft else services.Tree([])
+    tree = Tree.of(conversation) if not draft else Tree([])
     leaf = tree.leaf(conversation.leaf_id)
-    picker, choice, listed = services.model_picker_for(conversation)
-    sidebar = services.page_of(request.user)
+    picker, choice, listed = providers.model_picker_for(conversation)
+    sidebar = listing.page_of(request.user)
     return render(
         request,
         "streaming/conversation_detail.html",
@@ -207,10 +214,10 @@ def _chat_page(
 def conversation_delete(request: HttpRequest, conversation_id: str) -> HttpResponse:
     """Delete a conversation (undoable for a few seconds, from the list page it goes to);
     its answer stops and every tab is told."""
-    conversation = services.get_conversation_for(request.user, conversation_id)
+    conversation = conversations.get_conversation_for(request.user, conversation_id)
     if conversation is None:
         raise Http404(NOT_FOUND)
-    services.do_delete_conversation(conversation)
+    deletion.do_delete_conversation(conversation)
     list_url = reverse("streaming:conversation_list")
     return redirect(f"{list_url}?{urlencode({'deleted': conversation.pk})}")
 
@@ -219,7 +226,7 @@ def conversation_delete(request: HttpRequest, conversation_id: str) -> HttpRespo
 @login_required
 def conversation_restore(request: HttpRequest, conversation_id: str) -> HttpResponse:
     """Undo a delete within DELETE_UNDO_SECONDS, and open the conversation again."""
-    if services.do_restore_conversation(request.user, conversation_id) is None:
+    if deletion.do_restore_conversation(request.user, conversation_id) is None:
         messages.error(request, TOO_LATE)
         return redirect("streaming:conversation_list")
     return redirect("streaming:conversation_detail", conversation_id=conversation_id)

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from streaming.exceptions import ImportRefused
 from streaming.forms import ImportForm, UserSettingsForm
 from streaming.models import Conversation
-from streaming.services import exports, get_conversation_for, imports, usage, user_settings
+from streaming.services import conversations, exports, imports, usage, user_settings
 from streaming.views import NOT_FOUND
 
 Response = TypeVar("Response", HttpResponse, StreamingHttpResponse)
@@ -144,7 +144,7 @@ def _newest_day_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def get_own_conversation(request: HttpRequest, conversation_id: object) -> Conversation:
     """The user's conversation, or a 404 with the words of every page (views.NOT_FOUND)."""
-    conversation = get_conversation_for(request.user, conversation_id)
+    conversation = conversations.get_conversation_for(request.user, conversation_id)
     if conversation is None:
         raise Http404(NOT_FOUND)
     return conversation

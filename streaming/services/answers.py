@@ -22,9 +22,9 @@ from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Concat, Now
 from django.utils import timezone
 
-from streaming import control
+from streaming import control, layer
 from streaming.models import Conversation, Message
-from streaming.services.listing import announce_listing, send_listing
+from streaming.services import events, listing
 
 logger = logging.getLogger(__name__)
 
@@ -151,71 +151,57 @@ INTERRUPTED_MESSAGE = (
 )
 
 
-def do_sweep_orphans(*, alive: Iterable[uuid.UUID] = ()) -> int:
-    """Mark streaming answers whose heartbeat is stale as `interrupted`; return how many.
+#: Answers one sweep marks in one statement (SQLite takes at most 32766 parameters).
+SWEEP_BATCH_SIZE = 500
+
+
+def do_sweep_orphans(*, alive: Iterable[uuid.UUID] = ()) -> list[Message]:
+    """Mark streaming answers whose heartbeat is stale as `interrupted`, and announce each
+    ending with `done`; return the answers ended.
 
     Their process died (or stalled) without finishing them; they keep their last checkpointed
-    text. Staleness is judged by the database's clock, and each update repeats the test, so
-    a heartbeat written meanwhile wins; a process that comes back finds its row ended and
-    stops without a word. Any process may sweep: two sweeps of one message announce it once.
-    For synchronous callers (the sweep at start): async code uses ``sweep_orphans`` and
-    ``send_swept``.
+    text. Staleness is judged by the database's clock, on rows locked until they are marked,
+    so a heartbeat written before wins and one written after finds the row ended: a process
+    that comes back stops without a word. Any process may sweep, at once too: a row another
+    sweep has locked is that sweep's to mark, so each answer is announced once.
+    ``alive``: the answers the calling process runs, which are not orphans whatever their age.
     """
-    swept = sweep_orphans(alive=alive)
-    for message in swept:
-        event = control.done_event(message)
-        transaction.on_commit(
-            functools.partial(control.announce_after_commit, message.conversation_id, event)
-        )
-        announce_listing(message.conversation_id)
-    return len(swept)
-
-
-def sweep_orphans(*, alive: Iterable[uuid.UUID] = ()) -> list[Message]:
-    """``do_sweep_orphans`` without its announcements: the answers it ended, for the caller
-    to announce (``send_swept``)."""
     stale = _stale_before()
     # A row without a heartbeat (written by hand, say) is judged by its last update.
     is_stale = Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, updated_at__lt=stale)
-    candidates = list(
-        Message.objects.filter(is_stale, status=Status.STREAMING)
+    orphans = (
+        Message.objects.select_for_update(skip_locked=True)
+        .filter(is_stale, status=Status.STREAMING)
         .exclude(pk__in=list(alive))
-        .values_list("pk", flat=True)
     )
-    swept = []
-    for pk in candidates:
-        updated = Message.objects.filter(is_stale, pk=pk, status=Status.STREAMING).update(
-            status=Status.INTERRUPTED,
-            error=INTERRUPTED_MESSAGE,
-            heartbeat_at=None,
-            updated_at=timezone.now(),
-        )
-        # A purge of its conversation (do_purge_deleted) may delete the row between the
-        # update and this read: it needs no announcement then, and the others still do.
-        message = Message.objects.filter(pk=pk).first() if updated else None
-        if message is not None:
-            swept.append(message)
+    swept: list[Message] = []
+    while True:
+        # One statement per batch, each batch its own transaction: thousands of orphans cost
+        # a few statements, and each batch is announced as soon as it is saved.
+        with transaction.atomic():
+            ids = list(orphans.values_list("pk", flat=True)[:SWEEP_BATCH_SIZE])
+            Message.objects.filter(pk__in=ids).update(
+                status=Status.INTERRUPTED,
+                error=INTERRUPTED_MESSAGE,
+                heartbeat_at=None,
+                updated_at=timezone.now(),
+            )
+            # A purge of its conversation (do_purge_deleted) may delete a row between the
+            # update and this read: it needs no announcement then, and the others still do.
+            batch = list(Message.objects.filter(pk__in=ids).order_by("created_at", "pk"))
+            for message in batch:
+                events.on_commit(_ended(message), listing.changed(message.conversation_id))
+        swept += batch
+        if len(ids) < SWEEP_BATCH_SIZE:
+            break
     if swept:
         logger.warning("Marked %d orphaned answer(s) interrupted", len(swept))
     return swept
 
 
-async def send_swept(swept: Sequence[Message]) -> None:
-    """Announce the answers ``sweep_orphans`` ended, from the running loop.
-
-    Not from the database thread, in a commit hook, as ``do_sweep_orphans`` does: that
-    thread would wait for the loop, and a sweep running as the process shuts down would
-    then hold the thread, and the process's exit, for ever.
-    """
-    for message in swept:
-        # Each on its own: one that fails must not leave the rest unannounced.
-        try:
-            event = control.done_event(message)
-            if not await control.announce(message.conversation_id, event):
-                logger.warning("Could not announce the end of swept answer %s", message.id)
-            await send_listing(message.conversation_id)
-        except Exception:
-            logger.exception("Could not announce the end of swept answer %s", message.id)
+def _ended(answer: Message) -> layer.Outgoing:
+    """The `done` every tab of the conversation hears for an answer that ended."""
+    return layer.to_conversation(answer.conversation_id, control.done_event(answer))
 
 
 @dataclass(frozen=True)
@@ -234,7 +220,7 @@ class Outcome:
 
 
 def do_finish(message: Message, outcome: Outcome) -> bool:
-    """Save an answer's ending, then announce it with a ``chat.done`` event; True if saved.
+    """Save an answer's ending and announce it with `done`; True if saved.
 
     Only an answer still `streaming` can end: one swept or deleted meanwhile has had its
     ending (or needs none), so this writes and announces nothing and returns False.
@@ -261,7 +247,6 @@ def do_finish(message: Message, outcome: Outcome) -> bool:
         for field, value in ending.items():
             setattr(message, field, value)
         Conversation.objects.filter(pk=message.conversation_id).update(updated_at=now)
-        event = control.done_event(message)
-        transaction.on_commit(lambda: control.announce_after_commit(message.conversation_id, event))
-    # No longer answering: the caller tells every list (listing.send_listing), from its loop.
+        # No longer answering: every list shows that too.
+        events.on_commit(_ended(message), listing.changed(message.conversation_id))
     return True

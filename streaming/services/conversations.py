@@ -7,21 +7,26 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from streaming import control
-from streaming.exceptions import BusyError, ChatError, ConversationGone, ErrorCode, Invalid
+from streaming import control, frames, layer
+from streaming.exceptions import BusyError, ConversationGone, ErrorCode, Invalid
 from streaming.models import Conversation, Message
-from streaming.services import providers
-from streaming.services.listing import announce_listing
-from streaming.services.quotas import check_new_answer, estimate_tokens, lock_owner
+from streaming.services import context, events, listing, providers
+from streaming.services.quotas import check_new_answer, lock_owner
 from streaming.services.tree import Tree
 from streaming.services.user_settings import default_model, default_system_prompt
+from streaming.text import (
+    TITLE_MAX_CHARS,
+    check_storable,
+    validate_content,
+    validate_system_prompt,
+    validate_title,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +34,6 @@ Status = Message.Status
 
 # Longest title made from a first message; the rest is in the message itself.
 _TITLE_LENGTH = 60
-# The longest title: Conversation.title's max_length.
-_TITLE_MAX_CHARS = 200
 
 
 def get_conversation_for(
@@ -73,62 +76,38 @@ def do_create_conversation(
     check_storable(system_prompt, what="The system prompt")
     return Conversation.objects.create(
         owner=owner,
-        title=title.strip()[:_TITLE_MAX_CHARS],
+        title=title.strip()[:TITLE_MAX_CHARS],
         system_prompt=system_prompt,
         provider_id=provider_id,
         model=model.strip(),
     )
 
 
-def check_length(text: str, limit: int, *, what: str, code: ErrorCode) -> None:
-    """Refuse ``text`` longer than ``limit`` characters, saying by how much."""
-    if len(text) > limit:
-        raise Invalid(f"{what} is {len(text)} characters long; the limit is {limit}.", code=code)
+@dataclass(frozen=True)
+class Started:
+    """A new answer was saved, in status `streaming`: the caller generates it
+    (``runtime.begin``, the one way an answer starts)."""
 
-
-def validate_content(content: Any) -> str:
-    """The text of a user message, or Invalid saying why understands."""
-    if not isinstance(content, str) or not content.strip():
-        raise Invalid("Write a message before sending.", code=ErrorCode.EMPTY_CONTENT)
-    check_length(
-        content, settings.MAX_MESSAGE_CHARS, what="The message", code=ErrorCode.CONTENT_TOO_LONG
-    )
-    check_storable(content, what="The message")
-    return content
-
-
-def check_storable(text: str, *, what: str) -> None:
-    """Refuse text the database cannot store as it is: a NUL, or half of a surrogate pair.
-
-    PostgreSQL refuses NUL in text, and UTF-8 has no bytes for a lone surrogate (JSON can
-    carry one as an escape such as \\ud800). Refused, not cleaned: what is saved is what
-    was sent. ``what`` names the text for the person who reads the message.
-    """
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        storable = False
-    else:
-        storable = "\x00" not in text
-    if not storable:
-        raise ChatError(
-            f"{what} contains a character that cannot be saved (a NUL character or half "
-            "of a surrogate pair). Remove it and try again.",
-            code=ErrorCode.BAD_TEXT,
-        )
+    conversation: Conversation
+    #: The answer's row, the end of the branch shown now.
+    answer: Message
+    #: What to send the model for it (``context.request_messages``).
+    history: list[dict[str, str]]
+    #: Where to ask for it (``providers.resolve``).
+    provider: providers.ProviderConfig
 
 
 @dataclass(frozen=True)
-class PostedMessage:
-    """What ``do_post_user_message`` did."""
+class Resent:
+    """A user message sent again (the same client_id): the first send saved it and started
+    its answer, which streams or has ended; nothing new starts."""
 
+    conversation: Conversation
     user_message: Message
-    #: The answer to generate, in status `streaming`; None for a repeated client_id.
-    assistant_message: Message | None
-    #: What to send the model for that answer (``request_messages``).
-    history: list[dict[str, str]]
-    #: Where to ask for it (``providers.resolve``); None with no answer to generate.
-    provider: providers.ProviderConfig | None = None
+
+
+#: What a service that posts a user message did.
+Posted = Started | Resent
 
 
 BUSY_MESSAGE = "The assistant is still answering. Wait for it to finish, or stop it first."
@@ -149,9 +128,9 @@ def do_post_user_message(
     content: str,
     client_id: uuid.UUID,
     parent_id: Follows = BRANCH_END,
-) -> PostedMessage:
-    """Save a user message after ``parent_id`` and its empty streaming answer, or recognise
-    a resend.
+) -> Posted:
+    """Save a user message after ``parent_id`` and its empty streaming answer (Started), or
+    recognise a resend (Resent).
 
     ``parent_id`` is the message it follows, an answer (None: it starts the conversation; an
     edit of a message follows what that message followed). The new answer becomes the end of
@@ -164,7 +143,7 @@ def do_post_user_message(
     _refresh(conversation)
     existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
     if existing is not None:
-        return PostedMessage(existing, None, [])
+        return Resent(conversation, existing)
     try:
         with transaction.atomic():
             now = _may_answer(conversation)
@@ -180,9 +159,9 @@ def do_post_user_message(
                 client_id=client_id,
                 created_at=now,
             )
-            history = request_messages(conversation, [*tree.path(parent), user_message])
+            history = context.request_messages(conversation, [*tree.path(parent), user_message])
             # One microsecond later, so the order of writing never depends on clock resolution.
-            assistant, provider = _create_answer(
+            started = _start_answer(
                 conversation, user_message, now + timedelta(microseconds=1), history
             )
             if not conversation.title:
@@ -191,14 +170,14 @@ def do_post_user_message(
                     title=conversation.title
                 )
             event = control.message_event(user_message, conversation.title)
-            transaction.on_commit(lambda: control.announce_after_commit(conversation.id, event))
+            events.on_commit(layer.to_conversation(conversation.id, event))
     except IntegrityError:
         # Either a twin of this frame won the race for the client_id, or an answer streams.
         existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
         if existing is not None:
-            return PostedMessage(existing, None, [])
+            return Resent(conversation, existing)
         raise BusyError(BUSY_MESSAGE) from None
-    return PostedMessage(user_message, assistant, history, provider)
+    return started
 
 
 def _parent_for(tree: Tree, conversation: Conversation, parent_id: Follows) -> Message | None:
@@ -225,15 +204,12 @@ def _leaf_id(conversation: Conversation) -> uuid.UUID | None:
     return leaf_id
 
 
-def do_regenerate(
-    conversation: Conversation, message_id: Any
-) -> tuple[Message, list[dict[str, str]], providers.ProviderConfig]:
+def do_regenerate(conversation: Conversation, message_id: Any) -> Started:
     """Start a new version of the answer ``message_id``: any answer, failed or not.
 
     The old answer stays as the other version; the model is asked again with the branch up
     to the user message it answered (of the model chosen now), and the new answer becomes
-    the end of the branch shown. Returns the new answer, what to send the model for it, and
-    where to ask.
+    the end of the branch shown.
     """
     _refresh(conversation)
     try:
@@ -247,11 +223,11 @@ def do_regenerate(
                     code=ErrorCode.BAD_RETRY,
                 )
             now = _may_answer(conversation)
-            history = request_messages(conversation, tree.path(question))
-            new_answer, provider = _create_answer(conversation, question, now, history)
+            history = context.request_messages(conversation, tree.path(question))
+            started = _start_answer(conversation, question, now, history)
     except IntegrityError:
         raise BusyError(BUSY_MESSAGE) from None
-    return new_answer, history, provider
+    return started
 
 
 def do_switch_branch(conversation: Conversation, message_id: Any) -> Message:
@@ -271,8 +247,7 @@ def do_switch_branch(conversation: Conversation, message_id: Any) -> Message:
             raise Invalid("No such message in this conversation.", code=ErrorCode.BAD_SWITCH)
         leaf = tree.descend(message)
         Conversation.objects.filter(pk=conversation.pk).update(leaf=leaf)
-        event = control.branch_event(leaf.pk)
-        transaction.on_commit(lambda: control.announce_after_commit(conversation.id, event))
+        events.on_commit(layer.to_conversation(conversation.id, control.branch_event(leaf.pk)))
     return leaf
 
 
@@ -280,49 +255,32 @@ def do_set_system_prompt(conversation: Conversation, system_prompt: Any) -> str:
     """Change the conversation's system prompt: the model gets it from the next answer on
     (one streaming keeps what it was sent), and every tab is told. Returns it as saved."""
     prompt = validate_system_prompt(system_prompt)
-    _save_setting(conversation, control.system_prompt_event(prompt), system_prompt=prompt)
-    return prompt
-
-
-def validate_system_prompt(system_prompt: Any) -> str:
-    """A system prompt as given, or Invalid saying why understands."""
-    if not isinstance(system_prompt, str):
-        raise Invalid("The system prompt must be text.", code=ErrorCode.BAD_SYSTEM_PROMPT)
-    limit = settings.MAX_SYSTEM_PROMPT_CHARS
-    check_length(
-        system_prompt, limit, what="The system prompt", code=ErrorCode.SYSTEM_PROMPT_TOO_LONG
+    event = control.system_prompt_event(prompt)
+    _save_setting(
+        conversation, [layer.to_conversation(conversation.id, event)], system_prompt=prompt
     )
-    try:
-        check_storable(system_prompt, what="The system prompt")
-    except ChatError as exc:  # its own code: the page tells it from a message's bad_text
-        raise Invalid(exc.message, code=ErrorCode.BAD_SYSTEM_PROMPT) from None
-    return system_prompt
+    return prompt
 
 
 def do_rename(conversation: Conversation, new_title: Any) -> str:
     """Give the conversation a title of the user's own (in place of the one its first
     message made); every tab is told. Returns it as saved, without outer white space."""
-    if not isinstance(new_title, str) or not new_title.strip():
-        raise Invalid("Write a title to rename the conversation.", code=ErrorCode.BAD_TITLE)
-    title = new_title.strip()
-    check_length(title, _TITLE_MAX_CHARS, what="The title", code=ErrorCode.TITLE_TOO_LONG)
-    try:
-        check_storable(title, what="The title")
-    except ChatError as exc:
-        raise Invalid(exc.message, code=ErrorCode.BAD_TITLE) from None
-    _save_setting(conversation, control.title_event(title), title=title)
-    announce_listing(conversation.pk)
+    title = validate_title(new_title)
+    event = layer.to_conversation(conversation.id, control.title_event(title))
+    _save_setting(conversation, [event, listing.changed(conversation.id)], title=title)
     return title
 
 
-def _save_setting(conversation: Conversation, event: control.ChatEvent, **fields: str) -> None:
-    """Write ``fields`` of the conversation, then tell every tab ``event``."""
+def _save_setting(
+    conversation: Conversation, announced: list[events.Queued], **fields: str
+) -> None:
+    """Write ``fields`` of the conversation, and queue what every tab is told of it."""
     with transaction.atomic():
         if not Conversation.objects.filter(pk=conversation.pk, deleted_at=None).update(**fields):
             raise ConversationGone("This conversation was deleted.")
         for name, value in fields.items():
             setattr(conversation, name, value)
-        transaction.on_commit(lambda: control.announce_after_commit(conversation.id, event))
+        events.on_commit(*announced)
 
 
 def _uuid_or_none(value: Any) -> uuid.UUID | None:
@@ -358,12 +316,12 @@ def _refresh(conversation: Conversation) -> None:
         raise ConversationGone("This conversation was deleted.")
 
 
-def _create_answer(
+def _start_answer(
     conversation: Conversation,
     question: Message,
     created_at: datetime,
     history: list[dict[str, str]],
-) -> tuple[Message, providers.ProviderConfig]:
+) -> Started:
     """An empty assistant message in status `streaming` answering ``question``, made the end
     of the branch shown (the constraint allows one streaming), and where to ask for it.
 
@@ -384,11 +342,11 @@ def _create_answer(
         model=provider.model,
         heartbeat_at=Now(),
         created_at=created_at,
-        prompt_estimate=sum(_cost(message) for message in history),
+        prompt_estimate=context.estimate(history),
     )
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=created_at, leaf=answer)
-    announce_listing(conversation.pk)  # answering now, and its last activity moved
-    return answer, provider
+    events.on_commit(listing.changed(conversation.pk))  # answering now, and active now
+    return Started(conversation, answer, history, provider)
 
 
 def title_from(content: str) -> str:
@@ -399,44 +357,7 @@ def title_from(content: str) -> str:
     return first_line[: _TITLE_LENGTH - 1].rstrip() + "…"
 
 
-# What each message costs beyond its text (role, separators), in estimated tokens.
-_MESSAGE_OVERHEAD_TOKENS = 4
-
-
-def request_messages(conversation: Conversation, path: list[Message]) -> list[dict[str, str]]:
-    """What to send the model for an answer that follows ``path`` (a branch: tree.py), the
-    system prompt first.
-
-    An answer that failed with no text is left out; a partial answer stays, since the user
-    saw it. Only the newest turns that fit ``OPENAI_CONTEXT_TOKENS`` with the system prompt
-    are sent (the newest always), starting with a user's turn.
-    """
-    system: list[dict[str, str]] = []
-    if conversation.system_prompt.strip():
-        system.append({"role": "system", "content": conversation.system_prompt})
-    turns = [
-        {"role": message.role, "content": message.content}
-        for message in path
-        if message.role != Message.Role.ASSISTANT or message.content
-    ]
-    room = settings.OPENAI_CONTEXT_TOKENS - sum(_cost(turn) for turn in system)
-    kept = 0
-    for turn in reversed(turns):
-        room -= _cost(turn)
-        if room < 0 and kept:
-            break
-        kept += 1
-    sent = turns[len(turns) - kept :]
-    while len(sent) > 1 and sent[0]["role"] != Message.Role.USER:
-        sent = sent[1:]
-    return system + sent
-
-
-def _cost(message: dict[str, str]) -> int:
-    return estimate_tokens(message["content"]) + _MESSAGE_OVERHEAD_TOKENS
-
-
-def snapshot(conversation: Conversation) -> control.SnapshotFrame:
+def snapshot(conversation: Conversation) -> frames.SnapshotFrame:
     """The `snapshot` frame: every stored message (all versions), the end of the branch
     shown, and the streaming answer's text up to a seq.
 

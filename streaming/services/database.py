@@ -1,12 +1,15 @@
 """Database work for async callers: a bounded pool of threads, and ``to_async``."""
 
+import functools
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+
+from streaming.services import events
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -29,12 +32,22 @@ def db_executor() -> ThreadPoolExecutor:
         return _executor
 
 
-def to_async(function: Callable[P, R]) -> Callable[P, Awaitable[R]]:
-    """``function`` for async callers: it runs on ``db_executor`` and returns its connection.
+def to_async(function: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """``function`` for async callers: it runs on ``db_executor`` and returns its connection,
+    and the events it committed are sent, in order, before the caller goes on (``events``).
 
     Not thread-sensitive: these functions keep no state in their thread, so many sockets'
     queries run side by side instead of queueing behind the one thread Django would use.
     """
-    return database_sync_to_async(  # type: ignore[no-any-return]
-        function, thread_sensitive=False, executor=db_executor()
-    )
+    run = database_sync_to_async(function, thread_sensitive=False, executor=db_executor())
+
+    @functools.wraps(function)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        with events.tracked() as tracking:
+            try:
+                return await run(*args, **kwargs)  # type: ignore[no-any-return]
+            finally:
+                # Even when it failed: what it committed before failing is saved.
+                await tracking.sent()
+
+    return call

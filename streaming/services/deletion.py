@@ -13,16 +13,12 @@ for good, the same way, every conversation with no activity for a given time, de
 not, except one whose answer is still streaming.
 """
 
-import asyncio
-import functools
 import logging
 import uuid
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
@@ -33,10 +29,10 @@ from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 from django.db.models.sql import Query
 
-from streaming import control
+from streaming import control, layer
 from streaming.models import Conversation, Message
+from streaming.services import events, listing
 from streaming.services.answers import do_request_stop
-from streaming.services.listing import announce_listing
 from streaming.services.quotas import lock_owner
 
 logger = logging.getLogger(__name__)
@@ -68,15 +64,15 @@ def do_delete_conversation(conversation: Conversation) -> None:
         # The flag reaches the answer at its next checkpoint even if the request is lost.
         stopping = do_request_stop(conversation.pk)
         conversation_id = conversation.pk
-        transaction.on_commit(functools.partial(_announce_deleted, conversation_id, stopping))
-        announce_listing(conversation_id)
-
-
-def _announce_deleted(conversation_id: uuid.UUID, stopping: list[uuid.UUID]) -> None:
-    # The tabs first: they close on it, so the stopped answer's `done` reaches none of them.
-    control.announce_after_commit(conversation_id, control.deleted_event())
-    for answer_id in stopping:
-        async_to_sync(control.ask_answer)(control.stop_request(conversation_id, answer_id))
+        events.on_commit(
+            # The tabs first: they close on it, so the stopped answer's `done` reaches none.
+            layer.to_conversation(conversation_id, control.deleted_event()),
+            *(
+                layer.to_answer(control.stop_request(conversation_id, answer_id))
+                for answer_id in stopping
+            ),
+            listing.changed(conversation_id),
+        )
 
 
 def do_restore_conversation(
@@ -97,7 +93,7 @@ def do_restore_conversation(
             ).update(deleted_at=None)
             if not restored:
                 return None
-            announce_listing(conversation_id)
+            events.on_commit(listing.changed(conversation_id))
     except (ValueError, ValidationError):
         return None
     return Conversation.objects.get(pk=conversation_id)
@@ -170,13 +166,12 @@ def do_purge_conversations(older_than: timedelta, *, apply: bool = False) -> Pur
             conversations=Count("pk", distinct=True), messages=Count("messages")
         )
         return Purged(counted["conversations"], counted["messages"])
-    announcer = _Announcer()
     purged = Purged(0, 0)
     after: uuid.UUID | None = None
     # In batches, each its own transaction: a purge of years of conversations never holds
     # every owner's lock at once, nor loads every message, and what it has done stays done.
     # Taken in the order of their ids, so every conversation is looked at once.
-    while (batch := _purge_batch(cutoff, after, announcer)) is not None:
+    while (batch := _purge_batch(cutoff, after)) is not None:
         after, done = batch
         purged = Purged(purged.conversations + done.conversations, purged.messages + done.messages)
     logger.info(
@@ -210,9 +205,7 @@ def _stale(cutoff: datetime) -> QuerySet[Conversation]:
     return Conversation.objects.filter(updated_at__lt=cutoff).exclude(Exists(active))
 
 
-def _purge_batch(
-    cutoff: datetime, after: uuid.UUID | None, announcer: "_Announcer"
-) -> tuple[uuid.UUID, Purged] | None:
+def _purge_batch(cutoff: datetime, after: uuid.UUID | None) -> tuple[uuid.UUID, Purged] | None:
     """Purge the next PURGE_BATCH_SIZE stale conversations whose ids follow ``after``: the
     last id looked at and what was deleted, or None when none is left."""
     with transaction.atomic():
@@ -238,36 +231,10 @@ def _purge_batch(
         purged = _delete_for_good([pk for pk, _, _ in rows])
         # Their open tabs say so and their owners' lists drop them; deleted ones were
         # announced when they were deleted.
-        shown = [(pk, owner_id) for pk, owner_id, deleted_at in rows if deleted_at is None]
-        transaction.on_commit(functools.partial(announcer.announce, shown))
+        for pk, owner_id, deleted_at in rows:
+            if deleted_at is None:
+                events.on_commit(
+                    layer.to_conversation(pk, control.deleted_event()),
+                    layer.to_user(owner_id, control.conversation_removed_event(pk)),
+                )
     return ids[-1], purged
-
-
-class _Announcer:
-    """Tells the tabs of one purge's conversations, a batch at a time, until the channel
-    layer first fails: with Redis down every send waits SEND_TIMEOUT_SECONDS, and the
-    purge has deleted them all the same (a tab finds out at its next frame or reload)."""
-
-    def __init__(self) -> None:
-        self.failed = False
-
-    def announce(self, conversations: list[tuple[uuid.UUID, int]]) -> None:
-        """Send a batch's news at once, in one event loop; log the first failure only."""
-        if self.failed or not conversations:
-            return
-        if not async_to_sync(_announce_purged)(conversations):
-            self.failed = True
-            logger.warning(
-                "Could not tell the open tabs of purged conversations: the channel layer "
-                "failed; no more are told in this purge"
-            )
-
-
-async def _announce_purged(conversations: list[tuple[uuid.UUID, int]]) -> bool:
-    """Tell every tab of each conversation, and every tab of its owner; False if any failed."""
-    sends: list[Awaitable[bool]] = []
-    for conversation_id, owner_id in conversations:
-        sends.append(control.announce(conversation_id, control.deleted_event()))
-        removed = control.conversation_removed_event(conversation_id)
-        sends.append(control.tell_user(owner_id, removed))
-    return all(await asyncio.gather(*sends))

@@ -7,32 +7,21 @@ client_id) finds the conversation it made rather than making a second one.
 """
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from streaming.models import Conversation, Message
+from streaming.models import Message
 from streaming.services import providers
 from streaming.services.conversations import (
-    PostedMessage,
+    Posted,
+    Resent,
     do_create_conversation,
     do_post_user_message,
-    validate_content,
-    validate_system_prompt,
 )
-from streaming.services.listing import announce_listing
 from streaming.services.quotas import lock_owner
-
-
-@dataclass(frozen=True)
-class Started:
-    """What ``do_start_conversation`` did."""
-
-    conversation: Conversation
-    #: The first message and its answer to generate (None for a resend: already started).
-    posted: PostedMessage
+from streaming.text import validate_content, validate_system_prompt
 
 
 def do_start_conversation(
@@ -43,9 +32,10 @@ def do_start_conversation(
     system_prompt: Any = None,
     provider_id: Any = None,
     model: Any = None,
-) -> Started:
+) -> Posted:
     """Create the conversation with its first message and that message's answer, in status
-    `streaming` (the caller starts it), or find the one a resend of ``client_id`` made.
+    `streaming` (Started: the caller starts it), or find the one a resend of ``client_id``
+    made (Resent).
 
     Made by ``do_create_conversation``, so the owner's defaults apply to what is left empty
     (``model`` None: the owner's default model; else a pick of the picker, with its
@@ -72,10 +62,9 @@ def do_start_conversation(
             .first()
         )
         if first is not None:
-            return Started(first.conversation, PostedMessage(first, None, []))
+            return Resent(first.conversation, first)
         conversation = do_create_conversation(
             owner, system_prompt=system_prompt, provider_id=provider_id, model=model
         )
-        posted = do_post_user_message(conversation, content, client_id, parent_id=None)
-        announce_listing(conversation.pk)
-    return Started(conversation, posted)
+        # Its answer's start lists it in every tab (conversations._create_answer).
+        return do_post_user_message(conversation, content, client_id, parent_id=None)

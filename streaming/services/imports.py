@@ -20,9 +20,9 @@ from django.utils import timezone
 from streaming.exceptions import ChatError, ImportRefused
 from streaming.models import Conversation, Message
 from streaming.services.answers import INTERRUPTED_MESSAGE
-from streaming.services.conversations import check_storable
 from streaming.services.exports import FORMAT, VERSION
 from streaming.services.user_settings import default_model
+from streaming.text import check_storable
 
 Status = Message.Status
 

@@ -5,26 +5,23 @@ Only the owner's conversations that are not deleted are ever listed or found.
 """
 
 import functools
-import logging
 import re
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from streaming import control
+from streaming import control, layer
 from streaming.models import Conversation, Message
-from streaming.services.database import to_async
-
-logger = logging.getLogger(__name__)
 
 #: Conversations per page of the list page and per load of the sidebar.
 PAGE_SIZE = 50
@@ -123,43 +120,27 @@ def listed(conversation: Conversation) -> control.ListedConversation:
 # --- keeping every tab's list current ------------------------------------------------------
 
 
-def announce_listing(conversation_id: Any) -> None:
-    """Tell every socket of the conversation's owner how it is listed now; after commit.
+def changed(conversation_id: Any) -> Callable[[], list[layer.Outgoing]]:
+    """For ``events.on_commit``: tell every socket of the conversation's owner how it is
+    listed now.
 
-    The row is read when the event is sent, not when the change was made: of two events
-    sent out of order, the second still says what is true. A conversation deleted (or
-    gone) is announced as removed.
+    The row is read after the commit, not when the change was made: of two such events sent
+    out of order, the second still says what is true. A conversation deleted is announced
+    as removed; one purged, not at all (it was announced as removed when it was deleted).
     """
-    transaction.on_commit(functools.partial(_send_listing, conversation_id))
+    return functools.partial(_listing_now, conversation_id)
 
 
-def _listing_event(conversation_id: Any) -> tuple[int, control.UserEvent] | None:
-    """The conversation's owner and what every tab of theirs is to hear of it now."""
+def _listing_now(conversation_id: Any) -> list[layer.Outgoing]:
     row = Conversation.objects.filter(pk=conversation_id).only("owner_id", "deleted_at").first()
     if row is None:
-        return None  # purged: it was announced as removed when it was deleted
+        return []
     if row.deleted_at is not None:
         event: control.UserEvent = control.conversation_removed_event(conversation_id)
     else:
         conversation = visible(row.owner_id).get(pk=conversation_id)
         event = control.conversation_changed_event(listed(conversation))
-    return row.owner_id, event
-
-
-def _send_listing(conversation_id: Any) -> None:
-    found = _listing_event(conversation_id)
-    if found is not None:
-        control.tell_user_after_commit(*found)
-
-
-async def send_listing(conversation_id: Any) -> None:
-    """``announce_listing`` for async code, after its transaction (an answer's end): the row
-    is read on a database thread and the event sent on the running loop. No thread then
-    waits for the loop, so an answer ending as its loop shuts down cannot hold a database
-    thread, and with it the process's exit."""
-    found = await to_async(_listing_event)(conversation_id)
-    if found is not None and not await control.tell_user(*found):
-        logger.warning("Could not tell the lists of user %s of %s", found[0], conversation_id)
+    return [layer.to_user(row.owner_id, event)]
 
 
 # --- search --------------------------------------------------------------------------------

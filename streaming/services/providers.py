@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
-from streaming import control, openai
+from streaming import control, layer, openai
 from streaming.exceptions import (
     ChatError,
     ConversationGone,
@@ -25,6 +25,8 @@ from streaming.exceptions import (
     ModelUnavailable,
 )
 from streaming.models import Conversation, Provider, ProviderModel
+from streaming.services import events
+from streaming.text import check_storable
 
 # The most a model ID may be: ProviderModel.model_id's and Conversation.model's max_length.
 _MODEL_ID_CHARS = 200
@@ -200,8 +202,7 @@ def do_set_model(conversation: Conversation, provider_id: Any, model: Any) -> co
         if not changed:
             raise ConversationGone("This conversation was deleted.")
         conversation.provider_id, conversation.model = provider_id, stored
-        event = control.model_event(choice)
-        transaction.on_commit(lambda: control.announce_after_commit(conversation.id, event))
+        events.on_commit(layer.to_conversation(conversation.id, control.model_event(choice)))
     return choice
 
 
@@ -216,8 +217,6 @@ def do_delete_providers(providers: Iterable[Provider]) -> None:
 
 def _storable(text: str) -> bool:
     # A provider's list is not to be trusted with what the database refuses (NUL…).
-    from streaming.services.conversations import check_storable  # it imports this module
-
     try:
         check_storable(text, what="A model ID")
     except ChatError:

@@ -16,19 +16,12 @@ from django.db.models.functions import Coalesce, Length
 
 from streaming.exceptions import QuotaExceeded, RateLimited
 from streaming.models import Message, Quota
+from streaming.text import CHARS_PER_TOKEN
 
 # The wait suggested when a user is at their limit of answers at once: answers end on
 # their own, or the user stops one; a few seconds is when trying again may succeed.
 _RUNNING_RETRY_SECONDS = 5
 _WINDOW = timedelta(minutes=1)
-# Characters per token, for text whose tokens the provider did not count. About right for
-# English with OpenAI's tokenizers; cheap, and only ever used to stay within budgets.
-CHARS_PER_TOKEN = 4
-
-
-def estimate_tokens(text: str) -> int:
-    """A cheap guess at the tokens in ``text``: never 0, as the SQL in tokens_used_since."""
-    return len(text) // CHARS_PER_TOKEN + 1
 
 
 def lock_owner(owner_id: int) -> None:

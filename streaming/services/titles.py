@@ -9,12 +9,11 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from streaming import control
+from streaming import control, layer
 from streaming.exceptions import ChatError
 from streaming.models import Conversation, Message
-from streaming.services import providers
+from streaming.services import events, listing, providers
 from streaming.services.conversations import title_from
-from streaming.services.listing import announce_listing
 
 TITLE_PROMPT = (
     "Write a title of at most six words for the conversation below. "
@@ -71,9 +70,8 @@ def do_auto_title(conversation_id: Any, made_from: str, text: str) -> str | None
         ).update(title=title)
         if not renamed:
             return None  # the user renamed it meanwhile, or deleted it
-        event = control.title_event(title)
-        transaction.on_commit(lambda: control.announce_after_commit(conversation_id, event))
-        announce_listing(conversation_id)
+        event = layer.to_conversation(conversation_id, control.title_event(title))
+        events.on_commit(event, listing.changed(conversation_id))
     return title
 
 

@@ -5,7 +5,7 @@ answer before it, and a conversation's first turn has none. Editing a message or
 regenerating an answer adds a *version*: a sibling with the same parent. The conversation
 remembers the last message of the branch it shows (``Conversation.leaf``); the branch is
 the path from the first turn down to it. Every tab shows that branch, and the model is sent
-it (``request_messages``).
+it (``context.request_messages``).
 
 Going to another version shows the newest branch below it: from the version, the newest
 child at every step (``Tree.descend``).

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from streaming import services
+from streaming.services import deletion
 
 # A century: more is no retention policy, and far more overflows the date arithmetic.
 MAX_DAYS = 36500
@@ -32,7 +32,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, older_than: str, apply: bool, **options: Any) -> None:
         days = parse_days(older_than)
-        purged = services.do_purge_conversations(timedelta(days=days), apply=apply)
+        purged = deletion.do_purge_conversations(timedelta(days=days), apply=apply)
         counts = f"{purged.conversations} conversation(s) and {purged.messages} message(s)"
         idle = f"with no activity for {days:g} day(s)"
         if apply:

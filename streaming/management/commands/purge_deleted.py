@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from streaming import services
+from streaming.services import deletion
 
 
 class Command(BaseCommand):
@@ -15,5 +15,5 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        purged = services.do_purge_deleted()
+        purged = deletion.do_purge_deleted()
         self.stdout.write(f"Purged {purged} deleted conversation(s).")

@@ -27,8 +27,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, connections
 
-from streaming import services
 from streaming.openai import safe_url
+from streaming.services import answers
 
 # How long the daphne processes get to save their answers and exit after SIGTERM (each
 # waits up to runtime._SHUTDOWN_SECONDS for its answers, all at the same time).
@@ -54,10 +54,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, host: str, port: int, workers: int, **options: Any) -> None:
         ports = self._check(port, workers)
-        swept = services.do_sweep_orphans()
+        swept = answers.do_sweep_orphans()
         if swept:
             self.stdout.write(
-                f"Marked {swept} answer(s) left streaming by a dead server interrupted."
+                f"Marked {len(swept)} answer(s) left streaming by a dead server interrupted."
             )
         # This process needs the database no more: its daphnes have their own connections.
         _close_database()

@@ -1,0 +1,130 @@
+"""What crosses the WebSocket: the frames a page may send, the frames it receives, and the
+codes a socket is closed with (docs/protocol.md).
+
+Most frames a page receives are group events (streaming/control.py) relayed as they are,
+named after the dot (``chat.delta`` is a `delta` frame); the others are the snapshot and
+errors, typed here. The page's copy of these words is generated from this module and
+streaming/exceptions.py (``make protocol``).
+"""
+
+import enum
+from typing import Any, Literal, TypedDict, get_args
+
+from streaming.control import (
+    ChatEvent,
+    ConversationChangedEvent,
+    ConversationRemovedEvent,
+    ModelChoice,
+)
+from streaming.exceptions import ChatError, LimitError, SessionEnded
+
+
+class Close(enum.IntEnum):
+    """Why the server closed a socket: 4xxx, the range RFC 6455 leaves to applications,
+    each mirroring an HTTP status. (RFC 6455's own 1013 is refused by daphne's WebSocket
+    library, which lets servers send only 1000 and 3000-4999.)
+
+    Sent as ``code.value``: that library accepts a plain int only.
+    """
+
+    #: Not logged in, or the socket's session ended: the page checks whether it still is.
+    UNAUTHENTICATED = 4401
+    #: Not the user's conversation (or none such): nothing to reconnect to.
+    FORBIDDEN = 4403
+    #: The conversation was deleted.
+    DELETED = 4404
+    #: The user has all the sockets they may hold open.
+    TOO_MANY = 4429
+    #: The channel layer (Redis) cannot be reached: the page reconnects with backoff.
+    UNAVAILABLE = 4503
+
+
+#: Every frame a page may send (docs/protocol.md); the consumer has one handler for each.
+ClientFrame = Literal[
+    "user_message",
+    "stop",
+    "sync",
+    "retry",
+    "switch",
+    "set_system_prompt",
+    "set_model",
+    "rename",
+    "resync",
+    "ping",
+]
+
+
+#: The group events a socket relays to its page, as the frame named after the dot.
+PageEvent = ChatEvent | ConversationChangedEvent | ConversationRemovedEvent
+
+
+def to_frame(event: PageEvent) -> dict[str, Any]:
+    """The frame a socket sends for a group event: ``chat.delta`` becomes ``delta``."""
+    frame: dict[str, Any] = dict(event)
+    frame["type"] = event["type"].removeprefix("chat.")
+    return frame
+
+
+class ActiveAnswer(TypedDict):
+    """The answer streaming in a snapshot, as far as its row holds it."""
+
+    message_id: str
+    #: The seq of the last delta in `text`: later deltas follow from `seq` + 1.
+    seq: int
+    text: str
+
+
+class SnapshotFrame(TypedDict):
+    """Everything stored of the conversation: the first frame of every socket, and the
+    answer to `resync`."""
+
+    type: Literal["snapshot"]
+    title: str
+    system_prompt: str
+    model_choice: ModelChoice
+    #: Every message, every version (``serialize_message``), in the order they were written.
+    messages: list[dict[str, Any]]
+    #: The last message of the branch shown (None without messages).
+    leaf_id: str | None
+    active: ActiveAnswer | None
+
+
+class ErrorFrame(TypedDict, total=False):
+    """A request refused, or something the page must know went wrong (exceptions.py)."""
+
+    type: Literal["error"]
+    code: str
+    message: str
+    #: Limits: whole seconds until the same request can succeed.
+    retry_after: int
+    #: Limits met on a socket: the type of the frame refused.
+    frame: str
+    #: `session_ended`: why (signed_out, password_changed, account_closed).
+    reason: str
+
+
+def error_frame(error: ChatError, *, frame: str | None = None) -> ErrorFrame:
+    """The `error` frame for ``error`` (a refusal over HTTP answers with the same body):
+    its code and words, and what the page needs to act on it. ``frame``: the type of the
+    frame a limit refused."""
+    result: ErrorFrame = {"type": "error", "code": error.code, "message": error.message}
+    if isinstance(error, LimitError):
+        result["retry_after"] = error.retry_after
+        if frame is not None:
+            result["frame"] = frame
+    if isinstance(error, SessionEnded):
+        result["reason"] = error.reason
+    return result
+
+
+def page_frame_types() -> list[str]:
+    """Every `type` of frame a page may receive, sorted: the relayed events', the snapshot's
+    and errors'."""
+    relayed = [_type_of(event).removeprefix("chat.") for event in get_args(PageEvent)]
+    return sorted([*relayed, _type_of(SnapshotFrame), _type_of(ErrorFrame)])
+
+
+def _type_of(typed: Any) -> str:
+    """The one value a TypedDict's `type` key may hold."""
+    (value,) = get_args(typed.__annotations__["type"])
+    return str(value)
