@@ -1,10 +1,8 @@
 /*
- * A clock for the chat scripts' timers: setTimeout and clearTimeout that run only when a
+ * A clock for the chat page's timers: setTimeout and clearTimeout that run only when a
  * test moves time on. Injected into AnswerStream, Watchdog and IdleCheck; no real waiting.
  */
-"use strict";
-
-function fakeClock() {
+export function fakeClock() {
   let now = 0;
   let nextHandle = 1;
   const timers = new Map(); // handle → {at, callback}
@@ -43,5 +41,3 @@ function fakeClock() {
     },
   };
 }
-
-module.exports = { fakeClock };

@@ -3,12 +3,14 @@
  * theme a choice shows under each system setting. Applying it is tested in Chromium
  * (tests/test_theme_browser.py).
  */
-"use strict";
+import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+import { describe, it } from "node:test";
 
-const assert = require("node:assert/strict");
-const { describe, it } = require("node:test");
-
-const { parseChoice, resolveTheme } = require("../../streaming/static/streaming/theme.js");
+// A classic script (it must run before the page is drawn), exporting CommonJS-style for Node.
+const { parseChoice, resolveTheme } = createRequire(import.meta.url)(
+  "../../streaming/static/streaming/theme.js",
+);
 
 describe("parseChoice", () => {
   it("keeps a known choice", () => {

@@ -10,8 +10,9 @@
  * and the stylesheets' own `media` follow the system.
  *
  * The picker (#theme-choice, hidden until this script shows it) is wired once the page is
- * parsed; a choice made in one tab reaches the others through the `storage` event. The pure
- * helpers are exported for Node's tests (tests/js/theme.test.js).
+ * parsed; a choice made in one tab reaches the others through the `storage` event. A classic
+ * script, not a module (modules are deferred): it publishes nothing on the page, and its pure
+ * helpers are exported, CommonJS-style, for Node's tests only (tests/js/theme.test.js).
  */
 (function (global) {
   "use strict";
@@ -100,6 +101,4 @@
       apply();
     });
   });
-
-  global.ChatTheme = api;
 })(typeof window !== "undefined" ? window : globalThis);

@@ -1,16 +1,16 @@
 /*
- * AnswerStream (streaming/static/streaming/chat-stream.js): one answer assembled from
+ * AnswerStream (streaming/static/streaming/chat/stream.js): one answer assembled from
  * snapshot, delta, sync and done frames, with its sync requests and their timers.
  */
-"use strict";
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
 
-const assert = require("node:assert/strict");
-const { describe, it } = require("node:test");
-
-const { AnswerStream, SYNC_RETRY_MS, QUIET_MS } = require(
-  "../../streaming/static/streaming/chat-stream.js",
-);
-const { fakeClock } = require("./fake-clock.js");
+import {
+  AnswerStream,
+  QUIET_MS,
+  SYNC_RETRY_MS,
+} from "../../streaming/static/streaming/chat/stream.js";
+import { fakeClock } from "./fake-clock.js";
 
 /** A stream on a fake clock, with every sync request it makes in `asked`. */
 function newStream() {
@@ -83,7 +83,10 @@ describe("AnswerStream sync replies", () => {
     assert.equal(stream.text, "ab");
     assert.equal(stream.syncingAfter, null);
     stream.delta(4, "d");
-    assert.deepEqual(asked, [["m1", 1], ["m1", 2]]);
+    assert.deepEqual(asked, [
+      ["m1", 1],
+      ["m1", 2],
+    ]);
   });
 
   it("asks again when a sync goes unanswered for SYNC_RETRY_MS", () => {
@@ -93,7 +96,10 @@ describe("AnswerStream sync replies", () => {
     clock.advance(SYNC_RETRY_MS - 1);
     assert.deepEqual(asked, [["m1", 1]]);
     clock.advance(1);
-    assert.deepEqual(asked, [["m1", 1], ["m1", 1]]);
+    assert.deepEqual(asked, [
+      ["m1", 1],
+      ["m1", 1],
+    ]);
     clock.advance(SYNC_RETRY_MS);
     assert.equal(asked.length, 3);
     stream.sync(1, 3, "bc");
@@ -112,7 +118,10 @@ describe("AnswerStream quiet answers", () => {
     assert.deepEqual(asked, [["m1", 1]]);
     stream.sync(1, 1, ""); // the answer is still streaming, nothing new yet
     clock.advance(QUIET_MS);
-    assert.deepEqual(asked, [["m1", 1], ["m1", 1]]);
+    assert.deepEqual(asked, [
+      ["m1", 1],
+      ["m1", 1],
+    ]);
   });
 
   it("does not ask while deltas keep coming", () => {
@@ -150,7 +159,11 @@ describe("AnswerStream resume from a snapshot", () => {
 
   it("keeps its own text when the snapshot's checkpoint is behind it", () => {
     const { stream, asked } = newStream();
-    for (const [seq, text] of [[1, "a"], [2, "b"], [3, "c"]]) {
+    for (const [seq, text] of [
+      [1, "a"],
+      [2, "b"],
+      [3, "c"],
+    ]) {
       stream.delta(seq, text);
     }
     stream.resume("a", 1); // a resync mid-answer: the checkpoint is older

@@ -1,13 +1,11 @@
 /*
- * The order of a list of conversations (streaming/static/streaming/chat-sidebar.js): the
+ * The order of a list of conversations (streaming/static/streaming/chat/sidebar.js): the
  * server's, newest activity first to the microsecond, then by id.
  */
-"use strict";
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
 
-const assert = require("node:assert/strict");
-const { describe, it } = require("node:test");
-
-const { listsBefore } = require("../../streaming/static/streaming/chat-sidebar.js");
+import { listsBefore } from "../../streaming/static/streaming/chat/sidebar.js";
 
 describe("listsBefore", () => {
   it("puts the newer activity first", () => {

@@ -1,12 +1,10 @@
 /*
- * The conversation's token total (streaming/static/streaming/chat-usage.js).
+ * The conversation's token total (streaming/static/streaming/chat/usage.js).
  */
-"use strict";
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
 
-const assert = require("node:assert/strict");
-const { describe, it } = require("node:test");
-
-const { sum, label } = require("../../streaming/static/streaming/chat-usage.js");
+import { label, sum } from "../../streaming/static/streaming/chat/usage.js";
 
 describe("sum", () => {
   it("adds every answer's usage and skips messages without one", () => {

@@ -1,17 +1,17 @@
 /*
- * chat-markdown.js: the markdown-it layer (toHtml) and its URL policy, with the vendored
+ * chat/markdown.js: the markdown-it layer (toHtml) and its URL policy, with the vendored
  * libraries. DOMPurify needs a DOM, so the sanitized layer is tested in Chromium
  * (tests/test_markdown_browser.py).
  */
-"use strict";
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
 
-const assert = require("node:assert/strict");
-const { describe, it } = require("node:test");
-
-const { createMarkdown, isSafeUrl, AUTODETECT_MAX_CHARS } = require(
-  "../../streaming/static/streaming/chat-markdown.js",
-);
-const { libs } = require("./vendored.js");
+import {
+  AUTODETECT_MAX_CHARS,
+  createMarkdown,
+  isSafeUrl,
+} from "../../streaming/static/streaming/chat/markdown.js";
+import { libs } from "./vendored.js";
 
 const { toHtml } = createMarkdown(libs);
 
@@ -41,16 +41,21 @@ describe("Markdown rendering", () => {
   it("highlights a fenced block in its language, under a header with a Copy button", () => {
     const html = toHtml("```python\ndef f(x):\n    return x < y\n```\n");
     assert.match(html, /<span class="code-language">python<\/span>/);
-    assert.match(html, /<button type="button" class="button button--small code-copy">Copy<\/button>/);
+    assert.match(
+      html,
+      /<button type="button" class="button button--small code-copy">Copy<\/button>/,
+    );
     assert.match(html, /<code class="hljs language-python"><span class="hljs-keyword">def<\/span>/);
     assert.match(html, /x &lt; y<\/code>/); // no newline kept before the closing fence
   });
 
   it("guesses the language of an unlabelled block, up to a length", () => {
-    const code = 'def greet(name):\n    """Say hi."""\n    return f"Hello {name}"\n\nclass Box:\n    pass\n';
-    assert.match(toHtml("```\n" + code + "```\n"), /class="hljs language-python"/);
+    const code =
+      'def greet(name):\n    """Say hi."""\n    return f"Hello {name}"\n\nclass Box:\n    pass\n';
+    const fence = "```";
+    assert.match(toHtml(`${fence}\n${code}${fence}\n`), /class="hljs language-python"/);
     const long = code.repeat(Math.ceil(AUTODETECT_MAX_CHARS / code.length) + 1);
-    const html = toHtml("```\n" + long + "```\n");
+    const html = toHtml(`${fence}\n${long}${fence}\n`);
     assert.match(html, /<code class="hljs">def greet/);
     assert.match(html, /<span class="code-language">text<\/span>/);
   });
@@ -71,14 +76,19 @@ describe("Markdown rendering", () => {
 
 describe("Markdown policy", () => {
   it("escapes raw HTML, also inside code spans", () => {
-    const html = toHtml('<img src=x onerror=alert(1)> <script>alert(1)</script> `<i>c</i>`');
+    const html = toHtml("<img src=x onerror=alert(1)> <script>alert(1)</script> `<i>c</i>`");
     assert.doesNotMatch(html, /<img|<script|<i>/);
     assert.match(html, /&lt;img src=x onerror=alert\(1\)&gt;/);
     assert.match(html, /<code>&lt;i&gt;c&lt;\/i&gt;<\/code>/);
   });
 
   it("makes no link or image of a scripting or data URL", () => {
-    for (const url of ["javascript:alert(1)", "JaVaScRiPt:alert(1)", "vbscript:x", "data:text/html,x"]) {
+    for (const url of [
+      "javascript:alert(1)",
+      "JaVaScRiPt:alert(1)",
+      "vbscript:x",
+      "data:text/html,x",
+    ]) {
       const html = toHtml(`[x](${url}) ![y](${url}) <${url}>`);
       assert.doesNotMatch(html, /href=|src=/, url);
     }
@@ -99,7 +109,12 @@ describe("Markdown policy", () => {
   });
 
   it("renders a nesting bomb as text", () => {
-    for (const bomb of ["[".repeat(20000), "*".repeat(20000), ">".repeat(20000), "- ".repeat(20000)]) {
+    for (const bomb of [
+      "[".repeat(20000),
+      "*".repeat(20000),
+      ">".repeat(20000),
+      "- ".repeat(20000),
+    ]) {
       const html = toHtml(bomb);
       assert.ok(html.length > 0);
       assert.ok((html.match(/<blockquote>|<ul>|<em>/g) || []).length <= 20, bomb.slice(0, 2));

@@ -9,9 +9,9 @@
  * button. The layout itself is chat.css's (the `is-drawer-open` class); on a wide screen the
  * list is a sidebar and none of this applies.
  */
-(function () {
-  "use strict";
 
+/** Wire the drawer and the composer's placeholder, if the page has them. */
+export function attach() {
   const layout = document.querySelector(".chat-layout");
   const toggle = document.getElementById("drawer-toggle");
   const drawer = document.getElementById("sidebar");
@@ -26,9 +26,9 @@
     return layout.classList.contains("is-drawer-open");
   }
 
-  function setOpen(open) {
-    layout.classList.toggle("is-drawer-open", open);
-    toggle.setAttribute("aria-expanded", String(open));
+  function setOpen(shown) {
+    layout.classList.toggle("is-drawer-open", shown);
+    toggle.setAttribute("aria-expanded", String(shown));
   }
 
   function open() {
@@ -49,8 +49,8 @@
     }
   });
 
-  // Capture, before chat.js's Escape (which stops a streaming answer): with the drawer open,
-  // Escape only closes it.
+  // Capture, before the composer's Escape (which stops a streaming answer): with the drawer
+  // open, Escape only closes it.
   window.addEventListener(
     "keydown",
     (event) => {
@@ -106,4 +106,4 @@
   // Back from the back/forward cache after a conversation was picked: closed again.
   window.addEventListener("pageshow", () => setOpen(false));
   fitLayout();
-})();
+}

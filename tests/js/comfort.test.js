@@ -1,23 +1,21 @@
 /*
- * The chat page's reading comfort (streaming/static/streaming/chat-comfort.js): relative
+ * The chat page's reading comfort (streaming/static/streaming/chat/comfort.js): relative
  * times on a fixed clock, the wait before a retry in words, and what a screen reader is read.
  *
  * Dates are made from local parts (new Date(year, month, day, …)), so "today" and
  * "yesterday" hold in whatever time zone the tests run; none is near a clock change.
  */
-"use strict";
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
 
-const assert = require("node:assert/strict");
-const { describe, it } = require("node:test");
-
-const {
-  relativeTime,
+import {
+  ANNOUNCE_MAX_CHARS,
+  announcementText,
   exactTime,
+  relativeTime,
   secondsLeft,
   waitNotice,
-  announcementText,
-  ANNOUNCE_MAX_CHARS,
-} = require("../../streaming/static/streaming/chat-comfort.js");
+} from "../../streaming/static/streaming/chat/comfort.js";
 
 const NOW = new Date(2025, 2, 14, 15, 30, 0); // 14 March 2025, 15:30:00 local time
 
@@ -102,7 +100,10 @@ describe("the wait before a retry", () => {
       waitNotice("The provider is unavailable (503)", 4),
       "The provider is unavailable (503), retrying in 4 s",
     );
-    assert.equal(waitNotice("Could not reach the provider", 0), "Could not reach the provider, retrying now…");
+    assert.equal(
+      waitNotice("Could not reach the provider", 0),
+      "Could not reach the provider, retrying now…",
+    );
   });
 });
 

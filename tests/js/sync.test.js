@@ -1,16 +1,18 @@
 /*
- * The chat page's checks on lost frames it cannot name (streaming/static/streaming/chat-sync.js):
+ * The chat page's checks on lost frames it cannot name (streaming/static/streaming/chat/sync.js):
  * the watchdog over confirmations, the idle check, and the pong comparison.
  */
-"use strict";
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
 
-const assert = require("node:assert/strict");
-const { describe, it } = require("node:test");
-
-const { Watchdog, IdleCheck, pongDisagreement, WAIT_MS, IDLE_MS } = require(
-  "../../streaming/static/streaming/chat-sync.js",
-);
-const { fakeClock } = require("./fake-clock.js");
+import {
+  IDLE_MS,
+  IdleCheck,
+  pongDisagreement,
+  WAIT_MS,
+  Watchdog,
+} from "../../streaming/static/streaming/chat/sync.js";
+import { fakeClock } from "./fake-clock.js";
 
 function newWatchdog() {
   const clock = fakeClock();
@@ -78,7 +80,7 @@ describe("Watchdog", () => {
     let asked = 0;
     watchdog = new Watchdog(() => {
       asked += 1;
-      watchdog.update(["echo:a", "snapshot"]); // as chat.js does when it sends `resync`
+      watchdog.update(["echo:a", "snapshot"]); // as the page may, once it sent `resync`
     }, clock);
     watchdog.update(["echo:a"]);
     clock.advance(WAIT_MS * 3);

@@ -1,0 +1,30 @@
+/*
+ * Frames from the server to their handlers: parse the socket's text, route the frame by its
+ * type (handlers.js, refusals.js), and hand back what the page must do. Apart from the
+ * modules that hold state, as in Zulip's web/src: the socket knows nothing of frames, the
+ * handlers nothing of sockets. A frame that is not JSON, or of a type this page does not
+ * know (a server newer than the page), is passed over.
+ */
+import { handlers } from "./handlers.js";
+import { ServerFrame } from "./protocol.js";
+
+// Frames that change only an answer's text: nothing moves, so the branch is not drawn again.
+const TEXT_ONLY = new Set([ServerFrame.DELTA, ServerFrame.SYNC]);
+
+/**
+ * Handle the text of one socket message: {effects, textOnly} (`textOnly`: only an answer's
+ * text changed), or null when it is no frame the page acts on.
+ */
+export function dispatch(state, data) {
+  let frame;
+  try {
+    frame = JSON.parse(data);
+  } catch {
+    return null;
+  }
+  const type = frame !== null && typeof frame === "object" ? frame.type : undefined;
+  if (!Object.hasOwn(handlers, type)) {
+    return null;
+  }
+  return { effects: handlers[type](state, frame), textOnly: TEXT_ONLY.has(type) };
+}

@@ -1,0 +1,364 @@
+/*
+ * The chat page's message list: how a message looks as a bubble, its actions (copy, edit,
+ * regenerate, versions), editing in place, and scrolling that follows new text only when the
+ * reader is at the bottom. It draws messages (store.js's entries) and keeps each one's
+ * bubble; what is shown is decided elsewhere (page.js).
+ *
+ * A user's text is only ever set with textContent, never parsed as HTML. An assistant's answer
+ * is Markdown, rendered and sanitized by markdown.js, the same while it streams and once it
+ * is stored.
+ */
+import { timeElement } from "./comfort.js";
+import { renderMarkdown } from "./markdown.js";
+import { Role, Status } from "./protocol.js";
+import { isUnderway } from "./store.js";
+
+// Closer to the bottom than this counts as "at the bottom" (sub-pixel zoom, rounding).
+const STICK_THRESHOLD_PX = 48;
+
+const ROLE_LABELS = { user: "You", assistant: "Assistant", system: "System" };
+// Keep in step with the labels in conversation_detail.html.
+const STATUS_LABELS = {
+  sending: "Sending…",
+  pending: "Waiting…",
+  cancelled: "Stopped",
+  interrupted: "Interrupted",
+  error: "Failed",
+};
+
+function node(tag, className, text) {
+  const element = document.createElement(tag);
+  if (className) {
+    element.className = className;
+  }
+  if (text !== undefined) {
+    element.textContent = text;
+  }
+  return element;
+}
+
+function typingIndicator() {
+  const typing = node("div", "typing");
+  typing.setAttribute("role", "img");
+  typing.setAttribute("aria-label", "The assistant is typing");
+  typing.append(node("span"), node("span"), node("span"));
+  return typing;
+}
+
+// An answer's Markdown, rendered; anything else as the plain text it is.
+function fillContent(content, entry) {
+  if (entry.role === Role.ASSISTANT) {
+    content.className = "message-content message-content--markdown";
+    content.replaceChildren(renderMarkdown(entry.content));
+  } else {
+    content.textContent = entry.content;
+  }
+}
+
+// Same markup as the loop in conversation_detail.html.
+function buildBubble(entry) {
+  const li = node("li", `message message--${entry.role} message--${entry.status}`);
+  if (entry.id) {
+    li.dataset.messageId = entry.id;
+  }
+  if (entry.clientId) {
+    li.dataset.clientId = entry.clientId;
+  }
+  li.dataset.role = entry.role;
+  li.dataset.status = entry.status;
+
+  const meta = node("div", "message-meta");
+  meta.append(node("span", "message-role", ROLE_LABELS[entry.role] || entry.role));
+  if (entry.createdAt) {
+    // Known once the server saved it: not yet for a message still being sent.
+    meta.append(timeElement(entry.createdAt));
+  }
+  const label = STATUS_LABELS[entry.status];
+  if (label) {
+    meta.append(node("span", `message-status message-status--${entry.status}`, label));
+  }
+  li.append(meta);
+  const content = node("div", "message-content");
+  fillContent(content, entry);
+  li.append(content);
+  if (entry.role === Role.ASSISTANT && isUnderway(entry)) {
+    li.append(typingIndicator());
+  }
+  if (entry.status === Status.ERROR) {
+    li.append(node("div", "message-error", entry.error || "The answer failed."));
+  } else if (entry.error) {
+    // Interrupted by the server, or cut at the site's length limit: neither the model's
+    // fault nor the user's, so a notice, not an error.
+    li.append(node("div", "message-notice", entry.error));
+  }
+  if (entry.role === Role.ASSISTANT && entry.model) {
+    // Who produced the answer, as it recorded when it started.
+    const source = entry.providerName ? `${entry.model} · ${entry.providerName}` : entry.model;
+    li.append(node("div", "message-source", source));
+  }
+  if (entry.usage && entry.usage.total_tokens) {
+    // The prompt (everything sent for this answer) apart from the answer's own length.
+    const { prompt_tokens: sent, completion_tokens: written } = entry.usage;
+    const usage = node("div", "message-usage", `${sent} tokens in · ${written} out`);
+    usage.title = `${sent} tokens sent to the model for this answer, ${written} in the answer`;
+    li.append(usage);
+  }
+  return li;
+}
+
+/** The view of one message list: `els` has `list`, `empty` and `scroller`. */
+export function createView(els) {
+  // Each message's bubble, and the animation frame its text waits for while it streams.
+  const bubbles = new WeakMap();
+  const frames = new WeakMap();
+
+  /** `entry`'s bubble, drawn or adopted; undefined before either. */
+  function bubble(entry) {
+    return bubbles.get(entry);
+  }
+
+  /** Take `element`, a bubble the server rendered, as `entry`'s rather than draw it again. */
+  function adopt(entry, element) {
+    bubbles.set(entry, element);
+  }
+
+  // Build `entry`'s bubble afresh; one on the page is replaced, a new one waits for place().
+  function render(entry) {
+    cancelFrame(entry);
+    const fresh = buildBubble(entry);
+    const old = bubbles.get(entry);
+    if (old && old.parentNode) {
+      old.replaceWith(fresh);
+    }
+    bubbles.set(entry, fresh);
+  }
+
+  // Streaming changes only the text: rebuilding the bubble for every delta would be wasteful.
+  // An answer is rendered again whole, at most once a frame however many deltas arrive.
+  function renderContent(entry) {
+    if (entry.role !== Role.ASSISTANT) {
+      showContent(entry);
+    } else if (!frames.has(entry)) {
+      const frame = requestAnimationFrame(() => {
+        frames.delete(entry);
+        keepingScroll(() => showContent(entry));
+      });
+      frames.set(entry, frame);
+    }
+  }
+
+  function cancelFrame(entry) {
+    if (frames.has(entry)) {
+      cancelAnimationFrame(frames.get(entry));
+      frames.delete(entry);
+    }
+  }
+
+  /** Draw `entry`'s content into its bubble now, e.g. into one the server rendered. */
+  function showContent(entry) {
+    const content = bubbles.get(entry)?.querySelector(".message-content");
+    if (content) {
+      fillContent(content, entry);
+    } else {
+      render(entry);
+    }
+  }
+
+  function remove(entry) {
+    cancelFrame(entry);
+    bubbles.get(entry)?.remove();
+    bubbles.delete(entry);
+  }
+
+  // Show exactly the bubbles of `entries`, in that order (a branch of the conversation),
+  // moving only those out of place; bubbles of other branches leave the list.
+  function place(entries) {
+    let expected = els.list.firstElementChild;
+    for (const entry of entries) {
+      const element = bubbles.get(entry);
+      if (element === expected) {
+        expected = expected.nextElementSibling;
+      } else {
+        els.list.insertBefore(element, expected);
+      }
+    }
+    while (expected) {
+      const next = expected.nextElementSibling;
+      expected.remove();
+      expected = next;
+    }
+    els.empty.hidden = entries.length > 0;
+  }
+
+  /**
+   * The row of actions under `entry`'s bubble, drawn afresh from `state`:
+   * {version, versions} (1-based; a switcher when there are several), `retry` (the answer
+   * failed, stopped or was cut off: Regenerate is called Retry and stays in view),
+   * `disabled` (nothing can be asked now: an answer streams, or the page is offline).
+   * The buttons carry `data-action`; page.js listens on the list.
+   */
+  function showActions(entry, state) {
+    const element = bubbles.get(entry);
+    let bar = element.querySelector(":scope > .message-actions");
+    if (!bar) {
+      bar = node("div", "message-actions");
+      element.append(bar);
+    }
+    const saved = entry.id !== null && !isUnderway(entry);
+    // Drawn again only when its buttons change, not when they are only enabled or disabled:
+    // the keyboard's place and a Copy saying "Copied" stay as they are.
+    const shape = JSON.stringify([state.version, state.versions, state.retry, entry.role]);
+    if (bar.dataset.shape !== shape) {
+      const active = document.activeElement;
+      const focused = bar.contains(active) ? active.dataset.action : null;
+      bar.replaceChildren(...actionButtons(entry, state));
+      bar.dataset.shape = shape;
+      const again = focused && bar.querySelector(`[data-action="${focused}"]`);
+      if (again) {
+        again.focus();
+      }
+    }
+    const off = {
+      previous: state.disabled || state.version <= 1,
+      next: state.disabled || state.version >= state.versions,
+      copy: !saved,
+      edit: state.disabled || !saved,
+      regenerate: state.disabled || !saved,
+    };
+    for (const button of bar.querySelectorAll("button[data-action]")) {
+      button.disabled = off[button.dataset.action];
+    }
+    // Pinned in view: a failed answer's Retry, and the versions of a message.
+    bar.classList.toggle("is-pinned", state.retry || state.versions > 1);
+  }
+
+  function actionButtons(entry, state) {
+    const buttons = [];
+    if (state.versions > 1) {
+      const switcher = node("span", "message-versions");
+      switcher.append(
+        actionButton("previous", "‹", "Previous version"),
+        node("span", "message-version", `${state.version} / ${state.versions}`),
+        actionButton("next", "›", "Next version"),
+      );
+      buttons.push(switcher);
+    }
+    buttons.push(
+      actionButton("copy", "Copy", `Copy this ${entry.role === Role.USER ? "message" : "answer"}`),
+    );
+    if (entry.role === Role.USER) {
+      buttons.push(actionButton("edit", "Edit", "Edit this message"));
+    } else if (entry.role === Role.ASSISTANT) {
+      const label = state.retry ? "Retry" : "Regenerate";
+      const button = actionButton("regenerate", label, `${label} this answer`);
+      if (state.retry) {
+        button.classList.add("message-retry");
+      }
+      buttons.push(button);
+    }
+    return buttons;
+  }
+
+  function actionButton(action, text, label) {
+    const button = node("button", "message-action", text);
+    button.type = "button";
+    button.dataset.action = action;
+    if (label !== text) {
+      button.setAttribute("aria-label", label);
+      button.title = label;
+    }
+    return button;
+  }
+
+  /**
+   * Edit a user message in place: `text` in a text area with Send and Cancel. Enter sends
+   * (Shift+Enter adds a line), Esc cancels. `onSend(text)` returns true when the text was
+   * taken (the editor closes); `onClose(sent)` is called when it closes either way. Returns
+   * {close(), text()}: a way to close it, and the text as it stands.
+   */
+  function openEditor(entry, text, onSend, onClose) {
+    const element = bubbles.get(entry);
+    const content = element.querySelector(".message-content");
+    const form = node("form", "message-editor");
+    const area = node("textarea", "message-editor-input");
+    area.value = text;
+    area.rows = Math.min(12, text.split("\n").length + 1);
+    area.setAttribute("aria-label", "Edit your message");
+    const row = node("div", "message-editor-actions");
+    const cancel = node("button", "button button--small", "Cancel");
+    cancel.type = "button";
+    const send = node("button", "button button--primary button--small", "Send");
+    send.type = "submit";
+    row.append(cancel, send);
+    form.append(area, row);
+    content.hidden = true;
+    element.classList.add("is-editing");
+    content.after(form);
+    let closed = false;
+    const close = (sent) => {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      form.remove();
+      content.hidden = false;
+      element.classList.remove("is-editing");
+      onClose(sent === true);
+    };
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (onSend(area.value)) {
+        close(true);
+      }
+    });
+    cancel.addEventListener("click", () => close(false));
+    area.addEventListener("keydown", (event) => {
+      if (event.isComposing || event.keyCode === 229) {
+        return;
+      }
+      if (event.key === "Escape") {
+        event.stopPropagation(); // Esc here cancels the edit, not the answer
+        close(false);
+      } else if (event.key === "Enter" && !event.shiftKey) {
+        event.preventDefault();
+        form.requestSubmit();
+      }
+    });
+    area.focus();
+    area.setSelectionRange(area.value.length, area.value.length);
+    return { close, text: () => area.value };
+  }
+
+  function isAtBottom() {
+    const s = els.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight <= STICK_THRESHOLD_PX;
+  }
+
+  function scrollToBottom() {
+    els.scroller.scrollTop = els.scroller.scrollHeight;
+  }
+
+  // Run a change to the list; follow it down only if the reader was already at the bottom.
+  function keepingScroll(change) {
+    const stick = isAtBottom();
+    change();
+    if (stick) {
+      scrollToBottom();
+    }
+  }
+
+  return {
+    bubble,
+    adopt,
+    render,
+    renderContent,
+    showContent,
+    remove,
+    place,
+    showActions,
+    openEditor,
+    isAtBottom,
+    scrollToBottom,
+    keepingScroll,
+  };
+}
