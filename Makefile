@@ -13,6 +13,17 @@ WORKERS ?= 1
 
 .PHONY: run serve test check format protocol bench vendor screenshots clean
 
+# The chat page's JavaScript is linted (ESLint) and formatted (Prettier) by tools pinned in
+# frontend/package-lock.json, installed by `npm ci` when missing or changed: only `make check`,
+# `make format` and `make vendor` need Node.js and npm. Ours only, not streaming/.../vendor/.
+NPM_MODULES := frontend/node_modules
+JS_TOOLS := $(NPM_MODULES)/.tools-installed
+ESLINT := $(NPM_MODULES)/.bin/eslint --config frontend/eslint.config.mjs
+PRETTIER := $(NPM_MODULES)/.bin/prettier --config frontend/prettier.config.json
+JS_LINTED := streaming/static/streaming tests/js frontend/eslint.config.mjs
+JS_FORMATTED := 'streaming/static/streaming/**/*.{js,json}' '!streaming/static/streaming/vendor/**' \
+	'tests/js/**/*.{js,json}' frontend/eslint.config.mjs frontend/prettier.config.json
+
 run: $(RUNTIME) var/secret_key
 	$(RUN_ENV) $(PY) manage.py migrate --noinput
 	@$(RUN_ENV) $(PY) manage.py demo_user
@@ -25,35 +36,43 @@ serve: $(RUNTIME) var/secret_key
 	$(RUN_ENV) $(PY) manage.py collectstatic --noinput
 	$(RUN_ENV) $(PY) manage.py serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
+# pytest-xdist processes: most tests wait on servers, browsers and streams, not on the CPU,
+# so more processes than cores still shorten the run. TEST_WORKERS=0 runs it in this one.
+TEST_WORKERS ?= 3
+
 test: $(DEV)
 	node --test tests/js/
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
-check: $(DEV) var/secret_key
+check: $(DEV) var/secret_key $(JS_TOOLS)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 	$(RUN_ENV) $(PY) manage.py protocol_js --check
+	$(ESLINT) --max-warnings 0 $(JS_LINTED)
+	$(PRETTIER) --check $(JS_FORMATTED)
 
-# The page's copy of the frame types, error codes and close codes (chat/protocol.js),
-# from streaming/control.py and streaming/exceptions.py; committed, so serving needs no build.
+# The page's copy of the frame types, error codes, close codes and message statuses and roles
+# (chat/protocol.js), from streaming/frames.py, exceptions.py and models.py; committed, so
+# serving needs no build.
 protocol: $(RUNTIME) var/secret_key
 	$(RUN_ENV) $(PY) manage.py protocol_js
 
-format: $(DEV)
+format: $(DEV) $(JS_TOOLS)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+	$(ESLINT) --fix $(JS_LINTED)
+	$(PRETTIER) --write $(JS_FORMATTED)
 
 bench: $(VENV)/.bench-installed
 	$(PY) -m bench
 
-# The README's pictures, from a real conversation in Chromium (tests/test_screenshots_browser.py).
+# The README's pictures, from a real conversation in Chromium (tests/browser/test_screenshots_browser.py).
 screenshots: $(DEV)
-	SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest tests/test_screenshots_browser.py -q
+	SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest tests/browser/test_screenshots_browser.py -q
 
 # The chat page's browser libraries, pinned in frontend/package-lock.json. The copies under
-# streaming/static/streaming/vendor/ are committed, so only this target needs Node.js and npm.
-NPM_MODULES := frontend/node_modules
+# streaming/static/streaming/vendor/ are committed, so serving and testing need no Node.js.
 VENDOR := streaming/static/streaming/vendor
 
 vendor:
@@ -81,6 +100,10 @@ vendor:
 		$(NPM_MODULES)/@highlightjs/cdn-assets/styles/github-dark.min.css \
 		$(NPM_MODULES)/@highlightjs/cdn-assets/LICENSE $(VENDOR)/highlight.js/
 	cp $(NPM_MODULES)/katex/dist/katex.min.js $(NPM_MODULES)/katex/LICENSE $(VENDOR)/katex/
+
+$(JS_TOOLS): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund
+	touch $@
 
 $(VENV)/.bench-installed: requirements.txt requirements-dev.txt requirements-bench.txt | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -r requirements-bench.txt

@@ -1,7 +1,9 @@
-"""Fixtures shared by the whole suite: users, the simulator, Redis, live daphne servers."""
+"""Fixtures shared by the whole suite: the services it runs on (PostgreSQL, Redis), users,
+the simulator, sockets on the in-process application, live daphne servers.
 
-import asyncio
-import inspect
+Helpers that are not fixtures live in tests/support/, and tests import them from there.
+"""
+
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,26 +18,29 @@ from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.db import connection, connections
 from django.test import Client
-from django.utils import timezone
 
+from chatsite.channel_layers import redis_connection
+from chatsite.channel_layers import redis_layer as redis_layer_settings
 from chatsite.settings import CHANNEL_LAYER
-from chatsite.settings import redis_layer as redis_layer_settings
 from streaming.models import Conversation
 from streaming.simulator import SimulatorThread
-from tests.servers import (
+from tests.support.providers import KEY
+from tests.support.servers import DaphneServer, RedisServer, daphne_servers, database_url
+from tests.support.services import (
     IN_CI,
-    DaphneServer,
-    RedisServer,
-    daphne_servers,
-    database_url,
+    LAYER_PREFIX_VARIABLE,
+    LOCAL_REDIS,
+    RedisDatabase,
+    new_layer_prefix,
     service_missing,
 )
-
-PASSWORD = "correct horse battery staple"
+from tests.support.users import PASSWORD, session_cookie
 
 
 def pytest_configure(config: pytest.Config) -> None:
     (Path(__file__).resolve().parent.parent / "var").mkdir(exist_ok=True)
+    # Each test process (each xdist worker) its own: the servers it starts inherit it.
+    os.environ[LAYER_PREFIX_VARIABLE] = new_layer_prefix()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -78,15 +83,35 @@ def model_api(settings: Any, simulator: SimulatorThread) -> None:
     settings.OPENAI_READ_TIMEOUT = 5.0
 
 
+@pytest.fixture
+def postgresql() -> None:
+    """For what only PostgreSQL has: skip (fail in CI) when the tests run on SQLite."""
+    if connection.vendor != "postgresql":
+        service_missing(
+            "PostgreSQL",
+            "the tests run on SQLite: set DATABASE_URL, or let the user postgres in at"
+            " 127.0.0.1:5432",
+        )
+
+
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    """A reachable Redis; fails in CI and skips elsewhere when there is none."""
-    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+def redis_database() -> Iterator[RedisDatabase]:
+    """A Redis database of this test process's own, on the server REDIS_URL names (the
+    local one by default); fails in CI and skips elsewhere when there is none."""
+    server = os.environ.get("REDIS_URL") or LOCAL_REDIS
     try:
-        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        service_missing(f"Redis at {url}", str(exc))
-    return url
+        database = RedisDatabase(server)
+    except (redis.RedisError, LookupError) as exc:
+        service_missing(f"Redis at {server}", str(exc))
+    yield database
+    database.delete_keys(os.environ[LAYER_PREFIX_VARIABLE])
+    database.release()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_database: RedisDatabase) -> str:
+    """The URL of this test process's Redis database (``redis_database``)."""
+    return redis_database.url
 
 
 @pytest.fixture
@@ -98,20 +123,39 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.kill()
 
 
+def use_redis_layer(settings: Any, redis_database: RedisDatabase, kind: str) -> Iterator[str]:
+    """Switch to the channels-redis layer of ``kind`` and count sockets in Redis, as
+    production does, under a prefix of the test's own; delete what it wrote after."""
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    settings.CHANNEL_LAYERS = {
+        "default": redis_layer_settings([redis_database.url], kind, prefix=prefix)
+    }
+    settings.REDIS_HOSTS = [redis_connection(redis_database.url)]
+    yield kind
+    redis_database.delete_keys(prefix)
+
+
 @pytest.fixture
-def redis_layer(settings: Any, redis_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
+def redis_layer(
+    settings: Any, redis_database: RedisDatabase, request: pytest.FixtureRequest
+) -> Iterator[str]:
     """Switch the channel layer to channels-redis, as production configures it.
 
     The kind is CHANNEL_LAYER's (pubsub unless set), or the one a `both_layers` run names.
     """
     kind = getattr(request, "param", None) or CHANNEL_LAYER
-    prefix = f"test-{uuid.uuid4().hex[:8]}"
-    settings.CHANNEL_LAYERS = {"default": redis_layer_settings([redis_url], kind, prefix=prefix)}
-    yield redis_url
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(f"{prefix}*"))
-    if keys:
-        client.delete(*keys)
+    yield from use_redis_layer(settings, redis_database, kind)
+
+
+@pytest.fixture(params=["memory", "pubsub", "core"])
+def both_layers(
+    request: pytest.FixtureRequest, settings: Any, redis_database: RedisDatabase
+) -> Iterator[str]:
+    """Run a test on the in-memory layer and on both channels-redis layers with a real Redis."""
+    if request.param == "memory":
+        yield "memory"
+        return
+    yield from use_redis_layer(settings, redis_database, request.param)
 
 
 @pytest.fixture
@@ -129,11 +173,35 @@ def conversation(user: User) -> Conversation:
     return Conversation.objects.create(owner=user)
 
 
-def session_cookie(user: User) -> str:
-    """A `sessionid` cookie value for ``user``, as a login would set it."""
-    client = Client()
+@pytest.fixture
+def cookie(user: User) -> str:
+    """``user``'s session cookie, for sockets and requests to live servers."""
+    return session_cookie(user)
+
+
+@pytest.fixture
+def logged_in(client: Client, user: User) -> Client:
+    """Django's test client, logged in as ``user``."""
     client.force_login(user)
-    return client.cookies[django_settings.SESSION_COOKIE_NAME].value
+    return client
+
+
+@pytest.fixture
+def staff(client: Client, django_user_model: type[User]) -> Client:
+    """Django's test client, logged in as a superuser (the admin is theirs)."""
+    admin = django_user_model.objects.create_superuser("root", password=PASSWORD)
+    client.force_login(admin)
+    return client
+
+
+@pytest.fixture
+def second() -> Iterator[SimulatorThread]:
+    """A second model API, with its own key and models: a provider staff connected
+    (tests/support/providers.py makes the provider)."""
+    with SimulatorThread(
+        rate=0, tokens=3, api_key=KEY, models=["sim-large", "sim-small"]
+    ) as simulator:
+        yield simulator
 
 
 @pytest.fixture
@@ -195,82 +263,3 @@ def live_servers(
     yield _start
     for manager in reversed(stack):
         manager.__exit__(None, None, None)
-
-
-@pytest.fixture(params=["memory", "pubsub", "core"])
-def both_layers(request: pytest.FixtureRequest, settings: Any, redis_url: str) -> Iterator[str]:
-    """Run a test on the in-memory layer and on both channels-redis layers with a real Redis."""
-    if request.param == "memory":
-        yield "memory"
-        return
-    prefix = f"test-{uuid.uuid4().hex[:8]}"
-    settings.CHANNEL_LAYERS = {
-        "default": redis_layer_settings([redis_url], request.param, prefix=prefix)
-    }
-    yield str(request.param)
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(f"{prefix}*"))
-    if keys:
-        client.delete(*keys)
-
-
-def user_message(content: str, client_id: uuid.UUID | str | None = None) -> dict[str, str]:
-    """A `user_message` frame, with a fresh client_id unless one is given."""
-    return {"type": "user_message", "content": content, "client_id": str(client_id or uuid.uuid4())}
-
-
-async def receive_until(
-    communicator: WebsocketCommunicator, frame_type: str, timeout: float = 10.0
-) -> list[dict[str, Any]]:
-    """Every frame up to and including the first of ``frame_type``."""
-    frames = []
-    while True:
-        frame = await communicator.receive_json_from(timeout=timeout)
-        frames.append(frame)
-        if frame["type"] == frame_type:
-            return frames
-
-
-async def until(
-    condition: Callable[[], Any], *, timeout: float = 10.0, what: str = "the condition"
-) -> None:
-    """Poll ``condition()`` (awaiting what it returns, if awaitable) until it is true.
-
-    Fails saying ``what`` did not happen by the deadline.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = condition()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(0.02)
-
-
-def user_change_form(user: User, *, daily_token_budget: str = "", **changes: Any) -> dict[str, Any]:
-    """What the admin's user change form posts for ``user`` (unchecked boxes are absent),
-    with its Limits inline: empty, or a new daily token budget."""
-    joined = timezone.localtime(user.date_joined)
-    form = {
-        "username": user.username,
-        "first_name": user.first_name,
-        "last_name": user.last_name,
-        "email": user.email,
-        "is_active": "on" if user.is_active else None,
-        "is_staff": "on" if user.is_staff else None,
-        "date_joined_0": joined.strftime("%Y-%m-%d"),
-        "date_joined_1": joined.strftime("%H:%M:%S"),
-        "quota-TOTAL_FORMS": "1",
-        "quota-INITIAL_FORMS": "0",
-        "quota-MIN_NUM_FORMS": "0",
-        "quota-MAX_NUM_FORMS": "1",
-        "quota-0-user": str(user.pk),
-        "quota-0-daily_token_budget": daily_token_budget,
-        "_save": "Save",
-        **changes,
-    }
-    return {name: value for name, value in form.items() if value is not None}
