@@ -59,7 +59,10 @@ def close_worker_connections(django_db_setup: None, django_db_blocker: Any) -> I
     """
     yield
     SyncToAsync.single_thread_executor.submit(connections.close_all).result()
-    if connection.vendor == "postgresql":
+    # pytest-django sets up only the databases the tests it collected use: with none, the
+    # settings still name the site's own database, which is not the tests' to touch.
+    tested = connection.settings_dict["NAME"] == connection.creation._get_test_db_name()
+    if connection.vendor == "postgresql" and tested:
         with django_db_blocker.unblock(), connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
