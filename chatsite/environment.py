@@ -346,6 +346,14 @@ MAX_FRAME_CHARS = Whole(
     "The longest WebSocket frame read; a longer one is refused unparsed.",
     derived="`6 * MAX_MESSAGE_CHARS + 1024`",
 )
+FRAME_BUDGET_BYTES = Whole(
+    "FRAME_BUDGET_BYTES",
+    256 * 1024,
+    "The longest frame the server sends; a longer one travels in `part` frames.",
+    minimum=1024,
+    maximum=1_000_000,
+    note="256 KiB; at most 1000000, below the 1 MiB daphne sends",
+)
 MAX_SYSTEM_PROMPT_CHARS = Whole(
     "MAX_SYSTEM_PROMPT_CHARS", 8000, "The longest system prompt a conversation may have."
 )

@@ -163,6 +163,7 @@ if MAX_FRAME_CHARS < MAX_MESSAGE_CHARS + 1024:
         "MAX_FRAME_CHARS must be at least MAX_MESSAGE_CHARS + 1024, or a message within the "
         "limit could not be sent."
     )
+FRAME_BUDGET_BYTES = env.FRAME_BUDGET_BYTES.read()
 MAX_SYSTEM_PROMPT_CHARS = env.MAX_SYSTEM_PROMPT_CHARS.read()
 IMPORT_MAX_BYTES = env.IMPORT_MAX_BYTES.read()
 AUTO_TITLE = env.AUTO_TITLE.read()

@@ -318,14 +318,18 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             raise LayerUnavailable(UNAVAILABLE_MESSAGE)
 
     async def send_json(self, content: Any, close: bool = False) -> None:
-        """Send a frame; one for a socket whose close has begun is dropped without a fuss.
+        """Send a frame, in parts if it is longer than ``FRAME_BUDGET_BYTES``
+        (frames.wire_texts); one for a socket whose close has begun is dropped without a fuss.
 
         The page left (or this server closed the socket) while a group event or a reply
         was on its way, and daphne's WebSocket library refuses frames after a close. The
         page's next socket starts from a snapshot, so nothing is lost.
         """
         try:
-            await super().send_json(content, close)
+            for text_data in frames.wire_texts(content, settings.FRAME_BUDGET_BYTES):
+                await self.send(text_data=text_data)
+            if close:
+                await self.close()
         except Disconnected:
             logger.debug("Dropped a frame for a closing socket on %s.", self.scope["path"])
 

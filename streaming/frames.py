@@ -8,6 +8,8 @@ streaming/exceptions.py (``make protocol``).
 """
 
 import enum
+import json
+from collections.abc import Iterator
 from typing import Any, Literal, TypedDict, get_args
 
 from streaming.control import (
@@ -117,11 +119,61 @@ def error_frame(error: ChatError, *, frame: str | None = None) -> ErrorFrame:
     return result
 
 
+class PartFrame(TypedDict):
+    """A piece of the JSON text of a frame longer than ``FRAME_BUDGET_BYTES``.
+
+    A frame's parts follow each other on the socket with nothing between them; the page
+    joins their `data` and reads the whole as the frame it is. Nothing else on the socket
+    changes: a snapshot, a `done` or a `sync` of any size arrives whole, only in pieces.
+    """
+
+    type: Literal["part"]
+    #: The next characters of the frame's JSON text.
+    data: str
+    #: The frame's last part: its text is whole now.
+    last: bool
+
+
+def wire_texts(frame: Any, budget: int) -> Iterator[str]:
+    """The texts of the socket messages that carry ``frame``: its JSON text, or the parts of
+    it, none longer than ``budget`` bytes.
+
+    The JSON is written ASCII-only (every other character as an escape), so a character is
+    a byte and the text may be cut anywhere: a part's `data` is only a piece of a string.
+    """
+    text = json.dumps(frame)
+    if len(text) <= budget:
+        yield text
+        return
+    room = budget - len(json.dumps(_part("", last=False)))
+    if room < 2:
+        raise ValueError(f"A budget of {budget} bytes leaves no room for a part's text.")
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + room)
+        # Inside the part's own string, `"` and `\` take two characters each: cut earlier
+        # until the piece, so written, fits.
+        while (over := _written_length(text[start:end]) - room) > 0:
+            end -= max(1, over // 2)
+        yield json.dumps(_part(text[start:end], last=end == len(text)))
+        start = end
+
+
+def _part(data: str, *, last: bool) -> PartFrame:
+    return {"type": "part", "data": data, "last": last}
+
+
+def _written_length(piece: str) -> int:
+    """The length of ``piece`` (ASCII) written as a JSON string, without its quotes."""
+    return len(piece) + piece.count('"') + piece.count("\\")
+
+
 def page_frame_types() -> list[str]:
-    """Every `type` of frame a page may receive, sorted: the relayed events', the snapshot's
-    and errors'."""
+    """Every `type` of frame a page may receive, sorted: the relayed events', the snapshot's,
+    errors' and parts'."""
     relayed = [_type_of(event).removeprefix("chat.") for event in get_args(PageEvent)]
-    return sorted([*relayed, _type_of(SnapshotFrame), _type_of(ErrorFrame)])
+    own = [_type_of(SnapshotFrame), _type_of(ErrorFrame), _type_of(PartFrame)]
+    return sorted([*relayed, *own])
 
 
 def _type_of(typed: Any) -> str:

@@ -61,7 +61,7 @@ def close_worker_connections(django_db_setup: None, django_db_blocker: Any) -> I
     SyncToAsync.single_thread_executor.submit(connections.close_all).result()
     # pytest-django sets up only the databases the tests it collected use: with none, the
     # settings still name the site's own database, which is not the tests' to touch.
-    tested = connection.settings_dict["NAME"] == connection.creation._get_test_db_name()
+    tested = connection.settings_dict["NAME"] == connection.settings_dict["TEST"]["NAME"]
     if connection.vendor == "postgresql" and tested:
         with django_db_blocker.unblock(), connection.cursor() as cursor:
             cursor.execute(

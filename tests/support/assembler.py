@@ -12,10 +12,38 @@ chat/stream.js (one answer), chat/handlers.js and chat/sync.js (resync, ping and
 can check the assembly itself; `shown()` is what a page shows.
 """
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 STREAMING = "streaming"
+PART = "part"
+
+
+@dataclass
+class Joiner:
+    """A socket's frames made whole again: the server sends one longer than its budget as
+    `part` frames (docs/protocol.md, "Frames in parts"), as the page's chat/parts.js joins
+    them. Records the longest socket message it was given, to hold it to the budget."""
+
+    pieces: list[str] = field(default_factory=list)
+    #: The length in bytes of the longest socket message seen.
+    longest: int = 0
+
+    def join(self, text: str) -> dict[str, Any] | None:
+        """The frame ``text`` completes (the socket message's own, or its parts joined), or
+        None while a frame is still coming in parts."""
+        self.longest = max(self.longest, len(text.encode()))
+        frame = json.loads(text)
+        if frame.get("type") != PART:
+            assert not self.pieces, f"a whole frame came amid parts: {text[:80]}"
+            return frame  # type: ignore[no-any-return]
+        self.pieces.append(frame["data"])
+        if not frame["last"]:
+            return None
+        whole = "".join(self.pieces)
+        self.pieces = []
+        return json.loads(whole)  # type: ignore[no-any-return]
 
 
 @dataclass

@@ -12,7 +12,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin
 
-from tests.support.assembler import Assembler
+from tests.support.assembler import Assembler, Joiner
 from tests.support.waiting import until
 
 # As the chat page: after this long without a frame, streaming answers are asked about with a
@@ -37,6 +37,8 @@ class LiveClient:
         self.url = f"{server.ws_url}/ws/conversations/{conversation_id}/"
         self.cookie = cookie
         self.assembler = Assembler()
+        #: Joins frames that came in parts; its `longest` is the longest socket message.
+        self.joiner = Joiner()
         self.frames: list[dict[str, Any]] = []
         self._socket: ClientConnection | None = None
 
@@ -78,9 +80,15 @@ class LiveClient:
         await self._socket.send(json.dumps(frame))
 
     async def receive(self, timeout: float = 15) -> dict[str, Any]:
-        """The next frame, fed to the assembler (whose sync or resync requests are sent)."""
+        """The next frame (joined, if it came in parts), fed to the assembler (whose sync or
+        resync requests are sent)."""
         assert self._socket is not None
-        frame: dict[str, Any] = json.loads(await asyncio.wait_for(self._socket.recv(), timeout))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        frame = None
+        while frame is None:
+            text = await asyncio.wait_for(self._socket.recv(), deadline - loop.time())
+            frame = self.joiner.join(str(text))
         self.frames.append(frame)
         request = self.assembler.feed(frame)
         if request is not None:

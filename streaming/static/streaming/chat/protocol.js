@@ -12,6 +12,7 @@ export const ServerFrame = Object.freeze({
   ERROR: "error",
   MESSAGE: "message",
   MODEL: "model",
+  PART: "part",
   PONG: "pong",
   RETRYING: "retrying",
   SNAPSHOT: "snapshot",

@@ -2,9 +2,11 @@
  * The conversation's WebSocket: opened, closed, opened again after the backoff, and closed
  * while the page is hidden (pagehide) and opened again if it comes back from the back/forward
  * cache (pageshow). It knows nothing of frames: their text goes to `onMessage` (the page's
- * dispatch), and what a close means is connection.js's.
+ * dispatch), joined first when a frame came in parts (parts.js), and what a close means is
+ * connection.js's.
  */
 import { connecting, leave, opened } from "./connection.js";
+import { createJoiner } from "./parts.js";
 
 /**
  * The socket of the page whose state is `state`. `path()`: the conversation's socket path
@@ -26,7 +28,13 @@ export function createSocket({ state, path, onMessage, onClose, onLeave }) {
     socket = ws;
     connecting(state);
     ws.addEventListener("open", () => opened(state));
-    ws.addEventListener("message", (event) => onMessage(event.data));
+    const joiner = createJoiner(); // a frame's parts never span two sockets
+    ws.addEventListener("message", (event) => {
+      const whole = joiner.join(event.data);
+      if (whole !== null) {
+        onMessage(whole);
+      }
+    });
     ws.addEventListener("close", (event) => {
       if (socket === ws) {
         socket = null;
