@@ -30,7 +30,7 @@ from streaming.exceptions import (
 from streaming.frames import Close
 from streaming.limits import FrameBudget, SocketSlot
 from streaming.models import Conversation, Message
-from streaming.services import answers, conversations, providers
+from streaming.services import answers, conversations, providers, window
 from streaming.services.database import to_async
 from streaming.sessions import SocketSession
 
@@ -276,6 +276,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         if snapshot["active"] is not None:
             # Ask the answer, wherever it runs, for what came after the checkpoint.
             await self._request_sync(snapshot["active"]["message_id"], snapshot["active"]["seq"])
+
+    async def history(self, frame: dict[str, Any]) -> None:
+        """Send the messages above ``before`` on its branch: a window, and the versions of each."""
+        before = uuid_field(frame, "before", code=ErrorCode.BAD_HISTORY)
+        await self.send_json(await to_async(window.history)(self.conversation, before))
 
     async def ping(self, frame: dict[str, Any]) -> None:
         """Describe the stored conversation, so the page can tell whether it missed a frame.

@@ -75,6 +75,7 @@ class ErrorCode(enum.StrEnum):
     BAD_RETRY = "bad_retry"
     BAD_STOP = "bad_stop"
     BAD_SWITCH = "bad_switch"
+    BAD_HISTORY = "bad_history"
     BAD_SYNC = "bad_sync"
     BAD_SYSTEM_PROMPT = "bad_system_prompt"
     SYSTEM_PROMPT_TOO_LONG = "system_prompt_too_long"

@@ -53,6 +53,7 @@ ClientFrame = Literal[
     "rename",
     "resync",
     "ping",
+    "history",
 ]
 
 
@@ -89,6 +90,18 @@ class SnapshotFrame(TypedDict):
     #: The last message of the branch shown (None without messages).
     leaf_id: str | None
     active: ActiveAnswer | None
+
+
+class HistoryFrame(TypedDict):
+    """The answer to `history`: the messages above `before` on its branch, a window of
+    them (services/window.py), oldest first, with the other versions of each as stubs."""
+
+    type: Literal["history"]
+    before: str
+    messages: list[dict[str, Any]]
+    versions: list[dict[str, Any]]
+    #: The window reaches the conversation's first turn: there is nothing older to ask for.
+    complete: bool
 
 
 class ErrorFrame(TypedDict, total=False):
@@ -169,10 +182,10 @@ def _written_length(piece: str) -> int:
 
 
 def page_frame_types() -> list[str]:
-    """Every `type` of frame a page may receive, sorted: the relayed events', the snapshot's,
-    errors' and parts'."""
+    """Every `type` of frame a page may receive, sorted: the relayed events', and those a
+    socket sends of its own (snapshot, history, error, part)."""
     relayed = [_type_of(event).removeprefix("chat.") for event in get_args(PageEvent)]
-    own = [_type_of(SnapshotFrame), _type_of(ErrorFrame), _type_of(PartFrame)]
+    own = [_type_of(frame) for frame in (SnapshotFrame, HistoryFrame, ErrorFrame, PartFrame)]
     return sorted([*relayed, *own])
 
 

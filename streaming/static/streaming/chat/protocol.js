@@ -10,6 +10,7 @@ export const ServerFrame = Object.freeze({
   DELTA: "delta",
   DONE: "done",
   ERROR: "error",
+  HISTORY: "history",
   MESSAGE: "message",
   MODEL: "model",
   PART: "part",
@@ -24,6 +25,7 @@ export const ServerFrame = Object.freeze({
 
 /** Every `type` of frame the page may send. */
 export const ClientFrame = Object.freeze({
+  HISTORY: "history",
   PING: "ping",
   RENAME: "rename",
   RESYNC: "resync",
@@ -40,6 +42,7 @@ export const ClientFrame = Object.freeze({
 export const ErrorCode = Object.freeze({
   BAD_CLIENT_ID: "bad_client_id",
   BAD_FRAME: "bad_frame",
+  BAD_HISTORY: "bad_history",
   BAD_IMPORT: "bad_import",
   BAD_JSON: "bad_json",
   BAD_MODEL: "bad_model",
