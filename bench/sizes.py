@@ -1,7 +1,7 @@
-"""Conversations of every size, opened over a real socket on one daphne process: how long
-the snapshot takes, how many socket messages carry it, the longest of them (held to
-FRAME_BUDGET_BYTES; daphne closes a socket with 1011 rather than send over 1 MiB), and what
-opening it costs the process in memory.
+"""Conversations of every size, opened on one daphne process: the page (its bytes and time),
+the snapshot over a real socket (its time, how many socket messages carry it, the longest
+of them, held to FRAME_BUDGET_BYTES: daphne closes a socket with 1011 rather than send over
+1 MiB), and what opening it costs the process in memory.
 
     python -m bench sizes
 
@@ -14,6 +14,8 @@ import os
 import time
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from bench import procstat
 from bench.stack import DATABASE_URL, LIFTED_LIMITS, setup_django
@@ -36,7 +38,7 @@ class PatientClient(LiveClient):
 def run(var: Path) -> list[tuple[str, str]]:
     cookie, user = setup_django(DATABASE_URL)
     cases = {
-        "3 turns of 32,000 CJK characters (a 1.15 MB snapshot)": _cjk(user),
+        "3 turns of 32,000 CJK characters (1.15 MB as JSON)": _cjk(user),
         "10,000 messages of ~500 characters (5 MB)": _many(user, 10_000, 500),
     }
     env = {
@@ -59,6 +61,11 @@ def run(var: Path) -> list[tuple[str, str]]:
 
 async def _open(server: DaphneServer, conversation_id: str, cookie: str) -> str:
     pid = server.process.pid
+    async with httpx.AsyncClient(base_url=server.url, cookies={"sessionid": cookie}) as http:
+        started = time.perf_counter()
+        response = await http.get(f"/c/{conversation_id}/", timeout=300)
+        page_s = time.perf_counter() - started
+    response.raise_for_status()
     procstat.reset_peak_memory(pid)
     before = procstat.status_mib(pid, "VmRSS")
     started = time.perf_counter()
@@ -74,6 +81,7 @@ async def _open(server: DaphneServer, conversation_id: str, cookie: str) -> str:
     await asyncio.gather(*(client.__aexit__(None, None, None) for client in clients))
     parts = -(-size // longest) if size > longest else 1
     return (
+        f"page {len(response.content) / 1000:.0f} kB in {page_s * 1000:.0f} ms; "
         f"snapshot {size / 1e6:.2f} MB in {parts} socket message(s), longest "
         f"{longest / 1024:.0f} KiB; first socket {first * 1000:.0f} ms; {SOCKETS} at once "
         f"{together:.2f} s; daphne RSS {before:.0f} → peak {peak:.0f} MiB"

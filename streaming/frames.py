@@ -77,16 +77,32 @@ class ActiveAnswer(TypedDict):
     text: str
 
 
+class VersionStub(TypedDict):
+    """Another version of a message a frame carries, without its text: enough for the page
+    to say "version 2 of 3" and to `switch` to it (services/window.py)."""
+
+    id: str
+    parent_id: str | None
+    role: str
+    status: str
+    created_at: str
+
+
 class SnapshotFrame(TypedDict):
-    """Everything stored of the conversation: the first frame of every socket, and the
-    answer to `resync`."""
+    """The conversation as it stands, a window of it: the first frame of every socket, and
+    the answer to `resync`."""
 
     type: Literal["snapshot"]
     title: str
     system_prompt: str
     model_choice: ModelChoice
-    #: Every message, every version (``serialize_message``), in the order they were written.
+    #: The newest messages of the branch shown (``serialize_message``), oldest first, and
+    #: the streaming answer's wherever it is (services/window.py).
     messages: list[dict[str, Any]]
+    #: The other versions of those messages, without their text.
+    versions: list[VersionStub]
+    #: How many messages are stored, every version: as the `pong` counts them.
+    count: int
     #: The last message of the branch shown (None without messages).
     leaf_id: str | None
     active: ActiveAnswer | None
@@ -99,7 +115,7 @@ class HistoryFrame(TypedDict):
     type: Literal["history"]
     before: str
     messages: list[dict[str, Any]]
-    versions: list[dict[str, Any]]
+    versions: list[VersionStub]
     #: The window reaches the conversation's first turn: there is nothing older to ask for.
     complete: bool
 

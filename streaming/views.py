@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from streaming import control, frames, runtime
+from streaming import frames, runtime
 from streaming.exceptions import ChatError, ErrorCode, Invalid, LimitError
 from streaming.forms import NewConversationForm
 from streaming.models import Conversation
@@ -27,7 +27,6 @@ from streaming.services import (
     usage,
     user_settings,
 )
-from streaming.services.tree import Tree
 
 # The same words for a conversation deleted, never made, or someone else's: which it is
 # stays unsaid.
@@ -182,8 +181,7 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
 def _chat_page(
     request: HttpRequest, conversation: Conversation, *, draft: bool = False
 ) -> HttpResponse:
-    tree = Tree.of(conversation) if not draft else Tree([])
-    leaf = tree.leaf(conversation.leaf_id)
+    held = conversations.shown(conversation) if not draft else None
     picker, choice, listed = providers.model_picker_for(conversation)
     sidebar = listing.page_of(request.user)
     return render(
@@ -193,12 +191,10 @@ def _chat_page(
             **_listing(request, sidebar, None if draft else conversation),
             "conversation": conversation,
             "draft": draft,
-            # The branch shown is in the HTML; every version is in the page's data.
-            "chat_messages": tree.path(leaf),
-            "initial_messages": {
-                "messages": [control.serialize_message(m) for m in tree.messages],
-                "leaf_id": str(leaf.pk) if leaf else None,
-            },
+            # A window of the branch shown is in the HTML, and in the page's data with the
+            # streaming answer and the other versions' stubs: a snapshot's (docs/protocol.md).
+            "chat_messages": held.window.messages if held else [],
+            "initial_messages": held.initial() if held else {"messages": [], "leaf_id": None},
             "max_message_chars": settings.MAX_MESSAGE_CHARS,
             "max_system_prompt_chars": settings.MAX_SYSTEM_PROMPT_CHARS,
             "usage": usage.conversation_totals(conversation),

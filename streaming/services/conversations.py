@@ -16,7 +16,7 @@ from django.utils import timezone
 from streaming import control, frames, layer
 from streaming.exceptions import BusyError, ConversationGone, ErrorCode, Invalid
 from streaming.models import Conversation, Message
-from streaming.services import context, events, listing, providers
+from streaming.services import context, events, listing, providers, window
 from streaming.services.quotas import check_new_answer, lock_owner
 from streaming.services.tree import Tree
 from streaming.services.user_settings import default_model, default_system_prompt
@@ -357,30 +357,71 @@ def title_from(content: str) -> str:
     return first_line[: _TITLE_LENGTH - 1].rstrip() + "…"
 
 
+@dataclass(frozen=True)
+class Shown:
+    """What a page of a conversation holds: a window of the branch shown, and the answer
+    streaming wherever it is."""
+
+    leaf_id: uuid.UUID | None
+    window: window.Window
+    active: Message | None
+    #: How many messages are stored, every version.
+    count: int
+
+    def messages(self) -> list[Message]:
+        """The window's messages, and the streaming answer's when it is not among them (on a
+        branch not shown, or above the window)."""
+        held = self.window.messages
+        if self.active is None or self.active.pk in {m.pk for m in held}:
+            return held
+        return [*held, self.active]
+
+    def versions(self) -> list[frames.VersionStub]:
+        return [window.stub_of(m) for m in self.window.versions if m != self.active]
+
+    def initial(self) -> dict[str, Any]:
+        """What the conversation's page starts from (its json_script), as a snapshot has it."""
+        return {
+            "messages": [control.serialize_message(m) for m in self.messages()],
+            "versions": self.versions(),
+            "count": self.count,
+            "leaf_id": str(self.leaf_id) if self.leaf_id else None,
+        }
+
+
+def shown(conversation: Conversation) -> Shown:
+    """A window of the branch shown (services/window.py) and the streaming answer: however
+    long the conversation, this reads a window of it."""
+    leaf_id = _leaf_id(conversation)
+    if leaf_id is None:
+        # None remembered (a conversation written before versions): the rule of tree.py.
+        leaf = Tree(conversation.messages.defer("content", "error")).leaf(None)
+        leaf_id = leaf.pk if leaf else None
+    active = conversation.messages.filter(status=Status.STREAMING).order_by("created_at").first()
+    count = conversation.messages.count()
+    return Shown(leaf_id, window.window(conversation, leaf_id), active, count)
+
+
 def snapshot(conversation: Conversation) -> frames.SnapshotFrame:
-    """The `snapshot` frame: every stored message (all versions), the end of the branch
-    shown, and the streaming answer's text up to a seq.
+    """The `snapshot` frame: a window of the branch shown (its newest messages, the other
+    versions of each as stubs), the streaming answer (its message, and its text up to a
+    seq), and how many messages are stored in all. The page asks for older messages with
+    `history`.
 
     Raises ConversationGone if the conversation was deleted.
     """
     _refresh(conversation)
-    # The messages first, then the end of the branch: a new answer and the leaf naming it are
-    # written together, so a leaf read after the messages is never older than they are. One
-    # naming a message written since is read again, with the messages.
-    for _ in range(3):
-        tree = Tree.of(conversation)
-        leaf_id = _leaf_id(conversation)
-        if leaf_id is None or leaf_id in tree.by_id:
-            break
-    leaf = tree.leaf(leaf_id)
-    active = next((m for m in tree.messages if m.status == Status.STREAMING), None)
+    held = shown(conversation)
+    active = held.active
     return {
         "type": "snapshot",
         "title": conversation.title,
         "system_prompt": conversation.system_prompt,
         "model_choice": providers.choice_of(conversation.provider_id, conversation.model),
-        "messages": [control.serialize_message(m) for m in tree.messages],
-        "leaf_id": str(leaf.pk) if leaf else None,
+        "messages": [control.serialize_message(m) for m in held.messages()],
+        "versions": held.versions(),
+        "count": held.count,
+        "leaf_id": str(held.leaf_id) if held.leaf_id else None,
         "active": (
             {"message_id": str(active.id), "seq": active.seq, "text": active.content}
             if active

@@ -1,7 +1,7 @@
 """The part of a long conversation a page holds: a window of a branch.
 
 A conversation of any length is read a window at a time: the messages of one branch, from
-a message up towards the first turn, as many as fit a budget of characters (and no more
+a message up towards the first turn, as many as fit a budget of bytes of text (and no more
 than a number of messages), with the shape of the tree around them: the other versions of
 each, without their text (docs/protocol.md, "Older messages"). One recursive query walks
 the branch, however long it is; nothing reads the conversation whole.
@@ -9,7 +9,7 @@ the branch, however long it is; nothing reads the conversation whole.
 
 import uuid
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -24,21 +24,10 @@ from streaming.models import Conversation, Message
 WINDOW_MESSAGES = 100
 
 
-def window_chars() -> int:
-    """The characters of text a window aims at: half a frame's budget, so that a window of
-    plain text goes in one frame (a window of escaped text, or one long message, in parts)."""
+def window_bytes() -> int:
+    """The bytes of text (UTF-8) a window aims at: half a frame's budget, so that a window of
+    plain text goes in one frame (one of text JSON escapes, or one long message, in parts)."""
     return int(settings.FRAME_BUDGET_BYTES) // 2
-
-
-class VersionStub(TypedDict):
-    """Another version of a message of the window, without its text: enough for the page to
-    say "version 2 of 3" and to ask for that version's branch."""
-
-    id: str
-    parent_id: str | None
-    role: str
-    status: str
-    created_at: str
 
 
 @dataclass(frozen=True)
@@ -53,14 +42,8 @@ class Window:
         """The window reaches the first turn: nothing older is left to ask for."""
         return not self.messages or self.messages[0].parent_id is None
 
-    def serialized(self) -> dict[str, Any]:
-        return {
-            "messages": [control.serialize_message(m) for m in self.messages],
-            "versions": [stub_of(m) for m in self.versions],
-        }
 
-
-def stub_of(message: Message) -> VersionStub:
+def stub_of(message: Message) -> frames.VersionStub:
     return {
         "id": str(message.id),
         "parent_id": str(message.parent_id) if message.parent_id else None,
@@ -74,34 +57,37 @@ def window(
     conversation: Conversation,
     tip_id: uuid.UUID | None,
     *,
-    chars: int | None = None,
+    budget: int | None = None,
     limit: int = WINDOW_MESSAGES,
 ) -> Window:
     """``tip_id`` and the messages above it on its branch, oldest first: the newest of them
-    whose text fits ``chars`` (the default: `window_chars()`), at least the tip, at most
-    ``limit``; and the other versions of each. Empty when the tip is not the
+    whose text fits ``budget`` bytes of UTF-8 (the default: `window_bytes()`), at least the
+    tip, at most ``limit``; and the other versions of each. Empty when the tip is not the
     conversation's."""
     if tip_id is None:
         return Window([], [])
-    ids = _branch_ids(conversation.pk, tip_id, window_chars() if chars is None else chars, limit)
+    ids = _branch_ids(conversation.pk, tip_id, window_bytes() if budget is None else budget, limit)
     by_id = {m.pk: m for m in Message.objects.filter(conversation=conversation, pk__in=ids)}
     messages = [by_id[i] for i in reversed(ids) if i in by_id]
     return Window(messages, _other_versions(conversation, messages))
 
 
-def _branch_ids(conversation_id: Any, tip_id: uuid.UUID, chars: int, limit: int) -> list[Any]:
-    """The ids from the tip up, newest first: each message adds its length to a running
-    total, and the walk stops after the message that reaches ``chars``, or at ``limit``."""
+def _branch_ids(conversation_id: Any, tip_id: uuid.UUID, budget: int, limit: int) -> list[Any]:
+    """The ids from the tip up, newest first: each message adds its length in bytes to a
+    running total, and the walk stops after the message that reaches ``budget``, or at
+    ``limit``."""
     table = connection.ops.quote_name(Message._meta.db_table)
     pk = Message._meta.pk
     assert pk is not None
     conversation_field = Message._meta.get_field("conversation")
+    # The text's length in bytes of UTF-8, as each database says it.
+    size = "OCTET_LENGTH({})" if connection.vendor == "postgresql" else "LENGTH(CAST({} AS BLOB))"
     sql = f"""
         WITH RECURSIVE up(id, parent_id, depth, total) AS (
-            SELECT id, parent_id, 1, LENGTH(content) FROM {table}
+            SELECT id, parent_id, 1, {size.format("content")} FROM {table}
             WHERE id = %s AND conversation_id = %s
             UNION ALL
-            SELECT m.id, m.parent_id, up.depth + 1, up.total + LENGTH(m.content)
+            SELECT m.id, m.parent_id, up.depth + 1, up.total + {size.format("m.content")}
             FROM {table} m JOIN up ON m.id = up.parent_id
             WHERE up.depth < %s AND up.total < %s
         )
@@ -111,7 +97,7 @@ def _branch_ids(conversation_id: Any, tip_id: uuid.UUID, chars: int, limit: int)
         pk.get_db_prep_value(tip_id, connection),
         conversation_field.get_db_prep_value(conversation_id, connection),
         limit,
-        chars,
+        budget,
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -153,6 +139,7 @@ def history(conversation: Conversation, before_id: Any) -> frames.HistoryFrame:
     return {
         "type": "history",
         "before": str(before_id),
-        **older.serialized(),  # type: ignore[typeddict-item]
+        "messages": [control.serialize_message(m) for m in older.messages],
+        "versions": [stub_of(m) for m in older.versions],
         "complete": older.complete,
     }

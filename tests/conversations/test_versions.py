@@ -4,6 +4,7 @@ Over the real ASGI application, the channel layers and the simulator (tests/conf
 the migration from a linear history runs Django's real migration executor.
 """
 
+import json
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -88,14 +89,18 @@ async def test_an_edit_is_a_version_and_the_model_is_sent_only_its_branch(
     snapshot = later.snapshot
     await later.disconnect()
     assert snapshot["leaf_id"] == done["message_id"]
+    # A window of the branch shown, the old turn as a version without its text (what follows
+    # it comes when it is switched to), and the count of every message.
     assert [m["id"] for m in snapshot["messages"]] == [
         one["id"],
         first["id"],
-        two["id"],
-        second["id"],
         edited["id"],
         done["message_id"],
     ]
+    assert [(v["id"], v["parent_id"]) for v in snapshot["versions"]] == [(two["id"], first["id"])]
+    assert "content" not in snapshot["versions"][0]
+    assert snapshot["count"] == 6
+    assert second["id"] not in json.dumps(snapshot)
 
 
 async def test_editing_the_first_message_starts_the_conversation_over(

@@ -1,20 +1,22 @@
 """Windows of a long conversation (services/window.py): the messages above one on its branch,
-as many as fit a budget of characters, with the other versions of each as stubs; and the
+as many as fit a budget of bytes, with the other versions of each as stubs; and the
 `history` request that asks for them over the socket (docs/protocol.md, "Older messages")."""
 
-import uuid
+import json
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
+from django.test import Client
 from django.utils import timezone
 
 from streaming.exceptions import Invalid
 from streaming.models import Conversation, Message
 from streaming.services import window
 from streaming.services.tree import Tree
+from tests.support.long import write_chain
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,13 +55,13 @@ def test_a_window_holds_the_newest_messages_whose_text_fits_the_budget(
 ) -> None:
     messages = chain(conversation, 30, EMOJI * 1000)
 
-    found = window.window(conversation, messages[-1].pk, chars=5000)
+    found = window.window(conversation, messages[-1].pk, budget=20_000)
 
-    # 1,000 characters each (4,000 bytes): the fifth reaches 5,000 and ends the window.
+    # 1,000 characters each, 4,000 bytes of UTF-8: the fifth reaches 20,000 and ends it.
     assert ids(found.messages) == ids(messages[-5:])
     assert found.versions == []
     assert not found.complete
-    tiny = window.window(conversation, messages[-1].pk, chars=1)
+    tiny = window.window(conversation, messages[-1].pk, budget=1)
     assert ids(tiny.messages) == ids(messages[-1:])  # at least the tip, however long
 
 
@@ -67,10 +69,10 @@ def test_a_window_stops_at_its_count_and_at_the_first_turn(conversation: Convers
     messages = chain(conversation, 12)
 
     assert ids(window.window(conversation, messages[-1].pk, limit=4).messages) == ids(messages[-4:])
-    whole = window.window(conversation, messages[-1].pk, chars=10**9)
+    whole = window.window(conversation, messages[-1].pk, budget=10**9)
     assert ids(whole.messages) == ids(messages)
     assert whole.complete
-    assert ids(window.window(conversation, messages[3].pk, chars=10**9).messages) == ids(
+    assert ids(window.window(conversation, messages[3].pk, budget=10**9).messages) == ids(
         messages[:4]
     )
 
@@ -86,7 +88,7 @@ def test_a_window_holds_only_its_branch_and_the_other_versions_as_stubs(
     start = chain(conversation, 1, "start")
     tip = first[-1]
 
-    found = window.window(conversation, tip.pk, chars=10**9)
+    found = window.window(conversation, tip.pk, budget=10**9)
 
     assert ids(found.messages) == ids(first)
     stubs = [window.stub_of(m) for m in found.versions]
@@ -118,7 +120,7 @@ def test_a_tip_of_another_conversation_gives_an_empty_window(
 def test_history_walks_the_branch_to_the_first_turn_once_each(
     conversation: Conversation, settings: Any
 ) -> None:
-    settings.FRAME_BUDGET_BYTES = 2048  # windows of 1,024 characters: about ten messages
+    settings.FRAME_BUDGET_BYTES = 2048  # windows of 1,024 bytes: about ten messages
     messages = chain(conversation, 60, "x" * 100)
     chain(conversation, 3, "other branch", parent=messages[20])
 
@@ -140,7 +142,7 @@ def test_history_walks_the_branch_to_the_first_turn_once_each(
     assert window.history(conversation, str(messages[0].id))["messages"] == []
 
 
-@pytest.mark.parametrize("before", ["not-a-uuid", str(uuid.uuid4()), None])
+@pytest.mark.parametrize("before", ["not-a-uuid", "0e1d5a7c-4a8b-4c57-9d43-2f6e8a1b9c30", None])
 def test_history_of_no_message_of_the_conversation_is_refused(
     conversation: Conversation, other_user: User, before: Any
 ) -> None:
@@ -175,3 +177,27 @@ async def test_history_over_the_socket_answers_that_socket_alone(
     assert await other.receive_nothing(timeout=0.5)
     await asking.disconnect()
     await other.disconnect()
+
+
+def test_the_page_of_a_ten_thousand_message_conversation_holds_a_window(
+    logged_in: Client, conversation: Conversation
+) -> None:
+    messages = write_chain(conversation, 10_000, 500)  # 5 MB of text
+
+    response = logged_in.get(f"/c/{conversation.id}/")
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert len(response.content) < 300_000
+    assert f'data-message-id="{messages[-1].id}"' in page
+    assert str(messages[0].id) not in page
+    assert str(messages[-300].id) not in page
+    initial = json.loads(
+        page.split('<script id="initial-messages" type="application/json">')[1].split("</script>")[
+            0
+        ]
+    )
+    assert initial["count"] == 10_000
+    assert initial["leaf_id"] == str(messages[-1].id)
+    assert [m["id"] for m in initial["messages"]] == ids(messages[-len(initial["messages"]) :])
+    assert 100 <= len(initial["messages"]) * 500 <= window.window_bytes() + 500

@@ -6,11 +6,13 @@ import json
 from collections.abc import Callable
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from streaming.models import Conversation, Message
 from tests.support.frames import user_message
 from tests.support.live import LiveClient
+from tests.support.long import write_chain
 from tests.support.servers import FAST_CHECKPOINTS, DaphneServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,18 +33,22 @@ async def test_a_conversation_of_three_longest_cjk_messages_opens_and_streams(
 
     async with LiveClient(server, conversation.id, cookie) as reader:
         snapshot = reader.snapshot
+        # The window holds the newest turns; the rest comes on request.
+        held = list(snapshot["messages"])
+        while held[0]["parent_id"] is not None:
+            await reader.send({"type": "history", "before": held[0]["id"]})
+            held[:0] = (await reader.receive_until("history"))["messages"]
         await reader.send(user_message("and one more sim:tokens=20"))
         done = await reader.receive_until("done")
 
-    saved = [m.content async for m in Message.objects.filter(conversation=conversation)]
+    saved = [m.content async for m in conversation.messages.order_by("created_at")]
     assert len(saved) == 8
     assert done["status"] == "complete"
-    assert sorted(m["content"] for m in snapshot["messages"]) == sorted(saved[:6])
-    assert sum(len(m["content"]) for m in snapshot["messages"]) > 3 * len(CJK_MESSAGE)
-    # The snapshot, over daphne's 1 MiB as JSON (the simulator's answers repeat the question),
-    # came in parts, none over the budget.
-    assert len(json.dumps(snapshot)) > 2**20
-    assert len(reader.frames) > 1
+    assert [m["content"] for m in held] == saved[:6]
+    assert 1 < len(snapshot["messages"]) < 6
+    # The window (two of the messages: the simulator's answers repeat the question) is longer
+    # than a frame as JSON: it came in parts, none over the budget.
+    assert len(json.dumps(snapshot)) > settings.FRAME_BUDGET_BYTES
     assert reader.joiner.longest <= settings.FRAME_BUDGET_BYTES
     assert writer.joiner.longest <= settings.FRAME_BUDGET_BYTES
 
@@ -87,3 +93,34 @@ async def test_a_long_answers_snapshot_sync_and_done_come_in_parts_and_whole(
     assert writer.text_of(answer_id) == joiner.text_of(answer_id) == saved.content
     assert writer.joiner.longest <= budget
     assert joiner.joiner.longest <= budget
+
+
+async def test_ten_thousand_messages_open_in_a_window_and_older_ones_come_on_request(
+    live_servers: Callable[..., list[DaphneServer]], conversation: Conversation, cookie: str
+) -> None:
+    messages = await sync_to_async(write_chain)(conversation, 10_000, 500)
+    (server,) = live_servers(1)
+
+    async with LiveClient(server, conversation.id, cookie) as client:
+        snapshot = client.snapshot
+        frames_for_snapshot = len(client.frames)
+        before = snapshot["messages"][0]["id"]
+        collected = [m["id"] for m in snapshot["messages"]]
+        for _ in range(3):
+            await client.send({"type": "history", "before": before})
+            older = await client.receive_until("history")
+            assert older["before"] == before
+            collected[:0] = [m["id"] for m in older["messages"]]
+            before = older["messages"][0]["id"]
+        await client.ping()
+        pong = await client.receive_until("pong")
+
+    assert snapshot["count"] == pong["count"] == 10_000
+    assert frames_for_snapshot == 1
+    # A window is at most 100 messages (here 50,000 characters, under its budget): the
+    # snapshot and every history frame are ~60 kB, one socket message each.
+    assert client.joiner.longest < 100_000
+    assert len(collected) == 4 * 100
+    assert collected == [str(m.id) for m in messages[-len(collected) :]]
+    # The pong agreed with what the client holds plus what it was told it does not.
+    assert not client.assembler.resyncing

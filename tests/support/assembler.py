@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 STREAMING = "streaming"
+STUB = "stub"
 PART = "part"
 
 
@@ -58,8 +59,11 @@ class Assembler:
     ended: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Messages with a sync request outstanding, by the `after_seq` it asked for.
     syncing: dict[str, int] = field(default_factory=dict)
-    #: Every stored message the socket knows: id → status, oldest first.
+    #: Every stored message the socket knows: id → status, oldest first (stubs of versions,
+    #: known without their text, as "stub").
     stored: dict[str, str] = field(default_factory=dict)
+    #: Stored messages the socket does not hold: older than its snapshot's window.
+    unheld: int = 0
     #: The last message of the branch shown (docs/protocol.md, "Versions").
     leaf: str | None = None
     #: The conversation's stored title as last told; None before the first snapshot.
@@ -88,8 +92,8 @@ class Assembler:
                 self.leaf = frame["message"]["id"]  # a new message ends the branch shown
             self.stored[frame["message"]["id"]] = frame["message"]["status"]
         elif kind == "branch":
-            if frame["leaf_id"] not in self.stored:
-                return self._unknown()
+            if self.stored.get(frame["leaf_id"], STUB) == STUB:
+                return self._unknown()  # missed, or a version known without its branch
             self.leaf = frame["leaf_id"]
         elif kind == "start":
             message_id = frame["message_id"]
@@ -127,7 +131,7 @@ class Assembler:
         last_status = self.stored.get(last_id) if last_id is not None else None
         title_differs = self.title is not None and frame.get("title", self.title) != self.title
         if (
-            frame["count"] != len(self.stored)
+            frame["count"] != len(self.stored) + self.unheld
             or frame["last_id"] != last_id
             or frame["last_status"] != last_status
             or title_differs
@@ -145,6 +149,8 @@ class Assembler:
         self.resyncing = False
         self.title = frame["title"]
         self.stored = {m["id"]: m["status"] for m in frame["messages"]}
+        self.stored.update({v["id"]: STUB for v in frame["versions"] if v["id"] not in self.stored})
+        self.unheld = frame["count"] - len(self.stored)
         self.leaf = frame["leaf_id"]
         for message in frame["messages"]:
             if message["status"] != STREAMING:

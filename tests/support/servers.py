@@ -5,6 +5,7 @@ Tests start what they need and stop it themselves; nothing here is left running.
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -30,10 +31,30 @@ FAST_CHECKPOINTS = {"STREAM_CHECKPOINT_SECONDS": "0.3", "STREAM_ORPHAN_SECONDS":
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now, below the kernel's range of
+    ephemeral ports: between choosing a port and a server binding it, a port of that range
+    may be taken by any outgoing connection (a test's client, Redis, PostgreSQL), which made
+    servers fail now and then with "Address already in use"."""
+    low, high = _unclaimed_range()
+    for _ in range(200):
+        port = random.randrange(low, high)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port found between {low} and {high}")
+
+
+def _unclaimed_range() -> tuple[int, int]:
+    """Ports the kernel does not hand out to outgoing connections: below its ephemeral
+    range (Linux's ip_local_port_range; 32768 when it cannot be read), from 20000."""
+    try:
+        first = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first = 32768
+    return (20000, first) if first > 21000 else (first - 1000, first)
 
 
 def free_ports(count: int) -> list[int]:

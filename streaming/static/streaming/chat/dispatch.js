@@ -7,13 +7,18 @@
  */
 import { handlers } from "./handlers.js";
 import { ServerFrame } from "./protocol.js";
+import { branchHasStub, requestResync } from "./store.js";
 
 // Frames that change only an answer's text: nothing moves, so the branch is not drawn again.
 const TEXT_ONLY = new Set([ServerFrame.DELTA, ServerFrame.SYNC]);
 
 /**
- * Handle the text of one socket message: {effects, textOnly} (`textOnly`: only an answer's
- * text changed), or null when it is no frame the page acts on.
+ * Handle the text of one socket message: {effects, textOnly, older} (`textOnly`: only an
+ * answer's text changed; `older`: older messages came, to be put above the reader's place),
+ * or null when it is no frame the page acts on.
+ *
+ * Whatever the frame, a branch shown that passes a version held without its text (a stub:
+ * docs/protocol.md, "Older messages") is asked for whole, with a `resync`.
  */
 export function dispatch(state, data) {
   let frame;
@@ -26,5 +31,9 @@ export function dispatch(state, data) {
   if (!Object.hasOwn(handlers, type)) {
     return null;
   }
-  return { effects: handlers[type](state, frame), textOnly: TEXT_ONLY.has(type) };
+  const effects = handlers[type](state, frame);
+  if (branchHasStub(state)) {
+    requestResync(state, effects);
+  }
+  return { effects, textOnly: TEXT_ONLY.has(type), older: type === ServerFrame.HISTORY };
 }

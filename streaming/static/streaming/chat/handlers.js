@@ -22,11 +22,13 @@ import {
   heldState,
   isUnderway,
   requestResync,
+  savedCount,
   send,
   showStreamText,
   streamFor,
   treeOf,
   upsertStored,
+  upsertStub,
 } from "./store.js";
 import { pongDisagreement } from "./sync.js";
 
@@ -50,15 +52,32 @@ function showModel(state, choice, fx) {
   }
 }
 
-// The page was rendered (or last updated) at some moment; the snapshot is the truth now.
+/** Hold the messages of a window (a snapshot's or a history's) and stubs of their other
+ * versions; the keys of them all. */
+function holdWindow(state, frame, fx) {
+  const keys = new Set(frame.messages.map((each) => upsertStored(state, each, fx).key));
+  for (const stub of frame.versions || []) {
+    upsertStub(state, stub);
+    keys.add(stub.id);
+  }
+  return keys;
+}
+
+// The page was rendered (or last updated) at some moment; the snapshot is the truth now: a
+// window of the conversation. What the page held besides goes (deleted meanwhile by staff,
+// or older messages it asked for, which it can ask for again), so a page holds a window
+// however long it stays open.
 function reconcile(state, frame, fx) {
-  const saved = new Set(frame.messages.map((each) => upsertStored(state, each, fx).key));
+  const held = holdWindow(state, frame, fx);
   for (const entry of Array.from(state.messages.values())) {
     // One not saved yet stays, and is sent again.
-    if (!saved.has(entry.key) && entry.id !== null) {
+    if (!held.has(entry.key) && entry.id !== null) {
       forget(state, entry, fx);
     }
   }
+  // Every stored message the page does not hold, as the pong will count them.
+  state.unheld = Math.max(0, (frame.count ?? savedCount(state)) - savedCount(state));
+  state.historyRequested = null;
   // A message of this page's still on its way is the end of the branch shown, as it was.
   const leaf = state.leafId;
   const sending = leaf !== null && leaf.startsWith("local:") && state.messages.has(leaf);
@@ -246,11 +265,26 @@ function branch(state, frame) {
       return fx; // an earlier switch of this page's: the reader has moved on since
     }
   }
-  if (state.messages.has(frame.leaf_id)) {
+  const leaf = state.messages.get(frame.leaf_id);
+  if (leaf && !leaf.stub) {
     state.leafId = frame.leaf_id;
   } else {
-    requestResync(state, fx); // a message this page missed: the snapshot has it
+    // A message this page missed, or a version it holds without its text (or what follows
+    // it): the snapshot has that branch.
+    requestResync(state, fx);
   }
+  return fx;
+}
+
+/** Older messages of the branch shown, asked for with `history`: held, the place kept. */
+function history(state, frame) {
+  const fx = [];
+  if (state.historyRequested === frame.before) {
+    state.historyRequested = null;
+  }
+  const before = savedCount(state);
+  holdWindow(state, frame, fx);
+  state.unheld = Math.max(0, state.unheld - (savedCount(state) - before));
   return fx;
 }
 
@@ -285,6 +319,7 @@ export const handlers = Object.freeze({
     return fx;
   },
   [ServerFrame.BRANCH]: branch,
+  [ServerFrame.HISTORY]: history,
   [ServerFrame.CONVERSATION_CHANGED]: (state, frame) => [
     { type: Effect.LIST_CHANGED, conversation: frame.conversation },
   ],

@@ -11,6 +11,7 @@ import { attach as attachDraft } from "./draft.js";
 import { attach as attachLayout } from "./layout.js";
 import { listenForCopy } from "./markdown.js";
 import { attach as attachModel } from "./model.js";
+import { attachOlder } from "./older.js";
 import { createPage } from "./page.js";
 import { ClientFrame } from "./protocol.js";
 import { attachPrompt, attachTitle } from "./settings.js";
@@ -77,6 +78,12 @@ function start(root) {
   // A draft has no socket: its pick stays in the picker until the first message takes it.
   const picker = attachModel((frame) => state.draft || sendFrame(frame));
   const composer = attachComposer({ state, els, view, run });
+  const older = attachOlder({
+    state,
+    button: document.getElementById("messages-older"),
+    scroller: els.scroller,
+    run,
+  });
   const socket = createSocket({
     state,
     path: () => config.wsPath,
@@ -104,6 +111,7 @@ function start(root) {
     usage,
     sidebar,
     composer,
+    older,
     socket,
     draft,
     loginUrl: root.dataset.loginUrl,

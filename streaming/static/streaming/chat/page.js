@@ -17,8 +17,10 @@ import {
   isAnswering,
   isOpen,
   newEntry,
+  savedCount,
   sendResync,
   treeOf,
+  upsertStub,
 } from "./store.js";
 import { IdleCheck, Watchdog } from "./sync.js";
 
@@ -27,7 +29,7 @@ const RETRYABLE = new Set([Status.ERROR, Status.CANCELLED, Status.INTERRUPTED]);
 
 /**
  * The page of `root`, drawn with `parts`: {els, view, comfort, prompt, renaming, picker,
- * usage, sidebar (or null), composer, socket, draft, loginUrl}, each as main.js wires them.
+ * usage, sidebar (or null), composer, older, socket, draft, loginUrl}, each as main.js wires them.
  * Returns {apply(fx), run(fx), refresh(textOnly), receive(data), socketClosed(code),
  * stopChecks(), adoptInitialMessages(), setStatus(…)}.
  */
@@ -195,6 +197,7 @@ export function createPage(state, root, parts) {
    */
   function refresh(textOnly = false) {
     composer.update();
+    parts.older.update();
     if (!textOnly) {
       showBranch();
     }
@@ -210,8 +213,12 @@ export function createPage(state, root, parts) {
   function receive(data) {
     const result = dispatch(state, data);
     if (result) {
-      apply(result.effects);
-      refresh(result.textOnly);
+      // Older messages go above the reader, who stays at the message they were reading.
+      const placing = result.older ? view.keepingPlace : (change) => change();
+      placing(() => {
+        apply(result.effects);
+        refresh(result.textOnly);
+      });
     }
     if (isOpen(state)) {
       idleCheck.heard(); // any frame at all shows the socket is alive
@@ -275,12 +282,16 @@ export function createPage(state, root, parts) {
   });
 
   /**
-   * Take the messages the server rendered (the branch shown, its bubbles already on the
-   * page) and every other version (in the page's json_script), as the state's first.
+   * Take the messages the server rendered (a window of the branch shown, its bubbles already
+   * on the page, and the streaming answer, in the page's json_script, with stubs of the other
+   * versions and the count of every stored message), as the state's first.
    */
   function adoptInitialMessages() {
     const data = document.getElementById("initial-messages");
     const initial = data ? JSON.parse(data.textContent) : { messages: [], leaf_id: null };
+    for (const stub of initial.versions || []) {
+      upsertStub(state, stub);
+    }
     for (const message of initial.messages) {
       const entry = newEntry({ id: message.id, role: message.role, status: message.status });
       applyStored(entry, message);
@@ -299,6 +310,7 @@ export function createPage(state, root, parts) {
       }
     }
     state.leafId = initial.leaf_id;
+    state.unheld = Math.max(0, (initial.count ?? 0) - savedCount(state));
   }
 
   return {

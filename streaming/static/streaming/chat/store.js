@@ -1,5 +1,6 @@
 /*
- * The chat page's state: every message it holds (every version), the branch it shows, the
+ * The chat page's state: the messages it holds (a window of a long conversation, and stubs
+ * of the other versions: docs/protocol.md, "Older messages"), the branch it shows, the
  * answers streaming, what it sent and still waits for, and how its socket stands.
  *
  * Plain data, and the functions that keep it whole. No DOM and no socket: a function that
@@ -24,13 +25,18 @@ export function createState({ draft = false, maxChars = Infinity, askForSync, ti
     askForSync: askForSync || (() => {}),
     timers,
     /**
-     * Every message by key: its server id, or "local:<client_id>" until the server confirms
-     * it. An entry: {key, id, parentId, role, content, status, error, usage, clientId,
-     * createdAt (ISO, null until saved), model, providerName (an answer's, as it recorded
-     * them)}; one this page sent also has leafBefore (the branch shown before it) and, for an
-     * edit, editOf (the key of the message it is a version of).
+     * Every message held, by key: its server id, or "local:<client_id>" until the server
+     * confirms it. An entry: {key, id, parentId, role, content, status, error, usage,
+     * clientId, createdAt (ISO, null until saved), model, providerName (an answer's, as it
+     * recorded them), stub (a version known without its text)}; one this page sent also has
+     * leafBefore (the branch shown before it) and, for an edit, editOf (the key of the
+     * message it is a version of).
      */
     messages: new Map(),
+    /** Stored messages this page does not hold (older than its window): the pong counts them. */
+    unheld: 0,
+    /** The message a `history` request went out for (its older messages), until they come. */
+    historyRequested: null,
     /** The key of the last message of the branch shown (null: the newest branch). */
     leafId: null,
     /** The user message being edited in place, or null. */
@@ -87,6 +93,7 @@ export function newEntry(fields) {
     createdAt: null,
     model: "",
     providerName: "",
+    stub: false,
     ...fields,
   };
 }
@@ -116,7 +123,40 @@ export function applyStored(entry, message) {
   }
   entry.clientId = message.client_id || entry.clientId;
   entry.parentId = message.parent_id || null;
+  if (entry.stub) {
+    entry.stub = false; // its text has come
+    changed = true;
+  }
   return changed;
+}
+
+/**
+ * Another version of a held message, known without its text (a snapshot's or a history's
+ * `versions`): held as a stub unless the page holds it already. Whether it was new.
+ */
+export function upsertStub(state, stub) {
+  if (state.messages.has(stub.id)) {
+    return false;
+  }
+  const entry = newEntry({
+    id: stub.id,
+    role: stub.role,
+    status: stub.status,
+    parentId: stub.parent_id || null,
+    createdAt: stub.created_at || null,
+    stub: true,
+  });
+  state.messages.set(entry.key, entry);
+  return true;
+}
+
+/** How many stored messages the page holds, stubs included. */
+export function savedCount(state) {
+  let count = 0;
+  for (const entry of state.messages.values()) {
+    count += entry.id === null ? 0 : 1;
+  }
+  return count;
 }
 
 /** Whether a message's answer is still coming. */
@@ -279,10 +319,7 @@ export function requestResync(state, fx) {
 
 /** What the page holds of the stored conversation, in the terms of a `pong` (sync.js). */
 export function heldState(state) {
-  let count = 0;
-  for (const entry of state.messages.values()) {
-    count += entry.id === null ? 0 : 1;
-  }
+  const count = savedCount(state) + state.unheld;
   const saved = treeOf(state)
     .branch(state.leafId)
     .filter((entry) => entry.id !== null);
@@ -309,4 +346,20 @@ export function expectations(state) {
     things.push("snapshot");
   }
   return things;
+}
+
+// --- the window ---------------------------------------------------------------------------
+
+/** The first message of the branch shown when older ones are stored above it, else null. */
+export function olderThanShown(state) {
+  const first = treeOf(state).branch(state.leafId)[0];
+  return first && first.id !== null && first.parentId !== null ? first : null;
+}
+
+/** Whether the branch shown passes a message held without its text: the server's window
+ * of that branch must be asked for. */
+export function branchHasStub(state) {
+  return treeOf(state)
+    .branch(state.leafId)
+    .some((entry) => entry.stub);
 }

@@ -347,6 +347,20 @@ export function createView(els) {
     }
   }
 
+  // Run a change that adds messages above the reader (older ones): the message at the top
+  // of the view stays where it was on the screen.
+  function keepingPlace(change) {
+    const top = els.scroller.getBoundingClientRect().top;
+    const anchor = Array.from(els.list.children).find(
+      (element) => element.getBoundingClientRect().bottom > top,
+    );
+    const before = anchor ? anchor.getBoundingClientRect().top : 0;
+    change();
+    if (anchor && anchor.isConnected) {
+      els.scroller.scrollTop += anchor.getBoundingClientRect().top - before;
+    }
+  }
+
   return {
     bubble,
     adopt,
@@ -360,5 +374,6 @@ export function createView(els) {
     isAtBottom,
     scrollToBottom,
     keepingScroll,
+    keepingPlace,
   };
 }
