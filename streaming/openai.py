@@ -431,8 +431,11 @@ def list_models(
             f"{safe_url(url)} did not answer within {timeout:g} s."
         ) from None
     except httpx.TransportError as exc:
+        # Only the error's kind: its text can quote what the server sent (h11's "illegal
+        # status line: b'…'" for something that is not HTTP, a Redis or an SSH port).
+        logger.warning("GET %s failed: %s", safe_url(url), redact(str(exc), sent))
         raise UpstreamConnectError(
-            redact(f"Could not connect to {safe_url(url)}: {exc}", sent)
+            f"Could not connect to {safe_url(url)} ({type(exc).__name__})."
         ) from None
     text = body.decode("utf-8", errors="replace")
     if not response.is_success:

@@ -6,6 +6,7 @@ import http.server
 import json
 import logging
 import re
+import socketserver
 import threading
 import uuid
 from collections.abc import Iterator
@@ -549,6 +550,37 @@ def test_fetch_models_from_an_internal_page_shows_none_of_it_and_logs_it_redacte
     assert INTERNAL_SECRET in logged
     assert KEY not in logged
     assert "[redacted]" in logged
+    assert list(provider.models.values_list("model_id", flat=True)) == ["sim-large"]
+
+
+class _NotHTTP(socketserver.BaseRequestHandler):
+    """A service that is not HTTP (as a Redis port): it says its line, whatever it is
+    asked; the HTTP client's parser quotes such a line in its error."""
+
+    def handle(self) -> None:
+        self.request.recv(65536)
+        self.request.sendall(f"-ERR {INTERNAL_SECRET} unknown command\r\n\r\n".encode())
+
+
+def test_fetch_models_from_a_port_that_is_not_http_shows_none_of_its_words(
+    staff: Client, second: SimulatorThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    provider = make_provider(second)
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), _NotHTTP) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        provider.base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        provider.save()
+        with caplog.at_level(logging.WARNING, logger="streaming.openai"):
+            [said] = fetch(staff, provider)
+        server.shutdown()
+        thread.join()
+
+    assert said.startswith("Second: could not fetch models: Could not connect to "), said
+    assert INTERNAL_SECRET not in said
+    assert "ERR" not in said
+    [logged] = [r.getMessage() for r in caplog.records if r.name == "streaming.openai"]
+    assert INTERNAL_SECRET in logged
     assert list(provider.models.values_list("model_id", flat=True)) == ["sim-large"]
 
 
