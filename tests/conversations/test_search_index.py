@@ -6,9 +6,13 @@ on a table big enough that a scan would be the worse plan.
 """
 
 import random
+from pathlib import Path
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import connection
+from django.db.migrations.loader import MigrationLoader
+from django.db.utils import ConnectionHandler
 from django.test.utils import CaptureQueriesContext
 
 from streaming.models import Conversation, Message
@@ -96,3 +100,30 @@ def test_search_results_and_highlights_with_the_indexes(postgresql: None, user: 
     assert search(user, "home -letters") == []  # each title, each message on its own
     assert len(search(user, "zeppelin or letters")) == 2
     assert "<mark>Letters</mark>" in search(user, "letter")[0].title
+
+
+def test_migration_changes_no_sqlite_database(tmp_path: Path, django_db_blocker: Any) -> None:
+    # The embedded default: the migration applies, and builds nothing.
+    sqlite = ConnectionHandler(
+        {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": tmp_path / "a.sqlite3"}}
+    )["default"]
+    loader = MigrationLoader(None)
+    before = loader.project_state(("streaming", "0008_conversation_deleted_at"))
+    migration = loader.get_migration("streaming", "0010_search_index")
+    with django_db_blocker.unblock():
+        try:
+            with sqlite.schema_editor(atomic=False) as editor:
+                for model in before.apps.get_models():
+                    editor.create_model(model)
+                after = migration.apply(before.clone(), editor)
+            with sqlite.cursor() as cursor:
+                cursor.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+                indexes = {row[0] for row in cursor.fetchall()}
+        finally:
+            sqlite.close()
+
+    assert "message_history" in indexes  # the tables and their other indexes are there
+    assert not {"message_search", "conversation_search"} & indexes
+    # Django's record of the models has them, so no migration is ever made for them again.
+    names = {index.name for index in after.models["streaming", "message"].options["indexes"]}
+    assert "message_search" in names
