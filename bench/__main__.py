@@ -9,13 +9,15 @@
     python -m bench upstream     # reading the model's streams, CPU per token
     python -m bench sizes        # long conversations opened over a real socket: snapshot
                                  # size, its parts, time and daphne's memory
+    python -m bench search       # search over one user's 50 MB, without and with the index
     python -m bench relay        # the fixed-N relay run (SQLite and the in-memory layer
                                  # unless BENCH_DATABASE_URL / BENCH_REDIS_URL say otherwise)
     python -m bench load [--daphnes 1,2] [--layer core,pubsub] [--n 1,20,50]
                          [--max-n 500] [--ramp SECONDS] [--plot PATH]
 
-The load run needs PostgreSQL (BENCH_DATABASE_URL, default the `chatsite_bench` database on
-127.0.0.1) and Redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379/7).
+The search run and the load run need PostgreSQL (BENCH_DATABASE_URL, default the
+`chatsite_bench` database on 127.0.0.1); the load run Redis too (BENCH_REDIS_URL, default
+redis://127.0.0.1:6379/7).
 """
 
 import argparse
@@ -41,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("layers", help="CPU per frame of the two channels-redis layers")
     commands.add_parser("upstream", help="CPU per token of reading the model's streams")
     commands.add_parser("sizes", help="long conversations opened over a real socket")
+    commands.add_parser("search", help="search over one user's 50 MB, without and with the index")
     commands.add_parser("relay", help="fixed-N answers through one daphne (200 tokens at 100/s)")
     load = commands.add_parser("load", help="the relay load run: added latency per token")
     load.add_argument("--daphnes", type=_numbers, default=(1, 2), help="e.g. 1,2 (default)")
@@ -59,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Python {platform.python_version()}, {platform.machine()}, {sys.platform}\n")
     if args.command in (None, "sse"):
         _two_columns(sse_rows())
+    if args.command in (None, "search"):
+        # Before anything else sets Django up: it must be on the benchmark's PostgreSQL.
+        from bench import search
+
+        _two_columns(search.run())
     if args.command in (None, "layers"):
         _two_columns(layer_rows())
     if args.command in (None, "upstream"):

@@ -4,6 +4,8 @@ import re
 import uuid
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -11,6 +13,18 @@ from django.utils import timezone
 
 from streaming import keys
 from streaming.openai import OWN_HEADERS
+
+#: PostgreSQL's text search configuration: English stems ("answers" finds "answer").
+SEARCH_CONFIG = "english"
+
+
+def search_document(field: str) -> SearchVector:
+    """The text search vector of ``field`` (PostgreSQL), as its GIN index holds it.
+
+    One expression for the index and the query: the planner uses an expression index only
+    for a query that spells the very same expression, configuration included.
+    """
+    return SearchVector(field, config=SEARCH_CONFIG)
 
 
 def group_name(conversation_id: object) -> str:
@@ -165,7 +179,11 @@ class Conversation(models.Model):
 
     class Meta:
         ordering = ["-updated_at", "-id"]
-        indexes = [models.Index(fields=["owner", "-updated_at"], name="conversation_owner_recent")]
+        indexes = [
+            models.Index(fields=["owner", "-updated_at"], name="conversation_owner_recent"),
+            # Search (PostgreSQL only: migration 0010 creates it nowhere else).
+            GinIndex(search_document("title"), name="conversation_search"),
+        ]
 
     def __str__(self) -> str:
         return self.title or "New conversation"
@@ -255,6 +273,8 @@ class Message(models.Model):
                 condition=Q(status="streaming"),
                 name="message_streaming_heartbeat",
             ),
+            # Search (PostgreSQL only: migration 0010 creates it nowhere else).
+            GinIndex(search_document("content"), name="message_search"),
         ]
         constraints = [
             # The database, not Python, decides who may stream: one answer at a time.

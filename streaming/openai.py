@@ -8,6 +8,7 @@ and LM Studio speak it); knows nothing of Django. The caller passes the shared
 
 import asyncio
 import email.utils
+import http
 import json
 import logging
 import time
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 # A user name in the API's URL this long may be a token (https://TOKEN@host), so is secret.
 _TOKEN_LIKE_LENGTH = 8
 
-# What we keep of an error body we cannot parse: enough to explain, not a page of HTML.
+# The most of a provider's own error message kept (its error object's "message"…).
 _MAX_ERROR_TEXT = 500
 
 
@@ -218,7 +219,9 @@ async def _stream_events(response: httpx.Response) -> AsyncGenerator[StreamEvent
             if sse.data == "[DONE]":
                 return
             if sse.event == "error":
-                raise UpstreamStreamError(_provider_message(_try_loads(sse.data), sse.data))
+                raise UpstreamStreamError(
+                    _provider_message(_try_loads(sse.data), "The model API reported an error.")
+                )
             for event in _chunk_events(_loads(sse.data)):
                 finished = finished or event.type == "finish"
                 yield event
@@ -277,27 +280,38 @@ def _completion_events(completion: Any) -> Iterator[StreamEvent]:
 
 
 async def _http_error(response: httpx.Response) -> UpstreamHTTPError:
-    """An error carrying the provider's own message for a non-2xx reply."""
+    """An error carrying the provider's own message for a non-2xx reply, or only its
+    status when the body holds none (a page of HTML, or whatever a wrong URL answers)."""
     body = (await response.aread()).decode("utf-8", errors="replace")
-    fallback = body.strip()[:_MAX_ERROR_TEXT] or f"{response.status_code} {response.reason_phrase}"
     return UpstreamHTTPError(
         response.status_code,
-        _provider_message(_try_loads(body), fallback),
+        _provider_message(_try_loads(body), status_words(response.status_code)),
         retry_after=parse_retry_after(response.headers.get("retry-after")),
     )
 
 
 def _provider_message(payload: Any, fallback: str) -> str:
-    """The human message in an error body, in any of the shapes providers use."""
+    """The human message in an error body, in any of the shapes providers use; else
+    ``fallback``. Nothing else of a body is ever quoted: a base URL pointing at some
+    internal page must not turn a person's error message into a window on it."""
     if isinstance(payload, dict):
         error = payload.get("error", payload)
         if isinstance(error, str) and error:
-            return error  # Ollama, llama.cpp: {"error": "model 'x' not found"}
+            return error[:_MAX_ERROR_TEXT]  # Ollama, llama.cpp: {"error": "model 'x' not found"}
         if isinstance(error, dict):
             for key in ("message", "detail", "msg"):
                 if isinstance(error.get(key), str) and error[key]:
-                    return str(error[key])
+                    return str(error[key])[:_MAX_ERROR_TEXT]
     return fallback
+
+
+def status_words(status_code: int) -> str:
+    """An HTTP status as its standard words ("HTTP 404 Not Found"); never the reason
+    phrase the server sent, which is its own text."""
+    try:
+        return f"HTTP {status_code} {http.HTTPStatus(status_code).phrase}"
+    except ValueError:
+        return f"HTTP {status_code}"
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -318,10 +332,8 @@ def _loads(data: str | bytes) -> Any:
     try:
         return json.loads(data)
     except ValueError:
-        text = data if isinstance(data, str) else data.decode("utf-8", errors="replace")
-        raise UpstreamProtocolError(
-            f"The model API sent data that is not valid JSON: {text[:200]!r}"
-        ) from None
+        # Not quoted: it may be anything the URL answers (see ``_provider_message``).
+        raise UpstreamProtocolError("The model API sent data that is not valid JSON.") from None
 
 
 def _try_loads(data: str) -> Any:
@@ -389,7 +401,10 @@ def list_models(
 
     Raises UpstreamConnectError (unreachable, or no whole reply within ``timeout``),
     UpstreamHTTPError (a non-2xx reply, e.g. 401 for a refused key) or UpstreamProtocolError
-    (a reply that is not OpenAI's list), with the key taken out of any text quoted.
+    (a reply that is not OpenAI's list). Their messages say what went wrong by kind and
+    status, never quoting the reply: the base URL is whatever staff typed, and a reply read
+    on a staff member's behalf must not show them an internal page (``http://127.0.0.1/…?``
+    makes any URL "/models"). The reply goes to the log instead, secrets taken out.
     """
     extra = dict(headers or {})
     # Only for its secrets: ``redact`` takes what a request was sent with.
@@ -416,23 +431,39 @@ def list_models(
             f"{safe_url(url)} did not answer within {timeout:g} s."
         ) from None
     except httpx.TransportError as exc:
+        # Only the error's kind: its text can quote what the server sent (h11's "illegal
+        # status line: b'…'" for something that is not HTTP, a Redis or an SSH port).
+        logger.warning("GET %s failed: %s", safe_url(url), redact(str(exc), sent))
         raise UpstreamConnectError(
-            redact(f"Could not connect to {safe_url(url)}: {exc}", sent)
+            f"Could not connect to {safe_url(url)} ({type(exc).__name__})."
         ) from None
     text = body.decode("utf-8", errors="replace")
     if not response.is_success:
-        fallback = text.strip()[:_MAX_ERROR_TEXT] or response.reason_phrase
-        message = redact(_provider_message(_try_loads(text), fallback), sent)
-        raise UpstreamHTTPError(response.status_code, message)
+        _log_reply(url, response.status_code, text, sent)
+        status = status_words(response.status_code)
+        raise UpstreamHTTPError(
+            response.status_code,
+            f"{safe_url(url)} answered {status} (its reply is in the server's log).",
+        )
     payload = _try_loads(text)
     data = payload.get("data") if isinstance(payload, dict) else None
     if not isinstance(data, list):
+        _log_reply(url, response.status_code, text, sent)
         raise UpstreamProtocolError(
-            redact(
-                f"The reply of {safe_url(url)} is not a list of models "
-                f'({{"data": [{{"id": …}}, …]}}): {text[:200]!r}',
-                sent,
-            )
+            f"The reply of {safe_url(url)} is not a list of models "
+            '({"data": [{"id": …}, …]}); it is in the server\'s log.'
         )
     ids = [entry["id"] for entry in data if isinstance(entry, dict) and entry.get("id")]
     return list(dict.fromkeys(str(model_id) for model_id in ids))
+
+
+def _log_reply(url: str, status_code: int, text: str, sent: ChatRequest) -> None:
+    """A reply that was not a list of models, for staff reading the log: its start, with
+    the secrets the request was sent with taken out (before it is cut, so none is left
+    half in)."""
+    logger.warning(
+        "GET %s answered HTTP %s, not a list of models: %r",
+        safe_url(url),
+        status_code,
+        redact(text, sent)[:_MAX_ERROR_TEXT],
+    )

@@ -1,9 +1,15 @@
 """Providers and models: keys encrypted at rest, a conversation's choice over the socket,
 each answer asked of its conversation's provider and recording it, and the admin."""
 
+import contextlib
+import http.server
 import json
+import logging
 import re
+import socketserver
+import threading
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -432,11 +438,149 @@ def test_fetch_models_that_fails_says_why_and_writes_nothing(
     assert said.startswith("Second: could not fetch models: "), said
     expected = {
         "closed port": "Could not connect",
-        "wrong key": "Incorrect API key",
+        "wrong key": "answered HTTP 401 Unauthorized",
         "not a list": "not a list of models",
     }[failure]
     assert expected in said
     assert "sk-wrong-key-0000" not in said
+    assert list(provider.models.values_list("model_id", flat=True)) == ["sim-large"]
+
+
+# What an internal page might hold: never to be shown to the staff member who pointed a
+# provider at it.
+INTERNAL_SECRET = "internal-only-token-7c1d"
+
+
+class _InternalPage(http.server.BaseHTTPRequestHandler):
+    """Answers every request with the reply its server was given."""
+
+    server: "_InternalServer"
+
+    def do_GET(self) -> None:
+        status, content_type, body = self.server.reply
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _InternalServer(http.server.ThreadingHTTPServer):
+    reply: tuple[int, str, bytes]
+
+
+@contextlib.contextmanager
+def internal_page(status: int, content_type: str, body: str) -> Iterator[str]:
+    """A real HTTP server on loopback answering ``body``; its base URL."""
+    server = _InternalServer(("127.0.0.1", 0), _InternalPage)
+    server.reply = (status, content_type, body.encode())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type", "body", "said"),
+    [
+        (
+            200,
+            "text/plain",
+            f'# metrics\nsecret_token{{value="{INTERNAL_SECRET}"}} 1\nkey {KEY}\n',
+            "is not a list of models",
+        ),
+        (
+            200,
+            "application/json",
+            json.dumps({"data": {"token": INTERNAL_SECRET, "key": KEY}}),
+            "is not a list of models",
+        ),
+        (
+            401,
+            "application/json",
+            json.dumps({"error": {"message": f"{INTERNAL_SECRET}: bad key {KEY}"}}),
+            "answered HTTP 401 Unauthorized",
+        ),
+        (
+            500,
+            "text/html",
+            f"<html><pre>Traceback… {INTERNAL_SECRET} {KEY}</pre></html>",
+            "answered HTTP 500 Internal Server Error",
+        ),
+    ],
+    ids=["metrics page", "other json", "provider-shaped error", "html error"],
+)
+def test_fetch_models_from_an_internal_page_shows_none_of_it_and_logs_it_redacted(
+    staff: Client,
+    second: SimulatorThread,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    content_type: str,
+    body: str,
+    said: str,
+) -> None:
+    provider = make_provider(second)
+    with internal_page(status, content_type, body) as internal:
+        # "?" makes the "/models" the client appends part of the query: any path is asked.
+        provider.base_url = f"{internal}/metrics?"
+        provider.save()
+        with caplog.at_level(logging.WARNING, logger="streaming.openai"):
+            page = staff.post(
+                "/admin/streaming/provider/",
+                {"action": "fetch_models", "_selected_action": [str(provider.pk)]},
+                follow=True,
+            )
+
+    [message] = [str(message) for message in page.context["messages"]]
+    assert message.startswith("Second: could not fetch models: "), message
+    assert said in message
+    html = page.content.decode()
+    assert said in html
+    for secret in (INTERNAL_SECRET, KEY, "secret_token", "Traceback"):
+        assert secret not in html
+    # The reply is in the log, for staff who read it, without the key.
+    [logged] = [r.getMessage() for r in caplog.records if r.name == "streaming.openai"]
+    assert INTERNAL_SECRET in logged
+    assert KEY not in logged
+    assert "[redacted]" in logged
+    assert list(provider.models.values_list("model_id", flat=True)) == ["sim-large"]
+
+
+class _NotHTTP(socketserver.BaseRequestHandler):
+    """A service that is not HTTP (as a Redis port): it says its line, whatever it is
+    asked; the HTTP client's parser quotes such a line in its error."""
+
+    def handle(self) -> None:
+        self.request.recv(65536)
+        self.request.sendall(f"-ERR {INTERNAL_SECRET} unknown command\r\n\r\n".encode())
+
+
+def test_fetch_models_from_a_port_that_is_not_http_shows_none_of_its_words(
+    staff: Client, second: SimulatorThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    provider = make_provider(second)
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), _NotHTTP) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        provider.base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        provider.save()
+        with caplog.at_level(logging.WARNING, logger="streaming.openai"):
+            [said] = fetch(staff, provider)
+        server.shutdown()
+        thread.join()
+
+    assert said.startswith("Second: could not fetch models: Could not connect to "), said
+    assert INTERNAL_SECRET not in said
+    assert "ERR" not in said
+    [logged] = [r.getMessage() for r in caplog.records if r.name == "streaming.openai"]
+    assert INTERNAL_SECRET in logged
     assert list(provider.models.values_list("model_id", flat=True)) == ["sim-large"]
 
 

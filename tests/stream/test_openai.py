@@ -294,8 +294,11 @@ async def test_stream_json_reply_to_a_stream_request_is_accepted() -> None:
         (b'{"error": "model \'llama9\' not found"}', "model 'llama9' not found"),
         (b'{"detail": "Not Found"}', "Not Found"),  # FastAPI-style servers (vLLM)
         (b'{"error": {"message": "Quota exceeded", "type": "x"}}', "Quota exceeded"),
-        (b"", "404 Not Found"),
-        (b"<html>Bad gateway</html>", "<html>Bad gateway</html>"),
+        (b"", "HTTP 404 Not Found"),
+        # A body in no provider's shape is never quoted: only the status is said.
+        (b"<html>Bad gateway: secret-token-1234</html>", "HTTP 404 Not Found"),
+        (b'{"data": "internal-secret-5678"}', "HTTP 404 Not Found"),
+        (b"x" * 5000 + b"secret-tail", "HTTP 404 Not Found"),
     ],
 )
 async def test_stream_http_error_message_in_every_provider_shape(
@@ -305,6 +308,25 @@ async def test_stream_http_error_message_in_every_provider_shape(
 
     assert isinstance(error, UpstreamHTTPError)
     assert error.message == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        (b"data: internal-secret-5678 is not JSON\n\n", UpstreamProtocolError),
+        (b"event: error\ndata: internal-secret-5678, not JSON\n\n", UpstreamStreamError),
+    ],
+    ids=["not json", "error event"],
+)
+async def test_stream_never_quotes_what_is_not_a_providers_message(
+    body: bytes, kind: type[Exception]
+) -> None:
+    # A base URL pointing at some internal page streams whatever that page says.
+    _, error = await collect(chat("http://api/v1", "x"), sse_transport(body))
+
+    assert isinstance(error, kind)
+    assert "internal-secret" not in error.message
+    assert "JSON" in error.message or "reported an error" in error.message
 
 
 async def test_stream_error_echoing_the_key_is_redacted() -> None:
