@@ -6,10 +6,10 @@
  *
  * A user's text is only ever set with textContent, never parsed as HTML. An assistant's answer
  * is Markdown, rendered and sanitized by markdown.js, the same while it streams and once it
- * is stored.
+ * is stored; blocks.js draws it, the finished blocks once.
  */
+import { drawMarkdown } from "./blocks.js";
 import { timeElement } from "./comfort.js";
-import { renderMarkdown } from "./markdown.js";
 import { Role, Status } from "./protocol.js";
 import { isUnderway } from "./store.js";
 
@@ -49,14 +49,15 @@ function typingIndicator() {
 function fillContent(content, entry) {
   if (entry.role === Role.ASSISTANT) {
     content.className = "message-content message-content--markdown";
-    content.replaceChildren(renderMarkdown(entry.content));
+    drawMarkdown(content, entry.content);
   } else {
     content.textContent = entry.content;
   }
 }
 
-// Same markup as the loop in conversation_detail.html.
-function buildBubble(entry) {
+// Same markup as the loop in conversation_detail.html. An answer's bubble drawn again keeps
+// its content element, `kept`, with the blocks already drawn in it.
+function buildBubble(entry, kept) {
   const li = node("li", `message message--${entry.role} message--${entry.status}`);
   if (entry.id) {
     li.dataset.messageId = entry.id;
@@ -78,7 +79,7 @@ function buildBubble(entry) {
     meta.append(node("span", `message-status message-status--${entry.status}`, label));
   }
   li.append(meta);
-  const content = node("div", "message-content");
+  const content = entry.role === Role.ASSISTANT && kept ? kept : node("div", "message-content");
   fillContent(content, entry);
   li.append(content);
   if (entry.role === Role.ASSISTANT && isUnderway(entry)) {
@@ -125,8 +126,8 @@ export function createView(els) {
   // Build `entry`'s bubble afresh; one on the page is replaced, a new one waits for place().
   function render(entry) {
     cancelFrame(entry);
-    const fresh = buildBubble(entry);
     const old = bubbles.get(entry);
+    const fresh = buildBubble(entry, old?.querySelector(":scope > .message-content"));
     if (old && old.parentNode) {
       old.replaceWith(fresh);
     }
@@ -134,7 +135,8 @@ export function createView(els) {
   }
 
   // Streaming changes only the text: rebuilding the bubble for every delta would be wasteful.
-  // An answer is rendered again whole, at most once a frame however many deltas arrive.
+  // An answer's text is drawn at most once a frame however many deltas arrive, and then only
+  // its open tail (blocks.js).
   function renderContent(entry) {
     if (entry.role !== Role.ASSISTANT) {
       showContent(entry);
