@@ -8,16 +8,19 @@
  */
 import { pageMarkdown } from "./markdown.js";
 
-// Each content element drawn here: its streamer and the nodes of its open tail.
+// Each content element drawn here: its streamer, the nodes of its open tail, and how many
+// nodes it holds in all.
 const drawn = new WeakMap();
 
 /** Draw `text`, an answer's Markdown, into `content`, keeping what is already finished. */
 export function drawMarkdown(content, text) {
   const markdown = pageMarkdown();
   let state = drawn.get(content);
-  const fresh = state === undefined;
+  // Drawn afresh the first time, and after anything else wrote into it (a notice while an
+  // answer waits for its first text, the server's stored text).
+  const fresh = state === undefined || content.childNodes.length !== state.count;
   if (fresh) {
-    state = { streamer: markdown.streamer(), tail: [] };
+    state = { streamer: markdown.streamer(), tail: [], count: 0 };
     drawn.set(content, state);
   }
   const { reset, blocks, tail } = state.streamer.update(text);
@@ -34,4 +37,5 @@ export function drawMarkdown(content, text) {
   const open = markdown.sanitize(tail);
   state.tail = [...open.childNodes];
   content.append(open);
+  state.count = content.childNodes.length;
 }

@@ -55,9 +55,8 @@ function fillContent(content, entry) {
   }
 }
 
-// Same markup as the loop in conversation_detail.html. An answer's bubble drawn again keeps
-// its content element, `kept`, with the blocks already drawn in it.
-function buildBubble(entry, kept) {
+// Same markup as the loop in conversation_detail.html, around `content`, drawn already.
+function buildBubble(entry, content) {
   const li = node("li", `message message--${entry.role} message--${entry.status}`);
   if (entry.id) {
     li.dataset.messageId = entry.id;
@@ -79,8 +78,6 @@ function buildBubble(entry, kept) {
     meta.append(node("span", `message-status message-status--${entry.status}`, label));
   }
   li.append(meta);
-  const content = entry.role === Role.ASSISTANT && kept ? kept : node("div", "message-content");
-  fillContent(content, entry);
   li.append(content);
   if (entry.role === Role.ASSISTANT && isUnderway(entry)) {
     li.append(typingIndicator());
@@ -127,11 +124,43 @@ export function createView(els) {
   function render(entry) {
     cancelFrame(entry);
     const old = bubbles.get(entry);
-    const fresh = buildBubble(entry, old?.querySelector(":scope > .message-content"));
+    const kept = entry.role === Role.ASSISTANT && old?.querySelector(":scope > .message-content");
+    if (kept) {
+      redrawAround(old, kept, entry);
+      return;
+    }
+    const content = node("div", "message-content");
+    fillContent(content, entry);
+    const fresh = buildBubble(entry, content);
     if (old && old.parentNode) {
       old.replaceWith(fresh);
     }
     bubbles.set(entry, fresh);
+  }
+
+  // An answer's bubble drawn again keeps its element and its content element, which stay on
+  // the page with the blocks drawn in them (blocks.js): everything else is drawn afresh
+  // around them. Taking a long answer off the page and back would cost a whole new layout.
+  function redrawAround(element, content, entry) {
+    fillContent(content, entry);
+    const placeholder = node("div");
+    const fresh = buildBubble(entry, placeholder);
+    for (const name of element.getAttributeNames()) {
+      element.removeAttribute(name);
+    }
+    for (const name of fresh.getAttributeNames()) {
+      element.setAttribute(name, fresh.getAttribute(name));
+    }
+    for (const child of [...element.childNodes]) {
+      if (child !== content) {
+        child.remove();
+      }
+    }
+    const after = [...fresh.childNodes];
+    const before = after.splice(0, after.indexOf(placeholder) + 1);
+    before.pop();
+    content.before(...before);
+    content.after(...after);
   }
 
   // Streaming changes only the text: rebuilding the bubble for every delta would be wasteful.
