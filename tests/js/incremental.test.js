@@ -1,7 +1,8 @@
 /*
  * chat/incremental.js: a streaming answer rendered block by block gives exactly the HTML of
  * the whole answer rendered at once, at every point the text can be cut, and the blocks it
- * calls finished really stay so (the tail stays small).
+ * calls finished really stay so (the tail stays small); the blocks are those of the whole
+ * answer drawn at once.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -16,6 +17,7 @@ const markdown = createMarkdown(libs);
 function stream(text, cuts, streamer = markdown.streamer()) {
   let blocks = [];
   let longestTail = 0;
+  let last = [];
   for (const cut of cuts) {
     const prefix = text.slice(0, cut);
     const { reset, blocks: finished, tail } = streamer.update(prefix);
@@ -23,9 +25,14 @@ function stream(text, cuts, streamer = markdown.streamer()) {
       blocks = [];
     }
     blocks.push(...finished);
-    assert.equal(blocks.join("") + tail, markdown.toHtml(prefix), `cut at ${cut}`);
-    longestTail = Math.max(longestTail, tail.length);
+    assert.equal(blocks.join("") + tail.join(""), markdown.toHtml(prefix), `cut at ${cut}`);
+    longestTail = Math.max(longestTail, tail.join("").length);
+    last = [...blocks, ...tail];
   }
+  // The same top-level blocks as the whole answer drawn at once (a reload): the page groups
+  // them by their order, and the two must look the same.
+  const atOnce = markdown.streamer().update(text);
+  assert.deepEqual(last, [...atOnce.blocks, ...atOnce.tail], "the blocks of a whole render");
   return { blocks, longestTail };
 }
 
@@ -108,7 +115,7 @@ describe("Rendering an answer block by block while it streams", () => {
     streamer.update("one\n\ntwo\n\nthree");
     const result = streamer.update("One\n\ntwo");
     assert.equal(result.reset, true);
-    assert.equal(result.blocks.join("") + result.tail, markdown.toHtml("One\n\ntwo"));
+    assert.equal(result.blocks.join("") + result.tail.join(""), markdown.toHtml("One\n\ntwo"));
   });
 });
 

@@ -8,8 +8,16 @@
  */
 import { pageMarkdown } from "./markdown.js";
 
-// Each content element drawn here: its streamer, the nodes of its open tail, and how many
-// nodes it holds in all.
+// An answer's top-level blocks go into plain <div class="markdown-blocks">, this many in
+// each, by their order: the browser's own layout and paint walk a content's children every
+// frame, and a long answer of thousands of blocks would make that walk grow with it, while a
+// group with nothing new is passed over whole. The groups depend only on the blocks, so an
+// answer drawn at once (a reload) is grouped exactly as it was while it streamed.
+export const BLOCKS_PER_GROUP = 32;
+
+// Each content element drawn here: its streamer, how many finished blocks it holds, the
+// nodes drawn for the open tail (blocks, and the groups made for them), and how many nodes
+// it holds in all.
 const drawn = new WeakMap();
 
 /** Draw `text`, an answer's Markdown, into `content`, keeping what is already finished. */
@@ -20,22 +28,44 @@ export function drawMarkdown(content, text) {
   // answer waits for its first text, the server's stored text).
   const fresh = state === undefined || content.childNodes.length !== state.count;
   if (fresh) {
-    state = { streamer: markdown.streamer(), tail: [], count: 0 };
+    state = { streamer: markdown.streamer(), finished: 0, tail: [], count: 0 };
     drawn.set(content, state);
   }
   const { reset, blocks, tail } = state.streamer.update(text);
   if (fresh || reset) {
     content.replaceChildren();
+    state.finished = 0;
   } else {
     for (const node of state.tail) {
       node.remove();
     }
   }
   for (const html of blocks) {
-    content.append(markdown.sanitize(html));
+    place(content, state.finished, markdown.sanitize(html));
+    state.finished++;
   }
-  const open = markdown.sanitize(tail);
-  state.tail = [...open.childNodes];
-  content.append(open);
+  state.tail = [];
+  tail.forEach((html, index) => {
+    const fragment = markdown.sanitize(html);
+    state.tail.push(...fragment.childNodes);
+    const group = place(content, state.finished + index, fragment);
+    if (group) {
+      state.tail.push(group);
+    }
+  });
   state.count = content.childNodes.length;
+}
+
+// Put block number `index` into its group, the last one in `content`; returns the group
+// when it had to be made.
+function place(content, index, fragment) {
+  if (index % BLOCKS_PER_GROUP === 0) {
+    const group = document.createElement("div");
+    group.className = "markdown-blocks";
+    group.append(fragment);
+    content.append(group);
+    return group;
+  }
+  content.lastChild.append(fragment);
+  return null;
 }

@@ -42,8 +42,8 @@ const NOT_TRIED = new Set(["fence", "code_block", "math_block_eqno"]);
  * takes the answer as it stands, and returns {reset, blocks, tail}: `reset` says the blocks
  * returned before no longer hold (the text is not a continuation of the last one, or a new
  * reference definition can change them); `blocks` is the HTML of each block finished since,
- * in order; `tail` the HTML of the rest. The blocks returned since the last reset, joined,
- * followed by `tail`, are exactly `md.render(text)`.
+ * in order; `tail` the HTML of each top-level block of the rest. The blocks returned since
+ * the last reset, followed by `tail`, are the top-level blocks of `md.render(text)`.
  */
 export function createStreamer(md) {
   // The text of the finished blocks, as given, and the reference definitions in it.
@@ -94,7 +94,7 @@ export function createStreamer(md) {
         keep--;
       }
     }
-    if (keep > 0 && defined && definesReferences(md, source.slice(starts[keep]))) {
+    if (keep > 0 && defined && definesNew(md, source, starts[keep])) {
       keep = 0; // a definition still being written: nothing is final yet
     }
     const html = blocks.map((block) =>
@@ -104,7 +104,7 @@ export function createStreamer(md) {
       finished += source.slice(0, starts[keep]);
       references = env.references;
     }
-    return { blocks: html.slice(0, keep), tail: html.slice(keep).join("") };
+    return { blocks: html.slice(0, keep), tail: html.slice(keep) };
   }
 
   return { update };
@@ -162,9 +162,18 @@ function unsettledMath(source, lines, tokens, end) {
   return Infinity;
 }
 
-// Whether `source` alone defines a link reference.
-function definesReferences(md, source) {
+// Whether `source` from `start` on defines a link reference it does not define before.
+function definesNew(md, source, start) {
+  const later = definedLabels(md, source.slice(start));
+  if (later.length === 0) {
+    return false;
+  }
+  const before = new Set(definedLabels(md, source.slice(0, start)));
+  return later.some((label) => !before.has(label));
+}
+
+function definedLabels(md, source) {
   const env = {};
   md.parse(source, env);
-  return Object.keys(env.references || {}).length > 0;
+  return Object.keys(env.references || {});
 }
