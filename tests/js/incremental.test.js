@@ -93,6 +93,31 @@ describe("Rendering an answer block by block while it streams", () => {
     assert.ok(longestTail < 400, `tail up to ${longestTail} characters`);
   });
 
+  it("highlights and typesets a finished block no more, however long the answer grows", () => {
+    let highlights = 0;
+    let typeset = 0;
+    const hljs = Object.create(libs.hljs);
+    hljs.highlight = (...args) => (highlights++, libs.hljs.highlight(...args));
+    // texmath keeps the KaTeX of the first renderer made: count on that one.
+    const renderToString = libs.katex.renderToString;
+    libs.katex.renderToString = (...args) => (typeset++, renderToString(...args));
+    try {
+      const streamer = createMarkdown({ ...libs, hljs }).streamer();
+      let text = "```js\nlet x = 1;\n```\n\n$$\nx^2\n$$\n\nWords";
+      streamer.update(text);
+      const [highlighted, typesetBefore] = [highlights, typeset];
+      assert.ok(highlighted > 0 && typesetBefore > 0);
+      for (let more = 0; more < 50; more++) {
+        text += more % 10 === 9 ? "\n\nMore" : " words";
+        streamer.update(text);
+      }
+      assert.equal(highlights, highlighted);
+      assert.equal(typeset, typesetBefore);
+    } finally {
+      libs.katex.renderToString = renderToString;
+    }
+  });
+
   it("holds display math open until its closing delimiter, then finishes it", () => {
     const streamer = markdown.streamer();
     let result = streamer.update("$$\na\n\nb\n\nc\n\nd");
