@@ -11,8 +11,8 @@
  *
  * - A link reference definition applies to the whole answer, also to the blocks before it.
  *   The tail is parsed knowing the definitions of the finished blocks; one it adds sends
- *   everything back to be rendered again, and no block is finished while a definition is
- *   still in the open tail (its URL may still grow).
+ *   everything back to be rendered again, and no block is finished while a new definition
+ *   is still in the open last block (its URL may still grow).
  * - Display math (`$$…$$`, `\[…\]`) is found by a pattern over the rest of the text, across
  *   blank lines, so a closing `$$` arriving later turns the paragraphs after an opening one
  *   into one formula; a formula followed by `(…)` becomes a numbered one. A block is not
