@@ -1,6 +1,7 @@
 """Run the benchmarks and print Markdown for docs/performance.md.
 
-    python -m bench              # `make bench`: the decoder rows, then the relay load run on
+    python -m bench              # `make bench`: the decoder rows, the chat page drawing long
+                                 # answers (render, below), then the relay load run on
                                  # 1 and 2 daphne processes with the Pub/Sub layer (the
                                  # default) and 1 with the list-based layer, side by side;
                                  # plot in docs/relay-load.png
@@ -10,6 +11,8 @@
     python -m bench sizes        # long conversations opened over a real socket: snapshot
                                  # size, its parts, time and daphne's memory
     python -m bench search       # search over one user's 50 MB, without and with the index
+    python -m bench render       # the chat page in Chromium drawing 15,000- and 100,000-
+                                 # character Markdown answers at 300 pieces/s
     python -m bench relay        # the fixed-N relay run (SQLite and the in-memory layer
                                  # unless BENCH_DATABASE_URL / BENCH_REDIS_URL say otherwise)
     python -m bench load [--daphnes 1,2] [--layer core,pubsub] [--n 1,20,50]
@@ -25,6 +28,7 @@ import dataclasses
 import json
 import platform
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -44,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("upstream", help="CPU per token of reading the model's streams")
     commands.add_parser("sizes", help="long conversations opened over a real socket")
     commands.add_parser("search", help="search over one user's 50 MB, without and with the index")
+    commands.add_parser("render", help="the chat page drawing long Markdown answers (Chromium)")
     commands.add_parser("relay", help="fixed-N answers through one daphne (200 tokens at 100/s)")
     load = commands.add_parser("load", help="the relay load run: added latency per token")
     load.add_argument("--daphnes", type=_numbers, default=(1, 2), help="e.g. 1,2 (default)")
@@ -77,6 +82,15 @@ def main(argv: list[str] | None = None) -> int:
         from bench import sizes
 
         _two_columns(sizes.run(ROOT / "var"))
+    if args.command is None:
+        # In a process of its own: it configures Django on the bench's SQLite database, and
+        # the load run below configures it on PostgreSQL.
+        sys.stdout.flush()
+        subprocess.run([sys.executable, "-m", "bench", "render"], check=True)
+    if args.command == "render":
+        from bench import render
+
+        _two_columns(render.run())
     if args.command == "relay":
         from bench import relay
 

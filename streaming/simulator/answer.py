@@ -13,7 +13,7 @@ from .payloads import (
     usage,
 )
 from .stamps import stamp_token
-from .text import answer_tokens, markdown_tokens, reasoning_tokens
+from .text import answer_tokens, markdown_tokens, reasoning_tokens, repeated_markdown_tokens
 from .wire import Exchange
 
 KEEPALIVE_EVERY = 5
@@ -41,7 +41,7 @@ class Answer:
         self.finish_reason = "stop"
         if chat.max_tokens is not None and chat.max_tokens < length:
             length, self.finish_reason = chat.max_tokens, "length"
-        tokens = answer_tokens(prompt) if sample is None else iter(sample)
+        tokens = answer_tokens(prompt) if sample is None else repeated_markdown_tokens()
         self.content = list(islice(tokens, length))
         self.reasoning = list(islice(reasoning_tokens(prompt), directives.reasoning))
         rate = default_rate if directives.rate is None else directives.rate

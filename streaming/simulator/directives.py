@@ -55,7 +55,8 @@ class Directives:
     """Name the model as the API key the request carried, in every chunk and error, as a
     careless provider or proxy might: what the client stores and shows must not have it."""
     markdown: bool = False
-    """Answer with a fixed sample of rich Markdown (text.MARKDOWN_SAMPLE) instead of prose."""
+    """Answer with a fixed sample of rich Markdown (text.MARKDOWN_SAMPLE) instead of prose;
+    with `tokens` longer than the sample, the sample again and again."""
     refuse: TokenField | None = None
     """Refuse a request carrying this token-limit field, as OpenAI's newer models refuse
     `max_tokens` and older servers `max_completion_tokens`."""

@@ -129,3 +129,14 @@ $$\int_0^1 x^2 \, dx = \frac{1}{3}$$
 def markdown_tokens() -> list[str]:
     """The Markdown sample one token at a time: each word with the whitespace before it."""
     return re.findall(r"\s*\S+", MARKDOWN_SAMPLE)
+
+
+def repeated_markdown_tokens() -> Iterator[str]:
+    """The Markdown sample's tokens, then the sample again after a blank line, without end:
+    an answer as long as `sim:tokens` asks, for the rendering benchmark."""
+    first, *rest = markdown_tokens()
+    yield first
+    yield from rest
+    while True:
+        yield "\n\n" + first
+        yield from rest

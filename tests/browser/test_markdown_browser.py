@@ -210,3 +210,42 @@ def test_hostile_prompt_echoed_live_executes_nothing(
     assert page.evaluate("window.__pwned === undefined")
     assert dialogs == []
     expect(page).to_have_url(CHAT_URL)
+
+
+def test_streaming_answer_keeps_its_finished_blocks_nodes(page: Page, user: User) -> None:
+    problems = script_problems(page)
+    open_new_chat(page, user.username)
+    # The Markdown sample three times over, slowly enough to look at it between frames.
+    send(page, "Three samples sim:markdown=1 sim:tokens=372 sim:rate=60")
+    content = page.locator('.message--assistant[data-status="streaming"] .message-content')
+    expect(content.locator("h2")).to_have_count(1)
+    expect(content.locator("h3")).to_have_count(2)
+    # The first heading and the first table are finished: mark their nodes.
+    page.evaluate(
+        """() => {
+            const content = document.querySelector(
+                '.message--assistant[data-status="streaming"] .message-content');
+            content.querySelector('h2').finishedMark = 'heading';
+            content.querySelector('table').finishedMark = 'table';
+        }"""
+    )
+    expect(content.locator("h2")).to_have_count(2)  # many deltas later
+    marks = """() => {
+        const content = document.querySelector('.message--assistant .message-content');
+        const heading = content.querySelector('h2');
+        const table = content.querySelector('table');
+        return [heading.finishedMark, table.finishedMark, heading.isConnected];
+    }"""
+    assert page.evaluate(marks) == ["heading", "table", True]
+    bubble = finished_answer(page, "complete")
+    # The bubble drawn again for its ending keeps them too, and draws what a reload draws.
+    assert page.evaluate(marks) == ["heading", "table", True]
+    expect(bubble.locator(".message-content h2")).to_have_count(3)
+    live = bubble.locator(".message-content").inner_html()
+    page.reload()
+    wait_until_connected(page)
+    reloaded = page.locator(".message--assistant .message-content")
+    expect(reloaded.locator("h2")).to_have_count(3)
+    assert reloaded.inner_html() == live
+    assert page.evaluate(marks)[0] is None  # drawn afresh: the marks were on the old nodes
+    assert problems == []

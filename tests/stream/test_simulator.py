@@ -17,6 +17,7 @@ import pytest_asyncio
 
 from streaming.simulator import Simulator, SimulatorThread
 from streaming.simulator.stamps import STAMP, read_stamps
+from streaming.simulator.text import MARKDOWN_SAMPLE, markdown_tokens
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "sk-simulator-test-key"
@@ -183,6 +184,26 @@ async def test_text_longer_answer_extends_shorter(http: httpx.AsyncClient) -> No
 async def test_tokens_directive_sets_answer_length(http: httpx.AsyncClient) -> None:
     _, raw = await post_stream(http, "Short please sim:tokens=7")
     assert len(content_of(chunks_of(raw))) == 7
+
+
+@pytest.mark.asyncio
+async def test_markdown_directive_sends_the_sample_once_by_default(http: httpx.AsyncClient) -> None:
+    _, raw = await post_stream(http, "Render this sim:markdown=1 sim:rate=0")
+    assert "".join(content_of(chunks_of(raw))) == MARKDOWN_SAMPLE.rstrip("\n")
+
+
+@pytest.mark.asyncio
+async def test_markdown_directive_with_more_tokens_repeats_the_sample(
+    http: httpx.AsyncClient,
+) -> None:
+    once = len(markdown_tokens())
+    _, raw = await post_stream(http, f"Long sim:markdown=1 sim:rate=0 sim:tokens={2 * once + 3}")
+    pieces = content_of(chunks_of(raw))
+    assert len(pieces) == 2 * once + 3
+    sample = MARKDOWN_SAMPLE.rstrip("\n")
+    text = "".join(pieces)
+    # Each repetition is a block of its own, after a blank line: never glued to the last.
+    assert text == f"{sample}\n\n{sample}\n\n## A rich"
 
 
 @pytest.mark.asyncio

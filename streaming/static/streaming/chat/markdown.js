@@ -14,8 +14,9 @@
  *
  * The libraries come from streaming/static/streaming/vendor/ (make vendor). In the browser
  * libs.js reads them; Node's tests (tests/js/) pass them to createMarkdown() and test the
- * markdown-it layer, toHtml(), which needs no DOM.
+ * markdown-it layer, toHtml() and streamer(), which need no DOM.
  */
+import { createStreamer } from "./incremental.js";
 import { vendoredLibs } from "./libs.js";
 
 // Deeper nesting than this is rendered as text: a bomb of nested brackets or emphasis
@@ -59,14 +60,20 @@ export function createMarkdown(libs) {
   // Tables and strikethrough are in markdown-it's default preset.
   md.validateLink = isSafeUrl;
   md.use(libs.taskLists, { enabled: false, label: false });
+  // The plugin names each checkbox after its line; the sanitizer drops ids anyway, and
+  // without it a streaming answer's tail (whose lines count from the tail) renders the same.
+  const checkbox = md.renderer.rules.taskListItemCheckbox;
+  md.renderer.rules.taskListItemCheckbox = (...args) =>
+    checkbox(...args).replace(/ id="[^"]*"/, "");
   md.use(libs.texmath, {
     engine: libs.katex,
     delimiters: ["dollars", "brackets"],
     katexOptions: { output: "mathml", throwOnError: false, trust: false, maxExpand: 1000 },
   });
   mathAsPlainElements(md);
-  // A streaming answer is rendered again every frame, but only its last code block grows:
-  // the blocks before it are highlighted once and reused.
+  // A streaming answer's open tail is rendered again every frame (incremental.js), but a
+  // code block in it that is already closed does not change: it is highlighted once, and
+  // reused when it becomes a finished block and whenever the answer is rendered whole.
   const highlighted = new Map();
   function cachedCodeBlock(content, language) {
     const key = `${language}\u0000${content}`;
@@ -105,7 +112,12 @@ export function createMarkdown(libs) {
 
   /** The answer as a sanitized DocumentFragment (browser only). */
   function render(text) {
-    return purify.sanitize(toHtml(text), {
+    return sanitize(toHtml(text));
+  }
+
+  /** HTML that markdown-it wrote, as a sanitized DocumentFragment (browser only). */
+  function sanitize(html) {
+    return purify.sanitize(html, {
       RETURN_DOM_FRAGMENT: true,
       USE_PROFILES: { html: true, mathMl: true },
       // Nothing from an answer loads anything: images are links already.
@@ -119,7 +131,12 @@ export function createMarkdown(libs) {
     });
   }
 
-  return { toHtml, render };
+  /** A renderer of one streaming answer, block by block (incremental.js). */
+  function streamer() {
+    return createStreamer(md);
+  }
+
+  return { toHtml, render, sanitize, streamer };
 }
 
 // texmath wraps formulas in its own <eq>/<eqn>/<section> tags; ordinary elements are
@@ -236,8 +253,13 @@ export function listenForCopy(doc) {
 
 let pageRenderer = null;
 
+/** The page's one renderer, made from the vendored libraries when first asked for. */
+export function pageMarkdown() {
+  pageRenderer ??= createMarkdown(vendoredLibs());
+  return pageRenderer;
+}
+
 /** An answer's Markdown as a sanitized DocumentFragment, by the page's one renderer. */
 export function renderMarkdown(text) {
-  pageRenderer ??= createMarkdown(vendoredLibs());
-  return pageRenderer.render(text);
+  return pageMarkdown().render(text);
 }

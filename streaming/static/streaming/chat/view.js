@@ -6,10 +6,10 @@
  *
  * A user's text is only ever set with textContent, never parsed as HTML. An assistant's answer
  * is Markdown, rendered and sanitized by markdown.js, the same while it streams and once it
- * is stored.
+ * is stored; blocks.js draws it, the finished blocks once.
  */
+import { drawMarkdown } from "./blocks.js";
 import { timeElement } from "./comfort.js";
-import { renderMarkdown } from "./markdown.js";
 import { Role, Status } from "./protocol.js";
 import { isUnderway } from "./store.js";
 
@@ -49,14 +49,14 @@ function typingIndicator() {
 function fillContent(content, entry) {
   if (entry.role === Role.ASSISTANT) {
     content.className = "message-content message-content--markdown";
-    content.replaceChildren(renderMarkdown(entry.content));
+    drawMarkdown(content, entry.content);
   } else {
     content.textContent = entry.content;
   }
 }
 
-// Same markup as the loop in conversation_detail.html.
-function buildBubble(entry) {
+// Same markup as the loop in conversation_detail.html, around `content`, drawn already.
+function buildBubble(entry, content) {
   const li = node("li", `message message--${entry.role} message--${entry.status}`);
   if (entry.id) {
     li.dataset.messageId = entry.id;
@@ -78,8 +78,6 @@ function buildBubble(entry) {
     meta.append(node("span", `message-status message-status--${entry.status}`, label));
   }
   li.append(meta);
-  const content = node("div", "message-content");
-  fillContent(content, entry);
   li.append(content);
   if (entry.role === Role.ASSISTANT && isUnderway(entry)) {
     li.append(typingIndicator());
@@ -125,16 +123,49 @@ export function createView(els) {
   // Build `entry`'s bubble afresh; one on the page is replaced, a new one waits for place().
   function render(entry) {
     cancelFrame(entry);
-    const fresh = buildBubble(entry);
     const old = bubbles.get(entry);
+    const kept = entry.role === Role.ASSISTANT && old?.querySelector(":scope > .message-content");
+    if (kept) {
+      redrawAround(old, kept, entry);
+      return;
+    }
+    const content = node("div", "message-content");
+    fillContent(content, entry);
+    const fresh = buildBubble(entry, content);
     if (old && old.parentNode) {
       old.replaceWith(fresh);
     }
     bubbles.set(entry, fresh);
   }
 
+  // An answer's bubble drawn again keeps its element and its content element, which stay on
+  // the page with the blocks drawn in them (blocks.js): everything else is drawn afresh
+  // around them. Taking a long answer off the page and back would cost a whole new layout.
+  function redrawAround(element, content, entry) {
+    fillContent(content, entry);
+    const placeholder = node("div");
+    const fresh = buildBubble(entry, placeholder);
+    for (const name of element.getAttributeNames()) {
+      element.removeAttribute(name);
+    }
+    for (const name of fresh.getAttributeNames()) {
+      element.setAttribute(name, fresh.getAttribute(name));
+    }
+    for (const child of [...element.childNodes]) {
+      if (child !== content) {
+        child.remove();
+      }
+    }
+    const after = [...fresh.childNodes];
+    const before = after.splice(0, after.indexOf(placeholder) + 1);
+    before.pop();
+    content.before(...before);
+    content.after(...after);
+  }
+
   // Streaming changes only the text: rebuilding the bubble for every delta would be wasteful.
-  // An answer is rendered again whole, at most once a frame however many deltas arrive.
+  // An answer's text is drawn at most once a frame however many deltas arrive, and then only
+  // its open tail (blocks.js).
   function renderContent(entry) {
     if (entry.role !== Role.ASSISTANT) {
       showContent(entry);
