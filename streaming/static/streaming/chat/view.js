@@ -11,10 +11,8 @@
 import { drawMarkdown } from "./blocks.js";
 import { timeElement } from "./comfort.js";
 import { Role, Status } from "./protocol.js";
+import { createScrolling } from "./scrolling.js";
 import { isUnderway } from "./store.js";
-
-// Closer to the bottom than this counts as "at the bottom" (sub-pixel zoom, rounding).
-const STICK_THRESHOLD_PX = 48;
 
 const ROLE_LABELS = { user: "You", assistant: "Assistant", system: "System" };
 // Keep in step with the labels in conversation_detail.html.
@@ -106,6 +104,7 @@ function buildBubble(entry, content) {
 
 /** The view of one message list: `els` has `list`, `empty` and `scroller`. */
 export function createView(els) {
+  const { isAtBottom, scrollToBottom, keepingScroll, keepingPlace } = createScrolling(els);
   // Each message's bubble, and the animation frame its text waits for while it streams.
   const bubbles = new WeakMap();
   const frames = new WeakMap();
@@ -358,38 +357,6 @@ export function createView(els) {
     area.focus();
     area.setSelectionRange(area.value.length, area.value.length);
     return { close, text: () => area.value };
-  }
-
-  function isAtBottom() {
-    const s = els.scroller;
-    return s.scrollHeight - s.scrollTop - s.clientHeight <= STICK_THRESHOLD_PX;
-  }
-
-  function scrollToBottom() {
-    els.scroller.scrollTop = els.scroller.scrollHeight;
-  }
-
-  // Run a change to the list; follow it down only if the reader was already at the bottom.
-  function keepingScroll(change) {
-    const stick = isAtBottom();
-    change();
-    if (stick) {
-      scrollToBottom();
-    }
-  }
-
-  // Run a change that adds messages above the reader (older ones): the message at the top
-  // of the view stays where it was on the screen.
-  function keepingPlace(change) {
-    const top = els.scroller.getBoundingClientRect().top;
-    const anchor = Array.from(els.list.children).find(
-      (element) => element.getBoundingClientRect().bottom > top,
-    );
-    const before = anchor ? anchor.getBoundingClientRect().top : 0;
-    change();
-    if (anchor && anchor.isConnected) {
-      els.scroller.scrollTop += anchor.getBoundingClientRect().top - before;
-    }
   }
 
   return {
