@@ -76,22 +76,24 @@ def usage_page(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
-def export_markdown(request: HttpRequest, conversation_id: str) -> HttpResponse:
-    """One conversation, the branch it shows, as a Markdown file."""
+def export_markdown(request: HttpRequest, conversation_id: str) -> StreamingHttpResponse:
+    """One conversation, the branch it shows, as a Markdown file, streamed."""
     conversation = get_own_conversation(request, conversation_id)
-    response = HttpResponse(
-        exports.export_markdown(conversation), content_type="text/markdown; charset=utf-8"
+    response = StreamingHttpResponse(
+        exports.streamed(exports.markdown_pieces(conversation)),
+        content_type="text/markdown; charset=utf-8",
     )
     return _attachment(response, f"{_file_stem(conversation)}.md")
 
 
 @require_GET
 @login_required
-def export_json(request: HttpRequest, conversation_id: str) -> HttpResponse:
-    """One conversation, every message of its tree, as an export file."""
+def export_json(request: HttpRequest, conversation_id: str) -> StreamingHttpResponse:
+    """One conversation, every message of its tree, as an export file, streamed."""
     conversation = get_own_conversation(request, conversation_id)
-    response = HttpResponse(
-        exports.export_json([conversation]), content_type="application/json; charset=utf-8"
+    response = StreamingHttpResponse(
+        exports.streamed(exports.json_pieces([conversation])),
+        content_type="application/json; charset=utf-8",
     )
     return _attachment(response, f"{_file_stem(conversation)}.json")
 
@@ -127,7 +129,7 @@ def import_conversations(request: HttpRequest) -> HttpResponse:
     upload = form.cleaned_data["file"]
     try:
         imports.check_size(upload.size)  # before reading it
-        created = imports.do_import(user, upload.read())
+        created = imports.do_import(user, upload)
     except ImportRefused as exc:
         return _settings_page(
             request, settings_form, form, problems=[exc.message, *exc.problems], status=400
