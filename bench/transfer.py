@@ -85,15 +85,6 @@ def _setup() -> tuple[Any, Any]:
     return client, user
 
 
-def import_file(count: int) -> bytes:
-    """An export file of one conversation of ``count`` one-character messages."""
-    messages = ",".join(f'{{"id":"{n:x}","role":"user","content":"x"}}' for n in range(count))
-    return (
-        '{"format":"chatsite-export","version":1,"conversations":'
-        f'[{{"title":"big","messages":[{messages}]}}]}}'
-    ).encode()
-
-
 def _long_conversation(user: Any, count: int) -> Any:
     """A conversation of ``count`` short messages, each following the one before."""
     import uuid
@@ -148,7 +139,9 @@ def measure(case: str) -> dict[str, Any]:
         from django.core.files.uploadedfile import SimpleUploadedFile
         from django.test.client import BOUNDARY, encode_multipart
 
-        raw = import_file(IMPORT_MESSAGES)
+        from tests.support.exports import tiny_messages
+
+        raw = tiny_messages(IMPORT_MESSAGES)
         what = f"import of {IMPORT_MESSAGES:,} messages ({len(raw) / 2**20:.1f} MiB)"
         # The request's body made beforehand: the client's encoding is not the server's cost.
         body = encode_multipart(

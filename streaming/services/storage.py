@@ -5,7 +5,7 @@ that every write of message text moves in its own transaction (a user message, a
 ending or sweep, an import, a purge). Summing instead would read every message of the user
 on every send: 240,000 of them are a quarter of a second of PostgreSQL's time, against one
 row read. The row is made from one sum the first time it is needed, and made again by
-``manage.py repair_messages --recount`` should anything change text outside these paths
+``manage.py recount_storage`` should anything change text outside these paths
 (an edit in the admin); a streaming answer counts once it ends.
 """
 
