@@ -7,13 +7,16 @@
     python -m bench sse          # the decoder rows alone
     python -m bench layers       # the two channels-redis layers, CPU per frame delivered
     python -m bench upstream     # reading the model's streams, CPU per token
+    python -m bench transfer     # imports and exports of large conversations: time and
+                                 # extra peak memory (PostgreSQL, BENCH_DATABASE_URL)
     python -m bench relay        # the fixed-N relay run (SQLite and the in-memory layer
                                  # unless BENCH_DATABASE_URL / BENCH_REDIS_URL say otherwise)
     python -m bench load [--daphnes 1,2] [--layer core,pubsub] [--n 1,20,50]
                          [--max-n 500] [--ramp SECONDS] [--plot PATH]
 
-The load run needs PostgreSQL (BENCH_DATABASE_URL, default the `chatsite_bench` database on
-127.0.0.1) and Redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379/7).
+The load run and the transfer rows need PostgreSQL (BENCH_DATABASE_URL, default the
+`chatsite_bench` database on 127.0.0.1); the load run Redis too (BENCH_REDIS_URL, default
+redis://127.0.0.1:6379/7).
 """
 
 import argparse
@@ -38,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("sse", help="the SSE decoder and chunk parser")
     commands.add_parser("layers", help="CPU per frame of the two channels-redis layers")
     commands.add_parser("upstream", help="CPU per token of reading the model's streams")
+    commands.add_parser("transfer", help="imports and exports of large conversations")
     commands.add_parser("relay", help="fixed-N answers through one daphne (200 tokens at 100/s)")
     load = commands.add_parser("load", help="the relay load run: added latency per token")
     load.add_argument("--daphnes", type=_numbers, default=(1, 2), help="e.g. 1,2 (default)")
@@ -62,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import upstream
 
         _two_columns(upstream.run(ROOT / "var"))
+    if args.command in (None, "transfer"):
+        from bench import transfer
+
+        _two_columns(transfer.run())
     if args.command == "relay":
         from bench import relay
 

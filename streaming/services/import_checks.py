@@ -1,11 +1,16 @@
 """The rules one value of an export file must meet to become a row: text that fits and can
-be stored, token counts a column holds, dates the database can store and read back.
+be stored, token counts a column holds, dates the database can store and read back; and
+the links between a conversation's messages (``Links``: parents there, no loop).
 
 ``Checker`` collects every problem with where it is, keeping the first few to show; the
-reading of the file itself (a stream of JSON events) is ``imports``'s.
+reading of the file itself (a stream of JSON events) is ``import_events``'s.
 """
 
 import json
+import os
+import uuid
+from array import array
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -142,3 +147,80 @@ def short(value: Any) -> str:
     """A JSON value as written, cut short."""
     text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 40 else text[:39] + "…"
+
+
+@dataclass
+class Links:
+    """The links between one conversation's messages, compact: an index per id, and per
+    index its new id (16 bytes), its parent's index and whether the file defined it."""
+
+    where: str
+    index: dict[str, int] = field(default_factory=dict)
+    ids: bytearray = field(default_factory=bytearray)
+    parents: array = field(default_factory=lambda: array("q"))  # type: ignore[type-arg]
+    defined: bytearray = field(default_factory=bytearray)
+    # (message number, parent index) of each parent named before its message came.
+    ahead: list[tuple[int, int]] = field(default_factory=list)
+
+    def of(self, key: str) -> int:
+        at = self.index.get(key)
+        if at is None:
+            at = self.index[key] = len(self.defined)
+            self.ids += os.urandom(16)
+            self.parents.append(-1)
+            self.defined.append(0)
+        return at
+
+    def new_id(self, at: int) -> uuid.UUID:
+        return uuid.UUID(bytes=bytes(self.ids[16 * at : 16 * at + 16]), version=4)
+
+    def add(self, checker: Checker, number: int, key: str, parent_key: str | None) -> int:
+        """Place message ``number`` (``key``, following ``parent_key``); its index."""
+        at = self.of(key)
+        if self.defined[at]:
+            checker.problem(self.where, f'two messages have the id "{key}".')
+        self.defined[at] = 1
+        if parent_key is not None:
+            parent = self.of(parent_key)
+            self.parents[at] = parent
+            if parent >= at or not self.defined[parent]:  # itself, or one still to come
+                self.ahead.append((number, parent))
+        return at
+
+    def check(self, checker: Checker, leaf_key: str | None) -> None:
+        """Every parent and the leaf a message of this conversation, with no loop."""
+        keys = {at: key for key, at in self.index.items() if not self.defined[at]}
+        for number, parent in self.ahead:
+            if not self.defined[parent]:
+                checker.problem(
+                    f"{self.where}, message {number}, parent_id",
+                    f'"{keys[parent]}" is no message of this conversation.',
+                )
+        if leaf_key is not None and (
+            leaf_key not in self.index or not self.defined[self.index[leaf_key]]
+        ):
+            checker.problem(
+                f"{self.where}, leaf_id", f'"{leaf_key}" is no message of this conversation.'
+            )
+        if self.ahead:  # a loop needs a parent named before its message came
+            self._check_loops(checker)
+
+    def _check_loops(self, checker: Checker) -> None:
+        names = {at: key for key, at in self.index.items()}
+        state = bytearray(len(self.defined))  # 0: unseen, 1: on the path walked, 2: done
+        for start in range(len(state)):
+            path = []
+            node = start
+            while node >= 0 and state[node] == 0 and self.defined[node]:
+                state[node] = 1
+                path.append(node)
+                node = self.parents[node]
+            if node >= 0 and state[node] == 1:
+                checker.problem(
+                    self.where, f'the message "{names[node]}" follows itself, through its parents.'
+                )
+            for at in path:
+                state[at] = 2
+
+    def leaf(self, leaf_key: str | None) -> uuid.UUID | None:
+        return self.new_id(self.index[leaf_key]) if leaf_key is not None else None

@@ -9,16 +9,9 @@ between them, whatever the file's size. What is wrong is said once per problem, 
 it is; past the first few (``import_checks``) only counted.
 """
 
-import codecs
-import os
-import re
-import uuid
-from array import array
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import IO, Any
 
-import ijson
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
@@ -29,7 +22,8 @@ from streaming.models import Conversation, Import, Message
 from streaming.services import storage
 from streaming.services.answers import INTERRUPTED_MESSAGE
 from streaming.services.exports import FORMAT, VERSION
-from streaming.services.import_checks import Checker, kind, short
+from streaming.services.import_checks import Checker, Links, short
+from streaming.services.import_events import Bytes, Events, event_kind
 from streaming.services.quotas import lock_owner, start_of_day
 from streaming.services.user_settings import default_model
 
@@ -45,11 +39,6 @@ _FINISH_REASON_MAX_CHARS = 32
 _NOT_LIVE = {Status.STREAMING, Status.PENDING}
 # Messages written in one statement.
 _BATCH = 1000
-# An export nests four deep (the file, its list, a conversation, its messages, a message);
-# anything far deeper is no export, and is refused before it costs anything.
-_MAX_DEPTH = 16
-# Bytes read from the upload at a time.
-_CHUNK = 64 * 1024
 # What a form's upload adds to the file: the multipart boundaries and headers, the CSRF token.
 _FORM_OVERHEAD_BYTES = 64 * 1024
 # The key of the PostgreSQL advisory lock an import holds for its user (with their id).
@@ -110,7 +99,7 @@ def do_import(owner: User, file: IO[bytes] | bytes) -> list[Conversation]:
     with transaction.atomic():
         _one_at_a_time(owner)
         writer = _Writer(owner, storage.room(owner.pk))
-        _read(_Bytes(file) if isinstance(file, bytes) else file, writer)
+        _read(Bytes(file) if isinstance(file, bytes) else file, writer)
         storage.add(owner.pk, writer.chars)
     return writer.created
 
@@ -120,7 +109,7 @@ def parse(raw: bytes) -> int:
     problem, else how many conversations it holds."""
     check_size(len(raw))
     writer = _Writer(None, None)
-    _read(_Bytes(raw), writer)
+    _read(Bytes(raw), writer)
     return writer.conversations
 
 
@@ -154,265 +143,6 @@ def _one_at_a_time(owner: User) -> None:
             ["Another import of yours is running: wait for it to end, then try again."],
             code=ErrorCode.IMPORT_RUNNING,
         )
-
-
-class _Bytes:
-    """A file-like view of bytes, read in chunks as an upload is."""
-
-    def __init__(self, raw: bytes) -> None:
-        self._view = memoryview(raw)
-        self._at = 0
-
-    def read(self, size: int = -1) -> bytes:
-        end = len(self._view) if size < 0 else self._at + size
-        piece = bytes(self._view[self._at : end])
-        self._at += len(piece)
-        return piece
-
-
-class _Checked:
-    """The upload, read in chunks and checked on the way to the parser for what it would
-    not say or would hide: bytes that are not UTF-8 (it says only "invalid char"), and
-    half a surrogate pair written as an escape (``\\ud800`` alone), which it turns into
-    "?" where the rule of every other way in is to refuse it (streaming.text)."""
-
-    def __init__(self, file: IO[bytes] | _Bytes) -> None:
-        self._file = file
-        self._decoder = codecs.getincrementaldecoder("utf-8")()
-        self._carry = b""  # the end of the last chunk, where an escape may be cut
-        self._read = 0  # bytes read before the carry
-
-    def read(self, size: int = _CHUNK) -> bytes:
-        piece = self._file.read(size)
-        try:
-            self._decoder.decode(piece, final=not piece)
-        except UnicodeDecodeError:
-            raise ImportRefused(
-                ["The file is not UTF-8 text: is it an export of this site?"]
-            ) from None
-        self._surrogates(piece)
-        return piece
-
-    def _surrogates(self, piece: bytes) -> None:
-        text = self._carry + piece
-        # Only what no later chunk can change is judged: an escape and the one after it are
-        # 12 bytes, and a run of backslashes is judged from its start.
-        safe = len(text) if not piece else max(0, len(text) - 12)
-        while safe > 0 and text[safe - 1 : safe] == b"\\":
-            safe -= 1
-        lone, safe = _lone_surrogate(text, safe)
-        if lone is not None:
-            at = self._read + lone
-            raise ImportRefused(
-                [
-                    f"The file holds half of a surrogate pair (a \\ud800 to \\udfff escape "
-                    f"alone) at byte {at:,}: text with it cannot be saved."
-                ]
-            )
-        self._read += safe
-        self._carry = text[safe:]
-
-
-_SURROGATE = re.compile(rb"(\\+)u[dD]([0-9a-fA-F])[0-9a-fA-F]{2}")
-
-
-def _lone_surrogate(text: bytes, end: int) -> tuple[int | None, int]:
-    """Where a surrogate escape without its other half starts in ``text`` (judging those
-    that start before ``end``), and where judging stopped: ``end``, or past a pair that
-    straddles it."""
-    pending: int | None = None  # a high half's end, where its low half must start
-    for match in _SURROGATE.finditer(text):
-        if len(match.group(1)) % 2 == 0:  # an escaped backslash, then plain "u…"
-            continue
-        start = match.end(1) - 1
-        high = match.group(2) in b"89abAB"
-        if pending is not None:
-            if high or start != pending:
-                return pending - 6, end
-            pending = None
-            if match.end() > end:
-                return None, match.end()
-            continue
-        if start >= end:
-            break
-        if not high:
-            return start, end
-        pending = match.end()
-    return (None if pending is None else pending - 6), end
-
-
-_ENDS_TOO_SOON = "The file is not valid JSON: it ends too soon."
-_TOO_DEEP = "The file is not an export: its values nest deeper than an export's."
-
-
-class _Events:
-    """The file's JSON events (ijson's basic_parse: no path strings, which grow with depth),
-    refused past ``_MAX_DEPTH``."""
-
-    def __init__(self, file: IO[bytes] | _Bytes) -> None:
-        self._events = ijson.basic_parse(_Checked(file), use_float=True, buf_size=_CHUNK)
-        self.depth = 0
-
-    def next(self) -> tuple[str, Any]:
-        try:
-            event, value = next(self._events)
-        except StopIteration:
-            raise ImportRefused([_ENDS_TOO_SOON]) from None
-        except ijson.JSONError as exc:
-            raise ImportRefused([_json_problem(exc)]) from None
-        if event in ("start_map", "start_array"):
-            self.depth += 1
-            if self.depth > _MAX_DEPTH:
-                raise ImportRefused([_TOO_DEEP])
-        elif event in ("end_map", "end_array"):
-            self.depth -= 1
-        return event, value
-
-    def value(self, first: tuple[str, Any]) -> Any:
-        """The whole value that starts with the event ``first``."""
-        event, value = first
-        if event == "start_map":
-            return self._object()
-        return self._list() if event == "start_array" else value
-
-    def _object(self) -> dict[str, Any]:
-        """An object, after its opening brace: the path every message takes, so its flat
-        fields are read in a tight loop (a nested value takes the general one)."""
-        found: dict[str, Any] = {}
-        key = ""
-        events = self._events
-        try:
-            while True:
-                event, value = next(events)
-                if event == "map_key":
-                    key = value
-                elif event == "end_map":
-                    self.depth -= 1
-                    return found
-                elif event in ("start_map", "start_array"):
-                    self.depth += 1
-                    if self.depth > _MAX_DEPTH:
-                        raise ImportRefused([_TOO_DEEP])
-                    found[key] = self._object() if event == "start_map" else self._list()
-                else:
-                    found[key] = value
-        except StopIteration:
-            raise ImportRefused([_ENDS_TOO_SOON]) from None
-        except ijson.JSONError as exc:
-            raise ImportRefused([_json_problem(exc)]) from None
-
-    def _list(self) -> list[Any]:
-        builder = ijson.ObjectBuilder()
-        builder.event("start_array", None)
-        depth = self.depth - 1
-        while self.depth > depth:
-            builder.event(*self.next())
-        return builder.value  # type: ignore[no-any-return]
-
-    def skip(self, first: tuple[str, Any]) -> None:
-        """Read past the value that starts with ``first``, keeping none of it."""
-        if first[0] in ("start_map", "start_array"):
-            depth = self.depth - 1
-            while self.depth > depth:
-                self.next()
-
-    def end(self) -> None:
-        """Nothing may follow the file's object but white space."""
-        try:
-            for _ in self._events:
-                raise ImportRefused(["The file is not valid JSON: more follows its end."])
-        except ijson.JSONError as exc:
-            raise ImportRefused([_json_problem(exc)]) from None
-
-
-def _json_problem(exc: Exception) -> str:
-    # yajl's message: what is wrong, then the text around it with a caret under the place.
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    what = lines[0].rstrip(".") if lines else "it cannot be read"
-    near = f", near “{lines[1][:40]}”" if len(lines) > 2 else ""
-    return f"The file is not valid JSON: {what}{near}."
-
-
-def _event_kind(event: tuple[str, Any]) -> str:
-    names = {"start_map": "an object", "start_array": "a list"}
-    return names.get(event[0]) or kind(event[1])
-
-
-@dataclass
-class _Tree:
-    """The links between one conversation's messages, compact: an index per id, and per
-    index its new id (16 bytes), its parent's index and whether the file defined it."""
-
-    where: str
-    index: dict[str, int] = field(default_factory=dict)
-    ids: bytearray = field(default_factory=bytearray)
-    parents: array = field(default_factory=lambda: array("q"))  # type: ignore[type-arg]
-    defined: bytearray = field(default_factory=bytearray)
-    # (message number, parent index) of each parent named before its message came.
-    ahead: list[tuple[int, int]] = field(default_factory=list)
-
-    def of(self, key: str) -> int:
-        at = self.index.get(key)
-        if at is None:
-            at = self.index[key] = len(self.defined)
-            self.ids += os.urandom(16)
-            self.parents.append(-1)
-            self.defined.append(0)
-        return at
-
-    def new_id(self, at: int) -> uuid.UUID:
-        return uuid.UUID(bytes=bytes(self.ids[16 * at : 16 * at + 16]), version=4)
-
-    def add(self, checker: Checker, number: int, key: str, parent_key: str | None) -> int:
-        """Place message ``number`` (``key``, following ``parent_key``); its index."""
-        at = self.of(key)
-        if self.defined[at]:
-            checker.problem(self.where, f'two messages have the id "{key}".')
-        self.defined[at] = 1
-        if parent_key is not None:
-            parent = self.of(parent_key)
-            self.parents[at] = parent
-            if parent >= at or not self.defined[parent]:  # itself, or one still to come
-                self.ahead.append((number, parent))
-        return at
-
-    def check(self, checker: Checker, leaf_key: str | None) -> None:
-        """Every parent and the leaf a message of this conversation, with no loop."""
-        keys = {at: key for key, at in self.index.items() if not self.defined[at]}
-        for number, parent in self.ahead:
-            if not self.defined[parent]:
-                checker.problem(
-                    f"{self.where}, message {number}, parent_id",
-                    f'"{keys[parent]}" is no message of this conversation.',
-                )
-        if leaf_key is not None and (
-            leaf_key not in self.index or not self.defined[self.index[leaf_key]]
-        ):
-            checker.problem(
-                f"{self.where}, leaf_id", f'"{leaf_key}" is no message of this conversation.'
-            )
-        if self.ahead:  # a loop needs a parent named before its message came
-            self._check_loops(checker)
-
-    def _check_loops(self, checker: Checker) -> None:
-        names = {at: key for key, at in self.index.items()}
-        state = bytearray(len(self.defined))  # 0: unseen, 1: on the path walked, 2: done
-        for start in range(len(state)):
-            path = []
-            node = start
-            while node >= 0 and state[node] == 0 and self.defined[node]:
-                state[node] = 1
-                path.append(node)
-                node = self.parents[node]
-            if node >= 0 and state[node] == 1:
-                checker.problem(
-                    self.where, f'the message "{names[node]}" follows itself, through its parents.'
-                )
-            for at in path:
-                state[at] = 2
-
-    def leaf(self, leaf_key: str | None) -> uuid.UUID | None:
-        return self.new_id(self.index[leaf_key]) if leaf_key is not None else None
 
 
 # Every column of a message, and what an imported one holds where the file says nothing.
@@ -497,15 +227,15 @@ def _copy(rows: list[dict[str, Any]]) -> None:
             copy.write_row([full[name] for name, _ in _COLUMNS])
 
 
-def _read(file: IO[bytes] | _Bytes, writer: _Writer) -> None:
+def _read(file: IO[bytes] | Bytes, writer: _Writer) -> None:
     """Read the file, writing it through ``writer``; ImportRefused at its end if it had any
     problem (the caller's transaction rolls back what was written), or at once for one
     that makes the rest meaningless."""
-    events = _Events(file)
+    events = Events(file)
     checker = writer.checker
     first = events.next()
     if first[0] != "start_map":
-        raise ImportRefused([f"The file must be an object, not {_event_kind(first)}."])
+        raise ImportRefused([f"The file must be an object, not {event_kind(first)}."])
     seen: set[str] = set()
     while (event := events.next())[0] != "end_map":
         name = event[1]
@@ -534,27 +264,27 @@ def _envelope_field(name: str, value: Any) -> None:
         )
 
 
-def _conversations(events: _Events, writer: _Writer) -> None:
+def _conversations(events: Events, writer: _Writer) -> None:
     first = events.next()
     if first[0] != "start_array":
-        raise ImportRefused([f'"conversations" must be a list, not {_event_kind(first)}.'])
+        raise ImportRefused([f'"conversations" must be a list, not {event_kind(first)}.'])
     number = 0
     while (item := events.next())[0] != "end_array":
         number += 1
         where = f"conversation {number}"
         if item[0] != "start_map":
-            writer.checker.problem(where, f"must be an object, not {_event_kind(item)}.")
+            writer.checker.problem(where, f"must be an object, not {event_kind(item)}.")
             events.skip(item)
             continue
         writer.conversations += 1
         _conversation(events, writer, where)
 
 
-def _conversation(events: _Events, writer: _Writer, where: str) -> None:
+def _conversation(events: Events, writer: _Writer, where: str) -> None:
     """One conversation, from after its opening brace to its closing one."""
     checker = writer.checker
     row = writer.conversation()
-    tree = _Tree(where)
+    tree = Links(where)
     fields: dict[str, Any] = {}
     has_messages = False
     while (event := events.next())[0] != "end_map":
@@ -590,11 +320,11 @@ def _conversation(events: _Events, writer: _Writer, where: str) -> None:
         row.refresh_from_db()
 
 
-def _messages(events: _Events, writer: _Writer, tree: _Tree, row: Conversation | None) -> None:
+def _messages(events: Events, writer: _Writer, tree: Links, row: Conversation | None) -> None:
     checker = writer.checker
     first = events.next()
     if first[0] != "start_array":
-        checker.problem(f"{tree.where}, messages", f"must be a list, not {_event_kind(first)}.")
+        checker.problem(f"{tree.where}, messages", f"must be a list, not {event_kind(first)}.")
         events.skip(first)
         return
     # A message without a time (a file written by hand) is "now", a microsecond after the
