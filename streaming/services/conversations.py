@@ -144,6 +144,7 @@ def do_post_user_message(
     existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
     if existing is not None:
         return Resent(conversation, existing)
+    storage.counted(conversation.owner_id)
     try:
         with transaction.atomic():
             now = _may_answer(conversation, adding=len(content))
@@ -213,6 +214,7 @@ def do_regenerate(conversation: Conversation, message_id: Any) -> Started:
     the end of the branch shown.
     """
     _refresh(conversation)
+    storage.counted(conversation.owner_id)
     try:
         with transaction.atomic():
             tree = Tree.of(conversation)

@@ -96,6 +96,7 @@ def do_import(owner: User, file: IO[bytes] | bytes) -> list[Conversation]:
     IMPORTS_PER_DAY imports today (``imports_per_day``).
     """
     _count_import(owner)
+    storage.counted(owner.pk)
     with transaction.atomic():
         _one_at_a_time(owner)
         writer = _Writer(owner, storage.room(owner.pk))
@@ -159,8 +160,8 @@ class _Writer:
     after the first problem only checks. ``owner`` None: checks only.
 
     On PostgreSQL a batch is one COPY of plain rows, with no model instance made for any:
-    the ORM's bulk_create costs ten times as much per message, which for the largest file
-    allowed is most of a minute. The foreign keys are checked at the commit (Django makes
+    the ORM's bulk_create (model instances, SQL compiled per batch) was over half of the
+    import's time (docs/performance.md). The foreign keys are checked at the commit (Django makes
     them deferred), so a message may name a parent that comes later in the file.
     """
 
@@ -213,7 +214,7 @@ class _Writer:
             if connection.vendor == "postgresql":
                 _copy(self._batch)
             else:
-                Message.objects.bulk_create(Message(**_DEFAULTS, **row) for row in self._batch)
+                Message.objects.bulk_create(Message(**(_DEFAULTS | row)) for row in self._batch)
         self._batch = []
 
 

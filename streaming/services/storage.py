@@ -33,6 +33,13 @@ def used(owner_id: int) -> int:
     return recount(owner_id) if chars is None else max(0, chars)
 
 
+def counted(owner_id: int) -> None:
+    """Make the user's count if they have none, outside the caller's transaction: one made
+    inside a transaction that a refusal rolls back would be summed again at every try."""
+    if not Storage.objects.filter(user_id=owner_id).exists():
+        recount(owner_id)
+
+
 def recount(owner_id: int) -> int:
     """Sum the user's message text again and keep that as their count; the sum."""
     total = _chars(Message.objects.filter(conversation__owner_id=owner_id).exclude(_live()))

@@ -12,7 +12,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
@@ -214,7 +213,8 @@ async def test_a_message_past_the_storage_quota_is_refused_on_the_socket(
     assert error["code"] == "storage_full"
     assert "95 of 100 characters" in error["message"]
     assert await Message.objects.filter(conversation=conversation).acount() == 1
-    assert await sync_to_async(storage.used)(user.pk) == 95
+    # Counted once, and kept: a refusal rolls back nothing of the count.
+    assert (await Storage.objects.aget(user=user)).chars == 95
 
     # Five characters still fit.
     await tab.send_json_to(user_message("fits!"))
