@@ -24,6 +24,7 @@ from streaming.services import branch, deletion, exports, imports, storage
 from streaming.services.tree import Tree
 from tests.support.exports import tiny_messages
 from tests.support.frames import receive_until, user_message
+from tests.support.users import user_change_form
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("postgresql")]
 
@@ -283,6 +284,22 @@ def test_the_usage_page_shows_what_is_stored(logged_in: Client, user: User) -> N
         page = logged_in.get("/usage/").content.decode()
     assert "1,234" in page
     assert "5,000" in page
+
+
+@override_settings(STORAGE_QUOTA_CHARS=100)
+def test_staff_set_a_users_own_storage_quota_in_the_admin(admin_client: Client, user: User) -> None:
+    fill(user, 60)
+    page = admin_client.get(f"/admin/auth/user/{user.pk}/change/").content.decode()
+    assert "Characters stored" in page
+
+    form = user_change_form(user, **{"quota-0-storage_chars": "50"})
+    response = admin_client.post(f"/admin/auth/user/{user.pk}/change/", form)
+
+    assert response.status_code == 302
+    assert Quota.objects.get(user=user).storage_chars == 50
+    assert storage.room(user.pk) == 0
+    page = admin_client.get(f"/admin/auth/user/{user.pk}/change/").content.decode()
+    assert "60 of 50" in page
 
 
 # --- imports one at a time, a few a day --------------------------------------------------
