@@ -221,6 +221,9 @@ async def test_a_message_past_the_storage_quota_is_refused_on_the_socket(
     await tab.send_json_to(user_message("fits!"))
     done = await receive_until(tab, "done")
     assert done[-1]["status"] == "complete"
+    answer = await Message.objects.aget(conversation=conversation, role="assistant")
+    # The message when it was sent, the answer when it ended.
+    assert (await Storage.objects.aget(user=user)).chars == 100 + len(answer.content)
     await tab.disconnect()
 
 
