@@ -10,6 +10,7 @@ the walk from it up to the first turn, each message with its place among its ver
 
 import uuid
 from array import array
+from datetime import datetime
 from typing import Any
 
 from django.db import connection
@@ -35,10 +36,10 @@ SELECT id FROM down WHERE id IS NOT NULL ORDER BY depth DESC LIMIT 1
 """
 
 _BRANCH = f"""
-WITH RECURSIVE up(id, parent_id, depth) AS (
-    SELECT id, parent_id, 0 FROM {_TABLE} WHERE id = %s AND conversation_id = %s
+WITH RECURSIVE up(id, parent_id, created_at, depth) AS (
+    SELECT id, parent_id, created_at, 0 FROM {_TABLE} WHERE id = %s AND conversation_id = %s
     UNION ALL
-    SELECT m.id, m.parent_id, up.depth + 1
+    SELECT m.id, m.parent_id, m.created_at, up.depth + 1
     FROM {_TABLE} m JOIN up ON m.id = up.parent_id
     WHERE up.depth < %s
 ),
@@ -48,7 +49,7 @@ versions AS (
         COUNT(*) OVER (PARTITION BY parent_id, role) AS versions
     FROM {_TABLE} WHERE conversation_id = %s
 )
-SELECT up.id, versions.version, versions.versions
+SELECT up.id, versions.version, versions.versions, up.created_at
 FROM up JOIN versions ON versions.id = up.id
 ORDER BY up.depth DESC
 """
@@ -64,14 +65,31 @@ class Branch:
         self._ids = bytearray()
         self._versions = array("l")
         self._counts = array("l")
+        #: Each message written after the one before it (in the order of the index on
+        #: conversation and time, ``Tree``'s): as good as always, unless a hand-written
+        #: import gave a message an older time than its parent's.
+        self.in_time_order = True
+        self._last: tuple[Any, uuid.UUID] | None = None
 
     def __len__(self) -> int:
         return len(self._versions)
 
-    def add(self, key: uuid.UUID, version: int, versions: int) -> None:
+    def add(self, key: uuid.UUID, version: int, versions: int, created_at: Any) -> None:
+        at = (created_at, key)
+        if self._last is not None and not (isinstance(created_at, datetime) and self._last < at):
+            self.in_time_order = False
+        self._last = at
         self._ids += key.bytes
         self._versions.append(version)
         self._counts.append(versions)
+
+    def is_at(self, n: int, key: uuid.UUID) -> bool:
+        """Whether message ``n`` of the branch is ``key``."""
+        return n < len(self) and self._ids[16 * n : 16 * n + 16] == key.bytes
+
+    def place(self, n: int) -> tuple[int, int]:
+        """Message ``n``'s version, and how many versions there are."""
+        return self._versions[n], self._counts[n]
 
     def part(self, start: int, size: int) -> list[tuple[uuid.UUID, int, int]]:
         """Messages ``start`` to ``start + size``: (id, version, how many versions)."""
@@ -101,8 +119,8 @@ def shown(conversation: Conversation) -> Branch:
     with connection.cursor() as cursor:
         cursor.execute(_BRANCH, [_db(leaf), conversation_id, count, conversation_id])
         while rows := cursor.fetchmany(_FETCH):
-            for key, version, versions in rows:
-                branch.add(_uuid(key), version, versions)
+            for key, version, versions, created_at in rows:
+                branch.add(_uuid(key), version, versions, created_at)
     return branch
 
 

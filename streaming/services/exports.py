@@ -192,6 +192,9 @@ def markdown_pieces(conversation: Conversation) -> Iterator[str]:
     if not len(shown):
         lines += ["*No messages.*", ""]
     yield _text(lines)
+    if shown.in_time_order:
+        yield from _branch_by_time(conversation, shown)
+        return
     for start in range(0, len(shown), _MESSAGES):
         part = shown.part(start, _MESSAGES)
         rows = Message.objects.filter(pk__in=[key for key, _, _ in part]).values(*_FIELDS)
@@ -204,6 +207,20 @@ def markdown_pieces(conversation: Conversation) -> Iterator[str]:
                 for line in _message_lines(found[key], version, versions)
             ]
         )
+
+
+def _branch_by_time(conversation: Conversation, shown: branch.Branch) -> Iterator[str]:
+    """The branch's messages read in the index's order (conversation, time), the other
+    versions passed over: one range of the index a batch, where reading them by id costs
+    a lookup each."""
+    n = 0
+    for batch in messages_in_order(conversation.pk):
+        lines = []
+        for row in batch:
+            if shown.is_at(n, row["id"]):
+                lines += _message_lines(row, *shown.place(n))
+                n += 1
+        yield _text(lines)
 
 
 def _message_lines(row: dict[str, Any], version: int, versions: int) -> list[str]:

@@ -407,6 +407,23 @@ def test_exports_of_a_long_conversation_stream_what_the_tree_shows(user: User, l
     assert [m["id"] for m in messages] == [str(m.pk) for m in tree.messages]
 
 
+def test_a_branch_written_out_of_time_order_is_exported_in_its_own_order(user: User) -> None:
+    # A hand-written file may give an answer an older time than its question.
+    (created,) = imports.do_import(
+        user,
+        document(
+            message("q", created_at="2026-03-01T10:00:00+00:00"),
+            message("a", "q", role="assistant", created_at="2026-03-01T09:00:00+00:00"),
+            leaf_id="a",
+        ).encode(),
+    )
+    assert not branch.shown(created).in_time_order
+
+    markdown = exports.export_markdown(created)
+
+    assert markdown.index("text q") < markdown.index("text a")
+
+
 async def test_the_export_pages_stream(user: User) -> None:
     conversation = await Conversation.objects.acreate(owner=user, title="streamed")
     await Message.objects.acreate(conversation=conversation, role="user", content="hello")
