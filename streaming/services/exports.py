@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import Q
 from django.utils import timezone
 
 from streaming.models import Conversation, Message
@@ -124,13 +123,16 @@ def messages_in_order(
         .order_by("created_at", "id")
         .values(*_FIELDS)
     )
-    after: Q | None = None
-    while batch := list((messages.filter(after) if after else messages)[:size]):
+    batch = list(messages[:size])
+    while batch:
         yield batch
         last = batch[-1]
-        after = Q(created_at__gt=last["created_at"]) | Q(
-            created_at=last["created_at"], id__gt=last["id"]
+        # From the last one read on, in one range of the index (an OR of the two conditions
+        # would be read from the conversation's start at every batch).
+        after = messages.filter(created_at__gte=last["created_at"]).exclude(
+            created_at=last["created_at"], id__lte=last["id"]
         )
+        batch = list(after[:size])
 
 
 def account_pieces(owner: User) -> Iterator[str]:
