@@ -13,14 +13,16 @@
     python -m bench search       # search over one user's 50 MB, without and with the index
     python -m bench render       # the chat page in Chromium drawing 15,000- and 100,000-
                                  # character Markdown answers at 300 pieces/s
+    python -m bench transfer     # imports and exports of large conversations: time and
+                                 # extra peak memory (PostgreSQL, BENCH_DATABASE_URL)
     python -m bench relay        # the fixed-N relay run (SQLite and the in-memory layer
                                  # unless BENCH_DATABASE_URL / BENCH_REDIS_URL say otherwise)
     python -m bench load [--daphnes 1,2] [--layer core,pubsub] [--n 1,20,50]
                          [--max-n 500] [--ramp SECONDS] [--plot PATH]
 
-The search run and the load run need PostgreSQL (BENCH_DATABASE_URL, default the
-`chatsite_bench` database on 127.0.0.1); the load run Redis too (BENCH_REDIS_URL, default
-redis://127.0.0.1:6379/7).
+The search run, the load run and the transfer rows need PostgreSQL (BENCH_DATABASE_URL,
+default the `chatsite_bench` database on 127.0.0.1); the load run Redis too
+(BENCH_REDIS_URL, default redis://127.0.0.1:6379/7).
 """
 
 import argparse
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("sizes", help="long conversations opened over a real socket")
     commands.add_parser("search", help="search over one user's 50 MB, without and with the index")
     commands.add_parser("render", help="the chat page drawing long Markdown answers (Chromium)")
+    commands.add_parser("transfer", help="imports and exports of large conversations")
     commands.add_parser("relay", help="fixed-N answers through one daphne (200 tokens at 100/s)")
     load = commands.add_parser("load", help="the relay load run: added latency per token")
     load.add_argument("--daphnes", type=_numbers, default=(1, 2), help="e.g. 1,2 (default)")
@@ -91,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import render
 
         _two_columns(render.run())
+    if args.command in (None, "transfer"):
+        from bench import transfer
+
+        _two_columns(transfer.run())
     if args.command == "relay":
         from bench import relay
 

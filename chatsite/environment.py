@@ -360,8 +360,14 @@ MAX_SYSTEM_PROMPT_CHARS = Whole(
 IMPORT_MAX_BYTES = Whole(
     "IMPORT_MAX_BYTES",
     10 * 1024 * 1024,
-    "The largest export file a user may import (checked whole in memory).",
+    "The largest export file a user may import (read as a stream, written in batches).",
     note="10 MiB",
+)
+IMPORTS_PER_DAY = Whole(
+    "IMPORTS_PER_DAY",
+    20,
+    "Imports one user may start a day (UTC), refused ones too; 0: no limit.",
+    minimum=0,
 )
 LIMIT_ANSWERS_PER_USER = Whole(
     "LIMIT_ANSWERS_PER_USER", 3, "Answers one user may have streaming at once."
@@ -378,6 +384,12 @@ LIMIT_FRAMES_PER_SECOND = Number(
 LIMIT_FRAMES_BURST = Whole("LIMIT_FRAMES_BURST", 30, "Frames one socket may send at once.")
 DAILY_TOKEN_BUDGET = Whole(
     "DAILY_TOKEN_BUDGET", 0, "Tokens one user may spend a day (UTC); 0: no budget.", minimum=0
+)
+STORAGE_QUOTA_CHARS = Whole(
+    "STORAGE_QUOTA_CHARS",
+    100_000_000,
+    "Characters of message text one user may store; 0: no quota.",
+    minimum=0,
 )
 AUTO_TITLE = Flag("AUTO_TITLE", False, "Ask the model for a title after the first answer.")
 DELETE_UNDO_SECONDS = Number(

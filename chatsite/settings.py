@@ -166,6 +166,7 @@ if MAX_FRAME_CHARS < MAX_MESSAGE_CHARS + 1024:
 FRAME_BUDGET_BYTES = env.FRAME_BUDGET_BYTES.read()
 MAX_SYSTEM_PROMPT_CHARS = env.MAX_SYSTEM_PROMPT_CHARS.read()
 IMPORT_MAX_BYTES = env.IMPORT_MAX_BYTES.read()
+IMPORTS_PER_DAY = env.IMPORTS_PER_DAY.read()
 AUTO_TITLE = env.AUTO_TITLE.read()
 DELETE_UNDO_SECONDS = env.DELETE_UNDO_SECONDS.read()
 # Answers and messages are counted in the database (exact across processes); sockets in
@@ -176,6 +177,7 @@ LIMIT_SOCKETS_PER_USER = env.LIMIT_SOCKETS_PER_USER.read()
 LIMIT_FRAMES_PER_SECOND = env.LIMIT_FRAMES_PER_SECOND.read()
 LIMIT_FRAMES_BURST = env.LIMIT_FRAMES_BURST.read()
 DAILY_TOKEN_BUDGET = env.DAILY_TOKEN_BUDGET.read()
+STORAGE_QUOTA_CHARS = env.STORAGE_QUOTA_CHARS.read()
 
 # --- Auth, sessions, static -----------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

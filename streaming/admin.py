@@ -20,7 +20,7 @@ from django.utils.text import Truncator
 from streaming.exceptions import ChatError
 from streaming.forms import UserSettingsForm
 from streaming.models import Conversation, Message, Provider, ProviderModel, Quota, UserSettings
-from streaming.services import deletion, exports, providers, quotas, usage
+from streaming.services import deletion, exports, providers, quotas, storage, usage
 from streaming.services.tree import Tree
 
 
@@ -342,8 +342,8 @@ class QuotaInline(admin.StackedInline[Quota, User]):
     model = Quota
     can_delete = False
     verbose_name = verbose_name_plural = "Limits"
-    fields = ("daily_token_budget", "tokens_used_today")
-    readonly_fields = ("tokens_used_today",)
+    fields = ("daily_token_budget", "tokens_used_today", "storage_chars", "storage_used")
+    readonly_fields = ("tokens_used_today", "storage_used")
 
     @admin.display(description="Tokens used today (UTC)")
     def tokens_used_today(self, obj: Quota) -> str:
@@ -352,6 +352,17 @@ class QuotaInline(admin.StackedInline[Quota, User]):
         used = quotas.tokens_used_since(obj.pk, quotas.start_of_day(timezone.now()))
         budget = quotas.daily_budget(obj.pk)
         return f"{used:,} of {budget:,}" if budget else f"{used:,} (no budget)"
+
+    @admin.display(description="Characters stored")
+    def storage_used(self, obj: Quota) -> str:
+        if obj.pk is None:
+            return "-"
+        return _storage_figure(obj.pk)
+
+
+def _storage_figure(owner_id: int) -> str:
+    used, limit = storage.used(owner_id), storage.quota(owner_id)
+    return f"{used:,} of {limit:,}" if limit else f"{used:,} (no quota)"
 
 
 # Django's own user admin, with the user's limits under it.

@@ -16,6 +16,7 @@
     ├── LimitError                  a per-user or per-server limit; says when to try again
     │   ├── RateLimited             too much at once, or too fast (`rate_limited`)
     │   └── QuotaExceeded           the day's token budget is spent (`quota_exceeded`)
+    ├── StorageFull                 the user's storage quota has no room for the message
     ├── ConversationGone            the conversation was deleted while a socket had it open
     ├── LayerUnavailable            the channel layer (Redis) cannot be reached
     ├── SessionEnded                the socket's login session ended (logout, password, account)
@@ -60,6 +61,10 @@ class ErrorCode(enum.StrEnum):
     UNAVAILABLE = "unavailable"
     SESSION_ENDED = "session_ended"
     BAD_IMPORT = "bad_import"
+    STORAGE_FULL = "storage_full"
+    # Why an import was refused before its file was read.
+    IMPORT_RUNNING = "import_running"
+    IMPORTS_PER_DAY = "imports_per_day"
     SERVER_ERROR = "server_error"
     # A frame the socket cannot read.
     BAD_JSON = "bad_json"
@@ -225,6 +230,14 @@ class QuotaExceeded(LimitError):
     kind = "quota"
 
 
+class StorageFull(ChatError):
+    """The user's messages fill their storage quota (characters of text): nothing was
+    written; deleting conversations, or staff raising the quota, makes room."""
+
+    code = ErrorCode.STORAGE_FULL
+    kind = "storage"
+
+
 class ConversationGone(ChatError):
     """The conversation was deleted; the socket says so and closes with 4404."""
 
@@ -257,16 +270,19 @@ class SessionEnded(ChatError):
 class ImportRefused(ChatError):
     """An uploaded export file that was not imported (nothing of it was written).
 
-    `problems` says what is wrong, one line each, naming where in the file it is.
+    `problems` says what is wrong, one line each, naming where in the file it is. `code`
+    is ``bad_import`` for the file itself; ``storage_full``, ``import_running`` or
+    ``imports_per_day`` for a limit of the user's.
     """
 
     code = ErrorCode.BAD_IMPORT
     kind = "import"
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], *, code: ErrorCode | None = None) -> None:
         count = len(problems)
         super().__init__(
-            f"The file was not imported: {count} problem{'s' if count != 1 else ''} found."
+            f"The file was not imported: {count} problem{'s' if count != 1 else ''} found.",
+            code=code,
         )
         self.problems = problems
 

@@ -316,9 +316,42 @@ class Quota(models.Model):
         help_text="Tokens (prompt and answer) a day, from midnight UTC. Empty: the site default "
         "(DAILY_TOKEN_BUDGET). 0: no budget.",
     )
+    storage_chars = models.PositiveBigIntegerField(
+        "storage quota",
+        null=True,
+        blank=True,
+        help_text="Characters of message text (every version, imported ones too) the user may "
+        "store. Empty: the site default (STORAGE_QUOTA_CHARS). 0: no quota.",
+    )
 
     def __str__(self) -> str:
         return f"Limits of {self.user}"
+
+
+class Storage(models.Model):
+    """The characters of message text one user stores, counted as they change
+    (services/storage.py), so a send checks one row rather than summing every message."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    chars = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"Storage of {self.user}"
+
+
+class Import(models.Model):
+    """One import a user started, refused or not: counted against IMPORTS_PER_DAY."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    started_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["owner", "started_at"], name="import_owner_recent")]
+
+    def __str__(self) -> str:
+        return f"Import of {self.owner} at {self.started_at:%Y-%m-%d %H:%M}"
 
 
 class UserSettings(models.Model):

@@ -12,13 +12,16 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from streaming.exceptions import ImportRefused
+from streaming.exceptions import ErrorCode, ImportRefused
 from streaming.forms import ImportForm, UserSettingsForm
 from streaming.models import Conversation
-from streaming.services import conversations, exports, imports, usage, user_settings
+from streaming.services import conversations, exports, imports, storage, usage, user_settings
 from streaming.views import NOT_FOUND
 
 Response = TypeVar("Response", HttpResponse, StreamingHttpResponse)
+
+# An import refused for a limit of the user's rather than for its file.
+_IMPORT_STATUS = {ErrorCode.IMPORT_RUNNING: 409, ErrorCode.IMPORTS_PER_DAY: 429}
 
 
 @require_http_methods(["GET", "POST"])
@@ -61,8 +64,10 @@ def _settings_page(
 @require_GET
 @login_required
 def usage_page(request: HttpRequest) -> HttpResponse:
-    """Tokens the user's answers cost in the last 30 days, by day and model, with totals."""
-    recent = usage.recent_days(request.user.pk, timezone.now())  # type: ignore[arg-type]
+    """Tokens the user's answers cost in the last 30 days, by day and model, with totals;
+    and what their conversations store, against their storage quota."""
+    owner_id: int = request.user.pk  # type: ignore[assignment]  # logged in
+    recent = usage.recent_days(owner_id, timezone.now())
     return render(
         request,
         "streaming/usage.html",
@@ -70,28 +75,32 @@ def usage_page(request: HttpRequest) -> HttpResponse:
             "rows": _newest_day_first(usage.summarize(recent, by=("day", "provider", "model"))),
             "totals": usage.totals(recent),
             "days": usage.PAGE_DAYS,
+            "storage_used": storage.used(owner_id),
+            "storage_quota": storage.quota(owner_id),
         },
     )
 
 
 @require_GET
 @login_required
-def export_markdown(request: HttpRequest, conversation_id: str) -> HttpResponse:
-    """One conversation, the branch it shows, as a Markdown file."""
+def export_markdown(request: HttpRequest, conversation_id: str) -> StreamingHttpResponse:
+    """One conversation, the branch it shows, as a Markdown file, streamed."""
     conversation = get_own_conversation(request, conversation_id)
-    response = HttpResponse(
-        exports.export_markdown(conversation), content_type="text/markdown; charset=utf-8"
+    response = StreamingHttpResponse(
+        exports.streamed(exports.markdown_pieces(conversation)),
+        content_type="text/markdown; charset=utf-8",
     )
     return _attachment(response, f"{_file_stem(conversation)}.md")
 
 
 @require_GET
 @login_required
-def export_json(request: HttpRequest, conversation_id: str) -> HttpResponse:
-    """One conversation, every message of its tree, as an export file."""
+def export_json(request: HttpRequest, conversation_id: str) -> StreamingHttpResponse:
+    """One conversation, every message of its tree, as an export file, streamed."""
     conversation = get_own_conversation(request, conversation_id)
-    response = HttpResponse(
-        exports.export_json([conversation]), content_type="application/json; charset=utf-8"
+    response = StreamingHttpResponse(
+        exports.streamed(exports.json_pieces([conversation])),
+        content_type="application/json; charset=utf-8",
     )
     return _attachment(response, f"{_file_stem(conversation)}.json")
 
@@ -127,10 +136,14 @@ def import_conversations(request: HttpRequest) -> HttpResponse:
     upload = form.cleaned_data["file"]
     try:
         imports.check_size(upload.size)  # before reading it
-        created = imports.do_import(user, upload.read())
+        created = imports.do_import(user, upload)
     except ImportRefused as exc:
         return _settings_page(
-            request, settings_form, form, problems=[exc.message, *exc.problems], status=400
+            request,
+            settings_form,
+            form,
+            problems=[exc.message, *exc.problems],
+            status=_IMPORT_STATUS.get(exc.code, 400),
         )
     count = len(created)
     messages.success(request, f"Imported {count} conversation{'s' if count != 1 else ''}.")

@@ -39,7 +39,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("streaming", "0008_conversation_deleted_at"),
+        ("streaming", "0009_storage_quota"),
     ]
 
     operations = [

@@ -16,7 +16,7 @@ from django.utils import timezone
 from streaming import control, frames, layer
 from streaming.exceptions import BusyError, ConversationGone, ErrorCode, Invalid
 from streaming.models import Conversation, Message
-from streaming.services import context, events, listing, providers, window
+from streaming.services import context, events, listing, providers, storage, window
 from streaming.services.quotas import check_new_answer, lock_owner
 from streaming.services.tree import Tree
 from streaming.services.user_settings import default_model, default_system_prompt
@@ -144,9 +144,10 @@ def do_post_user_message(
     existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
     if existing is not None:
         return Resent(conversation, existing)
+    storage.counted(conversation.owner_id)
     try:
         with transaction.atomic():
-            now = _may_answer(conversation)
+            now = _may_answer(conversation, adding=len(content))
             # Read again under the lock: a switch on another socket may have moved it.
             conversation.leaf_id = _leaf_id(conversation)
             tree = Tree.of(conversation)
@@ -159,6 +160,7 @@ def do_post_user_message(
                 client_id=client_id,
                 created_at=now,
             )
+            storage.add(conversation.owner_id, len(content))
             history = context.request_messages(conversation, [*tree.path(parent), user_message])
             # One microsecond later, so the order of writing never depends on clock resolution.
             started = _start_answer(
@@ -212,6 +214,7 @@ def do_regenerate(conversation: Conversation, message_id: Any) -> Started:
     the end of the branch shown.
     """
     _refresh(conversation)
+    storage.counted(conversation.owner_id)
     try:
         with transaction.atomic():
             tree = Tree.of(conversation)
@@ -290,8 +293,12 @@ def _uuid_or_none(value: Any) -> uuid.UUID | None:
         return None
 
 
-def _may_answer(conversation: Conversation) -> datetime:
-    """In the transaction about to start an answer: raise unless it may start; its time."""
+def _may_answer(conversation: Conversation, *, adding: int = 0) -> datetime:
+    """In the transaction about to start an answer: raise unless it may start; its time.
+
+    ``adding``: the characters of the user message that comes with it, which must fit the
+    owner's storage quota (with none, the quota must not be full: the answer adds to it).
+    """
     lock_owner(conversation.owner_id)
     # Under the lock a delete (or a purge) takes too: one that came after the caller's
     # _refresh is seen.
@@ -301,6 +308,7 @@ def _may_answer(conversation: Conversation) -> datetime:
         raise BusyError(BUSY_MESSAGE)
     now = timezone.now()
     check_new_answer(conversation.owner_id, now)
+    storage.check_room(conversation.owner_id, adding)
     return now
 
 

@@ -31,7 +31,7 @@ from django.db.models.sql import Query
 
 from streaming import control, layer
 from streaming.models import Conversation, Message
-from streaming.services import events, listing
+from streaming.services import events, listing, storage
 from streaming.services.answers import do_request_stop
 from streaming.services.quotas import lock_owner
 
@@ -143,6 +143,7 @@ def _delete_for_good(ids: list[uuid.UUID]) -> Purged:
     # A few at a time: SQLite refuses a statement of more than 32766 parameters.
     for start in range(0, len(ids), PURGE_BATCH_SIZE):
         some = ids[start : start + PURGE_BATCH_SIZE]
+        storage.add_messages(Message.objects.filter(conversation_id__in=some), sign=-1)
         _, per_model = Conversation.objects.filter(pk__in=some).delete()
         conversations += per_model.get(Conversation._meta.label, 0)
         messages += per_model.get(Message._meta.label, 0)

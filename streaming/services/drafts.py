@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from streaming.models import Message
-from streaming.services import providers
+from streaming.services import providers, storage
 from streaming.services.conversations import (
     Posted,
     Resent,
@@ -45,6 +45,7 @@ def do_start_conversation(
     content = validate_content(content)
     if system_prompt is not None:  # None: the owner's default
         system_prompt = validate_system_prompt(system_prompt)
+    storage.counted(owner.pk)
     with transaction.atomic():
         if model is not None:
             model = providers.check_choice(provider_id, model, lock=True)

@@ -5,7 +5,7 @@ and all of a user's are the same document: an envelope with a list of conversati
 """
 
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,14 +13,14 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from streaming.models import Conversation, Message
+from streaming.services import branch
 from streaming.services.database import to_async
-from streaming.services.tree import Tree
 
 FORMAT = "chatsite-export"
 #: Raised whenever a field's meaning changes or one is added; ``imports`` reads this one only.
 VERSION = 1
-# Conversations read from the database at a time while streaming a whole account.
-_BATCH = 50
+# Messages read from the database at a time.
+_MESSAGES = 1000
 
 
 def envelope(exported_at: datetime | None = None) -> dict[str, Any]:
@@ -32,9 +32,8 @@ def envelope(exported_at: datetime | None = None) -> dict[str, Any]:
     }
 
 
-def conversation_data(conversation: Conversation, tree: Tree | None = None) -> dict[str, Any]:
-    """One conversation and every message of its tree (all versions), oldest first."""
-    tree = tree or Tree.of(conversation)
+def conversation_data(conversation: Conversation) -> dict[str, Any]:
+    """One conversation's fields in the file; its messages follow (``_conversation_pieces``)."""
     return {
         "id": str(conversation.id),
         "title": conversation.title,
@@ -43,68 +42,125 @@ def conversation_data(conversation: Conversation, tree: Tree | None = None) -> d
         "created_at": conversation.created_at.isoformat(),
         "updated_at": conversation.updated_at.isoformat(),
         "leaf_id": str(conversation.leaf_id) if conversation.leaf_id else None,
-        "messages": [_message_data(m) for m in tree.messages],
     }
 
 
-def _message_data(message: Message) -> dict[str, Any]:
+# A message's columns an export reads: plain rows, not models (a model instance costs
+# more than writing the message out).
+_FIELDS = (
+    "id",
+    "parent_id",
+    "role",
+    "content",
+    "status",
+    "model",
+    "provider_name",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "error",
+    "created_at",
+)
+
+
+def _message_data(row: dict[str, Any]) -> dict[str, Any]:
     # Not control.serialize_message: the file's format is versioned on its own, and must
     # not change when the live frames do.
     return {
-        "id": str(message.id),
-        "parent_id": str(message.parent_id) if message.parent_id else None,
-        "role": message.role,
-        "content": message.content,
-        "status": message.status,
-        "model": message.model,
-        "provider": message.provider_name,
-        "finish_reason": message.finish_reason,
-        "prompt_tokens": message.prompt_tokens,
-        "completion_tokens": message.completion_tokens,
-        "error": message.error,
-        "created_at": message.created_at.isoformat(),
+        "id": str(row["id"]),
+        "parent_id": str(row["parent_id"]) if row["parent_id"] else None,
+        "role": row["role"],
+        "content": row["content"],
+        "status": row["status"],
+        "model": row["model"],
+        "provider": row["provider_name"],
+        "finish_reason": row["finish_reason"],
+        "prompt_tokens": row["prompt_tokens"],
+        "completion_tokens": row["completion_tokens"],
+        "error": row["error"],
+        "created_at": row["created_at"].isoformat(),
     }
 
 
 def export_json(conversations: Iterable[Conversation]) -> str:
-    """An export file of ``conversations`` (each read with its messages)."""
-    document = envelope()
-    document["conversations"] = [conversation_data(c) for c in conversations]
-    return json.dumps(document, ensure_ascii=False, indent=1)
+    """An export file of ``conversations``, whole (the admin's few chosen ones; a page
+    streams ``json_pieces``)."""
+    return "".join(json_pieces(conversations))
 
 
-def _batch(ids: list[Any]) -> list[str]:
-    by_id = {c.pk: c for c in Conversation.objects.filter(pk__in=ids, deleted_at=None)}
-    messages: dict[Any, list[Message]] = {pk: [] for pk in by_id}
-    for message in Message.objects.filter(conversation_id__in=by_id):
-        messages[message.conversation_id].append(message)
-    # Deleted since the list was read: left out.
-    return [
-        json.dumps(conversation_data(by_id[pk], Tree(messages[pk])), ensure_ascii=False)
-        for pk in ids
-        if pk in by_id
-    ]
-
-
-async def stream_account(owner: User) -> AsyncIterator[str]:
-    """Every conversation of ``owner`` as one export file, a batch of conversations at a
-    time, so a large account is never held in memory whole. Async: daphne sends each piece
-    as it comes (a synchronous iterator would be read whole first)."""
-    head = json.dumps(envelope())[:-1]
-    yield head + ', "conversations": [\n'
-    ids: list[Any] = await to_async(
-        lambda: list(
-            Conversation.objects.filter(owner_id=owner.pk, deleted_at=None)
-            .order_by("-updated_at", "id")
-            .values_list("pk", flat=True)
-        )
-    )()
+def json_pieces(conversations: Iterable[Conversation]) -> Iterator[str]:
+    """An export file of ``conversations``, a batch of messages at a time: each piece is
+    read from the database when the one before has been taken, so no conversation is ever
+    held whole, however long it is."""
+    yield json.dumps(envelope())[:-1] + ', "conversations": [\n'
     first = True
-    for start in range(0, len(ids), _BATCH):
-        for piece in await to_async(_batch)(ids[start : start + _BATCH]):
-            yield piece if first else ",\n" + piece
-            first = False
+    for conversation in conversations:
+        if not first:
+            yield ",\n"
+        first = False
+        yield from _conversation_pieces(conversation)
     yield "\n]}\n"
+
+
+def _conversation_pieces(conversation: Conversation) -> Iterator[str]:
+    data = conversation_data(conversation)
+    yield json.dumps(data, ensure_ascii=False)[:-1] + ', "messages": ['
+    separator = ""
+    for batch in messages_in_order(conversation.pk):
+        yield separator + ",".join(json.dumps(_message_data(m), ensure_ascii=False) for m in batch)
+        separator = ","
+    yield "]}"
+
+
+def messages_in_order(
+    conversation_id: Any, size: int = _MESSAGES
+) -> Iterator[list[dict[str, Any]]]:
+    """The conversation's messages in the order they were written (``Tree``'s), ``size``
+    at a time: each batch one query that starts after the last one read (the index on
+    conversation and time), so nothing is held between batches."""
+    messages = (
+        Message.objects.filter(conversation_id=conversation_id)
+        .order_by("created_at", "id")
+        .values(*_FIELDS)
+    )
+    batch = list(messages[:size])
+    while batch:
+        yield batch
+        last = batch[-1]
+        # From the last one read on, in one range of the index (an OR of the two conditions
+        # would be read from the conversation's start at every batch).
+        after = messages.filter(created_at__gte=last["created_at"]).exclude(
+            created_at=last["created_at"], id__lte=last["id"]
+        )
+        batch = list(after[:size])
+
+
+def account_pieces(owner: User) -> Iterator[str]:
+    """Every conversation of ``owner`` as one export file (``json_pieces``), newest first;
+    one deleted since the list was read is left out."""
+    ids = list(
+        Conversation.objects.filter(owner_id=owner.pk, deleted_at=None)
+        .order_by("-updated_at", "id")
+        .values_list("pk", flat=True)
+    )
+    yield from json_pieces(
+        conversation
+        for pk in ids
+        if (conversation := Conversation.objects.filter(pk=pk, deleted_at=None).first())
+    )
+
+
+async def streamed(pieces: Iterator[str]) -> AsyncIterator[str]:
+    """``pieces`` for a StreamingHttpResponse: each read on a database thread as daphne
+    asks for it, and sent as it comes (a synchronous iterator would be read whole first)."""
+    step = to_async(lambda: next(pieces, None))
+    while (piece := await step()) is not None:
+        yield piece
+
+
+def stream_account(owner: User) -> AsyncIterator[str]:
+    """Every conversation of ``owner`` as one export file, streamed (``account_pieces``)."""
+    return streamed(account_pieces(owner))
 
 
 _STATUS_NOTES = {
@@ -118,9 +174,14 @@ _ROLE_NAMES = {"user": "You", "assistant": "Assistant", "system": "System"}
 
 
 def export_markdown(conversation: Conversation) -> str:
+    """The conversation to read, whole (``markdown_pieces``)."""
+    return "".join(markdown_pieces(conversation))
+
+
+def markdown_pieces(conversation: Conversation) -> Iterator[str]:
     """The conversation to read: its title, system prompt and the branch it shows, each
-    message with its role and time, the versions that exist beside it noted."""
-    tree = Tree.of(conversation)
+    message with its role and time, the versions that exist beside it noted; a batch of
+    messages at a time (``branch.shown``: the branch's ids, read once, compact)."""
     lines = [f"# {_one_line(str(conversation))}", ""]
     lines.append(f"- Created: {_when(conversation.created_at)}")
     lines.append(f"- Last activity: {_when(conversation.updated_at)}")
@@ -129,31 +190,63 @@ def export_markdown(conversation: Conversation) -> str:
     lines.append("")
     if conversation.system_prompt:
         lines += ["## System prompt", "", *_quoted(conversation.system_prompt), ""]
-    shown = tree.branch(conversation.leaf_id)
-    if not shown:
+    shown = branch.shown(conversation)
+    if not len(shown):
         lines += ["*No messages.*", ""]
-    for message in shown:
-        heading = [_ROLE_NAMES.get(message.role, message.role), _when(message.created_at)]
-        if message.role == Message.Role.ASSISTANT and message.model:
-            heading.append(message.model)
-            if message.provider_name:
-                heading.append(message.provider_name)
-        if message.status in _STATUS_NOTES:
-            heading.append(_STATUS_NOTES[Message.Status(message.status)])
-        lines += ["---", "", f"### {' · '.join(heading)}", ""]
-        versions = tree.versions(message)
-        if len(versions) > 1:
-            lines += [f"*Version {versions.index(message) + 1} of {len(versions)}.*", ""]
-        lines += [message.content or "*(empty)*", ""]
-        if message.error:
-            lines += [f"> {_one_line(message.error)}", ""]
-        if message.usage:
-            usage = message.usage
-            lines += [
-                f"*{usage['prompt_tokens']} tokens in · {usage['completion_tokens']} out*",
-                "",
+    yield _text(lines)
+    if shown.in_time_order:
+        yield from _branch_by_time(conversation, shown)
+        return
+    for start in range(0, len(shown), _MESSAGES):
+        part = shown.part(start, _MESSAGES)
+        rows = Message.objects.filter(pk__in=[key for key, _, _ in part]).values(*_FIELDS)
+        found = {row["id"]: row for row in rows}
+        yield _text(
+            [
+                line
+                for key, version, versions in part
+                if key in found  # deleted since the branch was read
+                for line in _message_lines(found[key], version, versions)
             ]
-    return "\n".join(lines)
+        )
+
+
+def _branch_by_time(conversation: Conversation, shown: branch.Branch) -> Iterator[str]:
+    """The branch's messages read in the index's order (conversation, time), the other
+    versions passed over: one range of the index a batch, where reading them by id costs
+    a lookup each."""
+    n = 0
+    for batch in messages_in_order(conversation.pk):
+        lines = []
+        for row in batch:
+            if shown.is_at(n, row["id"]):
+                lines += _message_lines(row, *shown.place(n))
+                n += 1
+        yield _text(lines)
+
+
+def _message_lines(row: dict[str, Any], version: int, versions: int) -> list[str]:
+    heading = [_ROLE_NAMES.get(row["role"], row["role"]), _when(row["created_at"])]
+    if row["role"] == Message.Role.ASSISTANT and row["model"]:
+        heading.append(row["model"])
+        if row["provider_name"]:
+            heading.append(row["provider_name"])
+    if row["status"] in _STATUS_NOTES:
+        heading.append(_STATUS_NOTES[Message.Status(row["status"])])
+    lines = ["---", "", f"### {' · '.join(heading)}", ""]
+    if versions > 1:
+        lines += [f"*Version {version} of {versions}.*", ""]
+    lines += [row["content"] or "*(empty)*", ""]
+    if row["error"]:
+        lines += [f"> {_one_line(row['error'])}", ""]
+    prompt, completion = row["prompt_tokens"], row["completion_tokens"]
+    if prompt is not None or completion is not None:  # as Message.usage
+        lines += [f"*{prompt or 0} tokens in · {completion or 0} out*", ""]
+    return lines
+
+
+def _text(lines: list[str]) -> str:
+    return "".join(line + "\n" for line in lines)
 
 
 def _when(moment: datetime) -> str:

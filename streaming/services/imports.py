@@ -2,48 +2,63 @@
 
 Every conversation and message becomes a new row with a new id, owned by the importing
 user: the ids in the file only link its messages to each other, and never name a row in
-the database, whoever's it is. A file is checked whole before anything is written, and
-written in one transaction; what is wrong is said once per problem, with where it is.
+the database, whoever's it is. The file is read as a stream of JSON events (ijson) and
+written in batches as it is read, in one transaction that a problem anywhere rolls back:
+memory holds one message and a batch at a time, and a few bytes per message for the links
+between them, whatever the file's size. What is wrong is said once per problem, with where
+it is; past the first few (``import_checks``) only counted.
 """
 
-import json
-import uuid
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
+from typing import IO, Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from streaming.exceptions import ChatError, ImportRefused
-from streaming.models import Conversation, Message
+from streaming.exceptions import ErrorCode, ImportRefused
+from streaming.models import Conversation, Import, Message
+from streaming.services import storage
 from streaming.services.answers import INTERRUPTED_MESSAGE
 from streaming.services.exports import FORMAT, VERSION
+from streaming.services.import_checks import Checker, Links, short
+from streaming.services.import_events import Bytes, Events, event_kind
+from streaming.services.quotas import lock_owner, start_of_day
 from streaming.services.user_settings import default_model
-from streaming.text import check_storable
 
 Status = Message.Status
 
-# Problems listed before the rest are only counted: enough to fix a file by.
-_MAX_PROBLEMS = 20
 # Conversation.title's and the model fields' max_length; Message.finish_reason's.
 _TITLE_MAX_CHARS = 200
 _MODEL_MAX_CHARS = 200
 _PROVIDER_NAME_MAX_CHARS = Message._meta.get_field("provider_name").max_length or 100
 _FINISH_REASON_MAX_CHARS = 32
-# The ids in a file are the export's UUIDs, or any short label in a file written by hand.
-_ID_MAX_CHARS = 100
-# What a PositiveIntegerField holds on every database.
-_MAX_TOKENS = 2_147_483_647
 # What a message still being written, or waiting, in the file becomes: its stream is long
 # gone, so it is an answer that was interrupted, never a live one.
 _NOT_LIVE = {Status.STREAMING, Status.PENDING}
-
-
+# Messages written in one statement.
+_BATCH = 1000
 # What a form's upload adds to the file: the multipart boundaries and headers, the CSRF token.
 _FORM_OVERHEAD_BYTES = 64 * 1024
+# The key of the PostgreSQL advisory lock an import holds for its user (with their id).
+_IMPORT_LOCK = 0x1A7_0A7
+
+# The choices, listed once: Django's enums make a new list each time they are asked.
+_ROLES = Message.Role.values
+_STATUSES = Status.values
+_CONVERSATION_FIELDS = {"id", "title", "system_prompt", "model", "created_at", "updated_at"}
+_MESSAGE_FIELDS = {
+    "parent_id",
+    "status",
+    "model",
+    "provider",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "error",
+    "created_at",
+}
 
 
 def check_size(size: int) -> None:
@@ -72,348 +87,319 @@ def check_upload_size(content_length: str | None) -> None:
         )
 
 
-@dataclass
-class _MessageIn:
-    key: str
-    parent_key: str | None
-    fields: dict[str, Any]
+def do_import(owner: User, file: IO[bytes] | bytes) -> list[Conversation]:
+    """Import an export file as new conversations of ``owner``, all or none.
+
+    Raises ImportRefused, having written nothing of the file: for a file with any problem
+    (``bad_import``), one that would take the owner past their storage quota
+    (``storage_full``), while another import of theirs runs (``import_running``), and past
+    IMPORTS_PER_DAY imports today (``imports_per_day``).
+    """
+    _count_import(owner)
+    storage.counted(owner.pk)
+    with transaction.atomic():
+        _one_at_a_time(owner)
+        writer = _Writer(owner, storage.room(owner.pk))
+        _read(Bytes(file) if isinstance(file, bytes) else file, writer)
+        storage.add(owner.pk, writer.chars)
+    return writer.created
 
 
-@dataclass
-class _ConversationIn:
-    fields: dict[str, Any]
-    leaf_key: str | None
-    messages: list[_MessageIn] = field(default_factory=list)
-
-
-class _Reader:
-    """Checks a parsed file, collecting every problem with where it is."""
-
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-        self.now = timezone.now()
-
-    def problem(self, where: str, text: str) -> None:
-        self.problems.append(f"{where}: {text}" if where else text)
-
-    def fields(
-        self, value: Any, where: str, required: set[str], optional: set[str]
-    ) -> dict[str, Any] | None:
-        if not isinstance(value, dict):
-            self.problem(where, f"must be an object, not {_kind(value)}.")
-            return None
-        missing = sorted(required - value.keys())
-        for name in missing:
-            self.problem(where, f'the field "{name}" is missing.')
-        for name in sorted(value.keys() - required - optional):
-            self.problem(where, f'unknown field "{name}".')
-        return None if missing else value
-
-    def text(
-        self, value: Any, where: str, limit: int, *, blank: bool = True, default: str = ""
-    ) -> str:
-        if value is None and blank:
-            return default
-        if not isinstance(value, str):
-            self.problem(where, f"must be text, not {_kind(value)}.")
-            return default
-        if not blank and not value.strip():
-            self.problem(where, "must not be empty.")
-        if len(value) > limit:
-            self.problem(where, f"is {len(value):,} characters long; the limit is {limit:,}.")
-        try:
-            check_storable(value, what="The text")
-        except ChatError as exc:
-            self.problem(where, exc.message)
-        return value
-
-    def tokens(self, value: Any, where: str) -> int | None:
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.problem(where, f"must be a whole number or null, not {_kind(value)}.")
-            return None
-        if not 0 <= value <= _MAX_TOKENS:
-            self.problem(where, f"must be between 0 and {_MAX_TOKENS:,}.")
-            return None
-        return value
-
-    def moment(self, value: Any, where: str) -> datetime | None:
-        if value is None:
-            return None
-        if isinstance(value, str):
-            try:
-                moment = datetime.fromisoformat(value)
-            except ValueError:
-                pass
-            else:
-                if moment.tzinfo is not None:
-                    # Never later than now: a message "from the future" would count in
-                    # every time window (the rate limit's) and top the list for ever.
-                    return min(moment, self.now)
-        self.problem(where, "must be a date and time with its offset (ISO 8601).")
-        return None
-
-    def choice(self, value: Any, where: str, choices: list[str], default: str) -> str:
-        if value is None:
-            return default
-        if value not in choices:
-            self.problem(where, f"must be one of {', '.join(choices)}, not {_short(value)}.")
-            return default
-        return str(value)
-
-    def key(self, value: Any, where: str, *, nullable: bool) -> str | None:
-        if value is None and nullable:
-            return None
-        if not isinstance(value, str) or not value or len(value) > _ID_MAX_CHARS:
-            self.problem(where, f"must be an id (text of 1 to {_ID_MAX_CHARS} characters).")
-            return None
-        return value
-
-
-def parse(raw: bytes) -> list[_ConversationIn]:
-    """The conversations of an export file, checked; ImportRefused listing every problem."""
+def parse(raw: bytes) -> int:
+    """Check an export file held in memory, writing nothing: ImportRefused listing every
+    problem, else how many conversations it holds."""
     check_size(len(raw))
-    try:
-        document = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
-    except UnicodeDecodeError:
-        raise ImportRefused(["The file is not UTF-8 text: is it an export of this site?"]) from None
-    except json.JSONDecodeError as exc:
+    writer = _Writer(None, None)
+    _read(Bytes(raw), writer)
+    return writer.conversations
+
+
+def _count_import(owner: User) -> None:
+    """Record an import of ``owner``'s, in a transaction of its own so that a refused one
+    counts too; refused past IMPORTS_PER_DAY since midnight UTC."""
+    limit = settings.IMPORTS_PER_DAY
+    with transaction.atomic():
+        # One count at a time per user, so two uploads at once cannot both take the last.
+        lock_owner(owner.pk)
+        today = Import.objects.filter(owner=owner, started_at__gte=start_of_day(timezone.now()))
+        if limit and today.count() >= limit:
+            raise ImportRefused(
+                [f"You have imported {limit} files today, the most a day; try again tomorrow."],
+                code=ErrorCode.IMPORTS_PER_DAY,
+            )
+        Import.objects.create(owner=owner)
+
+
+def _one_at_a_time(owner: User) -> None:
+    """Refuse at once while another import of ``owner``'s runs, on any process: the first
+    holds a PostgreSQL advisory lock until its transaction ends (SQLite runs one writing
+    transaction at a time anyway)."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [_IMPORT_LOCK, owner.pk])
+        (taken,) = cursor.fetchone()
+    if not taken:
         raise ImportRefused(
-            [f"The file is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}."]
-        ) from None
-    except (ValueError, RecursionError):  # NaN or Infinity; nesting deeper than Python's stack
-        raise ImportRefused(["The file is not valid JSON."]) from None
-    reader = _Reader()
-    top = reader.fields(document, "", {"format", "version", "conversations"}, {"exported_at"})
-    if top is None or reader.problems:
-        raise ImportRefused(reader.problems)
-    if top["format"] != FORMAT:
-        raise ImportRefused([f'"format" must be "{FORMAT}": this is not an export of this site.'])
-    version = top["version"]
-    if version != VERSION or isinstance(version, bool):
-        raise ImportRefused(
-            [f"The file is format version {_short(version)}; this site reads version {VERSION}."]
+            ["Another import of yours is running: wait for it to end, then try again."],
+            code=ErrorCode.IMPORT_RUNNING,
         )
-    if not isinstance(top["conversations"], list):
-        raise ImportRefused([f'"conversations" must be a list, not {_kind(top["conversations"])}.'])
-    conversations = [
-        _conversation(reader, value, f"conversation {n + 1}")
-        for n, value in enumerate(top["conversations"])
-    ]
-    if reader.problems:
-        problems = reader.problems[:_MAX_PROBLEMS]
-        if len(reader.problems) > _MAX_PROBLEMS:
-            problems.append(f"… and {len(reader.problems) - _MAX_PROBLEMS} more.")
-        raise ImportRefused(problems)
-    return [c for c in conversations if c is not None]
 
 
-def _conversation(reader: _Reader, value: Any, where: str) -> _ConversationIn | None:
-    data = reader.fields(
-        value,
-        where,
-        {"messages"},
-        {"id", "title", "system_prompt", "model", "created_at", "updated_at", "leaf_id"},
-    )
-    if data is None:
-        return None
-    reader.key(data.get("id"), f"{where}, id", nullable=True)
-    conversation = _ConversationIn(
-        fields={
-            "title": reader.text(data.get("title"), f"{where}, title", _TITLE_MAX_CHARS),
-            "system_prompt": reader.text(
-                data.get("system_prompt"),
-                f"{where}, system_prompt",
-                settings.MAX_SYSTEM_PROMPT_CHARS,
-            ),
-            "model": reader.text(data.get("model"), f"{where}, model", _MODEL_MAX_CHARS),
-            "created_at": reader.moment(data.get("created_at"), f"{where}, created_at"),
-            "updated_at": reader.moment(data.get("updated_at"), f"{where}, updated_at"),
-        },
-        leaf_key=reader.key(data.get("leaf_id"), f"{where}, leaf_id", nullable=True),
-    )
-    if not isinstance(data["messages"], list):
-        reader.problem(f"{where}, messages", f"must be a list, not {_kind(data['messages'])}.")
+# Every column of a message, and what an imported one holds where the file says nothing.
+_COLUMNS = [(f.attname, str(f.column)) for f in Message._meta.concrete_fields]
+_DEFAULTS = {
+    f.attname: f.get_default()
+    for f in Message._meta.concrete_fields
+    if f.attname not in ("id", "created_at", "updated_at")
+} | {"imported": True}
+
+
+class _Writer:
+    """Writes what is read while the file has no problem, a batch of messages at a time;
+    after the first problem only checks. ``owner`` None: checks only.
+
+    On PostgreSQL a batch is one COPY of plain rows, with no model instance made for any:
+    the ORM's bulk_create (model instances, SQL compiled per batch) was over half of the
+    import's time (docs/performance.md). The foreign keys are checked at the commit (Django makes
+    them deferred), so a message may name a parent that comes later in the file.
+    """
+
+    def __init__(self, owner: User | None, room: int | None) -> None:
+        self.owner = owner
+        self.room = room
+        self.checker = Checker()
+        self.created: list[Conversation] = []
+        self.conversations = 0
+        self.chars = 0
+        self._batch: list[dict[str, Any]] = []
+
+    @property
+    def writing(self) -> bool:
+        return self.owner is not None and self.checker.count == 0
+
+    def conversation(self) -> Conversation | None:
+        """A new conversation's row, given its fields when its end is read."""
+        if not self.writing:
+            return None
+        assert self.owner is not None
+        # The file's model is not taken: it would let a file choose any model of the site's
+        # provider, which the picker does not offer. It goes on with the importer's default.
+        provider_id, model = default_model(self.owner.pk)
+        conversation = Conversation.objects.create(
+            owner=self.owner, provider_id=provider_id, model=model
+        )
+        self.created.append(conversation)
         return conversation
-    for n, item in enumerate(data["messages"]):
-        message = _message(reader, item, f"{where}, message {n + 1}")
-        if message is not None:
-            conversation.messages.append(message)
-    _check_tree(reader, conversation, where)
-    return conversation
+
+    def message(self, row: dict[str, Any]) -> None:
+        """Write a message's row (every field but the defaults'), in the next batch."""
+        self.chars += len(row["content"])
+        if self.room is not None and self.chars > self.room:
+            raise ImportRefused(
+                [
+                    f"The file holds more message text than your storage has room for "
+                    f"({self.room:,} more characters). Delete conversations you no longer "
+                    "need to make room."
+                ],
+                code=ErrorCode.STORAGE_FULL,
+            )
+        if self.writing:
+            self._batch.append(row)
+            if len(self._batch) >= _BATCH:
+                self.flush()
+
+    def flush(self) -> None:
+        if self.writing and self._batch:
+            if connection.vendor == "postgresql":
+                _copy(self._batch)
+            else:
+                Message.objects.bulk_create(Message(**(_DEFAULTS | row)) for row in self._batch)
+        self._batch = []
 
 
-def _message(reader: _Reader, value: Any, where: str) -> _MessageIn | None:
-    data = reader.fields(
-        value,
-        where,
-        {"id", "role", "content"},
-        {
-            "parent_id",
-            "status",
-            "model",
-            "provider",
-            "finish_reason",
-            "prompt_tokens",
-            "completion_tokens",
-            "error",
-            "created_at",
-        },
-    )
-    if data is None:
-        return None
-    role = reader.choice(data["role"], f"{where}, role", Message.Role.values, "")
-    # The limits of live messages: what a user may send, what an answer may grow to.
-    limits = {
+def _copy(rows: list[dict[str, Any]]) -> None:
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(column) for _, column in _COLUMNS)
+    statement = f"COPY {quote(str(Message._meta.db_table))} ({columns}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
+        for row in rows:
+            full = _DEFAULTS | row
+            copy.write_row([full[name] for name, _ in _COLUMNS])
+
+
+def _read(file: IO[bytes] | Bytes, writer: _Writer) -> None:
+    """Read the file, writing it through ``writer``; ImportRefused at its end if it had any
+    problem (the caller's transaction rolls back what was written), or at once for one
+    that makes the rest meaningless."""
+    events = Events(file)
+    checker = writer.checker
+    first = events.next()
+    if first[0] != "start_map":
+        raise ImportRefused([f"The file must be an object, not {event_kind(first)}."])
+    seen: set[str] = set()
+    while (event := events.next())[0] != "end_map":
+        name = event[1]
+        seen.add(name)
+        if name == "conversations":
+            _conversations(events, writer)
+        elif name in ("format", "version", "exported_at"):
+            _envelope_field(name, events.value(events.next()))
+        else:
+            checker.problem("", f'unknown field "{name}".')
+            events.skip(events.next())
+    events.end()
+    for name in sorted({"format", "version", "conversations"} - seen):
+        checker.problem("", f'the field "{name}" is missing.')
+    writer.flush()
+    if checker.count:
+        raise ImportRefused(checker.listed())
+
+
+def _envelope_field(name: str, value: Any) -> None:
+    if name == "format" and value != FORMAT:
+        raise ImportRefused([f'"format" must be "{FORMAT}": this is not an export of this site.'])
+    if name == "version" and (value != VERSION or isinstance(value, bool)):
+        raise ImportRefused(
+            [f"The file is format version {short(value)}; this site reads version {VERSION}."]
+        )
+
+
+def _conversations(events: Events, writer: _Writer) -> None:
+    first = events.next()
+    if first[0] != "start_array":
+        raise ImportRefused([f'"conversations" must be a list, not {event_kind(first)}.'])
+    number = 0
+    while (item := events.next())[0] != "end_array":
+        number += 1
+        where = f"conversation {number}"
+        if item[0] != "start_map":
+            writer.checker.problem(where, f"must be an object, not {event_kind(item)}.")
+            events.skip(item)
+            continue
+        writer.conversations += 1
+        _conversation(events, writer, where)
+
+
+def _conversation(events: Events, writer: _Writer, where: str) -> None:
+    """One conversation, from after its opening brace to its closing one."""
+    checker = writer.checker
+    row = writer.conversation()
+    tree = Links(where)
+    fields: dict[str, Any] = {}
+    has_messages = False
+    while (event := events.next())[0] != "end_map":
+        name = event[1]
+        if name == "messages":
+            has_messages = True
+            _messages(events, writer, tree, row)
+        elif name in _CONVERSATION_FIELDS or name == "leaf_id":
+            fields[name] = events.value(events.next())
+        else:
+            checker.problem(where, f'unknown field "{name}".')
+            events.skip(events.next())
+    if not has_messages:
+        checker.problem(where, 'the field "messages" is missing.')
+    checker.key(fields.get("id"), f"{where}, id", nullable=True)
+    leaf_key = checker.key(fields.get("leaf_id"), f"{where}, leaf_id", nullable=True)
+    values: dict[str, Any] = {
+        "title": checker.text(fields.get("title"), f"{where}, title", _TITLE_MAX_CHARS).strip(),
+        "system_prompt": checker.text(
+            fields.get("system_prompt"), f"{where}, system_prompt", settings.MAX_SYSTEM_PROMPT_CHARS
+        ),
+    }
+    checker.text(fields.get("model"), f"{where}, model", _MODEL_MAX_CHARS)
+    for name in ("created_at", "updated_at"):
+        moment = checker.moment(fields.get(name), f"{where}, {name}")
+        if moment is not None:
+            values[name] = moment
+    tree.check(checker, leaf_key)
+    writer.flush()
+    if row is not None and writer.writing:
+        # Its times as the file says (auto_now would make them now), and the branch it showed.
+        Conversation.objects.filter(pk=row.pk).update(leaf_id=tree.leaf(leaf_key), **values)
+        row.refresh_from_db()
+
+
+def _messages(events: Events, writer: _Writer, tree: Links, row: Conversation | None) -> None:
+    checker = writer.checker
+    first = events.next()
+    if first[0] != "start_array":
+        checker.problem(f"{tree.where}, messages", f"must be a list, not {event_kind(first)}.")
+        events.skip(first)
+        return
+    # A message without a time (a file written by hand) is "now", a microsecond after the
+    # one before it in the file: versions keep the file's order (tree.py orders by time).
+    now = timezone.now()
+    limits = _limits()
+    number = 0
+    while (item := events.next())[0] != "end_array":
+        number += 1
+        where = f"{tree.where}, message {number}"
+        read = _message(checker, events.value(item), where, limits)
+        if read is None:
+            continue
+        key, parent_key, values = read
+        at = tree.add(checker, number, key, parent_key)
+        parent = tree.parents[at]
+        writer.message(
+            {
+                "id": tree.new_id(at),
+                "conversation_id": row.pk if row else None,
+                "parent_id": tree.new_id(parent) if parent >= 0 else None,
+                "created_at": now + timedelta(microseconds=number),
+                "updated_at": now,
+                **values,
+            }
+        )
+
+
+def _limits() -> dict[str, int]:
+    """The longest text of each role: what a live message may be (a user's, an answer
+    grown to its limit, a system prompt); "" (a bad role) and errors as a user's."""
+    return {
         Message.Role.USER: settings.MAX_MESSAGE_CHARS,
         Message.Role.ASSISTANT: settings.STREAM_MAX_ANSWER_CHARS,
         Message.Role.SYSTEM: settings.MAX_SYSTEM_PROMPT_CHARS,
+        "": settings.MAX_MESSAGE_CHARS,
     }
-    content = reader.text(
-        data["content"],
-        f"{where}, content",
-        limits.get(role, settings.MAX_MESSAGE_CHARS),  # type: ignore[call-overload]
-        blank=role != Message.Role.USER,
+
+
+def _message(
+    checker: Checker, value: Any, where: str, limits: dict[str, int]
+) -> tuple[str, str | None, dict[str, Any]] | None:
+    """A message's id, its parent's id and its fields, checked; None if it is no object."""
+    data = checker.fields(value, where, {"id", "role", "content"}, _MESSAGE_FIELDS)
+    if data is None:
+        return None
+    role = checker.choice(data["role"], f"{where}, role", _ROLES, "")
+    content = checker.text(
+        data["content"], f"{where}, content", limits[role], blank=role != Message.Role.USER
     )
-    status = reader.choice(data.get("status"), f"{where}, status", Status.values, Status.COMPLETE)
-    error = reader.text(data.get("error"), f"{where}, error", settings.MAX_MESSAGE_CHARS)
+    status = checker.choice(data.get("status"), f"{where}, status", _STATUSES, Status.COMPLETE)
+    error = checker.text(data.get("error"), f"{where}, error", limits[""])
     if status in _NOT_LIVE:
         status, error = Status.INTERRUPTED, error or INTERRUPTED_MESSAGE
-    key = reader.key(data["id"], f"{where}, id", nullable=False)
-    parent_key = reader.key(data.get("parent_id"), f"{where}, parent_id", nullable=True)
-    created_at = reader.moment(data.get("created_at"), f"{where}, created_at")
-    fields: dict[str, Any] = {
+    key = checker.key(data["id"], f"{where}, id", nullable=False)
+    parent_key = checker.key(data.get("parent_id"), f"{where}, parent_id", nullable=True)
+    created_at = checker.moment(data.get("created_at"), f"{where}, created_at")
+    values: dict[str, Any] = {
         "role": role,
         "content": content,
         "status": status,
-        "model": reader.text(data.get("model"), f"{where}, model", _MODEL_MAX_CHARS),
-        "provider_name": reader.text(
+        "model": checker.text(data.get("model"), f"{where}, model", _MODEL_MAX_CHARS),
+        "provider_name": checker.text(
             data.get("provider"), f"{where}, provider", _PROVIDER_NAME_MAX_CHARS
         ),
-        "finish_reason": reader.text(
+        "finish_reason": checker.text(
             data.get("finish_reason"), f"{where}, finish_reason", _FINISH_REASON_MAX_CHARS
         ),
-        "prompt_tokens": reader.tokens(data.get("prompt_tokens"), f"{where}, prompt_tokens"),
-        "completion_tokens": reader.tokens(
+        "prompt_tokens": checker.tokens(data.get("prompt_tokens"), f"{where}, prompt_tokens"),
+        "completion_tokens": checker.tokens(
             data.get("completion_tokens"), f"{where}, completion_tokens"
         ),
         "error": error,
     }
     if created_at is not None:
-        fields["created_at"] = created_at
-    return _MessageIn(key=key or "", parent_key=parent_key, fields=fields)
-
-
-def _check_tree(reader: _Reader, conversation: _ConversationIn, where: str) -> None:
-    """Parents and the leaf name messages of this conversation, once each, with no loop."""
-    by_key: dict[str, _MessageIn] = {}
-    for message in conversation.messages:
-        if message.key in by_key:
-            reader.problem(where, f'two messages have the id "{message.key}".')
-        by_key[message.key] = message
-    for n, message in enumerate(conversation.messages):
-        if message.parent_key is not None and message.parent_key not in by_key:
-            reader.problem(
-                f"{where}, message {n + 1}, parent_id",
-                f'"{message.parent_key}" is no message of this conversation.',
-            )
-    if conversation.leaf_key is not None and conversation.leaf_key not in by_key:
-        reader.problem(
-            f"{where}, leaf_id", f'"{conversation.leaf_key}" is no message of this conversation.'
-        )
-    done: set[str] = set()
-    for start in conversation.messages:
-        path: set[str] = set()
-        node: _MessageIn | None = start
-        while node is not None and node.key not in done:
-            if node.key in path:
-                reader.problem(
-                    where, f'the message "{node.key}" follows itself, through its parents.'
-                )
-                break
-            path.add(node.key)
-            node = by_key.get(node.parent_key) if node.parent_key else None
-        done.update(path)
-
-
-def do_import(owner: User, raw: bytes) -> list[Conversation]:
-    """Import an export file as new conversations of ``owner``, all or none.
-
-    Raises ImportRefused, having written nothing, for a file with any problem.
-    """
-    parsed = parse(raw)
-    created = []
-    with transaction.atomic():
-        for conversation_in in parsed:
-            created.append(_create(owner, conversation_in))
-    return created
-
-
-def _create(owner: User, conversation_in: _ConversationIn) -> Conversation:
-    fields = conversation_in.fields
-    # The file's model is not taken: it would let a file choose any model of the site's
-    # provider, which the picker does not offer. It goes on with the importer's default.
-    provider_id, model = default_model(owner.pk)
-    conversation = Conversation.objects.create(
-        owner=owner,
-        title=fields["title"].strip(),
-        system_prompt=fields["system_prompt"],
-        provider_id=provider_id,
-        model=model,
-    )
-    # New ids for every message; the file's only link its messages to each other.
-    new_ids = {m.key: uuid.uuid4() for m in conversation_in.messages}
-    # A message without a time (a file written by hand) is "now", a microsecond after the
-    # one before it in the file: versions keep the file's order (tree.py orders by time).
-    now = timezone.now()
-    untimed = {
-        m.key: now + timedelta(microseconds=n) for n, m in enumerate(conversation_in.messages)
-    }
-    Message.objects.bulk_create(
-        Message(
-            id=new_ids[m.key],
-            conversation=conversation,
-            parent_id=new_ids[m.parent_key] if m.parent_key else None,
-            imported=True,
-            **{"created_at": untimed[m.key], **m.fields},
-        )
-        for m in _parents_first(conversation_in.messages)
-    )
-    # Its times as the file says (auto_now would make them now), and the branch it showed.
-    times = {
-        name: fields[name] for name in ("created_at", "updated_at") if fields[name] is not None
-    }
-    leaf = new_ids[conversation_in.leaf_key] if conversation_in.leaf_key else None
-    Conversation.objects.filter(pk=conversation.pk).update(leaf_id=leaf, **times)
-    conversation.refresh_from_db()
-    return conversation
-
-
-def _parents_first(messages: list[_MessageIn]) -> list[_MessageIn]:
-    """The messages ordered so that each comes after its parent (the tree has no loop)."""
-    children: dict[str | None, list[_MessageIn]] = {}
-    for message in messages:
-        children.setdefault(message.parent_key, []).append(message)
-    ordered = list(children.get(None, []))
-    for message in ordered:  # grows as it goes: breadth first, without recursion
-        ordered.extend(children.get(message.key, []))
-    return ordered
-
-
-def _refuse_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
-def _kind(value: Any) -> str:
-    names = {dict: "an object", list: "a list", str: "text", bool: "true or false"}
-    if value is None:
-        return "null"
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return "a number"
-    return names.get(type(value), type(value).__name__)
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 40 else text[:39] + "…"
+        values["created_at"] = created_at
+    return key or "", parent_key, values

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.contrib.auth.models import User
 from django.test import AsyncClient, Client, override_settings
 from django.test.client import MULTIPART_CONTENT
@@ -74,6 +75,17 @@ def upload(client: Client, body: bytes | str, name: str = "export.json") -> Any:
     )
 
 
+def streamed(response: Any) -> str:
+    """The body of an export, read piece by piece as daphne does (each piece's queries on
+    a database thread: the test's rows must be committed, ``transaction=True``)."""
+    assert response.streaming
+
+    async def read() -> bytes:
+        return b"".join([piece async for piece in response.streaming_content])
+
+    return async_to_sync(read)().decode()
+
+
 def page_text(response: Any) -> str:
     return html.unescape(response.content.decode())
 
@@ -109,6 +121,7 @@ def without_ids(document: dict[str, Any]) -> dict[str, Any]:
 # --- export -----------------------------------------------------------------------------
 
 
+@pytest.mark.django_db(transaction=True)
 def test_markdown_export_reads_as_the_conversation_shows(logged_in: Client, user: User) -> None:
     conversation = branched(user)
     response = logged_in.get(f"/c/{conversation.id}/export.md")
@@ -116,7 +129,7 @@ def test_markdown_export_reads_as_the_conversation_shows(logged_in: Client, user
     assert response.status_code == 200
     assert response["Content-Type"] == "text/markdown; charset=utf-8"
     assert response["Content-Disposition"] == 'attachment; filename="trip-to-lisbon.md"'
-    text = response.content.decode()
+    text = streamed(response)
     assert text.startswith("# Trip to Lisbon\n")
     assert "## System prompt\n\n> Be brief.\n> Use metric units." in text
     assert "### You · 2026-03-01 09:30 UTC" in text
@@ -128,13 +141,14 @@ def test_markdown_export_reads_as_the_conversation_shows(logged_in: Client, user
     assert "pastéis" not in text  # the other version is noted, not shown
 
 
+@pytest.mark.django_db(transaction=True)
 def test_json_export_has_every_message_of_the_tree(logged_in: Client, user: User) -> None:
     conversation = branched(user)
     response = logged_in.get(f"/c/{conversation.id}/export.json")
 
     assert response.status_code == 200
     assert response["Content-Disposition"] == 'attachment; filename="trip-to-lisbon.json"'
-    document = response.json()
+    document = json.loads(streamed(response))
     assert document["format"] == "chatsite-export"
     assert document["version"] == exports.VERSION
     (exported,) = document["conversations"]
@@ -194,7 +208,7 @@ def test_account_export_of_no_conversations_is_a_valid_empty_file(user: User) ->
 
     document = json.loads(asyncio.run(read()))
     assert document["conversations"] == []
-    assert imports.parse(json.dumps(document).encode()) == []
+    assert imports.parse(json.dumps(document).encode()) == 0
 
 
 # --- import -----------------------------------------------------------------------------
@@ -299,7 +313,7 @@ def refusal(body: str | bytes) -> list[str]:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ("{not json", "not valid JSON (line 1, column 2)"),
+        ("{not json", "not valid JSON: lexical error: invalid string in json text, near “{not"),
         (b"\xff\xfe{}", "not UTF-8"),
         ('{"format": "chatsite-export", "version": 1, "conversations": [NaN]}', "not valid JSON"),
         ("[]", "must be an object, not a list"),
@@ -312,7 +326,16 @@ def refusal(body: str | bytes) -> list[str]:
             '{"format": "chatsite-export", "version": 1, "conversations": [], "x": 1}',
             'unknown field "x"',
         ),
-        ("[" * 100_000 + "]" * 100_000, "not valid JSON"),
+        ("[" * 100_000 + "]" * 100_000, "must be an object, not a list"),
+        (
+            '{"format": "chatsite-export", "version": 1, "conversations": '
+            + "[" * 100_000
+            + "]" * 100_000
+            + "}",
+            "nest deeper than an export's",
+        ),
+        ('{"format": "chatsite-export", "version": 1, "conversations": []} []', "trailing garbage"),
+        ('{"format": "chatsite-export", "version": 1, "conversations": [', "not valid JSON"),
     ],
 )
 def test_files_that_are_not_exports_are_refused(body: str | bytes, expected: str) -> None:
@@ -422,10 +445,11 @@ def test_texts_longer_than_live_messages_may_be_are_refused() -> None:
         system_prompt="z" * 6,
     )
     problems = refusal(json.dumps(document))
+    # In the order of the file: its messages come before its system prompt.
     assert problems == [
-        "conversation 1, system_prompt: is 6 characters long; the limit is 5.",
         "conversation 1, message 1, content: is 11 characters long; the limit is 10.",
         "conversation 1, message 2, content: is 21 characters long; the limit is 20.",
+        "conversation 1, system_prompt: is 6 characters long; the limit is 5.",
     ]
 
 
@@ -525,7 +549,7 @@ def test_admin_exports_selected_conversations_as_the_same_file(
     assert response["Content-Disposition"] == 'attachment; filename="conversations.json"'
     document = response.json()
     assert sorted(c["title"] for c in document["conversations"]) == ["also", "chosen"]
-    assert len(imports.parse(response.content)) == 2
+    assert imports.parse(response.content) == 2
 
 
 def test_versions_without_times_keep_the_files_order(user: User) -> None:
