@@ -288,7 +288,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         The reply goes through the channel layer to this socket's own channel: a page whose
         layer is down hears that (4503) rather than being answered as if all were well.
         """
-        pong = await to_async(conversations.digest)(self.conversation.id)
+        pong = await to_async(window.digest)(self.conversation.id)
         if not await layer.send_to_channel(self.channel_name, pong):
             raise LayerUnavailable(UNAVAILABLE_MESSAGE)
 

@@ -436,33 +436,3 @@ def snapshot(conversation: Conversation) -> frames.SnapshotFrame:
             else None
         ),
     }
-
-
-def digest(conversation_id: Any) -> control.PongEvent:
-    """Enough of the stored conversation for a page to spot a frame it missed: the title,
-    the model chosen, how many messages (all versions), and the last message of the branch shown.
-
-    Raises ConversationGone if the conversation was deleted.
-    """
-    row = (
-        Conversation.objects.filter(pk=conversation_id, deleted_at=None)
-        .values("title", "leaf_id", "provider_id", "model")
-        .first()
-    )
-    if row is None:
-        raise ConversationGone("This conversation was deleted.")
-    messages = Message.objects.filter(conversation_id=conversation_id)
-    last = None
-    if row["leaf_id"] is not None:
-        last = messages.filter(pk=row["leaf_id"]).values("id", "status").first()
-    if last is None:  # none remembered: the rule of tree.py, from every message
-        leaf = Tree(messages).leaf(None)
-        last = {"id": leaf.pk, "status": leaf.status} if leaf else None
-    return {
-        "type": "chat.pong",
-        "title": row["title"],
-        "model_choice": providers.choice_of(row["provider_id"], row["model"]),
-        "count": messages.count(),
-        "last_id": str(last["id"]) if last else None,
-        "last_status": last["status"] if last else None,
-    }

@@ -17,8 +17,10 @@ from django.db import connection
 from django.db.models import Q
 
 from streaming import control, frames
-from streaming.exceptions import ErrorCode, Invalid
+from streaming.exceptions import ConversationGone, ErrorCode, Invalid
 from streaming.models import Conversation, Message
+from streaming.services import providers
+from streaming.services.tree import Tree
 
 #: The most messages one window holds, whatever their length: the page draws each.
 WINDOW_MESSAGES = 100
@@ -142,4 +144,35 @@ def history(conversation: Conversation, before_id: Any) -> frames.HistoryFrame:
         "messages": [control.serialize_message(m) for m in older.messages],
         "versions": [stub_of(m) for m in older.versions],
         "complete": older.complete,
+    }
+
+
+def digest(conversation_id: Any) -> control.PongEvent:
+    """The `pong`: enough of the stored conversation for a page to spot a frame it missed
+    (the title, the model chosen, how many messages, every version, held in its window or
+    not, and the last message of the branch shown).
+
+    Raises ConversationGone if the conversation was deleted.
+    """
+    row = (
+        Conversation.objects.filter(pk=conversation_id, deleted_at=None)
+        .values("title", "leaf_id", "provider_id", "model")
+        .first()
+    )
+    if row is None:
+        raise ConversationGone("This conversation was deleted.")
+    messages = Message.objects.filter(conversation_id=conversation_id)
+    last = None
+    if row["leaf_id"] is not None:
+        last = messages.filter(pk=row["leaf_id"]).values("id", "status").first()
+    if last is None:  # none remembered: the rule of tree.py, from every message's place
+        leaf = Tree(messages.defer("content", "error")).leaf(None)
+        last = {"id": leaf.pk, "status": leaf.status} if leaf else None
+    return {
+        "type": "chat.pong",
+        "title": row["title"],
+        "model_choice": providers.choice_of(row["provider_id"], row["model"]),
+        "count": messages.count(),
+        "last_id": str(last["id"]) if last else None,
+        "last_status": last["status"] if last else None,
     }
