@@ -11,7 +11,7 @@ Records carry ids, names, statuses and timings, never text: no message bodies (t
 the answer's, a system prompt), no keys, and no provider error text, which may echo either.
 One exception, which holds no conversation: a provider's reply to the admin's "Fetch
 models" that was not a list of models is logged (its start, the key taken out), because
-staff are never shown it (``openai.list_models``).
+staff are never shown it (``model_list.list_models``).
 """
 
 import contextlib

@@ -3,7 +3,7 @@
 Knows HTTP and the OpenAI wire format (as OpenAI, Azure, OpenRouter, Ollama, vLLM, llama.cpp
 and LM Studio speak it); knows nothing of Django. The caller passes the shared
 ``httpx.AsyncClient`` in, so tests can give it a transport instead of patching.
-``list_models`` reads a provider's ``/models``, for the admin.
+A provider's ``/models``, read for the admin, is streaming/model_list.py's.
 """
 
 import asyncio
@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 _TOKEN_LIKE_LENGTH = 8
 
 # The most of a provider's own error message kept (its error object's "message"…).
-_MAX_ERROR_TEXT = 500
+MAX_ERROR_TEXT = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +220,7 @@ async def _stream_events(response: httpx.Response) -> AsyncGenerator[StreamEvent
                 return
             if sse.event == "error":
                 raise UpstreamStreamError(
-                    _provider_message(_try_loads(sse.data), "The model API reported an error.")
+                    _provider_message(try_loads(sse.data), "The model API reported an error.")
                 )
             for event in _chunk_events(_loads(sse.data)):
                 finished = finished or event.type == "finish"
@@ -285,7 +285,7 @@ async def _http_error(response: httpx.Response) -> UpstreamHTTPError:
     body = (await response.aread()).decode("utf-8", errors="replace")
     return UpstreamHTTPError(
         response.status_code,
-        _provider_message(_try_loads(body), status_words(response.status_code)),
+        _provider_message(try_loads(body), status_words(response.status_code)),
         retry_after=parse_retry_after(response.headers.get("retry-after")),
     )
 
@@ -297,11 +297,11 @@ def _provider_message(payload: Any, fallback: str) -> str:
     if isinstance(payload, dict):
         error = payload.get("error", payload)
         if isinstance(error, str) and error:
-            return error[:_MAX_ERROR_TEXT]  # Ollama, llama.cpp: {"error": "model 'x' not found"}
+            return error[:MAX_ERROR_TEXT]  # Ollama, llama.cpp: {"error": "model 'x' not found"}
         if isinstance(error, dict):
             for key in ("message", "detail", "msg"):
                 if isinstance(error.get(key), str) and error[key]:
-                    return str(error[key])[:_MAX_ERROR_TEXT]
+                    return str(error[key])[:MAX_ERROR_TEXT]
     return fallback
 
 
@@ -336,7 +336,8 @@ def _loads(data: str | bytes) -> Any:
         raise UpstreamProtocolError("The model API sent data that is not valid JSON.") from None
 
 
-def _try_loads(data: str) -> Any:
+def try_loads(data: str) -> Any:
+    """``data`` read as JSON, or None when it is not."""
     try:
         return json.loads(data)
     except ValueError:
@@ -383,87 +384,3 @@ def safe_url(url: str) -> str:
         host = f"[{host}]"  # an IPv6 address
     netloc = f"{host}:{parts.port}" if parts.port is not None else host
     return urlunsplit(parts._replace(netloc=netloc))
-
-
-# The most of a /models reply read: OpenRouter's list of every model is about 1 MB.
-_MAX_MODEL_LIST_BYTES = 8 * 1024 * 1024
-
-
-def list_models(
-    client: httpx.Client,
-    base_url: str,
-    *,
-    api_key: str = "",
-    headers: Mapping[str, str] | None = None,
-    timeout: float = 10.0,
-) -> list[str]:
-    """The model IDs ``GET <base_url>/models`` lists, in its order, each once.
-
-    Raises UpstreamConnectError (unreachable, or no whole reply within ``timeout``),
-    UpstreamHTTPError (a non-2xx reply, e.g. 401 for a refused key) or UpstreamProtocolError
-    (a reply that is not OpenAI's list). Their messages say what went wrong by kind and
-    status, never quoting the reply: the base URL is whatever staff typed, and a reply read
-    on a staff member's behalf must not show them an internal page (``http://127.0.0.1/…?``
-    makes any URL "/models"). The reply goes to the log instead, secrets taken out.
-    """
-    extra = dict(headers or {})
-    # Only for its secrets: ``redact`` takes what a request was sent with.
-    sent = ChatRequest(base_url=base_url, api_key=api_key, model="", messages=[], headers=extra)
-    url = base_url.rstrip("/") + "/models"
-    try:
-        with client.stream(
-            "GET", url, headers=request_headers(api_key, extra), timeout=timeout
-        ) as response:
-            body = bytearray()
-            # httpx's timeout is per read: a reply trickled a byte at a time would hold the
-            # admin's page for ever without a deadline for the whole.
-            deadline = time.monotonic() + timeout
-            for chunk in response.iter_bytes():
-                if time.monotonic() > deadline:
-                    raise httpx.ReadTimeout("the whole reply took too long")
-                body += chunk
-                if len(body) > _MAX_MODEL_LIST_BYTES:
-                    raise UpstreamProtocolError(
-                        f"The list of models is longer than {_MAX_MODEL_LIST_BYTES} bytes."
-                    )
-    except httpx.TimeoutException:
-        raise UpstreamConnectError(
-            f"{safe_url(url)} did not answer within {timeout:g} s."
-        ) from None
-    except httpx.TransportError as exc:
-        # Only the error's kind: its text can quote what the server sent (h11's "illegal
-        # status line: b'…'" for something that is not HTTP, a Redis or an SSH port).
-        logger.warning("GET %s failed: %s", safe_url(url), redact(str(exc), sent))
-        raise UpstreamConnectError(
-            f"Could not connect to {safe_url(url)} ({type(exc).__name__})."
-        ) from None
-    text = body.decode("utf-8", errors="replace")
-    if not response.is_success:
-        _log_reply(url, response.status_code, text, sent)
-        status = status_words(response.status_code)
-        raise UpstreamHTTPError(
-            response.status_code,
-            f"{safe_url(url)} answered {status} (its reply is in the server's log).",
-        )
-    payload = _try_loads(text)
-    data = payload.get("data") if isinstance(payload, dict) else None
-    if not isinstance(data, list):
-        _log_reply(url, response.status_code, text, sent)
-        raise UpstreamProtocolError(
-            f"The reply of {safe_url(url)} is not a list of models "
-            '({"data": [{"id": …}, …]}); it is in the server\'s log.'
-        )
-    ids = [entry["id"] for entry in data if isinstance(entry, dict) and entry.get("id")]
-    return list(dict.fromkeys(str(model_id) for model_id in ids))
-
-
-def _log_reply(url: str, status_code: int, text: str, sent: ChatRequest) -> None:
-    """A reply that was not a list of models, for staff reading the log: its start, with
-    the secrets the request was sent with taken out (before it is cut, so none is left
-    half in)."""
-    logger.warning(
-        "GET %s answered HTTP %s, not a list of models: %r",
-        safe_url(url),
-        status_code,
-        redact(text, sent)[:_MAX_ERROR_TEXT],
-    )

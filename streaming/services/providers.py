@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
-from streaming import control, layer, openai
+from streaming import control, layer, model_list
 from streaming.exceptions import (
     ChatError,
     ConversationGone,
@@ -240,7 +240,7 @@ def do_fetch_models(provider: Provider) -> Fetched:
     """
     api_key = provider.api_key()
     with httpx.Client(headers={"User-Agent": "chatsite"}) as http:
-        ids = openai.list_models(
+        ids = model_list.list_models(
             http,
             provider.base_url,
             api_key=api_key,

@@ -531,7 +531,7 @@ def test_fetch_models_from_an_internal_page_shows_none_of_it_and_logs_it_redacte
         # "?" makes the "/models" the client appends part of the query: any path is asked.
         provider.base_url = f"{internal}/metrics?"
         provider.save()
-        with caplog.at_level(logging.WARNING, logger="streaming.openai"):
+        with caplog.at_level(logging.WARNING, logger="streaming.model_list"):
             page = staff.post(
                 "/admin/streaming/provider/",
                 {"action": "fetch_models", "_selected_action": [str(provider.pk)]},
@@ -546,7 +546,7 @@ def test_fetch_models_from_an_internal_page_shows_none_of_it_and_logs_it_redacte
     for secret in (INTERNAL_SECRET, KEY, "secret_token", "Traceback"):
         assert secret not in html
     # The reply is in the log, for staff who read it, without the key.
-    [logged] = [r.getMessage() for r in caplog.records if r.name == "streaming.openai"]
+    [logged] = [r.getMessage() for r in caplog.records if r.name == "streaming.model_list"]
     assert INTERNAL_SECRET in logged
     assert KEY not in logged
     assert "[redacted]" in logged
@@ -571,7 +571,7 @@ def test_fetch_models_from_a_port_that_is_not_http_shows_none_of_its_words(
         thread.start()
         provider.base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
         provider.save()
-        with caplog.at_level(logging.WARNING, logger="streaming.openai"):
+        with caplog.at_level(logging.WARNING, logger="streaming.model_list"):
             [said] = fetch(staff, provider)
         server.shutdown()
         thread.join()
@@ -579,7 +579,7 @@ def test_fetch_models_from_a_port_that_is_not_http_shows_none_of_its_words(
     assert said.startswith("Second: could not fetch models: Could not connect to "), said
     assert INTERNAL_SECRET not in said
     assert "ERR" not in said
-    [logged] = [r.getMessage() for r in caplog.records if r.name == "streaming.openai"]
+    [logged] = [r.getMessage() for r in caplog.records if r.name == "streaming.model_list"]
     assert INTERNAL_SECRET in logged
     assert list(provider.models.values_list("model_id", flat=True)) == ["sim-large"]
 

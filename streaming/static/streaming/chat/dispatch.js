@@ -17,7 +17,7 @@ const TEXT_ONLY = new Set([ServerFrame.DELTA, ServerFrame.SYNC]);
  * answer's text changed; `older`: older messages came, to be put above the reader's place),
  * or null when it is no frame the page acts on.
  *
- * Whatever the frame, a branch shown that passes a version held without its text (a stub:
+ * Whatever frame moved it, a branch shown that passes a version held without its text (a stub:
  * docs/protocol.md, "Older messages") is asked for whole, with a `resync`.
  */
 export function dispatch(state, data) {
@@ -32,8 +32,10 @@ export function dispatch(state, data) {
     return null;
   }
   const effects = handlers[type](state, frame);
-  if (branchHasStub(state)) {
+  const textOnly = TEXT_ONLY.has(type);
+  // A frame that changes only an answer's text leaves the branch as it was.
+  if (!textOnly && branchHasStub(state)) {
     requestResync(state, effects);
   }
-  return { effects, textOnly: TEXT_ONLY.has(type), older: type === ServerFrame.HISTORY };
+  return { effects, textOnly, older: type === ServerFrame.HISTORY };
 }

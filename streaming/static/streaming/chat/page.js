@@ -197,9 +197,9 @@ export function createPage(state, root, parts) {
    */
   function refresh(textOnly = false) {
     composer.update();
-    parts.older.update();
     if (!textOnly) {
       showBranch();
+      parts.older.update();
     }
     // What disables the controls is what the page waits for: the watchdog follows it too.
     if (isOpen(state)) {
