@@ -10,6 +10,8 @@ import { describe, it } from "node:test";
 
 import {
   ANNOUNCE_MAX_CHARS,
+  ANNOUNCE_SOURCE_CHARS,
+  announcedSource,
   announcementText,
   exactTime,
   relativeTime,
@@ -132,5 +134,38 @@ describe("announcementText", () => {
 
   it("says nothing for nothing", () => {
     assert.equal(announcementText(" \n "), "");
+  });
+});
+
+describe("announcedSource", () => {
+  it("keeps an answer within the limit whole", () => {
+    const text = "A line\n".repeat(10);
+    assert.deepEqual(announcedSource(text, 100), { source: text, cut: false });
+  });
+
+  it("takes the start of a long answer, up to a line's end, whatever its length", () => {
+    const line = `${"word ".repeat(15).trim()}\n`; // 75 characters
+    for (const lines of [200, 20_000]) {
+      const answer = line.repeat(lines);
+      const { source, cut } = announcedSource(answer);
+      assert.ok(cut);
+      assert.ok(source.length <= ANNOUNCE_SOURCE_CHARS, source.length);
+      assert.ok(source.length > ANNOUNCE_SOURCE_CHARS - line.length, source.length);
+      assert.ok(answer.startsWith(source));
+      assert.equal(answer[source.length], "\n"); // the cut is at a line's end
+    }
+  });
+
+  it("cuts where the limit falls when no line ends near it", () => {
+    const { source, cut } = announcedSource("x".repeat(50_000), 100);
+    assert.ok(cut);
+    assert.equal(source, "x".repeat(100));
+  });
+
+  it("leaves room for the read text: a long answer's start gives more than is read", () => {
+    // Markdown's own marks are a small part of any text: what is rendered of the start
+    // still holds more words than an announcement reads.
+    const { source } = announcedSource("**word** ".repeat(20_000));
+    assert.ok(source.replace(/\*/g, "").length > ANNOUNCE_MAX_CHARS);
   });
 });

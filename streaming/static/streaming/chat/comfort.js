@@ -26,6 +26,10 @@ const HOUR_MS = 60 * MINUTE_MS;
 const REFRESH_MS = MINUTE_MS;
 // The most a finished answer's announcement reads: the start of a long answer, not all of it.
 export const ANNOUNCE_MAX_CHARS = 1000;
+// The most of an answer's Markdown rendered for its announcement: far more than the text
+// read needs, markup and all, and a fixed cost however long the answer (rendering and
+// sanitizing a 100,000-character answer whole took 300 ms of one task).
+export const ANNOUNCE_SOURCE_CHARS = 8 * ANNOUNCE_MAX_CHARS;
 // Said after an answer's text when it did not end as the model meant it to.
 const ENDINGS = {
   cancelled: "The answer was stopped.",
@@ -121,6 +125,19 @@ export function announcementText(text, limit = ANNOUNCE_MAX_CHARS) {
     cut = cut.slice(0, space);
   }
   return `${cut.trimEnd()}…`;
+}
+
+/**
+ * The start of `markdown` worth rendering to announce it: at most `limit` characters, cut
+ * at a line's end where one is near so that a block is not split mid-line; `cut` says
+ * whether anything was left out.
+ */
+export function announcedSource(markdown, limit = ANNOUNCE_SOURCE_CHARS) {
+  if (markdown.length <= limit) {
+    return { source: markdown, cut: false };
+  }
+  const line = markdown.lastIndexOf("\n", limit);
+  return { source: markdown.slice(0, line >= limit / 2 ? line : limit), cut: true };
 }
 
 // --- the page ---------------------------------------------------------------------------
@@ -296,8 +313,12 @@ export function attach(els, view) {
   }
 
   function announce(message) {
-    const rendered = renderMarkdown(message.content || "");
-    const parts = [announcementText(readableText(rendered))];
+    const { source, cut } = announcedSource(message.content || "");
+    let said = announcementText(readableText(renderMarkdown(source)));
+    if (cut && said && !said.endsWith("…")) {
+      said += "…";
+    }
+    const parts = [said];
     if (ENDINGS[message.status]) {
       parts.push(ENDINGS[message.status]);
     }
