@@ -46,6 +46,8 @@ def test_a_message_over_the_limit_shows_the_wait_and_keeps_the_text(
     expect(composer(page)).to_have_value("second, too soon")
     expect(page.locator(".message--user")).to_have_count(1)
     assert orm(lambda: Message.objects.filter(content__startswith="second").count()) == 0
+    # The text given back can be sent again by a click or a tap, not only by Enter.
+    expect(page.locator("#composer-send")).to_be_enabled()
 
 
 def test_an_edit_over_the_limit_gives_the_text_back_in_the_editor(
@@ -70,3 +72,23 @@ def test_an_edit_over_the_limit_gives_the_text_back_in_the_editor(
     expect(page.locator(".message-version")).to_have_count(0)
     expect(composer(page)).to_have_value("")
     assert orm(lambda: Message.objects.filter(content__contains="edited").count()) == 0
+
+
+def test_a_first_message_over_the_limit_keeps_its_text_and_send(
+    page: Page,
+    user: User,
+) -> None:
+    open_new_chat(page, user.username)
+    send(page, "first sim:tokens=3 sim:rate=100")
+    finished_answer(page, "complete")
+    page.goto("/c/new/")
+    expect(page.locator("#composer-send")).to_be_disabled()  # nothing written yet
+
+    # A new chat's first message is posted over HTTP, and refused there.
+    send(page, "a new chat, too soon")
+
+    expect(page.locator("#composer-alert")).to_contain_text("Messages are limited to 1 a minute.")
+    expect(composer(page)).to_have_value("a new chat, too soon")
+    # Clickable again, without the text being edited first.
+    expect(page.locator("#composer-send")).to_be_enabled()
+    assert orm(lambda: Message.objects.filter(content__contains="too soon").count()) == 0

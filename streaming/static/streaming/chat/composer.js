@@ -87,6 +87,8 @@ export function attach({ state, els, view, run }) {
     if (notice) {
       showAlert(notice);
     }
+    // Setting the value fires no "input": Send must know there is text to send again.
+    update();
   }
 
   /**
