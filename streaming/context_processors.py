@@ -1,9 +1,33 @@
 """Template context every page needs."""
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.http import HttpRequest
 
 
 def model_info(request: HttpRequest) -> dict[str, object]:
-    """Which model answers, and whether it is the built-in simulator (the UI says so)."""
-    return {"default_model": settings.OPENAI_MODEL, "model_simulated": settings.OPENAI_SIMULATED}
+    """Which model answers, and whether the built-in simulator answers the reader by
+    default (the banner says so: base.html; a conversation's page says it for the model the
+    conversation chose instead)."""
+    return {
+        "default_model": settings.OPENAI_MODEL,
+        "model_simulated": settings.OPENAI_SIMULATED,
+        # Called by the template only where the banner is drawn: one query, for those pages.
+        "simulator_default": _simulator_default(request),
+    }
+
+
+def _simulator_default(request: HttpRequest) -> Callable[[], bool]:
+    def answers() -> bool:
+        if not settings.OPENAI_SIMULATED:
+            return False
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return True  # a new conversation starts on the site's default
+        from streaming.services.user_settings import default_model
+
+        provider_id, _ = default_model(user.pk)
+        return provider_id is None
+
+    return answers

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect
 
-from streaming.models import Conversation, Message, Provider, ProviderModel
+from streaming.models import Conversation, Message, Provider, ProviderModel, UserSettings
 from streaming.simulator import SimulatorThread
 from tests.support.browser import (
     OpenChat,
@@ -212,3 +212,45 @@ def test_a_new_chats_first_message_with_a_model_not_offered_is_refused_and_saves
     expect(page.locator("#chat")).to_have_attribute("data-connection", "draft")
     assert orm(lambda: Conversation.objects.filter(owner=user).count()) == 0
     assert second.requests == []
+
+
+def test_the_simulator_banner_is_shown_only_where_the_simulator_answers(
+    page: Page,
+    user: User,
+    second: SimulatorThread,
+) -> None:
+    problems = script_problems(page)
+    provider = orm(lambda: make_provider(second))
+    open_saved_chat(page, user)
+    banner = page.locator("#simulated-banner")
+    expect(banner).to_be_visible()
+    # The list too: a new conversation would start on the site's default, the simulator.
+    page.goto("/")
+    expect(banner).to_be_visible()
+    page.go_back()
+    wait_until_connected(page)
+    picker = page.get_by_role("combobox", name="Model")
+    picker.select_option(label="Large")
+    expect(banner).to_be_hidden()
+    # As every tab is told, and as the server draws the page after a reload.
+    orm_until(lambda: Conversation.objects.filter(owner=user, provider=provider).exists())
+    page.reload()
+    wait_until_connected(page)
+    expect(picker).to_have_value(f"{provider.pk}:sim-large")
+    expect(banner).to_be_hidden()
+    picker.select_option(value=":simulated")
+    expect(banner).to_be_visible()
+
+    # A reader whose default is the second provider: the list and a new chat say nothing.
+    orm(
+        lambda: UserSettings.objects.update_or_create(
+            user=user, defaults={"default_provider": provider, "default_model": "sim-large"}
+        )
+    )
+    page.goto("/")
+    expect(page.get_by_role("heading", name="Conversations")).to_be_visible()
+    expect(banner).to_have_count(0)
+    page.get_by_role("button", name="New chat").click()
+    expect(page.get_by_role("combobox", name="Model")).to_have_value(f"{provider.pk}:sim-large")
+    expect(banner).to_be_hidden()
+    assert problems == []

@@ -7,6 +7,9 @@
  * choice that is no longer offered (its model or provider disabled or removed) stays shown,
  * marked as such, with a word under the picker, until another is picked.
  *
+ * The simulator's banner (drawn only where the site's default provider is the simulator) is
+ * shown while the picker shows that provider's model, and hidden for any other.
+ *
  * Wired by main.js; kept apart so any page with the picker's markup can wire it.
  */
 import { ClientFrame } from "./protocol.js";
@@ -32,6 +35,15 @@ export function attach(send) {
     return { show() {}, refused() {}, current: () => null, picked: () => null };
   }
   let stored = null; // the choice the server last told, as {provider_id, model, available}
+  const banner = doc.getElementById("simulated-banner");
+
+  // The banner says the simulator answers only while the default provider's model is shown.
+  function followBanner() {
+    const option = select.selectedOptions[0];
+    if (banner && option) {
+      banner.hidden = option.dataset.providerId !== "";
+    }
+  }
 
   // The option the server rendered for `choice`, if the page offers it.
   function listedOption(choice) {
@@ -71,6 +83,7 @@ export function attach(send) {
     option.selected = true;
     select.dataset.available = choice.available ? "true" : "false";
     status.textContent = choice.available ? "" : UNAVAILABLE_TEXT;
+    followBanner();
   }
 
   // The pick stays shown: the `model` frame that confirms it selects the same option, and
@@ -80,6 +93,7 @@ export function attach(send) {
     if (!option) {
       return;
     }
+    followBanner();
     const providerId = option.dataset.providerId ? Number(option.dataset.providerId) : null;
     if (
       send({ type: ClientFrame.SET_MODEL, provider_id: providerId, model: option.dataset.model })
