@@ -1,5 +1,6 @@
 """The chat pages: history is rendered on the server, new answers stream over the socket."""
 
+import json
 import uuid
 from typing import Any
 from urllib.parse import urlencode
@@ -39,9 +40,10 @@ def _listing(
     request: HttpRequest, page: listing.Page, current: Conversation | None = None
 ) -> dict[str, Any]:
     """What _conversation_items.html needs for one page of the user's conversations."""
-    today = timezone.localdate()
+    today, now = timezone.localdate(), timezone.now()
     for conversation in page.conversations:
         conversation.group = listing.group_label(conversation.updated_at, today)  # type: ignore[attr-defined]
+        conversation.ago = listing.ago(conversation.updated_at, now)  # type: ignore[attr-defined]
     next_url = next_fragment = None
     if page.next_cursor:
         before = urlencode({"before": page.next_cursor})
@@ -101,12 +103,22 @@ async def conversation_new(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def _draft_page(request: HttpRequest) -> HttpResponse:
-    form = NewConversationForm(request.GET or None)
-    if request.GET and not form.is_valid():
-        # Shown again with the prompt as typed and what is wrong with it; nothing saved.
-        return _list_page(request, form, status=400)
-    prompt = form.cleaned_data["system_prompt"] if request.GET else ""
+def _draft_page(
+    request: HttpRequest, *, refusal: dict[str, Any] | None = None, status: int = 200
+) -> HttpResponse:
+    """A new chat's page; ``refusal``: its first message, posted by the form, was refused
+    (the error frame's fields), and is shown again as typed with why."""
+    if refusal is not None:
+        prompt = request.POST.get("system_prompt", "")
+    elif request.GET and not any(request.GET.values()):
+        # The list's form sends its prompt field empty: the same page, at its plain address.
+        return redirect("streaming:conversation_new")
+    else:
+        form = NewConversationForm(request.GET or None)
+        if request.GET and not form.is_valid():
+            # Shown again with the prompt as typed and what is wrong with it; nothing saved.
+            return _list_page(request, form, status=400)
+        prompt = form.cleaned_data["system_prompt"] if request.GET else ""
     # Shown as the conversation will be made: with the reader's defaults (settings page).
     owner_id: int = request.user.pk  # type: ignore[assignment]  # logged in
     provider_id, model = user_settings.default_model(owner_id)
@@ -115,13 +127,29 @@ def _draft_page(request: HttpRequest) -> HttpResponse:
         provider_id=provider_id,
         model=model,
     )
-    return _chat_page(request, draft, draft=True)
+    return _chat_page(request, draft, draft=True, refusal=refusal, status=status)
 
 
-async def conversation_start(request: HttpRequest) -> JsonResponse:
+async def conversation_start(request: HttpRequest) -> HttpResponse:
     """Save a new conversation with its first message and start the answer: the draft
-    page's first send. JSON in both directions: {conversation_id, url, ws_path}, or an
-    error {type, code, message} and nothing saved."""
+    page's first send. For the page's script: {conversation_id, url, ws_path}, or an
+    error {type, code, message} and nothing saved. For the form itself, sent before the
+    script took it over or without one (its ``page`` field says so): the conversation's
+    page, or the draft again with the text kept and why it was refused."""
+    if request.POST.get("reply") == "page":
+        return await _started_page(request)
+    return await _start(request)
+
+
+async def _started_page(request: HttpRequest) -> HttpResponse:
+    started = await _start(request)
+    if started.status_code in (200, 201):
+        return redirect(json.loads(started.content)["url"])
+    refusal = json.loads(started.content)
+    return await sync_to_async(_draft_page)(request, refusal=refusal, status=started.status_code)
+
+
+async def _start(request: HttpRequest) -> JsonResponse:
     user = await request.auser()
     if not user.is_authenticated:
         return _refusal(ChatError(SIGNED_OUT, code=ErrorCode.SESSION_ENDED), status=401)
@@ -179,7 +207,12 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
 
 
 def _chat_page(
-    request: HttpRequest, conversation: Conversation, *, draft: bool = False
+    request: HttpRequest,
+    conversation: Conversation,
+    *,
+    draft: bool = False,
+    refusal: dict[str, Any] | None = None,
+    status: int = 200,
 ) -> HttpResponse:
     held = conversations.shown(conversation) if not draft else None
     picker, choice, listed = providers.model_picker_for(conversation)
@@ -201,7 +234,13 @@ def _chat_page(
             "model_picker": picker,
             "model_choice": choice,
             "model_choice_listed": listed,
+            # A draft's form, sent without the page's script, says who sent it: a resend
+            # of the same page finds the conversation its first send made.
+            "client_id": uuid.uuid4() if draft else None,
+            "refusal": refusal,
+            "refused_content": request.POST.get("content", "") if refusal else "",
         },
+        status=status,
     )
 
 

@@ -10,7 +10,7 @@ import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -20,6 +20,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.timesince import timesince
 
 from streaming import control, layer
 from streaming.models import SEARCH_CONFIG, Conversation, Message, search_document
@@ -103,6 +104,15 @@ def group_label(moment: datetime, today: date | None = None) -> str:
     if days <= 7:
         return "Previous 7 days"
     return "Earlier"
+
+
+def ago(moment: datetime, now: datetime | None = None) -> str:
+    """How long ago ``moment`` was, in the words a page shows before its script draws the
+    reader's own (chat/times.js): "just now" under a minute, then Django's timesince."""
+    now = now or timezone.now()
+    if now - moment < timedelta(minutes=1):
+        return "just now"
+    return f"{timesince(moment, now)} ago"
 
 
 def listed(conversation: Conversation) -> control.ListedConversation:

@@ -160,6 +160,26 @@ def test_jump_to_latest_shows_while_scrolled_up_and_brings_the_reader_down(
     assert problems == []
 
 
+def test_the_list_says_each_conversations_time_as_the_messages_do(
+    page: Page,
+    user: User,
+) -> None:
+    def conversations() -> None:
+        Conversation.objects.create(owner=user, title="Fresh")
+        earlier = Conversation.objects.create(owner=user, title="Earlier")
+        Conversation.objects.filter(pk=earlier.pk).update(
+            updated_at=timezone.now() - timedelta(minutes=3, seconds=5)
+        )
+
+    orm(conversations)
+    page.goto("/login/")
+    log_in(page, user.username)
+    times = page.locator("#conversation-list .conversation-time time")
+    expect(times).to_have_text(["just now", "3 min ago"])
+    # The exact time on hover, as a message's.
+    expect(times.nth(1)).to_have_attribute("title", re.compile(r"\d{1,2}:\d{2}:\d{2}"))
+
+
 def test_each_message_shows_its_time_relative_with_the_exact_time_on_hover(
     page: Page,
     user: User,

@@ -2,6 +2,7 @@
 130 conversations scrolled to the oldest, search, and what a second tab sees live
 (renames, deletes and their undo, answers streaming)."""
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,15 +15,18 @@ from streaming.models import Conversation, Message
 from tests.support.browser import (
     CHAT_URL,
     SLOW_ANSWER,
+    chromium,
     composer,
     finished_answer,
     log_in,
     open_new_chat,
     orm,
+    orm_until,
     script_problems,
     send,
     wait_until_connected,
 )
+from tests.support.servers import DaphneServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -101,6 +105,47 @@ def test_a_refused_first_message_says_why_and_saves_nothing(
     expect(composer(page)).to_have_value("Hello there")  # given back, not lost
     assert "/c/new/" in page.url
     assert orm(lambda: (Conversation.objects.count(), Message.objects.count())) == (0, 0)
+
+
+def test_new_chat_from_the_list_opens_the_plain_draft_address(page: Page, user: User) -> None:
+    logged_in_list(page, user)
+    page.get_by_role("button", name="New chat").click()
+    # The list's form sends its system prompt field, empty: no "?system_prompt=" stays.
+    expect(page).to_have_url(re.compile(r"/c/new/$"))
+    expect(page.locator("#composer-send")).to_be_disabled()  # the script took the form over
+
+
+def test_a_first_message_is_sent_by_the_form_itself_without_javascript(
+    server: DaphneServer,
+    user: User,
+) -> None:
+    with chromium() as browser:
+        context = browser.new_context(base_url=server.url, java_script_enabled=False)
+        tab = context.new_page()
+        logged_in_list(tab, user)
+        tab.get_by_role("button", name="New chat").click()
+        expect(tab).to_have_url(re.compile(r"/c/new/$"))
+
+        # Refused (nothing written): the draft again, with why, and nothing saved.
+        tab.get_by_role("button", name="Send").click()
+        expect(tab.locator("#composer-alert")).to_have_text("Write a message before sending.")
+        assert orm(lambda: Conversation.objects.count()) == 0
+
+        tab.get_by_role("textbox", name="Message", exact=True).fill("Hello without scripts")
+        tab.get_by_role("button", name="Send").click()
+
+        expect(tab).to_have_url(CHAT_URL)
+        expect(tab.locator(".message--user")).to_have_text(re.compile("Hello without scripts"))
+        conversation = orm(lambda: Conversation.objects.get(owner=user))
+        assert tab.url.endswith(f"/c/{conversation.id}/")
+        # Its answer was started, as the script's send would: it streams and is saved.
+        orm_until(
+            lambda: Message.objects.filter(
+                conversation=conversation, role="assistant", status="complete"
+            ).exists()
+        )
+        context.close()
+    assert orm(lambda: Message.objects.filter(role="user").count()) == 1
 
 
 def test_130_conversations_scroll_to_the_oldest_in_the_list_and_the_sidebar(

@@ -25,7 +25,7 @@ from streaming.services.deletion import (
     do_restore_conversation,
 )
 from streaming.services.drafts import do_start_conversation
-from streaming.services.listing import group_label, page_of, search
+from streaming.services.listing import ago, group_label, page_of, search
 from streaming.services.titles import TITLE_PROMPT, auto_title_request, do_auto_title
 from streaming.simulator import SimulatorThread
 from tests.support.frames import receive_until, user_message
@@ -439,6 +439,30 @@ def test_page_fragment_lists_the_next_items_only(logged_in: Client, user: User) 
 def test_group_labels(hours_ago: int, label: str) -> None:
     noon = timezone.now().replace(hour=12, minute=0)
     assert group_label(noon - timedelta(hours=hours_ago), noon.date()) == label
+
+
+@pytest.mark.parametrize(
+    ("seconds_ago", "words"),
+    [
+        (0, "just now"),
+        (59, "just now"),
+        (60, "1\xa0minute ago"),
+        (3 * 3600 + 60, "3\xa0hours, 1\xa0minute ago"),
+    ],
+)
+def test_ago_says_just_now_as_the_pages_do_under_a_minute(seconds_ago: int, words: str) -> None:
+    now = timezone.now()
+    assert ago(now - timedelta(seconds=seconds_ago), now) == words
+
+
+def test_the_list_says_just_now_for_a_conversation_of_this_minute(
+    logged_in: Client, user: User
+) -> None:
+    Conversation.objects.create(owner=user, title="Fresh")
+    text = logged_in.get("/").text
+    item = text[text.index("Fresh") : text.index("Fresh") + 300]
+    assert ">just now</time>" in item
+    assert "minutes ago" not in text
 
 
 def test_the_list_marks_conversations_answering_now(logged_in: Client, user: User) -> None:

@@ -4,8 +4,7 @@
  *
  * - a "Jump to latest" button while the reader is scrolled up and an answer streams, or new
  *   content came in below;
- * - each message's time, relative ("3 min ago"), with the exact local time on hover, kept
- *   current once a minute;
+ * - each message's time (times.js) kept current once a minute;
  * - the wait before the server retries the provider, said in words and counting down
  *   (the `retrying` frame, docs/protocol.md), in the answer's place until its first text;
  * - the Retry button scrolled into view when an answer fails;
@@ -19,11 +18,10 @@
 import { renderMarkdown } from "./markdown.js";
 import { Status } from "./protocol.js";
 import { isUnderway } from "./store.js";
+import { showTimes } from "./times.js";
 
-const MINUTE_MS = 60 * 1000;
-const HOUR_MS = 60 * MINUTE_MS;
 // Relative times are drawn again this often.
-const REFRESH_MS = MINUTE_MS;
+const REFRESH_MS = 60 * 1000;
 // The most a finished answer's announcement reads: the start of a long answer, not all of it.
 export const ANNOUNCE_MAX_CHARS = 1000;
 // The most of an answer's Markdown rendered for its announcement: far more than the text
@@ -62,43 +60,6 @@ const BLOCKS = new Set([
 ]);
 
 // --- pure helpers -----------------------------------------------------------------------
-
-function startOfDay(date) {
-  return new Date(date.getFullYear(), date.getMonth(), date.getDate());
-}
-
-/**
- * When `date` was, as seen at `now` (both Dates, in local time): "just now", "3 min ago",
- * "2 h ago" (earlier today), "yesterday", or the date ("14 Mar", with the year when it is
- * not this year's) in `locale` (the browser's when undefined).
- */
-export function relativeTime(date, now, locale) {
-  const ago = now - date;
-  if (ago < MINUTE_MS) {
-    return "just now"; // a server clock a little ahead of this one's too
-  }
-  if (ago < HOUR_MS) {
-    return `${Math.floor(ago / MINUTE_MS)} min ago`;
-  }
-  const today = startOfDay(now);
-  if (date >= today) {
-    return `${Math.floor(ago / HOUR_MS)} h ago`;
-  }
-  const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
-  if (date >= yesterday) {
-    return "yesterday";
-  }
-  const options = { day: "numeric", month: "short" };
-  if (date.getFullYear() !== now.getFullYear()) {
-    options.year = "numeric";
-  }
-  return date.toLocaleDateString(locale, options);
-}
-
-/** The exact local date and time of `date`, to the second, in `locale`. */
-export function exactTime(date, locale) {
-  return date.toLocaleString(locale, { dateStyle: "full", timeStyle: "medium" });
-}
 
 /** Whole seconds left until `deadline` at `now` (milliseconds), never below 0. */
 export function secondsLeft(deadline, now) {
@@ -161,24 +122,6 @@ function readableText(root) {
   return parts.join("");
 }
 
-function showTime(element, now) {
-  const date = new Date(element.dateTime);
-  if (Number.isNaN(date.getTime())) {
-    return;
-  }
-  element.textContent = relativeTime(date, now);
-  element.title = exactTime(date);
-}
-
-/** A message's time, `iso` as the server sent it: `<time datetime title>3 min ago</time>`. */
-export function timeElement(iso) {
-  const element = document.createElement("time");
-  element.className = "message-time";
-  element.dateTime = iso;
-  showTime(element, new Date());
-  return element;
-}
-
 /**
  * Wire the page: `els` are the chat's elements (list, scroller, form, input, stop), `view`
  * its view (view.js). Returns what the page tells it: {retrying(entry, frame),
@@ -193,10 +136,7 @@ export function attach(els, view) {
 
   // --- times ---
   function refreshTimes() {
-    const now = new Date();
-    for (const element of els.list.querySelectorAll("time.message-time")) {
-      showTime(element, now);
-    }
+    showTimes(els.list, "time.message-time");
   }
   refreshTimes(); // the server wrote its own clock's time; this is the reader's
   setInterval(refreshTimes, REFRESH_MS);

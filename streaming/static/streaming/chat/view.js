@@ -9,10 +9,10 @@
  * is stored; blocks.js draws it, the finished blocks once.
  */
 import { drawMarkdown } from "./blocks.js";
-import { timeElement } from "./comfort.js";
 import { Role, Status } from "./protocol.js";
 import { createScrolling } from "./scrolling.js";
 import { isUnderway } from "./store.js";
+import { timeElement } from "./times.js";
 
 const ROLE_LABELS = { user: "You", assistant: "Assistant", system: "System" };
 // Keep in step with the labels in conversation_detail.html.
