@@ -70,8 +70,9 @@ class UserSettingsForm(forms.ModelForm[UserSettings]):
     """The settings page: what new conversations start with."""
 
     default_system_prompt = SystemPromptField(label="Default system prompt")
-    # "" for the site's default, else "<provider id>:<model ID>" (model IDs may hold ":";
-    # provider ids never do). Offered: what the chat page's picker offers.
+    # What the chat page's picker offers, as its options' values: "<provider id>:<model ID>"
+    # (":<model>" for the site's default provider; model IDs may hold ":", provider ids
+    # never do). "" too, the site's default, as the page before sent it.
     default_model_choice = forms.ChoiceField(label="Default model", required=False)
 
     class Meta:
@@ -80,32 +81,46 @@ class UserSettingsForm(forms.ModelForm[UserSettings]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        choices: list[Any] = []
-        for group in providers.picker():
-            if group["provider_id"] is None:
-                (only,) = group["models"]
-                choices.append(("", f"{only['label']} · {group['name']} (the site's default)"))
-                continue
-            key = group["provider_id"]
-            choices.append(
-                (group["name"], [(f"{key}:{m['model']}", m["label"]) for m in group["models"]])
-            )
-        field: forms.ChoiceField = self.fields["default_model_choice"]  # type: ignore[assignment]
+        self._groups = providers.picker()
+        choices: list[tuple[str, str]] = [("", "The site's default")]
+        for group in self._groups:
+            key = "" if group["provider_id"] is None else group["provider_id"]
+            choices.extend((f"{key}:{m['model']}", m["label"]) for m in group["models"])
         current = self.instance
-        if current.default_provider_id is not None:
+        field: forms.ChoiceField = self.fields["default_model_choice"]  # type: ignore[assignment]
+        #: A default no longer offered, shown as it is so the page does not quietly change it
+        #: to another: {value, label}; None when the default is offered.
+        self.stale_choice: dict[str, str] | None = None
+        if current.default_provider_id is None:
+            field.initial = f":{settings.OPENAI_MODEL}"
+        else:
             value = f"{current.default_provider_id}:{current.default_model}"
-            offered = providers.choice_of(current.default_provider_id, current.default_model)
-            if not offered["available"]:
-                # Shown as it is, so the page does not quietly change it to another.
-                choices.append((value, f"{current.default_model} (no longer offered)"))
             field.initial = value
+            if not providers.choice_of(current.default_provider_id, current.default_model)[
+                "available"
+            ]:
+                self.stale_choice = {
+                    "value": value,
+                    "label": f"{current.default_model} (no longer offered)",
+                }
+                choices.append((value, self.stale_choice["label"]))
         field.choices = choices
+
+    def picker_groups(self) -> list[providers.PickerGroup]:
+        """The picker's groups, with the choice shown now (as posted, or as saved) selected."""
+        shown = self["default_model_choice"].value() or f":{settings.OPENAI_MODEL}"
+        for group in self._groups:
+            key = "" if group["provider_id"] is None else group["provider_id"]
+            for entry in group["models"]:
+                entry["selected"] = f"{key}:{entry['model']}" == shown
+        return self._groups
 
     def save(self, commit: bool = True) -> UserSettings:
         chosen = self.cleaned_data.get("default_model_choice") or ""
         provider_id, _, model = chosen.partition(":")
         self.instance.default_provider_id = int(provider_id) if provider_id else None
-        self.instance.default_model = model
+        # The default provider's one model is stored as "": whatever OPENAI_MODEL names next.
+        self.instance.default_model = model if provider_id else ""
         return super().save(commit)
 
 

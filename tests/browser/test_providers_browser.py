@@ -28,6 +28,14 @@ from tests.support.providers import make_provider
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+# A model picker as a reader sees it: its groups with their options, and its look.
+PICKER_SHAPE = """(select) => ({
+    groups: [...select.querySelectorAll("optgroup")].map(
+        (group) => [group.label, [...group.querySelectorAll("option")].map((o) => o.text)]),
+    look: ["border-radius", "border-top-width", "font-size"].map(
+        (name) => getComputedStyle(select).getPropertyValue(name)),
+})"""
+
 
 def test_a_model_of_a_second_provider_is_picked_answers_and_is_named_under_the_answer(
     page: Page,
@@ -164,7 +172,9 @@ def test_a_new_chat_starts_with_the_default_model_and_its_first_message_takes_th
     page.goto("/login/")
     log_in(page, user.username)
     page.goto("/settings/")
-    page.get_by_label("Default model").select_option(label="Large")
+    setting = page.get_by_label("Default model")
+    settings_picker = setting.evaluate(PICKER_SHAPE)
+    setting.select_option(label="Large")
     page.get_by_role("button", name="Save settings").click()
     expect(page.get_by_text("Settings saved.")).to_be_visible()
 
@@ -173,6 +183,9 @@ def test_a_new_chat_starts_with_the_default_model_and_its_first_message_takes_th
     expect(page.locator("#chat")).to_have_attribute("data-connection", "draft")
     picker = page.get_by_role("combobox", name="Model")
     expect(picker).to_have_value(f"{provider.pk}:sim-large")
+    # One picker: the settings page's is the chat header's, groups, names and look.
+    assert settings_picker == picker.evaluate(PICKER_SHAPE)
+    assert [group for group, _ in settings_picker["groups"]] == ["Simulator", "Second"]
     expect(page.locator("#chat-export")).to_be_hidden()  # nothing to export yet
     picker.select_option(label="Small")
     assert orm(lambda: Conversation.objects.filter(owner=user).count()) == 0  # still a draft

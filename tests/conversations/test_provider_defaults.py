@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import Client
 
@@ -32,7 +33,27 @@ def test_the_settings_page_offers_the_pickers_models(logged_in: Client, provider
 
     assert '<optgroup label="Lab">' in body
     assert f'value="{provider.pk}:llama3:8b"' in body
-    assert "(the site&#x27;s default)" in body
+    # The site's default provider is a group as the chat header's picker shows it, chosen
+    # until another is saved.
+    assert f'<optgroup label="{settings.OPENAI_PROVIDER_NAME}">' in body
+    assert f'value=":{settings.OPENAI_MODEL}"' in body
+    assert f'data-model="{settings.OPENAI_MODEL}" selected>' in body
+    assert 'class="model-picker"' in body
+
+
+def test_the_site_default_picked_as_the_header_offers_it_is_saved_as_the_default(
+    logged_in: Client, user: User, provider: Provider
+) -> None:
+    UserSettings.objects.create(user=user, default_provider=provider, default_model="llama3:8b")
+
+    response = logged_in.post(
+        "/settings/",
+        {"default_system_prompt": "", "default_model_choice": f":{settings.OPENAI_MODEL}"},
+    )
+
+    assert response.status_code == 302
+    saved = UserSettings.objects.get(user=user)
+    assert (saved.default_provider_id, saved.default_model) == (None, "")
 
 
 def test_a_default_model_is_saved_and_new_conversations_start_with_it(
@@ -49,7 +70,7 @@ def test_a_default_model_is_saved_and_new_conversations_start_with_it(
     conversation = do_create_conversation(user)
     assert (conversation.provider_id, conversation.model) == (provider.pk, "llama3:8b")
     page = logged_in.get("/settings/").content.decode()
-    assert f'value="{provider.pk}:llama3:8b" selected' in page
+    assert f'data-provider-id="{provider.pk}" data-model="llama3:8b" selected>' in page
 
 
 def test_a_model_not_offered_is_refused_and_nothing_saved(
