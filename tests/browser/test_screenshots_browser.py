@@ -87,6 +87,11 @@ def test_screenshots_of_a_rendered_answer_code_versions_a_phone_and_dark(
     # No sideways scrolling of the page itself on a phone.
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     page.screenshot(path=shots / "phone.png")
+    # The narrowest phones: the header's two rows still hold the title and the picker.
+    page.set_viewport_size({"width": 320, "height": 640})
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.screenshot(path=shots / "phone-320.png")
+    page.set_viewport_size({"width": 390, "height": 844})
 
     # The conversation list, as a phone shows it: a drawer over the chat.
     page.get_by_role("button", name="Chats").click()

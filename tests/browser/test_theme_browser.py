@@ -244,7 +244,8 @@ def test_phone_has_a_drawer_and_the_messages_most_of_the_screen(
     expect(drawer).to_be_hidden()
     scroller = tab.locator("#messages-scroller").bounding_box()
     assert scroller is not None
-    assert scroller["height"] >= 0.7 * PHONE["height"], scroller
+    # Most of it, with the header's two rows (the title; the model picker, a finger high).
+    assert scroller["height"] >= 0.6 * PHONE["height"], scroller
     expect(composer(tab)).to_have_attribute("placeholder", "Write a message…")
     # The placeholder fits the composer: nothing of it is scrolled out of sight.
     assert composer(tab).evaluate(
@@ -283,6 +284,57 @@ def test_phone_has_a_drawer_and_the_messages_most_of_the_screen(
     tab.go_back()
     wait_until_connected(tab)
     expect(tab.get_by_role("complementary", name="Conversations")).to_be_hidden()
+    assert problems == []
+
+
+@pytest.mark.parametrize("width", [390, 320])
+def test_a_phones_chat_header_keeps_the_title_and_the_model_picker_usable(
+    new_context: Callable[..., BrowserContext], user: User, tmp_path: Path, width: int
+) -> None:
+    def long_titled() -> Conversation:
+        return Conversation.objects.create(
+            owner=user, title="Holiday plans for the whole family in the summer"
+        )
+
+    conversation = orm(long_titled)
+    phone = new_context(viewport={"width": width, "height": 700}, has_touch=True, is_mobile=True)
+    tab = logged_in(phone, user.username, f"/c/{conversation.id}/")
+    problems = script_problems(tab)
+    wait_until_connected(tab)
+
+    title = tab.get_by_role("heading", name="Holiday plans for the whole family")
+    picker = tab.get_by_role("combobox", name="Model")
+    title_box, picker_box = title.bounding_box(), picker.bounding_box()
+    assert title_box is not None and picker_box is not None
+    # The title keeps room to be read, cut with an ellipsis; the picker shows a model's name
+    # and takes a finger.
+    assert title_box["width"] >= 0.3 * width, title_box
+    expect(title).to_have_css("text-overflow", "ellipsis")
+    assert picker_box["width"] >= 0.4 * width, picker_box
+    assert_touch_sized(picker)
+    option_text = picker.evaluate("select => select.selectedOptions[0].text")
+    assert picker.evaluate(
+        "(select, text) => { const c = document.createElement('canvas').getContext('2d');"
+        " c.font = getComputedStyle(select).font; return c.measureText(text).width;"
+        " }",
+        option_text,
+    ) < picker_box["width"]
+    for name in ("Rename this conversation", "Delete"):
+        button = tab.get_by_role("button", name=name)
+        expect(button).to_be_visible()
+        box = button.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= width, (name, box)
+    # Nothing scrolls sideways; the drawer opens below the whole header.
+    assert tab.evaluate("document.documentElement.scrollWidth") <= width
+    header = tab.locator(".chat-header").bounding_box()
+    tab.get_by_role("button", name="Chats").tap()
+    drawer = tab.get_by_role("complementary", name="Conversations")
+    expect(drawer).to_have_css("transform", "none")
+    drawer_box = drawer.bounding_box()
+    assert header is not None and drawer_box is not None
+    assert drawer_box["y"] >= header["y"] + header["height"] - 1, (drawer_box, header)
+    tab.keyboard.press("Escape")
+    tab.screenshot(path=tmp_path / f"phone-{width}.png")
     assert problems == []
 
 
