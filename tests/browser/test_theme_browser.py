@@ -305,7 +305,8 @@ def test_a_phones_chat_header_keeps_the_title_and_the_model_picker_usable(
     title = tab.get_by_role("heading", name="Holiday plans for the whole family")
     picker = tab.get_by_role("combobox", name="Model")
     title_box, picker_box = title.bounding_box(), picker.bounding_box()
-    assert title_box is not None and picker_box is not None
+    assert title_box is not None
+    assert picker_box is not None
     # The title keeps room to be read, cut with an ellipsis; the picker shows a model's name
     # and takes a finger.
     assert title_box["width"] >= 0.3 * width, title_box
@@ -313,12 +314,15 @@ def test_a_phones_chat_header_keeps_the_title_and_the_model_picker_usable(
     assert picker_box["width"] >= 0.4 * width, picker_box
     assert_touch_sized(picker)
     option_text = picker.evaluate("select => select.selectedOptions[0].text")
-    assert picker.evaluate(
-        "(select, text) => { const c = document.createElement('canvas').getContext('2d');"
-        " c.font = getComputedStyle(select).font; return c.measureText(text).width;"
-        " }",
-        option_text,
-    ) < picker_box["width"]
+    assert (
+        picker.evaluate(
+            "(select, text) => { const c = document.createElement('canvas').getContext('2d');"
+            " c.font = getComputedStyle(select).font; return c.measureText(text).width;"
+            " }",
+            option_text,
+        )
+        < picker_box["width"]
+    )
     for name in ("Rename this conversation", "Delete"):
         button = tab.get_by_role("button", name=name)
         expect(button).to_be_visible()
@@ -331,7 +335,8 @@ def test_a_phones_chat_header_keeps_the_title_and_the_model_picker_usable(
     drawer = tab.get_by_role("complementary", name="Conversations")
     expect(drawer).to_have_css("transform", "none")
     drawer_box = drawer.bounding_box()
-    assert header is not None and drawer_box is not None
+    assert header is not None
+    assert drawer_box is not None
     assert drawer_box["y"] >= header["y"] + header["height"] - 1, (drawer_box, header)
     tab.keyboard.press("Escape")
     tab.screenshot(path=tmp_path / f"phone-{width}.png")
