@@ -327,7 +327,8 @@ def test_a_phones_chat_header_keeps_the_title_and_the_model_picker_usable(
         button = tab.get_by_role("button", name=name)
         expect(button).to_be_visible()
         box = button.bounding_box()
-        assert box is not None and box["x"] + box["width"] <= width, (name, box)
+        assert box is not None
+        assert box["x"] + box["width"] <= width, (name, box)
     # Nothing scrolls sideways; the drawer opens below the whole header.
     assert tab.evaluate("document.documentElement.scrollWidth") <= width
     header = tab.locator(".chat-header").bounding_box()
