@@ -88,7 +88,7 @@ class Started:
     conversation: Conversation
     #: The answer's row, the end of the branch shown now.
     answer: Message
-    #: What to send the model for it (``context.request_messages``).
+    #: What to send the model for it (``context.history``: the rule of ``request_messages``).
     history: list[dict[str, str]]
     #: Where to ask for it (``providers.resolve``).
     provider: providers.ProviderConfig
