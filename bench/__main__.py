@@ -15,12 +15,14 @@
                                  # character Markdown answers at 300 pieces/s
     python -m bench transfer     # imports and exports of large conversations: time and
                                  # extra peak memory (PostgreSQL, BENCH_DATABASE_URL)
+    python -m bench post         # posting one message into a conversation of 10,000 and
+                                 # of 240,000 messages: time, queries, extra peak memory
     python -m bench relay        # the fixed-N relay run (SQLite and the in-memory layer
                                  # unless BENCH_DATABASE_URL / BENCH_REDIS_URL say otherwise)
     python -m bench load [--daphnes 1,2] [--layer core,pubsub] [--n 1,20,50]
                          [--max-n 500] [--ramp SECONDS] [--plot PATH]
 
-The search run, the load run and the transfer rows need PostgreSQL (BENCH_DATABASE_URL,
+The search run, the load run, the transfer and the post rows need PostgreSQL (BENCH_DATABASE_URL,
 default the `chatsite_bench` database on 127.0.0.1); the load run Redis too
 (BENCH_REDIS_URL, default redis://127.0.0.1:6379/7).
 """
@@ -52,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("search", help="search over one user's 50 MB, without and with the index")
     commands.add_parser("render", help="the chat page drawing long Markdown answers (Chromium)")
     commands.add_parser("transfer", help="imports and exports of large conversations")
+    commands.add_parser("post", help="posting one message into a long conversation")
     commands.add_parser("relay", help="fixed-N answers through one daphne (200 tokens at 100/s)")
     load = commands.add_parser("load", help="the relay load run: added latency per token")
     load.add_argument("--daphnes", type=_numbers, default=(1, 2), help="e.g. 1,2 (default)")
@@ -98,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import transfer
 
         _two_columns(transfer.run())
+    if args.command in (None, "post"):
+        from bench import posting
+
+        _two_columns(posting.run())
     if args.command == "relay":
         from bench import relay
 

@@ -86,8 +86,9 @@ def _setup() -> tuple[Any, Any]:
     return client, user
 
 
-def _long_conversation(user: Any, count: int) -> Any:
-    """A conversation of ``count`` short messages, each following the one before."""
+def long_conversation(user: Any, count: int, title: str = "long") -> Any:
+    """A conversation of ``count`` short messages ("message <n>"), each following the one
+    before, the last ending the branch shown; the table analysed afterwards."""
     import uuid
     from datetime import UTC, datetime, timedelta
 
@@ -95,7 +96,7 @@ def _long_conversation(user: Any, count: int) -> Any:
 
     from streaming.models import Conversation, Message
 
-    conversation = Conversation.objects.create(owner=user, title="long")
+    conversation = Conversation.objects.create(owner=user, title=title)
     start = datetime(2026, 1, 1, tzinfo=UTC)
     parent = None
     batch = []
@@ -117,6 +118,7 @@ def _long_conversation(user: Any, count: int) -> Any:
             batch = []
     Message.objects.bulk_create(batch)
     Conversation.objects.filter(pk=conversation.pk).update(leaf_id=parent)
+    conversation.leaf_id = parent
     # The statistics autovacuum gathers within a minute of so many new rows: without them
     # PostgreSQL plans each batch's range of the index as a scan of the rest of it.
     with connection.cursor() as cursor:
@@ -163,7 +165,7 @@ def measure(case: str) -> dict[str, Any]:
         size = 0
     else:
         count = LONG_MESSAGES if case == "markdown" else JSON_MESSAGES
-        conversation = _long_conversation(user, count)
+        conversation = long_conversation(user, count)
         what = f"{case} export of {count:,} messages"
         suffix = "md" if case == "markdown" else "json"
         base = _peak_reset()

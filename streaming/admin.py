@@ -11,17 +11,14 @@ from django.contrib.auth.models import User
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
-from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
+from streaming import admin_tree
 from streaming.exceptions import ChatError
 from streaming.forms import UserSettingsForm
 from streaming.models import Conversation, Message, Provider, ProviderModel, Quota, UserSettings
 from streaming.services import deletion, exports, providers, quotas, storage, usage
-from streaming.services.tree import Tree
 
 
 def _download(body: str, content_type: str, filename: str) -> HttpResponse:
@@ -53,6 +50,8 @@ class TokenTotalsColumns:
 
 
 class MessageInline(admin.TabularInline[Message, Conversation]):
+    """A conversation's newest messages (``ConversationAdmin.get_formset_kwargs``)."""
+
     model = Message
     extra = 0
     can_delete = False
@@ -104,39 +103,21 @@ class ConversationAdmin(admin.ModelAdmin[Conversation]):
 
     @admin.display(description="Messages as a tree")
     def message_tree(self, obj: Conversation) -> str:
-        """Every message in reading order, the versions of a turn indented under the turn
-        before them with the branch below each, and the branch shown in bold: what each tab
-        of the conversation shows and what the model is sent."""
-        if obj.pk is None:
-            return "-"
-        tree = Tree.of(obj)
-        shown = {m.pk for m in tree.branch(obj.leaf_id)}
-        rows = []
-        # Depth first, without recursion: a branch can be thousands of messages long. Only
-        # a turn with several versions indents; a plain conversation reads as a list.
-        stack = [(m, 0, len(tree.children[None]) > 1) for m in reversed(tree.children[None])]
-        while stack:
-            message, depth, forked = stack.pop()
-            versions = tree.versions(message)
-            where = f"version {versions.index(message) + 1} of {len(versions)} · " if forked else ""
-            label = format_html(
-                "{}{} · {}{}: {}",
-                "\u2003\u2003" * depth + ("↳ " if forked else ""),
-                message.get_role_display(),
-                where,
-                message.get_status_display(),
-                Truncator(message.content).chars(120) or "(empty)",
+        """The messages in reading order, versions indented, the branch shown in bold; of a
+        long conversation, the end of the branch shown (admin_tree.py)."""
+        return "-" if obj.pk is None else admin_tree.message_tree(obj)
+
+    def get_formset_kwargs(
+        self, request: HttpRequest, obj: Conversation, inline: Any, prefix: str
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = super().get_formset_kwargs(request, obj, inline, prefix)
+        if isinstance(inline, MessageInline) and obj.pk is not None:
+            # The newest rows only: a conversation can hold hundreds of thousands.
+            newest = obj.messages.order_by("-created_at", "-id").values("pk")
+            kwargs["queryset"] = kwargs["queryset"].filter(
+                pk__in=newest[: admin_tree.TREE_MESSAGES]
             )
-            if message.pk in shown:
-                label = format_html("<strong>{}</strong>", label)
-            link = reverse("admin:streaming_message_change", args=[message.pk])
-            rows.append(format_html('<a href="{}">{}</a>', link, label))
-            children = tree.children.get(message.pk, [])
-            fork = len(children) > 1
-            stack.extend((child, depth + fork, fork) for child in reversed(children))
-        if not rows:
-            return "(no messages)"
-        return format_html_join(mark_safe("<br>"), "{}", ((row,) for row in rows))
+        return kwargs
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
         queryset: QuerySet[Conversation] = super().get_queryset(request)

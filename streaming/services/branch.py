@@ -1,11 +1,11 @@
-"""The branch a conversation shows, found by the database: for a conversation too long to
-read whole (``tree.Tree`` reads every message), as an export needs it.
+"""The branch a conversation shows, found by the database, however long the conversation.
 
-Two recursive queries (PostgreSQL and SQLite both have them): the end of the branch when
-the conversation names none (``Tree.leaf``'s rule: the newest version at every step), then
-the walk from it up to the first turn, each message with its place among its versions
-(``Tree.versions``: the same parent and role, oldest first). The result is kept compact,
-16 bytes and two numbers a message, and read a part at a time.
+Recursive queries (PostgreSQL and SQLite both have them) that follow the rules of tree.py
+without reading the conversation: the end of the newest branch below a message
+(``Tree.descend``: the newest child at every step), the last message of the branch shown
+(``Tree.leaf``), and, for an export, the walk from it up to the first turn with each
+message's place among its versions (``Tree.versions``: the same parent and role, oldest
+first), kept compact, 16 bytes and two numbers a message, and read a part at a time.
 """
 
 import uuid
@@ -19,18 +19,19 @@ from streaming.models import Conversation, Message
 
 _TABLE = Message._meta.db_table
 
-_LEAF = f"""
+# From a message, its newest child at every step (created_at, then id: ``Tree``'s order).
+# Each step goes to a child of the one before, and every message has one parent, so a walk
+# that comes back to a message (a loop made by hand) comes back to where it began: it stops
+# there, as ``Tree.descend`` does, and every walk ends.
+_DESCEND = f"""
 WITH RECURSIVE down(id, depth) AS (
-    SELECT * FROM (
-        SELECT id, 0 FROM {_TABLE} WHERE conversation_id = %s AND parent_id IS NULL
-        ORDER BY created_at DESC, id DESC LIMIT 1
-    ) AS newest
+    SELECT id, 0 FROM {_TABLE} WHERE id = %s AND conversation_id = %s
     UNION ALL
     SELECT (
-        SELECT c.id FROM {_TABLE} c WHERE c.parent_id = down.id
+        SELECT c.id FROM {_TABLE} c WHERE c.parent_id = down.id AND c.conversation_id = %s
         ORDER BY c.created_at DESC, c.id DESC LIMIT 1
     ), depth + 1
-    FROM down WHERE down.id IS NOT NULL AND depth < %s
+    FROM down WHERE down.id IS NOT NULL AND (depth = 0 OR down.id <> %s)
 )
 SELECT id FROM down WHERE id IS NOT NULL ORDER BY depth DESC LIMIT 1
 """
@@ -103,6 +104,29 @@ class Branch:
         ]
 
 
+def descend(conversation_id: Any, message_id: uuid.UUID) -> uuid.UUID | None:
+    """The end of the newest branch below ``message_id`` (``Tree.descend``: itself when
+    nothing follows it); None when it is no message of the conversation."""
+    start, conversation = _db(message_id), _db(conversation_id)
+    return _one(_DESCEND, [start, conversation, conversation, start])
+
+
+def leaf(conversation_id: Any, leaf_id: uuid.UUID | None) -> uuid.UUID | None:
+    """The last message of the branch shown (``Tree.leaf``): ``leaf_id``
+    (``Conversation.leaf``) when it is a message of the conversation, else the end of the
+    newest branch below the newest first turn; None without one."""
+    messages = Message.objects.filter(conversation_id=conversation_id)
+    if leaf_id is not None and messages.filter(pk=leaf_id).exists():
+        return leaf_id
+    first = (
+        messages.filter(parent__isnull=True)
+        .order_by("-created_at", "-id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    return descend(conversation_id, first) if first is not None else None
+
+
 def shown(conversation: Conversation) -> Branch:
     """The branch ``conversation`` shows (``Tree.branch``), read by the database."""
     branch = Branch()
@@ -110,14 +134,12 @@ def shown(conversation: Conversation) -> Branch:
     count = Message.objects.filter(conversation_id=conversation.pk).count()
     if not count:
         return branch
-    conversation_id = _db(conversation.pk)
-    leaf = conversation.leaf_id
-    if leaf is None or not Message.objects.filter(pk=leaf, conversation=conversation).exists():
-        leaf = _one(_LEAF, [conversation_id, count])
-    if leaf is None:
+    end = leaf(conversation.pk, conversation.leaf_id)
+    if end is None:
         return branch
+    conversation_id = _db(conversation.pk)
     with connection.cursor() as cursor:
-        cursor.execute(_BRANCH, [_db(leaf), conversation_id, count, conversation_id])
+        cursor.execute(_BRANCH, [_db(end), conversation_id, count, conversation_id])
         while rows := cursor.fetchmany(_FETCH):
             for key, version, versions, created_at in rows:
                 branch.add(_uuid(key), version, versions, created_at)

@@ -16,9 +16,9 @@ from django.utils import timezone
 from streaming import control, frames, layer
 from streaming.exceptions import BusyError, ConversationGone, ErrorCode, Invalid
 from streaming.models import Conversation, Message
-from streaming.services import context, events, listing, providers, storage, window
+from streaming.services import branch, context, events, listing, providers, storage, window
 from streaming.services.quotas import check_new_answer, lock_owner
-from streaming.services.tree import Tree
+from streaming.services.titles import title_from
 from streaming.services.user_settings import default_model, default_system_prompt
 from streaming.text import (
     TITLE_MAX_CHARS,
@@ -31,9 +31,6 @@ from streaming.text import (
 logger = logging.getLogger(__name__)
 
 Status = Message.Status
-
-# Longest title made from a first message; the rest is in the message itself.
-_TITLE_LENGTH = 60
 
 
 def get_conversation_for(
@@ -91,7 +88,7 @@ class Started:
     conversation: Conversation
     #: The answer's row, the end of the branch shown now.
     answer: Message
-    #: What to send the model for it (``context.request_messages``).
+    #: What to send the model for it (``context.history``: the rule of ``request_messages``).
     history: list[dict[str, str]]
     #: Where to ask for it (``providers.resolve``).
     provider: providers.ProviderConfig
@@ -150,21 +147,19 @@ def do_post_user_message(
             now = _may_answer(conversation, adding=len(content))
             # Read again under the lock: a switch on another socket may have moved it.
             conversation.leaf_id = _leaf_id(conversation)
-            tree = Tree.of(conversation)
-            parent = _parent_for(tree, conversation, parent_id)
             user_message = Message.objects.create(
                 conversation=conversation,
-                parent=parent,
+                parent_id=_parent_for(conversation, parent_id),
                 role=Message.Role.USER,
                 content=content,
                 client_id=client_id,
                 created_at=now,
             )
             storage.add(conversation.owner_id, len(content))
-            history = context.request_messages(conversation, [*tree.path(parent), user_message])
+            history = context.history(conversation, user_message.pk)
             # One microsecond later, so the order of writing never depends on clock resolution.
             started = _start_answer(
-                conversation, user_message, now + timedelta(microseconds=1), history
+                conversation, user_message.pk, now + timedelta(microseconds=1), history
             )
             if not conversation.title:
                 conversation.title = title_from(content)
@@ -182,21 +177,22 @@ def do_post_user_message(
     return started
 
 
-def _parent_for(tree: Tree, conversation: Conversation, parent_id: Follows) -> Message | None:
-    """The message a new user message follows; Invalid for one it cannot follow."""
+def _parent_for(conversation: Conversation, parent_id: Follows) -> uuid.UUID | None:
+    """The id of the message a new user message follows (None: it starts the conversation);
+    Invalid for one it cannot follow."""
     if parent_id is BRANCH_END:
-        return tree.leaf(conversation.leaf_id)
+        return branch.leaf(conversation.pk, conversation.leaf_id)
     if parent_id is None:
         return None
-    parent = tree.by_id.get(parent_id)
-    if parent is None:
+    role = conversation.messages.filter(pk=parent_id).values_list("role", flat=True).first()
+    if role is None:
         raise Invalid(
             "The message to follow is not in this conversation.", code=ErrorCode.BAD_PARENT
         )
     # An answer; or a user message that nothing follows yet (history written by hand).
-    if parent.role != Message.Role.ASSISTANT and tree.children.get(parent.pk):
+    if role != Message.Role.ASSISTANT and conversation.messages.filter(parent=parent_id).exists():
         raise Invalid("A message can only follow an answer.", code=ErrorCode.BAD_PARENT)
-    return parent
+    return parent_id
 
 
 def _leaf_id(conversation: Conversation) -> uuid.UUID | None:
@@ -217,40 +213,52 @@ def do_regenerate(conversation: Conversation, message_id: Any) -> Started:
     storage.counted(conversation.owner_id)
     try:
         with transaction.atomic():
-            tree = Tree.of(conversation)
-            answer = tree.by_id.get(_uuid_or_none(message_id))  # type: ignore[arg-type]
-            question = tree.by_id.get(answer.parent_id) if answer and answer.parent_id else None
-            if answer is None or answer.role != Message.Role.ASSISTANT or question is None:
+            question = _question_of(conversation, _uuid_or_none(message_id))
+            if question is None:
                 raise Invalid(
                     "Only an answer of this conversation can be regenerated.",
                     code=ErrorCode.BAD_RETRY,
                 )
             now = _may_answer(conversation)
-            history = context.request_messages(conversation, tree.path(question))
+            history = context.history(conversation, question)
             started = _start_answer(conversation, question, now, history)
     except IntegrityError:
         raise BusyError(BUSY_MESSAGE) from None
     return started
 
 
-def do_switch_branch(conversation: Conversation, message_id: Any) -> Message:
+def _question_of(conversation: Conversation, answer_id: uuid.UUID | None) -> uuid.UUID | None:
+    """The user message that the answer ``answer_id`` answers, both of the conversation (its
+    id); None for anything else."""
+    if answer_id is None:
+        return None
+    question: uuid.UUID | None = (
+        conversation.messages.filter(
+            pk=answer_id, role=Message.Role.ASSISTANT, parent__conversation=conversation
+        )
+        .values_list("parent_id", flat=True)
+        .first()
+    )
+    return question
+
+
+def do_switch_branch(conversation: Conversation, message_id: Any) -> uuid.UUID:
     """Show the branch through ``message_id`` (a version picked in the switcher).
 
     The branch shown ends at the newest message below it, and every tab is told. Returns
-    that last message.
+    that last message's id.
     """
     _refresh(conversation)
     with transaction.atomic():
         # One change of the branch shown at a time per user, as for new answers (_may_answer),
         # so a switch and a new message on two sockets cannot interleave.
         lock_owner(conversation.owner_id)
-        tree = Tree.of(conversation)
-        message = tree.by_id.get(_uuid_or_none(message_id))  # type: ignore[arg-type]
-        if message is None:
+        start = _uuid_or_none(message_id)
+        leaf = branch.descend(conversation.pk, start) if start is not None else None
+        if leaf is None:
             raise Invalid("No such message in this conversation.", code=ErrorCode.BAD_SWITCH)
-        leaf = tree.descend(message)
-        Conversation.objects.filter(pk=conversation.pk).update(leaf=leaf)
-        events.on_commit(layer.to_conversation(conversation.id, control.branch_event(leaf.pk)))
+        Conversation.objects.filter(pk=conversation.pk).update(leaf_id=leaf)
+        events.on_commit(layer.to_conversation(conversation.id, control.branch_event(leaf)))
     return leaf
 
 
@@ -326,12 +334,13 @@ def _refresh(conversation: Conversation) -> None:
 
 def _start_answer(
     conversation: Conversation,
-    question: Message,
+    question: uuid.UUID,
     created_at: datetime,
     history: list[dict[str, str]],
 ) -> Started:
-    """An empty assistant message in status `streaming` answering ``question``, made the end
-    of the branch shown (the constraint allows one streaming), and where to ask for it.
+    """An empty assistant message in status `streaming` answering the user message
+    ``question`` (its id), made the end of the branch shown (the constraint allows one
+    streaming), and where to ask for it.
 
     ``history`` is what the model will be sent for it: its estimated size is kept, for the
     daily budget of an answer whose provider reports no usage (stopped, failed). The answer
@@ -342,7 +351,7 @@ def _start_answer(
     provider = providers.resolve(conversation)
     answer = Message.objects.create(
         conversation=conversation,
-        parent=question,
+        parent_id=question,
         role=Message.Role.ASSISTANT,
         status=Status.STREAMING,
         provider_id=provider.provider_id,
@@ -355,14 +364,6 @@ def _start_answer(
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=created_at, leaf=answer)
     events.on_commit(listing.changed(conversation.pk))  # answering now, and active now
     return Started(conversation, answer, history, provider)
-
-
-def title_from(content: str) -> str:
-    """The title a conversation gets from its first message: its first line, cut short."""
-    first_line = " ".join(content.split())
-    if len(first_line) <= _TITLE_LENGTH:
-        return first_line
-    return first_line[: _TITLE_LENGTH - 1].rstrip() + "…"
 
 
 @dataclass(frozen=True)
@@ -403,8 +404,7 @@ def shown(conversation: Conversation) -> Shown:
     leaf_id = _leaf_id(conversation)
     if leaf_id is None:
         # None remembered (a conversation written before versions): the rule of tree.py.
-        leaf = Tree(conversation.messages.defer("content", "error")).leaf(None)
-        leaf_id = leaf.pk if leaf else None
+        leaf_id = branch.leaf(conversation.pk, None)
     active = conversation.messages.filter(status=Status.STREAMING).order_by("created_at").first()
     count = conversation.messages.count()
     return Shown(leaf_id, window.window(conversation, leaf_id), active, count)

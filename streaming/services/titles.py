@@ -13,7 +13,6 @@ from streaming import control, layer
 from streaming.exceptions import ChatError
 from streaming.models import Conversation, Message
 from streaming.services import events, listing, providers
-from streaming.services.conversations import title_from
 
 TITLE_PROMPT = (
     "Write a title of at most six words for the conversation below. "
@@ -22,8 +21,14 @@ TITLE_PROMPT = (
 # The most tokens the title's answer may have, and the most of the exchange sent for it.
 TITLE_MAX_TOKENS = 30
 _EXCERPT_CHARS = 2000
-# The longest title kept, as for one made from the first message.
+# The longest title made from a first message or kept from the model; the rest is in the
+# message itself.
 _TITLE_CHARS = 60
+
+
+def title_from(content: str) -> str:
+    """The title a conversation gets from its first message: its words, cut short."""
+    return _short(" ".join(content.split()))
 
 
 def auto_title_request(
@@ -81,4 +86,8 @@ def _clean(text: str) -> str:
     line = " ".join(line.split()).strip("\"'“”*#").rstrip(".").strip()
     if "\x00" in line:
         return ""
+    return _short(line)
+
+
+def _short(line: str) -> str:
     return line if len(line) <= _TITLE_CHARS else line[: _TITLE_CHARS - 1].rstrip() + "…"

@@ -9,17 +9,24 @@ it (``context.request_messages``).
 
 Going to another version shows the newest branch below it: from the version, the newest
 child at every step (``Tree.descend``).
+
+``Tree`` holds these rules in memory, over messages already read: it is for a number of
+them that is bounded, never for a conversation read whole (which can hold hundreds of
+thousands). The admin draws a conversation of up to ``admin_tree.TREE_MESSAGES`` messages
+with it, or the window a tab opens with; and the tests hold the database's versions of the
+rules to it (``branch.descend``, ``branch.leaf``, ``context.history``), as the page's copy
+(chat/tree.js) is held to the same cases.
 """
 
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 
-from streaming.models import Conversation, Message
+from streaming.models import Message
 
 
 class Tree:
-    """A conversation's messages, read once, walked in memory."""
+    """Messages of a conversation, read once, walked in memory (a bounded number of them)."""
 
     def __init__(self, messages: Iterable[Message]) -> None:
         #: Every message, in the order they were written.
@@ -28,10 +35,6 @@ class Tree:
         self.children: dict[uuid.UUID | None, list[Message]] = defaultdict(list)
         for message in self.messages:
             self.children[message.parent_id].append(message)
-
-    @classmethod
-    def of(cls, conversation: Conversation) -> "Tree":
-        return cls(conversation.messages.all())
 
     def path(self, tip: Message | None) -> list[Message]:
         """The messages from the first turn down to ``tip``, ``tip`` last ([] for None)."""

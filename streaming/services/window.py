@@ -19,8 +19,7 @@ from django.db.models import Q
 from streaming import control, frames
 from streaming.exceptions import ConversationGone, ErrorCode, Invalid
 from streaming.models import Conversation, Message
-from streaming.services import providers
-from streaming.services.tree import Tree
+from streaming.services import branch, providers
 
 #: The most messages one window holds, whatever their length: the page draws each.
 WINDOW_MESSAGES = 100
@@ -165,9 +164,9 @@ def digest(conversation_id: Any) -> control.PongEvent:
     last = None
     if row["leaf_id"] is not None:
         last = messages.filter(pk=row["leaf_id"]).values("id", "status").first()
-    if last is None:  # none remembered: the rule of tree.py, from every message's place
-        leaf = Tree(messages.defer("content", "error")).leaf(None)
-        last = {"id": leaf.pk, "status": leaf.status} if leaf else None
+    if last is None:  # none remembered: the rule of tree.py, found by the database
+        leaf = branch.leaf(conversation_id, None)
+        last = messages.filter(pk=leaf).values("id", "status").first() if leaf else None
     return {
         "type": "chat.pong",
         "title": row["title"],

@@ -189,7 +189,7 @@ def test_messages_naming_parents_later_in_the_file_keep_their_tree(user: User) -
             leaf_id="c",
         ).encode(),
     )
-    tree = Tree.of(created)
+    tree = Tree(created.messages.all())
     assert [m.content for m in tree.branch(created.leaf_id)] == ["text a", "text b", "text c"]
 
 
@@ -388,7 +388,7 @@ def long_conversation(user: User, count: int, *, leaf: bool) -> Conversation:
 @pytest.mark.parametrize("leaf", [True, False], ids=["leaf-named", "newest-branch"])
 def test_exports_of_a_long_conversation_stream_what_the_tree_shows(user: User, leaf: bool) -> None:
     conversation = long_conversation(user, 2500, leaf=leaf)
-    tree = Tree.of(conversation)
+    tree = Tree(conversation.messages.all())
     expected = tree.branch(conversation.leaf_id)
 
     shown = branch.shown(conversation)

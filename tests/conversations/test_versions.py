@@ -11,7 +11,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.db import connection
@@ -117,8 +116,8 @@ async def test_editing_the_first_message_starts_the_conversation_over(
     assert sent_for(simulator, f"first again {marker}") == [
         [{"role": "user", "content": edited["content"]}]
     ]
-    tree = await sync_to_async(Tree.of)(conversation)
-    assert [m.content for m in tree.children[None]] == [
+    first_turns = conversation.messages.filter(parent=None).order_by("created_at")
+    assert [m.content async for m in first_turns] == [
         f"one {marker} sim:tokens=3",
         edited["content"],
     ]
@@ -319,7 +318,7 @@ def test_the_migration_makes_a_linear_history_a_tree_without_changing_a_message(
     assert parents[alone.pk] is None
     conversation = Conversation.objects.get(pk=retried.pk)
     assert conversation.leaf_id == a2.pk
-    assert [m.pk for m in Tree.of(conversation).branch(conversation.leaf_id)] == [
+    assert [m.pk for m in Tree(conversation.messages.all()).branch(conversation.leaf_id)] == [
         u1.pk,
         retry.pk,
         u2.pk,

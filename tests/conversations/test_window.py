@@ -95,7 +95,7 @@ def test_a_window_holds_only_its_branch_and_the_other_versions_as_stubs(
     assert sorted(ids(stubs)) == sorted(ids([edit[0], again[0], start[0]]))
     assert all(set(stub) == {"id", "parent_id", "role", "status", "created_at"} for stub in stubs)
     # As services/tree.py counts versions.
-    tree = Tree.of(conversation)
+    tree = Tree(conversation.messages.all())
     for message in found.messages:
         versions = [str(v.id) for v in tree.versions(message)]
         held = [
