@@ -5,6 +5,8 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest
 
+from streaming.services.user_settings import default_model
+
 
 def model_info(request: HttpRequest) -> dict[str, object]:
     """Which model answers, and whether the built-in simulator answers the reader by
@@ -25,8 +27,6 @@ def _simulator_default(request: HttpRequest) -> Callable[[], bool]:
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
             return True  # a new conversation starts on the site's default
-        from streaming.services.user_settings import default_model
-
         provider_id, _ = default_model(user.pk)
         return provider_id is None
 
