@@ -41,6 +41,10 @@ describe("Markdown rendering", () => {
     assert.match(boxes[0], /checked=""/);
     assert.doesNotMatch(boxes[1], /checked/);
     assert.doesNotMatch(html, /\[x\]|\[ \]/);
+    // Each named by its text: a label around both, as ids (for=) do not survive sanitizing.
+    assert.match(html, /<label><input [^>]*checked[^>]*\/>done<\/label>/);
+    assert.match(html, /<label><input [^>]*\/>to do<\/label>/);
+    assert.doesNotMatch(html, / id=| for=/);
   });
 
   it("turns bare URLs into links", () => {

@@ -63,12 +63,15 @@ export function createMarkdown(libs) {
   // Tables and strikethrough are in markdown-it's default preset.
   md.validateLink = isSafeUrl;
   alignmentAsClasses(md);
-  md.use(libs.taskLists, { enabled: false, label: false });
-  // The plugin names each checkbox after its line; the sanitizer drops ids anyway, and
-  // without it a streaming answer's tail (whose lines count from the tail) renders the same.
+  md.use(libs.taskLists, { enabled: false, label: true });
+  // A task's text is its checkbox's label, so a screen reader says what is done or not. The
+  // plugin ties the two by an id named after the item's line; ids are dropped by the
+  // sanitizer, and without them a streaming answer's tail (whose lines count from the tail)
+  // renders the same: the label holds the checkbox instead, from before it to the text's end.
   const checkbox = md.renderer.rules.taskListItemCheckbox;
   md.renderer.rules.taskListItemCheckbox = (...args) =>
-    checkbox(...args).replace(/ id="[^"]*"/, "");
+    `<label>${checkbox(...args).replace(/ id="[^"]*"/, "")}`;
+  md.renderer.rules.taskListItemLabel_open = () => "";
   md.use(libs.texmath, {
     engine: libs.katex,
     delimiters: ["dollars", "brackets"],
