@@ -73,11 +73,14 @@ screenshots: $(DEV)
 
 # The chat page's browser libraries, pinned in frontend/package-lock.json. The copies under
 # streaming/static/streaming/vendor/ are committed, so serving and testing need no Node.js.
+# axe-core, pinned with them, is the browser tests' alone: its copy is under tests/vendor/,
+# out of what the site serves, and the tests hand it to the page themselves.
 VENDOR := streaming/static/streaming/vendor
+TEST_VENDOR := tests/vendor
 
 vendor:
 	cd frontend && npm ci --no-audit --no-fund
-	rm -rf $(VENDOR)
+	rm -rf $(VENDOR) $(TEST_VENDOR)
 	mkdir -p $(VENDOR)/markdown-it $(VENDOR)/markdown-it-task-lists $(VENDOR)/markdown-it-texmath \
 		$(VENDOR)/dompurify $(VENDOR)/highlight.js $(VENDOR)/katex
 	cp $(NPM_MODULES)/markdown-it/dist/browser/markdown-it.umd.min.js $(NPM_MODULES)/markdown-it/LICENSE \
@@ -100,6 +103,9 @@ vendor:
 		$(NPM_MODULES)/@highlightjs/cdn-assets/styles/github-dark.min.css \
 		$(NPM_MODULES)/@highlightjs/cdn-assets/LICENSE $(VENDOR)/highlight.js/
 	cp $(NPM_MODULES)/katex/dist/katex.min.js $(NPM_MODULES)/katex/LICENSE $(VENDOR)/katex/
+	mkdir -p $(TEST_VENDOR)/axe-core
+	cp $(NPM_MODULES)/axe-core/axe.min.js $(NPM_MODULES)/axe-core/LICENSE \
+		$(NPM_MODULES)/axe-core/LICENSE-3RD-PARTY.txt $(TEST_VENDOR)/axe-core/
 
 $(JS_TOOLS): frontend/package.json frontend/package-lock.json
 	cd frontend && npm ci --no-audit --no-fund

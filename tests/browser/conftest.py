@@ -1,5 +1,9 @@
 """Fixtures of the browser tests: a daphne process as `make run` serves the site, and
-Chromium pages on it. The helpers that drive a page are in tests/support/browser.py."""
+Chromium pages on it. The helpers that drive a page are in tests/support/browser.py.
+
+Every test here fails when a page broke the site's Content-Security-Policy: the test itself
+for what the browser reported while it ran, its teardown for what came as the browser closed.
+"""
 
 import json
 from collections.abc import Callable, Iterator
@@ -15,12 +19,20 @@ from tests.support.browser import (
     Chat,
     OpenChat,
     Sockets,
+    assert_no_policy_violations,
     chromium,
     desktop_context,
     open_saved_chat,
     script_problems,
 )
 from tests.support.servers import DaphneServer
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Fail a test whose pages violated the Content-Security-Policy."""
+    yield
+    assert_no_policy_violations()
 
 
 @pytest.fixture

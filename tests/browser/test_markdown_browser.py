@@ -105,6 +105,14 @@ def test_markdown_answer_renders_the_same_live_and_after_reload(
     expect(content.locator("h3")).to_have_count(3)
     expect(content.locator("table th")).to_have_count(3)
     expect(content.locator("table td").first).to_have_text("Python")
+    # The sample's "Since" column is |------:|: aligned by a class, as no inline style may.
+    since = content.locator("table tr > :nth-child(3)")
+    expect(since).to_have_count(3)
+    for cell in since.all():
+        expect(cell).to_have_class("align-right")
+        expect(cell).to_have_css("text-align", "right")
+    expect(content.locator("table td").first).to_have_css("text-align", "start")
+    assert "style=" not in live
     expect(content.locator("li")).to_have_count(5)
     expect(content.locator("s")).to_have_text("struck")
     boxes = content.locator("li input[type=checkbox]")

@@ -3,7 +3,8 @@
 Every page (login, chat, admin) arrives with the policy and works under it without one
 violation, the chat's WebSocket included; markup injected into a page runs no script,
 loads nothing from another origin and applies no inline style. The browser itself reports
-each violation (the `securitypolicyviolation` event, and its console).
+each violation (the `securitypolicyviolation` event, and its console, which every browser
+test watches: tests/support/browser.py).
 """
 
 import base64
@@ -15,7 +16,6 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import (
-    ConsoleMessage,
     Page,
     Response,
     Route,
@@ -26,11 +26,14 @@ from streaming.models import Conversation
 from tests.support.browser import (
     CHAT_URL,
     DRAFT_URL,
+    POLICY_VIOLATION,
+    assert_no_policy_violations,
     chromium,
     desktop_context,
     finished_answer,
     log_in,
     orm,
+    policy_watch,
     send,
     wait_until_connected,
 )
@@ -73,18 +76,13 @@ MARKER_HASH = base64.b64encode(hashlib.sha256(MARKER.encode()).digest()).decode(
 
 @dataclass
 class Watch:
-    """What the browser saw: violations, console complaints, each page's policy header."""
+    """What the browser saw: the violations it raised events for, each page's policy header."""
 
     violations: list[dict[str, str]] = field(default_factory=list)
-    console: list[str] = field(default_factory=list)
     policies: dict[str, str | None] = field(default_factory=dict)
 
     def on_violation(self, violation: dict[str, str]) -> None:
         self.violations.append(violation)
-
-    def on_console(self, message: ConsoleMessage) -> None:
-        if "Content Security Policy" in message.text:
-            self.console.append(message.text)
 
     def on_response(self, response: Response) -> None:
         if response.request.resource_type == "document":
@@ -114,7 +112,6 @@ def site(live_servers: Callable[..., list[DaphneServer]], superuser: User) -> It
         context = desktop_context(browser, server)
         context.expose_function("reportViolation", watch.on_violation)
         context.add_init_script(REPORT_VIOLATIONS)
-        context.on("console", watch.on_console)
         context.on("response", watch.on_response)
         try:
             yield Site(context.new_page(), watch, server)
@@ -129,10 +126,11 @@ def parse_policy(header: str | None) -> dict[str, list[str]]:
     return {name: sources for name, *sources in directives}
 
 
-def flush_reports(page: Page, watch: Watch) -> None:
+def flush_reports(page: Page, watch: Watch) -> list[str]:
     """Cause one violation now and wait for its report: every earlier one has come by then.
 
     That violation (an inline script added to the page) is taken off the lists again.
+    Returns the others the console reported, taken from the browser's watch.
     """
     reported = page.evaluate("window.cspReported")
     page.evaluate(
@@ -147,15 +145,15 @@ def flush_reports(page: Page, watch: Watch) -> None:
     assert page.evaluate("window.markerRan") is None
     marker = watch.violations.pop()
     assert (marker["directive"], marker["blocked"]) == ("script-src-elem", "inline")
-    assert any(MARKER_HASH in text for text in watch.console), watch.console
-    watch.console = [text for text in watch.console if MARKER_HASH not in text]
+    console = policy_watch(page).take()
+    assert any(MARKER_HASH in text for text in console), console
+    return [text for text in console if MARKER_HASH not in text]
 
 
 def assert_no_violations(site: Site) -> None:
     """Nothing the browser was shown so far broke the policy, by its own reports."""
-    flush_reports(site.page, site.watch)
+    assert flush_reports(site.page, site.watch) == []
     assert site.watch.violations == []
-    assert site.watch.console == []
 
 
 def test_every_page_carries_the_policy_and_works_under_it(
@@ -234,7 +232,8 @@ def test_injected_markup_runs_no_script_and_loads_nothing_foreign(
 
     page.goto("/login/")
     expect(page.locator("#styled")).to_be_attached()
-    flush_reports(page, site.watch)
+    # The console reports each, so the watch of every browser test would fail on them.
+    assert len(flush_reports(page, site.watch)) == 3
 
     assert page.title() == "Log in · chatsite"
     assert page.locator("#styled").evaluate("el => getComputedStyle(el).color") != "rgb(255, 0, 0)"
@@ -268,3 +267,17 @@ def test_lockout_page_says_so_in_the_browser(site: Site, superuser: User, tmp_pa
 
     assert_no_violations(site)
     assert orm(lambda: User.objects.filter(last_login__isnull=False).count()) == 0
+
+
+def test_a_violation_fails_any_browser_test(page: Page) -> None:
+    """The watch every browser test has (tests/browser/conftest.py) fails on one violation:
+    here an inline style, the kind markdown-it wrote for an aligned table column."""
+    page.goto("/login/")
+    with page.expect_console_message(lambda message: POLICY_VIOLATION in message.text):
+        page.evaluate("document.querySelector('h1').setAttribute('style', 'color: red')")
+
+    with pytest.raises(AssertionError, match="the Content-Security-Policy was violated") as failed:
+        assert_no_policy_violations()
+    assert "style" in str(failed.value)
+    # Reported once: the test's own check at its end finds nothing more.
+    assert policy_watch(page).take() == []

@@ -24,6 +24,15 @@ describe("Markdown rendering", () => {
     assert.match(html, /<ul>\s*<li>x<\/li>\s*<li>y<\/li>\s*<\/ul>/);
   });
 
+  it("aligns table columns by class, never by inline style", () => {
+    const html = toHtml("| a | b | c | d |\n|:--|:-:|--:|---|\n| 1 | 2 | 3 | 4 |\n");
+    assert.doesNotMatch(html, /style=/);
+    assert.match(html, /<th class="align-left">a<\/th>\s*<th class="align-center">b<\/th>/);
+    assert.match(html, /<th class="align-right">c<\/th>\s*<th>d<\/th>/);
+    assert.match(html, /<td class="align-left">1<\/td>\s*<td class="align-center">2<\/td>/);
+    assert.match(html, /<td class="align-right">3<\/td>\s*<td>4<\/td>/);
+  });
+
   it("renders task lists as disabled checkboxes", () => {
     const html = toHtml("- [x] done\n- [ ] to do\n");
     const boxes = html.match(/<input [^>]*>/g);
@@ -32,6 +41,10 @@ describe("Markdown rendering", () => {
     assert.match(boxes[0], /checked=""/);
     assert.doesNotMatch(boxes[1], /checked/);
     assert.doesNotMatch(html, /\[x\]|\[ \]/);
+    // Each named by its text: a label around both, as ids (for=) do not survive sanitizing.
+    assert.match(html, /<label><input [^>]*checked[^>]*\/>done<\/label>/);
+    assert.match(html, /<label><input [^>]*\/>to do<\/label>/);
+    assert.doesNotMatch(html, / id=| for=/);
   });
 
   it("turns bare URLs into links", () => {

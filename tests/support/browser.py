@@ -1,6 +1,11 @@
 """Driving the chat page in Chromium: launching it, logging in, sending, and reading back
 what the page shows and what its sockets carried.
 
+Every browser `chromium()` launches watches its pages for violations of the site's
+Content-Security-Policy: one fails the test (tests/browser/conftest.py) and the launch
+itself, so none can come back unnoticed. A test that causes one on purpose takes it with
+``policy_watch(page).take()``.
+
 Playwright's sync API keeps an event loop running in the test's thread, where Django
 refuses ORM calls: tests reach the database through ``orm``.
 """
@@ -52,19 +57,75 @@ T = TypeVar("T")
 expect.set_options(timeout=15_000)
 
 
+# Chromium logs each violation of a page's Content-Security-Policy as a console error naming
+# it ("Applying inline style violates the following Content Security Policy directive …"),
+# in whichever document of the page it happened: DOMPurify's parsing documents too.
+POLICY_VIOLATION = "Content Security Policy"
+
+
+@dataclass
+class PolicyWatch:
+    """The Content-Security-Policy violations Chromium reported in one browser's pages."""
+
+    violations: list[str] = field(default_factory=list)
+
+    def watch(self, context: BrowserContext) -> None:
+        """Listen to every page of ``context``, however and whenever it was made."""
+        context.on("console", self.on_console)
+
+    def on_console(self, message: ConsoleMessage) -> None:
+        if message.type == "error" and POLICY_VIOLATION in message.text:
+            where = message.page.url if message.page is not None else "a worker"
+            self.violations.append(f"{where}: {message.text}")
+
+    def take(self) -> list[str]:
+        """The violations reported so far, which this watch then forgets."""
+        taken, self.violations = self.violations, []
+        return taken
+
+
+# The watch of each browser `chromium()` has open in this process.
+_WATCHES: dict[Browser, PolicyWatch] = {}
+
+
+def policy_watch(page: Page) -> PolicyWatch:
+    """The watch of the browser ``page`` belongs to."""
+    browser = page.context.browser
+    assert browser in _WATCHES, "not a page of chromium()"
+    return _WATCHES[browser]
+
+
+def assert_no_policy_violations() -> None:
+    """No page of an open browser reported a violation of the policy so far."""
+    refuse_violations([text for watch in _WATCHES.values() for text in watch.take()])
+
+
+def refuse_violations(violations: list[str]) -> None:
+    """Fail, listing ``violations``, unless there are none."""
+    assert violations == [], "the Content-Security-Policy was violated:\n" + "\n".join(violations)
+
+
 @contextmanager
 def chromium() -> Iterator[Browser]:
-    """Debian's Chromium, headless; skips (fails in CI) where it is not installed."""
+    """Debian's Chromium, headless, watching its pages for violations of the policy; skips
+    (fails in CI) where it is not installed."""
     if not CHROMIUM.exists():
         service_missing("Chromium", f"{CHROMIUM} does not exist; apt-get install chromium")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
         )
+        watch = PolicyWatch()
+        # Every context, the ones tests make with their own options included.
+        browser.on("context", watch.watch)
+        _WATCHES[browser] = watch
         try:
             yield browser
         finally:
+            # Closing delivers every console message the pages logged before it.
             browser.close()
+            del _WATCHES[browser]
+        refuse_violations(watch.take())
 
 
 def desktop_context(browser: Browser, server: DaphneServer) -> BrowserContext:

@@ -6,7 +6,8 @@
  * refuses links to scripting and data URLs; DOMPurify then sanitizes what markdown-it wrote.
  * Images are never loaded (a model's answer must not make the browser fetch anything): they
  * become links with their alt text. Math is rendered by KaTeX as MathML only, which needs no
- * inline styles (the site's Content-Security-Policy forbids them) and no fonts.
+ * inline styles (the site's Content-Security-Policy forbids them) and no fonts; a table
+ * column's alignment is a class (`align-right`), not the inline style markdown-it writes.
  *
  * Code blocks are highlighted by highlight.js and get a header with their language and a
  * Copy button. The button is part of the rendered HTML and one listener on the document
@@ -32,6 +33,8 @@ const COPIED_MS = 1500;
 const UNSAFE_URL = /^(?:javascript|vbscript|data):/i;
 // eslint-disable-next-line no-control-regex
 const URL_IGNORED = /[\u0000-\u0020\u007f-\u009f]/g;
+// How markdown-it aligns a table's column (`|--:|`): an inline style on each of its cells.
+const ALIGN_STYLE = /^text-align:(left|center|right)$/;
 
 /** Whether `url` may become a link's href: not a scripting or data URL. */
 export function isSafeUrl(url) {
@@ -59,12 +62,16 @@ export function createMarkdown(libs) {
   });
   // Tables and strikethrough are in markdown-it's default preset.
   md.validateLink = isSafeUrl;
-  md.use(libs.taskLists, { enabled: false, label: false });
-  // The plugin names each checkbox after its line; the sanitizer drops ids anyway, and
-  // without it a streaming answer's tail (whose lines count from the tail) renders the same.
+  alignmentAsClasses(md);
+  md.use(libs.taskLists, { enabled: false, label: true });
+  // A task's text is its checkbox's label, so a screen reader says what is done or not. The
+  // plugin ties the two by an id named after the item's line; ids are dropped by the
+  // sanitizer, and without them a streaming answer's tail (whose lines count from the tail)
+  // renders the same: the label holds the checkbox instead, from before it to the text's end.
   const checkbox = md.renderer.rules.taskListItemCheckbox;
   md.renderer.rules.taskListItemCheckbox = (...args) =>
-    checkbox(...args).replace(/ id="[^"]*"/, "");
+    `<label>${checkbox(...args).replace(/ id="[^"]*"/, "")}`;
+  md.renderer.rules.taskListItemLabel_open = () => "";
   md.use(libs.texmath, {
     engine: libs.katex,
     delimiters: ["dollars", "brackets"],
@@ -137,6 +144,26 @@ export function createMarkdown(libs) {
   }
 
   return { toHtml, render, sanitize, streamer };
+}
+
+// The site's Content-Security-Policy refuses inline styles, so markdown-it's
+// style="text-align:right" would leave the column unaligned, and have the browser report a
+// violation for every cell it parses, each time a streaming answer is drawn. A class of
+// chat.css (`align-left`, `align-center`, `align-right`) takes its place.
+function alignmentAsClasses(md) {
+  md.core.ruler.push("table_alignment_classes", (state) => {
+    for (const token of state.tokens) {
+      const style = token.attrGet("style");
+      if (style === null || (token.type !== "th_open" && token.type !== "td_open")) {
+        continue;
+      }
+      token.attrs = token.attrs.filter(([name]) => name !== "style");
+      const align = ALIGN_STYLE.exec(style);
+      if (align) {
+        token.attrJoin("class", `align-${align[1]}`);
+      }
+    }
+  });
 }
 
 // texmath wraps formulas in its own <eq>/<eqn>/<section> tags; ordinary elements are

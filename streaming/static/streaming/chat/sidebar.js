@@ -92,7 +92,6 @@ export function attach(doc, list, currentId) {
         last = li.dataset.group;
         const heading = doc.createElement("li");
         heading.className = "conversation-group";
-        heading.setAttribute("role", "presentation");
         heading.dataset.group = last;
         heading.textContent = last;
         li.before(heading);
