@@ -1,11 +1,13 @@
 """The branch a conversation shows, found by the database: for a conversation too long to
-read whole (``tree.Tree`` reads every message), as an export needs it.
+read whole (``tree.Tree`` reads every message), as an export or a switch to a version
+needs it.
 
-Two recursive queries (PostgreSQL and SQLite both have them): the end of the branch when
-the conversation names none (``Tree.leaf``'s rule: the newest version at every step), then
-the walk from it up to the first turn, each message with its place among its versions
-(``Tree.versions``: the same parent and role, oldest first). The result is kept compact,
-16 bytes and two numbers a message, and read a part at a time.
+Two recursive queries (PostgreSQL and SQLite both have them): the end of the newest branch
+below a message (``Tree.descend``'s rule: the newest version at every step), which is also
+the end of the branch shown when the conversation names none; then the walk from the end
+up to the first turn, each message with its place among its versions (``Tree.versions``:
+the same parent and role, oldest first). The result is kept compact, 16 bytes and two
+numbers a message, and read a part at a time.
 """
 
 import uuid
@@ -19,12 +21,12 @@ from streaming.models import Conversation, Message
 
 _TABLE = Message._meta.db_table
 
-_LEAF = f"""
+# From a message, the newest child at every step (``Tree.descend``): the end of the newest
+# branch below it. A walk longer than the messages there are is going round a loop made by
+# hand, so the caller bounds it by their number.
+_DESCEND = f"""
 WITH RECURSIVE down(id, depth) AS (
-    SELECT * FROM (
-        SELECT id, 0 FROM {_TABLE} WHERE conversation_id = %s AND parent_id IS NULL
-        ORDER BY created_at DESC, id DESC LIMIT 1
-    ) AS newest
+    SELECT id, 0 FROM {_TABLE} WHERE id = %s AND conversation_id = %s
     UNION ALL
     SELECT (
         SELECT c.id FROM {_TABLE} c WHERE c.parent_id = down.id
@@ -33,6 +35,11 @@ WITH RECURSIVE down(id, depth) AS (
     FROM down WHERE down.id IS NOT NULL AND depth < %s
 )
 SELECT id FROM down WHERE id IS NOT NULL ORDER BY depth DESC LIMIT 1
+"""
+
+_NEWEST_FIRST_TURN = f"""
+SELECT id FROM {_TABLE} WHERE conversation_id = %s AND parent_id IS NULL
+ORDER BY created_at DESC, id DESC LIMIT 1
 """
 
 _BRANCH = f"""
@@ -113,7 +120,7 @@ def shown(conversation: Conversation) -> Branch:
     conversation_id = _db(conversation.pk)
     leaf = conversation.leaf_id
     if leaf is None or not Message.objects.filter(pk=leaf, conversation=conversation).exists():
-        leaf = _one(_LEAF, [conversation_id, count])
+        leaf = newest_end(conversation.pk, count)
     if leaf is None:
         return branch
     with connection.cursor() as cursor:
@@ -122,6 +129,23 @@ def shown(conversation: Conversation) -> Branch:
             for key, version, versions, created_at in rows:
                 branch.add(_uuid(key), version, versions, created_at)
     return branch
+
+
+def descend(conversation_id: Any, message_id: Any, count: int | None = None) -> uuid.UUID | None:
+    """The end of the newest branch below the message ``message_id`` (``Tree.descend``: the
+    newest child at every step; the message itself when nothing follows it), walked by the
+    database a step a message, reading no text. None when ``message_id`` is no message of
+    the conversation. ``count``: how many messages it has, if the caller knows."""
+    if count is None:
+        count = Message.objects.filter(conversation_id=conversation_id).count()
+    return _one(_DESCEND, [_db(message_id), _db(conversation_id), count])
+
+
+def newest_end(conversation_id: Any, count: int | None = None) -> uuid.UUID | None:
+    """The end of the newest branch (``Tree.leaf(None)``): the branch shown when the
+    conversation remembers none. None without messages."""
+    first = _one(_NEWEST_FIRST_TURN, [_db(conversation_id)])
+    return descend(conversation_id, first, count) if first is not None else None
 
 
 def _one(sql: str, params: list[Any]) -> uuid.UUID | None:

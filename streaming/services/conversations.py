@@ -16,7 +16,7 @@ from django.utils import timezone
 from streaming import control, frames, layer
 from streaming.exceptions import BusyError, ConversationGone, ErrorCode, Invalid
 from streaming.models import Conversation, Message
-from streaming.services import context, events, listing, providers, storage, window
+from streaming.services import branch, context, events, listing, providers, storage, window
 from streaming.services.quotas import check_new_answer, lock_owner
 from streaming.services.tree import Tree
 from streaming.services.user_settings import default_model, default_system_prompt
@@ -233,25 +233,24 @@ def do_regenerate(conversation: Conversation, message_id: Any) -> Started:
     return started
 
 
-def do_switch_branch(conversation: Conversation, message_id: Any) -> Message:
+def do_switch_branch(conversation: Conversation, message_id: Any) -> uuid.UUID:
     """Show the branch through ``message_id`` (a version picked in the switcher).
 
-    The branch shown ends at the newest message below it, and every tab is told. Returns
-    that last message.
+    The branch shown ends at the newest message below it (found by the database, however
+    long the conversation), and every tab is told. Returns that last message's id.
     """
     _refresh(conversation)
     with transaction.atomic():
         # One change of the branch shown at a time per user, as for new answers (_may_answer),
         # so a switch and a new message on two sockets cannot interleave.
         lock_owner(conversation.owner_id)
-        tree = Tree.of(conversation)
-        message = tree.by_id.get(_uuid_or_none(message_id))  # type: ignore[arg-type]
-        if message is None:
+        found = _uuid_or_none(message_id)
+        leaf_id = branch.descend(conversation.pk, found) if found is not None else None
+        if leaf_id is None:
             raise Invalid("No such message in this conversation.", code=ErrorCode.BAD_SWITCH)
-        leaf = tree.descend(message)
-        Conversation.objects.filter(pk=conversation.pk).update(leaf=leaf)
-        events.on_commit(layer.to_conversation(conversation.id, control.branch_event(leaf.pk)))
-    return leaf
+        Conversation.objects.filter(pk=conversation.pk).update(leaf_id=leaf_id)
+        events.on_commit(layer.to_conversation(conversation.id, control.branch_event(leaf_id)))
+    return leaf_id
 
 
 def do_set_system_prompt(conversation: Conversation, system_prompt: Any) -> str:
@@ -400,11 +399,8 @@ class Shown:
 def shown(conversation: Conversation) -> Shown:
     """A window of the branch shown (services/window.py) and the streaming answer: however
     long the conversation, this reads a window of it."""
-    leaf_id = _leaf_id(conversation)
-    if leaf_id is None:
-        # None remembered (a conversation written before versions): the rule of tree.py.
-        leaf = Tree(conversation.messages.defer("content", "error")).leaf(None)
-        leaf_id = leaf.pk if leaf else None
+    # None remembered (a conversation written before versions): the end of the newest branch.
+    leaf_id = _leaf_id(conversation) or branch.newest_end(conversation.pk)
     active = conversation.messages.filter(status=Status.STREAMING).order_by("created_at").first()
     count = conversation.messages.count()
     return Shown(leaf_id, window.window(conversation, leaf_id), active, count)

@@ -19,8 +19,7 @@ from django.db.models import Q
 from streaming import control, frames
 from streaming.exceptions import ConversationGone, ErrorCode, Invalid
 from streaming.models import Conversation, Message
-from streaming.services import providers
-from streaming.services.tree import Tree
+from streaming.services import branch, providers
 
 #: The most messages one window holds, whatever their length: the page draws each.
 WINDOW_MESSAGES = 100
@@ -162,12 +161,9 @@ def digest(conversation_id: Any) -> control.PongEvent:
     if row is None:
         raise ConversationGone("This conversation was deleted.")
     messages = Message.objects.filter(conversation_id=conversation_id)
-    last = None
-    if row["leaf_id"] is not None:
-        last = messages.filter(pk=row["leaf_id"]).values("id", "status").first()
-    if last is None:  # none remembered: the rule of tree.py, from every message's place
-        leaf = Tree(messages.defer("content", "error")).leaf(None)
-        last = {"id": leaf.pk, "status": leaf.status} if leaf else None
+    # None remembered (a conversation written before versions): the end of the newest branch.
+    leaf_id = row["leaf_id"] or branch.newest_end(conversation_id)
+    last = messages.filter(pk=leaf_id).values("id", "status").first() if leaf_id else None
     return {
         "type": "chat.pong",
         "title": row["title"],
