@@ -10,6 +10,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, get_args
+from urllib.parse import parse_qs
 
 from autobahn.exception import Disconnected
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -30,7 +31,7 @@ from streaming.exceptions import (
 from streaming.frames import Close
 from streaming.limits import FrameBudget, SocketSlot
 from streaming.models import Conversation, Message
-from streaming.services import answers, conversations, providers, window
+from streaming.services import answers, conversations, providers, snapshots, window
 from streaming.services.database import to_async
 from streaming.sessions import SocketSession
 
@@ -118,7 +119,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         await self.channel_layer.group_add(control.user_group_name(user.pk), self.channel_name)
         self.groups.append(control.user_group_name(user.pk))
         try:
-            await self.resync({})
+            # A page away from the end of the branch asks for a window around where its
+            # reader is (docs/protocol.md, "Opening at a message").
+            await self.resync({"around": query_value(self.scope, "around")})
         except ConversationGone:
             await self.close(code=Close.FORBIDDEN.value)  # deleted in between: as if never there
             return
@@ -270,17 +273,28 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             await self._ask(control.stop_request(self.conversation.id, answer_id))
 
     async def resync(self, frame: dict[str, Any]) -> None:
-        """Send a fresh snapshot, then ask the running answer for what follows it."""
-        snapshot = await to_async(conversations.snapshot)(self.conversation)
+        """Send a fresh snapshot (around ``around`` if it is a message of the branch shown;
+        never refused), then ask the running answer for what follows it."""
+        snapshot = await to_async(snapshots.snapshot)(self.conversation, frame.get("around"))
         await self.send_json(snapshot)
         if snapshot["active"] is not None:
             # Ask the answer, wherever it runs, for what came after the checkpoint.
             await self._request_sync(snapshot["active"]["message_id"], snapshot["active"]["seq"])
 
     async def history(self, frame: dict[str, Any]) -> None:
-        """Send the messages above ``before`` on its branch: a window, and the versions of each."""
-        before = uuid_field(frame, "before", code=ErrorCode.BAD_HISTORY)
-        await self.send_json(await to_async(window.history)(self.conversation, before))
+        """Send the messages above ``before`` on its branch, or below ``after`` on the branch
+        shown: a window, and the versions of each."""
+        if "after" not in frame:
+            before = uuid_field(frame, "before", code=ErrorCode.BAD_HISTORY)
+            await self.send_json(await to_async(window.history)(self.conversation, before))
+            return
+        if "before" in frame:
+            raise FrameError("Ask for before or after, not both.", code=ErrorCode.BAD_HISTORY)
+        after = uuid_field(frame, "after", code=ErrorCode.BAD_HISTORY)
+        newer = await to_async(window.newer)(self.conversation, after)
+        await self.send_json(newer)
+        if "active" in newer:  # as after a snapshot: the text after its checkpoint
+            await self._request_sync(newer["active"]["message_id"], newer["active"]["seq"])
 
     async def ping(self, frame: dict[str, Any]) -> None:
         """Describe the stored conversation, so the page can tell whether it missed a frame.
@@ -411,6 +425,12 @@ def claimed_type(text_data: str | None) -> str | None:
     """The `type` a frame starts with, if it starts as the page's do; else None."""
     match = _CLAIMED_TYPE.match(text_data[:100]) if text_data else None
     return match[1] if match else None
+
+
+def query_value(scope: dict[str, Any], name: str) -> str | None:
+    """The value of ``name`` in the socket's query string, if it has one."""
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(name)
+    return values[0] if values else None
 
 
 def echo(value: str) -> str:

@@ -10,7 +10,7 @@ streaming/exceptions.py (``make protocol``).
 import enum
 import json
 from collections.abc import Iterator
-from typing import Any, Literal, TypedDict, get_args
+from typing import Any, Literal, NotRequired, TypedDict, get_args
 
 from streaming.control import (
     ChatEvent,
@@ -105,19 +105,29 @@ class SnapshotFrame(TypedDict):
     count: int
     #: The last message of the branch shown (None without messages).
     leaf_id: str | None
+    #: The window's last message when it does not reach `leaf_id` (a window around a
+    #: message the page asked for): the newer messages below it come with `history` `after`.
+    #: None when the window holds the branch's end.
+    window_end: str | None
     active: ActiveAnswer | None
 
 
 class HistoryFrame(TypedDict):
-    """The answer to `history`: the messages above `before` on its branch, a window of
-    them (services/window.py), oldest first, with the other versions of each as stubs."""
+    """The answer to `history`: the messages above `before` on its branch, or below `after`
+    on the branch shown, a window of them (services/window.py), oldest first, with the
+    other versions of each as stubs."""
 
     type: Literal["history"]
-    before: str
+    #: What the page asked about: one of the two.
+    before: NotRequired[str]
+    after: NotRequired[str]
     messages: list[dict[str, Any]]
     versions: list[VersionStub]
-    #: The window reaches the conversation's first turn: there is nothing older to ask for.
+    #: The window reaches the conversation's first turn (`before`), or the end of the
+    #: branch shown (`after`): there is nothing more that way to ask for.
     complete: bool
+    #: `after`: the streaming answer's text up to a seq, when it is among `messages`.
+    active: NotRequired[ActiveAnswer]
 
 
 class ErrorFrame(TypedDict, total=False):

@@ -25,6 +25,7 @@ from streaming.services import (
     drafts,
     listing,
     providers,
+    snapshots,
     usage,
     user_settings,
 )
@@ -199,11 +200,12 @@ def _refusal(error: ChatError, status: int = 400) -> JsonResponse:
 @require_GET
 @login_required
 def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpResponse:
-    """The chat page: stored history, and the socket for what comes next."""
+    """The chat page: stored history, and the socket for what comes next. `?message=`
+    opens it at that message (a search hit), on its branch."""
     conversation = conversations.get_conversation_for(request.user, conversation_id)
     if conversation is None:
         raise Http404(NOT_FOUND)
-    return _chat_page(request, conversation)
+    return _chat_page(request, conversation, message=request.GET.get("message"))
 
 
 def _chat_page(
@@ -213,8 +215,9 @@ def _chat_page(
     draft: bool = False,
     refusal: dict[str, Any] | None = None,
     status: int = 200,
+    message: str | None = None,
 ) -> HttpResponse:
-    held = conversations.shown(conversation) if not draft else None
+    held = snapshots.opened_at(conversation, message) if not draft else None
     picker, choice, listed = providers.model_picker_for(conversation)
     sidebar = listing.page_of(request.user)
     return render(
@@ -224,8 +227,9 @@ def _chat_page(
             **_listing(request, sidebar, None if draft else conversation),
             "conversation": conversation,
             "draft": draft,
-            # A window of the branch shown is in the HTML, and in the page's data with the
-            # streaming answer and the other versions' stubs: a snapshot's (docs/protocol.md).
+            # A window of the branch shown is in the HTML (at its end, or around the message
+            # asked for), and in the page's data with the streaming answer and the other
+            # versions' stubs: a snapshot's (docs/protocol.md).
             "chat_messages": held.window.messages if held else [],
             "initial_messages": held.initial() if held else {"messages": [], "leaf_id": None},
             "max_message_chars": settings.MAX_MESSAGE_CHARS,

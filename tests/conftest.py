@@ -215,16 +215,20 @@ def connect() -> Callable[..., Any]:
     from chatsite.asgi import application
 
     async def _connect(
-        conversation_id: uuid.UUID, user: User | None = None, *, snapshot: bool = True
+        conversation_id: uuid.UUID,
+        user: User | None = None,
+        *,
+        snapshot: bool = True,
+        query: str = "",
     ) -> WebsocketCommunicator:
-        """Connect; with ``snapshot`` (and a user), read the snapshot frame into `.snapshot`."""
+        """Connect (with ``query``, the socket URL's query string, if given); with
+        ``snapshot`` (and a user), read the snapshot frame into `.snapshot`."""
         headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
         if user is not None:
             cookie = await sync_to_async(session_cookie)(user)
             headers.append((b"cookie", f"{django_settings.SESSION_COOKIE_NAME}={cookie}".encode()))
-        communicator = WebsocketCommunicator(
-            application, f"/ws/conversations/{conversation_id}/", headers=headers
-        )
+        path = f"/ws/conversations/{conversation_id}/" + (f"?{query}" if query else "")
+        communicator = WebsocketCommunicator(application, path, headers=headers)
         connected, _ = await communicator.connect(timeout=5)
         assert connected
         if snapshot and user is not None:

@@ -1,4 +1,4 @@
-"""Conversations and their messages: who may see them, posting, retrying, snapshots, deletion."""
+"""Conversations and their messages: who may see them, posting, retrying, versions, settings."""
 
 import enum
 import logging
@@ -13,10 +13,10 @@ from django.db import IntegrityError, transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from streaming import control, frames, layer
+from streaming import control, layer
 from streaming.exceptions import BusyError, ConversationGone, ErrorCode, Invalid
 from streaming.models import Conversation, Message
-from streaming.services import branch, context, events, listing, providers, storage, window
+from streaming.services import branch, context, events, listing, providers, storage
 from streaming.services.quotas import check_new_answer, lock_owner
 from streaming.services.titles import title_from
 from streaming.services.user_settings import default_model, default_system_prompt
@@ -137,7 +137,7 @@ def do_post_user_message(
     the user is over a limit (``quotas``).
     """
     content = validate_content(content)
-    _refresh(conversation)
+    refresh(conversation)
     existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
     if existing is not None:
         return Resent(conversation, existing)
@@ -209,11 +209,11 @@ def do_regenerate(conversation: Conversation, message_id: Any) -> Started:
     to the user message it answered (of the model chosen now), and the new answer becomes
     the end of the branch shown.
     """
-    _refresh(conversation)
+    refresh(conversation)
     storage.counted(conversation.owner_id)
     try:
         with transaction.atomic():
-            question = _question_of(conversation, _uuid_or_none(message_id))
+            question = _question_of(conversation, uuid_or_none(message_id))
             if question is None:
                 raise Invalid(
                     "Only an answer of this conversation can be regenerated.",
@@ -243,23 +243,24 @@ def _question_of(conversation: Conversation, answer_id: uuid.UUID | None) -> uui
 
 
 def do_switch_branch(conversation: Conversation, message_id: Any) -> uuid.UUID:
-    """Show the branch through ``message_id`` (a version picked in the switcher).
+    """Show the branch through ``message_id`` (a version picked in the switcher, or the
+    message a search found).
 
-    The branch shown ends at the newest message below it, and every tab is told. Returns
-    that last message's id.
+    The branch shown ends at the newest message below it (found by the database, however
+    long the conversation), and every tab is told. Returns that last message's id.
     """
-    _refresh(conversation)
+    refresh(conversation)
     with transaction.atomic():
         # One change of the branch shown at a time per user, as for new answers (_may_answer),
         # so a switch and a new message on two sockets cannot interleave.
         lock_owner(conversation.owner_id)
-        start = _uuid_or_none(message_id)
-        leaf = branch.descend(conversation.pk, start) if start is not None else None
-        if leaf is None:
+        found = uuid_or_none(message_id)
+        leaf_id = branch.descend(conversation.pk, found) if found is not None else None
+        if leaf_id is None:
             raise Invalid("No such message in this conversation.", code=ErrorCode.BAD_SWITCH)
-        Conversation.objects.filter(pk=conversation.pk).update(leaf_id=leaf)
-        events.on_commit(layer.to_conversation(conversation.id, control.branch_event(leaf)))
-    return leaf
+        Conversation.objects.filter(pk=conversation.pk).update(leaf_id=leaf_id)
+        events.on_commit(layer.to_conversation(conversation.id, control.branch_event(leaf_id)))
+    return leaf_id
 
 
 def do_set_system_prompt(conversation: Conversation, system_prompt: Any) -> str:
@@ -294,7 +295,8 @@ def _save_setting(
         events.on_commit(*announced)
 
 
-def _uuid_or_none(value: Any) -> uuid.UUID | None:
+def uuid_or_none(value: Any) -> uuid.UUID | None:
+    """``value`` as a UUID, or None when it does not spell one."""
     try:
         return uuid.UUID(str(value))
     except ValueError:
@@ -309,7 +311,7 @@ def _may_answer(conversation: Conversation, *, adding: int = 0) -> datetime:
     """
     lock_owner(conversation.owner_id)
     # Under the lock a delete (or a purge) takes too: one that came after the caller's
-    # _refresh is seen.
+    # refresh is seen.
     if not Conversation.objects.filter(pk=conversation.pk, deleted_at__isnull=True).exists():
         raise ConversationGone("This conversation was deleted.")
     if Message.objects.filter(conversation=conversation, status=Status.STREAMING).exists():
@@ -320,7 +322,7 @@ def _may_answer(conversation: Conversation, *, adding: int = 0) -> datetime:
     return now
 
 
-def _refresh(conversation: Conversation) -> None:
+def refresh(conversation: Conversation) -> None:
     """Re-read what may have changed since the caller loaded it; ConversationGone if deleted."""
     try:
         conversation.refresh_from_db(
@@ -364,75 +366,3 @@ def _start_answer(
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=created_at, leaf=answer)
     events.on_commit(listing.changed(conversation.pk))  # answering now, and active now
     return Started(conversation, answer, history, provider)
-
-
-@dataclass(frozen=True)
-class Shown:
-    """What a page of a conversation holds: a window of the branch shown, and the answer
-    streaming wherever it is."""
-
-    leaf_id: uuid.UUID | None
-    window: window.Window
-    active: Message | None
-    #: How many messages are stored, every version.
-    count: int
-
-    def messages(self) -> list[Message]:
-        """The window's messages, and the streaming answer's when it is not among them (on a
-        branch not shown, or above the window)."""
-        held = self.window.messages
-        if self.active is None or self.active.pk in {m.pk for m in held}:
-            return held
-        return [*held, self.active]
-
-    def versions(self) -> list[frames.VersionStub]:
-        return [window.stub_of(m) for m in self.window.versions if m != self.active]
-
-    def initial(self) -> dict[str, Any]:
-        """What the conversation's page starts from (its json_script), as a snapshot has it."""
-        return {
-            "messages": [control.serialize_message(m) for m in self.messages()],
-            "versions": self.versions(),
-            "count": self.count,
-            "leaf_id": str(self.leaf_id) if self.leaf_id else None,
-        }
-
-
-def shown(conversation: Conversation) -> Shown:
-    """A window of the branch shown (services/window.py) and the streaming answer: however
-    long the conversation, this reads a window of it."""
-    leaf_id = _leaf_id(conversation)
-    if leaf_id is None:
-        # None remembered (a conversation written before versions): the rule of tree.py.
-        leaf_id = branch.leaf(conversation.pk, None)
-    active = conversation.messages.filter(status=Status.STREAMING).order_by("created_at").first()
-    count = conversation.messages.count()
-    return Shown(leaf_id, window.window(conversation, leaf_id), active, count)
-
-
-def snapshot(conversation: Conversation) -> frames.SnapshotFrame:
-    """The `snapshot` frame: a window of the branch shown (its newest messages, the other
-    versions of each as stubs), the streaming answer (its message, and its text up to a
-    seq), and how many messages are stored in all. The page asks for older messages with
-    `history`.
-
-    Raises ConversationGone if the conversation was deleted.
-    """
-    _refresh(conversation)
-    held = shown(conversation)
-    active = held.active
-    return {
-        "type": "snapshot",
-        "title": conversation.title,
-        "system_prompt": conversation.system_prompt,
-        "model_choice": providers.choice_of(conversation.provider_id, conversation.model),
-        "messages": [control.serialize_message(m) for m in held.messages()],
-        "versions": held.versions(),
-        "count": held.count,
-        "leaf_id": str(held.leaf_id) if held.leaf_id else None,
-        "active": (
-            {"message_id": str(active.id), "seq": active.seq, "text": active.content}
-            if active
-            else None
-        ),
-    }

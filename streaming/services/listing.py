@@ -158,11 +158,13 @@ def _listing_now(conversation_id: Any) -> list[layer.Outgoing]:
 @dataclass(frozen=True)
 class Hit:
     """A conversation found by a search: its title and a piece of a matching message, both
-    HTML with the matches in <mark> and everything else escaped."""
+    HTML with the matches in <mark> and everything else escaped, and that message (None
+    when only the title matched), which the result opens the conversation at."""
 
     conversation: Conversation
     title: SafeString
     snippet: SafeString
+    message_id: uuid.UUID | None = None
 
 
 def search(user: AbstractBaseUser | AnonymousUser, query: str) -> list[Hit]:
@@ -216,8 +218,9 @@ def _search_postgres(user: AbstractBaseUser | AnonymousUser, text: str) -> list[
         .distinct("conversation_id")
         .values_list("id", flat=True)
     )
-    snippets = dict(
-        Message.objects.filter(pk__in=list(first))
+    snippets = {
+        conversation_id: (message_id, marked)
+        for conversation_id, message_id, marked in Message.objects.filter(pk__in=list(first))
         .annotate(
             marked=SearchHeadline(
                 "content",
@@ -231,17 +234,18 @@ def _search_postgres(user: AbstractBaseUser | AnonymousUser, text: str) -> list[
                 fragment_delimiter=" … ",
             )
         )
-        .values_list("conversation_id", "marked")
-    )
+        .values_list("conversation_id", "id", "marked")
+    }
 
     def marked(text: str) -> SafeString:
         html = escape(text).replace(start, "<mark>").replace(stop, "</mark>")
         return mark_safe(html)  # every piece of the text escaped above
 
-    return [
-        Hit(hit, marked(hit.title_marked or str(hit)), marked(snippets.get(hit.pk, "")))
-        for hit in hits
-    ]
+    result = []
+    for hit in hits:
+        message_id, snippet = snippets.get(hit.pk, (None, ""))
+        result.append(Hit(hit, marked(hit.title_marked or str(hit)), marked(snippet), message_id))
+    return result
 
 
 def _search_substrings(user: AbstractBaseUser | AnonymousUser, text: str) -> list[Hit]:
@@ -261,7 +265,9 @@ def _search_substrings(user: AbstractBaseUser | AnonymousUser, text: str) -> lis
             any_word |= Q(content__icontains=word)
         message = hit.messages.filter(any_word).order_by("created_at").only("content").first()
         snippet = _window(message.content, pattern) if message else ""
-        result.append(Hit(hit, highlight(str(hit), pattern), highlight(snippet, pattern)))
+        title = highlight(str(hit), pattern)
+        found_in = message.pk if message else None
+        result.append(Hit(hit, title, highlight(snippet, pattern), found_in))
     return result
 
 

@@ -1,10 +1,12 @@
 """The part of a long conversation a page holds: a window of a branch.
 
 A conversation of any length is read a window at a time: the messages of one branch, from
-a message up towards the first turn, as many as fit a budget of bytes of text (and no more
-than a number of messages), with the shape of the tree around them: the other versions of
-each, without their text (docs/protocol.md, "Older messages"). One recursive query walks
-the branch, however long it is; nothing reads the conversation whole.
+a message up towards the first turn (or down towards the branch's end, or both ways around
+a message a search found), as many as fit a budget of bytes of text (and no more than a
+number of messages), with the shape of the tree around them: the other versions of each,
+without their text (docs/protocol.md, "Older messages" and "Opening at a message"). One
+recursive query of ids walks the branch, however long it is; nothing reads the
+conversation whole.
 """
 
 import uuid
@@ -37,11 +39,18 @@ class Window:
 
     messages: list[Message]
     versions: list[Message]
+    #: The last message ends the branch: nothing newer is left to ask for.
+    reaches_end: bool = True
 
     @property
     def complete(self) -> bool:
         """The window reaches the first turn: nothing older is left to ask for."""
         return not self.messages or self.messages[0].parent_id is None
+
+    @property
+    def end_id(self) -> uuid.UUID | None:
+        """The window's last message when newer ones are stored below it, else None."""
+        return None if self.reaches_end or not self.messages else self.messages[-1].pk
 
 
 def stub_of(message: Message) -> frames.VersionStub:
@@ -68,21 +77,22 @@ def window(
     if tip_id is None:
         return Window([], [])
     ids = _branch_ids(conversation.pk, tip_id, window_bytes() if budget is None else budget, limit)
+    return _window_of(conversation, ids[::-1])
+
+
+def _window_of(conversation: Conversation, ids: list[Any], reaches_end: bool = True) -> Window:
+    """The messages ``ids`` (in that order) read whole, and the other versions of each."""
     by_id = {m.pk: m for m in Message.objects.filter(conversation=conversation, pk__in=ids)}
-    messages = [by_id[i] for i in reversed(ids) if i in by_id]
-    return Window(messages, _other_versions(conversation, messages))
+    messages = [by_id[i] for i in ids if i in by_id]
+    return Window(messages, _other_versions(conversation, messages), reaches_end)
 
 
 def _branch_ids(conversation_id: Any, tip_id: uuid.UUID, budget: int, limit: int) -> list[Any]:
     """The ids from the tip up, newest first: each message adds its length in bytes to a
     running total, and the walk stops after the message that reaches ``budget``, or at
     ``limit``."""
-    table = connection.ops.quote_name(Message._meta.db_table)
-    pk = Message._meta.pk
-    assert pk is not None
-    conversation_field = Message._meta.get_field("conversation")
-    # The text's length in bytes of UTF-8, as each database says it.
-    size = "OCTET_LENGTH({})" if connection.vendor == "postgresql" else "LENGTH(CAST({} AS BLOB))"
+    table = _table()
+    size = _size_of()
     sql = f"""
         WITH RECURSIVE up(id, parent_id, depth, total) AS (
             SELECT id, parent_id, 1, {size.format("content")} FROM {table}
@@ -94,15 +104,27 @@ def _branch_ids(conversation_id: Any, tip_id: uuid.UUID, budget: int, limit: int
         )
         SELECT id FROM up ORDER BY depth
     """
-    params = [
-        pk.get_db_prep_value(tip_id, connection),
-        conversation_field.get_db_prep_value(conversation_id, connection),
-        limit,
-        budget,
-    ]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [pk.to_python(row[0]) for row in cursor.fetchall()]
+        cursor.execute(sql, [_db_id(tip_id), _db_id(conversation_id), limit, budget])
+        return [_id(row[0]) for row in cursor.fetchall()]
+
+
+def _table() -> str:
+    return connection.ops.quote_name(Message._meta.db_table)
+
+
+def _size_of() -> str:
+    """The SQL of a text's length in bytes of UTF-8, as each database says it."""
+    return "OCTET_LENGTH({})" if connection.vendor == "postgresql" else "LENGTH(CAST({} AS BLOB))"
+
+
+def _db_id(key: Any) -> Any:
+    """A UUID as the database's column holds it (PostgreSQL's uuid, SQLite's hex text)."""
+    return Message._meta.get_field("id").get_db_prep_value(key, connection)
+
+
+def _id(value: Any) -> Any:
+    return Message._meta.get_field("id").to_python(value)
 
 
 def _other_versions(conversation: Conversation, messages: list[Message]) -> list[Message]:
@@ -144,6 +166,121 @@ def history(conversation: Conversation, before_id: Any) -> frames.HistoryFrame:
         "versions": [stub_of(m) for m in older.versions],
         "complete": older.complete,
     }
+
+
+# --- below a message -----------------------------------------------------------------------
+
+# The ids from the end of a branch up to one of its messages, nearest that message first:
+# the messages below it, walked up from the end (a message has one parent but may have many
+# children), ids only. `depth` is how far each is from the end. A walk longer than the
+# messages there are is going round a loop made by hand: the caller bounds it by their number.
+_BELOW = """
+    WITH RECURSIVE up(id, parent_id, depth) AS (
+        SELECT id, parent_id, 0 FROM {table} WHERE id = %s AND conversation_id = %s
+        UNION ALL
+        SELECT m.id, m.parent_id, up.depth + 1 FROM {table} m JOIN up ON m.id = up.parent_id
+        WHERE up.id <> %s AND up.depth < %s
+    )
+    SELECT id, depth FROM up ORDER BY depth DESC LIMIT %s
+"""
+
+
+def leaf_of(conversation: Conversation) -> uuid.UUID | None:
+    """The last message of the branch shown: the one the conversation remembers, else (one
+    written before versions) the end of the newest branch; None without messages."""
+    leaf_id: uuid.UUID | None = (
+        Conversation.objects.filter(pk=conversation.pk).values_list("leaf_id", flat=True).first()
+    )
+    return leaf_id if leaf_id is not None else branch.leaf(conversation.pk, None)
+
+
+def _below(
+    conversation: Conversation, leaf_id: Any, from_id: uuid.UUID, take: int, count: int
+) -> tuple[list[Any], int] | None:
+    """The ids of the ``take`` messages right below ``from_id`` on the branch that ends at
+    ``leaf_id``, nearest first, and how many are below it in all; None when ``from_id`` is
+    not on that branch. ``count``: the conversation's messages, which bound the walk."""
+    sql = _BELOW.format(table=_table())
+    params = [_db_id(leaf_id), _db_id(conversation.pk), _db_id(from_id), count, take + 1]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = [(_id(key), depth) for key, depth in cursor.fetchall()]
+    if not rows or rows[0][0] != from_id:
+        return None
+    return [key for key, _ in rows[1:]], rows[0][1]
+
+
+def _fitting(ids: list[Any], budget: int) -> tuple[list[Any], int]:
+    """The first of ``ids`` whose text fits ``budget`` bytes of UTF-8 (as a window counts
+    them: the one that reaches it is in), and their bytes; only their lengths are read."""
+    if not ids:
+        return [], 0
+    marks = ", ".join(["%s"] * len(ids))
+    sql = f"SELECT id, {_size_of().format('content')} FROM {_table()} WHERE id IN ({marks})"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_db_id(key) for key in ids])
+        sizes = {_id(key): size or 0 for key, size in cursor.fetchall()}
+    taken, total = [], 0
+    for key in ids:
+        if total >= budget:
+            break
+        taken.append(key)
+        total += sizes.get(key, 0)
+    return taken, total
+
+
+def around(
+    conversation: Conversation, message_id: uuid.UUID, leaf_id: Any, count: int
+) -> Window | None:
+    """A window of the branch that ends at ``leaf_id`` around its message ``message_id``:
+    the messages below it as far as half a window goes, then it and those above it, as many
+    as the rest of the window holds. None when the message is not on that branch.
+
+    The walk from the end to the message reads ids only; the window's own messages are the
+    only text read, so the window costs what one at the end does.
+    """
+    found = _below(conversation, leaf_id, message_id, WINDOW_MESSAGES // 2, count)
+    if found is None:
+        return None
+    below, in_all = found
+    below, used = _fitting(below, window_bytes() // 2)
+    room = max(1, window_bytes() - used)  # at least the message itself, however long
+    above = _branch_ids(conversation.pk, message_id, room, WINDOW_MESSAGES - len(below))
+    return _window_of(conversation, [*above[::-1], *below], reaches_end=len(below) == in_all)
+
+
+def newer(conversation: Conversation, after_id: uuid.UUID) -> frames.HistoryFrame:
+    """The `history` frame for a page that holds ``after_id`` and asks what is below it on
+    the branch shown: as many messages as a window holds, oldest first, and the streaming
+    answer's text up to a seq when it is among them, as a snapshot gives it.
+
+    Raises Invalid (``bad_history``) when ``after_id`` is no message of the branch shown
+    (not of this conversation, or of another branch: the page's is out of date).
+    """
+    leaf_id = leaf_of(conversation)
+    count = conversation.messages.count()
+    found = _below(conversation, leaf_id, after_id, WINDOW_MESSAGES, count) if leaf_id else None
+    if found is None:
+        raise Invalid("No such message on the branch shown.", code=ErrorCode.BAD_HISTORY)
+    below, in_all = found
+    below, _ = _fitting(below, window_bytes())
+    held = _window_of(conversation, below, reaches_end=len(below) == in_all)
+    frame: frames.HistoryFrame = {
+        "type": "history",
+        "after": str(after_id),
+        "messages": [control.serialize_message(m) for m in held.messages],
+        "versions": [stub_of(m) for m in held.versions],
+        "complete": held.reaches_end,
+    }
+    streaming = [m for m in held.messages if m.status == Message.Status.STREAMING]
+    if streaming:
+        frame["active"] = active_of(streaming[0])
+    return frame
+
+
+def active_of(answer: Message) -> frames.ActiveAnswer:
+    """A streaming answer as far as its row holds it: its text up to delta `seq`."""
+    return {"message_id": str(answer.id), "seq": answer.seq, "text": answer.content}
 
 
 def digest(conversation_id: Any) -> control.PongEvent:

@@ -190,16 +190,16 @@ def test_search_finds_a_word_only_in_an_old_answer_highlighted(
 ) -> None:
     made = conversations_of(user, 130)
 
-    def old_answer() -> None:
+    def old_answer() -> Message:
         question = Message.objects.create(conversation=made[120], role="user", content="Pets?")
-        Message.objects.create(
+        return Message.objects.create(
             conversation=made[120],
             parent=question,
             role="assistant",
             content="A <b>quokka</b> is friendly.",
         )
 
-    orm(old_answer)
+    answer = orm(old_answer)
     logged_in_list(page, user)
     item(page, "Chat 0").locator("a").click()
     wait_until_connected(page)
@@ -216,7 +216,9 @@ def test_search_finds_a_word_only_in_an_old_answer_highlighted(
     expect(hits.locator(".search-snippet")).to_contain_text("is friendly")
     expect(hits.locator(".search-snippet b")).to_have_count(0)
     hits.locator("a").click()
-    expect(page).to_have_url(f"/c/{made[120].id}/")
+    # Opened at the answer that matched, marked.
+    expect(page).to_have_url(f"/c/{made[120].id}/?message={answer.id}")
+    expect(page.locator(f'[data-message-id="{answer.id}"]')).to_have_class(re.compile("is-found"))
 
 
 def test_rename_delete_and_undo_are_seen_live_in_a_tab_on_another_conversation(

@@ -17,7 +17,7 @@ from django.test import Client
 from streaming import admin_tree
 from streaming.exceptions import ErrorCode, Invalid
 from streaming.models import Conversation, Message, Storage
-from streaming.services import context, conversations, storage, window
+from streaming.services import context, conversations, snapshots, storage, window
 from streaming.services.tree import Tree
 from tests.support.long import write_chain
 from tests.support.queries import RowsRead
@@ -127,7 +127,7 @@ def test_a_page_and_a_pong_without_a_remembered_leaf_read_a_window() -> None:
     Conversation.objects.filter(pk=conversation.pk).update(leaf=None)
 
     with RowsRead() as page:
-        held = conversations.shown(conversation)
+        held = snapshots.shown(conversation)
     with RowsRead() as pong:
         digest = window.digest(conversation.pk)
 

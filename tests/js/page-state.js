@@ -121,3 +121,25 @@ export function done(id, seq, content, fields = {}) {
     message: { ...message, ...fields },
   };
 }
+
+/** A moment `seconds` after 10:00 on a fixed day, as the server writes it, for any count. */
+export function later(seconds) {
+  const minutes = String(Math.floor(seconds / 60)).padStart(2, "0");
+  return `2025-03-14T10:${minutes}:${String(seconds % 60).padStart(2, "0")}+00:00`;
+}
+
+/** Messages m<from>…m<to - 1> of one branch, each following the one before (m0 first). */
+export function chain(from, to) {
+  const messages = [];
+  for (let i = from; i < to; i += 1) {
+    messages.push(
+      stored(`m${i}`, {
+        role: i % 2 === 0 ? "user" : "assistant",
+        parent_id: i === 0 ? null : `m${i - 1}`,
+        content: `text ${i}`,
+        created_at: later(i),
+      }),
+    );
+  }
+  return messages;
+}

@@ -7,28 +7,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { requestHistory, switchVersion } from "../../streaming/static/streaming/chat/requests.js";
-import { heldState, olderThanShown } from "../../streaming/static/streaming/chat/store.js";
-import { at, feed, newPage, sent, sentTypes, snapshot, stored } from "./page-state.js";
-
-/** Messages m<from>…m<to - 1>, each following the one before (m0 first, if from is 0). */
-function chain(from, to) {
-  const messages = [];
-  for (let i = from; i < to; i += 1) {
-    messages.push(
-      stored(`m${i}`, {
-        role: i % 2 === 0 ? "user" : "assistant",
-        parent_id: i === 0 ? null : `m${i - 1}`,
-        content: `text ${i}`,
-        created_at: at(i),
-      }),
-    );
-  }
-  return messages;
-}
+import { switchVersion } from "../../streaming/static/streaming/chat/requests.js";
+import { heldState } from "../../streaming/static/streaming/chat/store.js";
+import { olderThanShown, requestHistory } from "../../streaming/static/streaming/chat/windowing.js";
+import { chain, feed, later, newPage, sent, sentTypes, snapshot, stored } from "./page-state.js";
 
 function stub(id, parentId, role, seconds) {
-  return { id, parent_id: parentId, role, status: "complete", created_at: at(seconds) };
+  return { id, parent_id: parentId, role, status: "complete", created_at: later(seconds) };
 }
 
 function history(before, messages, fields = {}) {
@@ -127,7 +112,7 @@ describe("a window of a long conversation", () => {
 
   it("a new message below a stub asks for that branch", () => {
     const { state } = windowed();
-    const reply = stored("u98", { parent_id: "e97", created_at: at(201) });
+    const reply = stored("u98", { parent_id: "e97", created_at: later(201) });
     const fx = feed(state, { type: "message", message: reply, title: "" });
     assert.deepEqual(sentTypes(fx), ["resync"]);
   });
@@ -138,7 +123,7 @@ describe("a window of a long conversation", () => {
       role: "assistant",
       parent_id: "m96",
       content: "edited",
-      created_at: at(200),
+      created_at: later(200),
     });
     feed(state, snapshot([...chain(90, 97), edit], { count: 103 }));
     assert.equal(state.messages.get("e97").stub, false);

@@ -3,7 +3,8 @@
  * takes no part in keeping its text exact.
  *
  * - a "Jump to latest" button while the reader is scrolled up and an answer streams, or new
- *   content came in below;
+ *   content came in below, and always while the page does not hold the end (it opened at a
+ *   message), saying so when something new came past what it holds;
  * - each message's time (times.js) kept current once a minute;
  * - the wait before the server retries the provider, said in words and counting down
  *   (the `retrying` frame, docs/protocol.md), in the answer's place until its first text;
@@ -11,9 +12,9 @@
  * - focus back in the composer after Send, Stop or Retry;
  * - a polite live region that reads each answer once it is finished, not every token.
  *
- * main.js calls attach() once, and the page tells it two things: a `retrying` frame came,
- * an answer it saw underway ended (`done`). The rest it finds on the page. The pure helpers
- * are tested in Node (tests/js/comfort.test.js).
+ * main.js calls attach() once, and the page tells it three things: a `retrying` frame came,
+ * an answer it saw underway ended (`done`), the page changed (`update`). The rest it finds on
+ * the page. The pure helpers are tested in Node (tests/js/comfort.test.js).
  */
 import { renderMarkdown } from "./markdown.js";
 import { Status } from "./protocol.js";
@@ -124,12 +125,14 @@ function readableText(root) {
 
 /**
  * Wire the page: `els` are the chat's elements (list, scroller, form, input, stop), `view`
- * its view (view.js). Returns what the page tells it: {retrying(entry, frame),
- * answerEnded(entry, frame)}.
+ * its view (view.js), `end` how the page stands to the conversation's end:
+ * {holdsEnd(), newsBelow(), jump()} (windowing.js). Returns what the page tells it:
+ * {retrying(entry, frame), answerEnded(entry, frame), update()}.
  */
-export function attach(els, view) {
+export function attach(els, view, end) {
   const doc = document;
   const jump = doc.getElementById("jump-latest");
+  const news = doc.getElementById("jump-latest-news");
   const announcer = doc.getElementById("chat-announcer");
   // Answers already announced, by id: a `done` may come twice (a sync of an ended answer).
   const announced = new Set();
@@ -162,7 +165,10 @@ export function attach(els, view) {
     if (!away) {
       unseen = false;
     }
-    jump.hidden = !(away && (unseen || answerUnderway()));
+    const short = !end.holdsEnd(); // the end is past what the page holds
+    jump.hidden = !(short || (away && (unseen || answerUnderway())));
+    // Its words only while it says so: the button's name is what it reads.
+    news.textContent = short && end.newsBelow() ? " · new messages" : "";
   }
   // New content is always at the bottom: the list growing is new content below.
   new ResizeObserver(() => {
@@ -178,7 +184,11 @@ export function attach(els, view) {
   // A bubble added or drawn again (an answer starts or ends) may leave the height as it was.
   new MutationObserver(updateJump).observe(els.list, { childList: true });
   jump.addEventListener("click", () => {
-    view.scrollToBottom();
+    if (end.holdsEnd()) {
+      view.scrollToBottom();
+    } else {
+      end.jump(); // a snapshot of the end, which brings the reader down when it comes
+    }
     updateJump();
     // The button is gone; the composer is where the reader goes on from.
     els.input.focus({ preventScroll: true });
@@ -272,5 +282,5 @@ export function attach(els, view) {
   }
 
   updateJump();
-  return { retrying, answerEnded };
+  return { retrying, answerEnded, update: updateJump };
 }

@@ -6,7 +6,8 @@
  */
 import { sendMessage } from "./outbox.js";
 import { requestStop } from "./requests.js";
-import { isAnswering, isOpen, streamingEntry, treeOf } from "./store.js";
+import { holdsEnd, isAnswering, isOpen, shownPath, streamingEntry } from "./store.js";
+import { requestJump } from "./windowing.js";
 
 const STILL_ANSWERING_TEXT = "The assistant is still answering. Wait for it to finish, or stop it.";
 const EDIT_MOVED_TEXT =
@@ -63,9 +64,16 @@ export function attach({ state, els, view, run }) {
       }
       return;
     }
-    const path = treeOf(state).branch(state.leafId);
-    const parentId = path.length ? path[path.length - 1].id : null;
     const fx = [];
+    if (!holdsEnd(state)) {
+      // A message follows the end of the conversation, which this page does not hold (it
+      // opened at a message): it goes there first, and sends once there (page.js).
+      requestJump(state, fx, { send: true });
+      run(fx);
+      return;
+    }
+    const path = shownPath(state);
+    const parentId = path.length ? path[path.length - 1].id : null;
     if (sendMessage(state, { content, parentId, clientId: newClientId() }, fx) !== null) {
       els.input.value = "";
       autosize();
@@ -198,5 +206,5 @@ export function attach({ state, els, view, run }) {
   });
   window.addEventListener("resize", autosize);
 
-  return { showAlert, autosize, giveBack, startEdit, followBranch, update };
+  return { showAlert, autosize, giveBack, startEdit, followBranch, update, submit };
 }

@@ -7,15 +7,17 @@
  */
 import { handlers } from "./handlers.js";
 import { ServerFrame } from "./protocol.js";
-import { branchHasStub, requestResync } from "./store.js";
+import { requestResync } from "./store.js";
+import { branchHasStub, settleWindow } from "./windowing.js";
 
 // Frames that change only an answer's text: nothing moves, so the branch is not drawn again.
 const TEXT_ONLY = new Set([ServerFrame.DELTA, ServerFrame.SYNC]);
-
 /**
- * Handle the text of one socket message: {effects, textOnly, older} (`textOnly`: only an
- * answer's text changed; `older`: older messages came, to be put above the reader's place),
- * or null when it is no frame the page acts on.
+ * Handle the text of one socket message: {effects, textOnly, history, snapshot}
+ * (`textOnly`: only an answer's text changed; `history`: older or newer messages came,
+ * above or below the reader, whose place is kept; `snapshot`: the window was replaced,
+ * around the reader when they were away from the end), or null when it is no frame the
+ * page acts on.
  *
  * Whatever frame moved it, a branch shown that passes a version held without its text (a stub:
  * docs/protocol.md, "Older messages") is asked for whole, with a `resync`.
@@ -34,8 +36,16 @@ export function dispatch(state, data) {
   const effects = handlers[type](state, frame);
   const textOnly = TEXT_ONLY.has(type);
   // A frame that changes only an answer's text leaves the branch as it was.
-  if (!textOnly && branchHasStub(state)) {
-    requestResync(state, effects);
+  if (!textOnly) {
+    settleWindow(state);
+    if (branchHasStub(state)) {
+      requestResync(state, effects);
+    }
   }
-  return { effects, textOnly, older: type === ServerFrame.HISTORY };
+  return {
+    effects,
+    textOnly,
+    history: type === ServerFrame.HISTORY,
+    snapshot: type === ServerFrame.SNAPSHOT,
+  };
 }

@@ -53,4 +53,7 @@ export const Effect = Object.freeze({
   AWAIT_AFRESH: "await_afresh",
   /** The person sent a message: bring them down to it. */
   SCROLL_DOWN: "scroll_down",
+  /** The page holds the end the reader asked for (Jump to latest): bring them down to it;
+   * `send`: then send what the composer holds. */
+  JUMPED: "jumped",
 });

@@ -28,9 +28,9 @@ import {
   streamFor,
   treeOf,
   upsertStored,
-  upsertStub,
 } from "./store.js";
 import { pongDisagreement } from "./sync.js";
+import { holdNewer, holdWindow, resumeAnswer, settleJump, settleWindow } from "./windowing.js";
 
 /** The conversation's title: a frame without one (a resend's echo) says nothing about it. */
 function showTitle(state, title, fx) {
@@ -52,21 +52,10 @@ function showModel(state, choice, fx) {
   }
 }
 
-/** Hold the messages of a window (a snapshot's or a history's) and stubs of their other
- * versions; the keys of them all. */
-function holdWindow(state, frame, fx) {
-  const keys = new Set(frame.messages.map((each) => upsertStored(state, each, fx).key));
-  for (const stub of frame.versions || []) {
-    upsertStub(state, stub);
-    keys.add(stub.id);
-  }
-  return keys;
-}
-
 // The page was rendered (or last updated) at some moment; the snapshot is the truth now: a
-// window of the conversation. What the page held besides goes (deleted meanwhile by staff,
-// or older messages it asked for, which it can ask for again), so a page holds a window
-// however long it stays open.
+// window of the conversation, at its end or around where the reader is. What the page held
+// besides goes (deleted meanwhile by staff, or older and newer messages it asked for, which
+// it can ask for again), so a page holds a window however long it stays open.
 function reconcile(state, frame, fx) {
   const held = holdWindow(state, frame, fx);
   for (const entry of Array.from(state.messages.values())) {
@@ -78,11 +67,14 @@ function reconcile(state, frame, fx) {
   // Every stored message the page does not hold, as the pong will count them.
   state.unheld = Math.max(0, (frame.count ?? savedCount(state)) - savedCount(state));
   state.historyRequested = null;
+  state.newerRequested = null;
+  state.newsBelow = false;
   // A message of this page's still on its way is the end of the branch shown, as it was.
   const leaf = state.leafId;
   const sending = leaf !== null && leaf.startsWith("local:") && state.messages.has(leaf);
   if (!sending) {
     state.leafId = frame.leaf_id || null;
+    state.windowEnd = frame.window_end || null;
   }
   const activeId = frame.active ? frame.active.message_id : null;
   for (const id of Array.from(state.streams.keys())) {
@@ -124,14 +116,7 @@ function snapshot(state, frame) {
   reconcile(state, frame, fx);
   const active = frame.active;
   if (active) {
-    const entry = assistantEntry(state, active.message_id, fx);
-    if (entry.status !== Status.STREAMING) {
-      entry.status = Status.STREAMING;
-      fx.push({ type: Effect.RENDER, entry });
-    }
-    const stream = streamFor(state, active.message_id);
-    stream.resume(active.text, active.seq);
-    showStreamText(entry, stream, fx);
+    resumeAnswer(state, active, fx);
   }
   settleRequests(state, active, fx);
   fx.push({ type: Effect.LIST_OWN, answering: Boolean(active), updatedAt: null });
@@ -141,7 +126,17 @@ function snapshot(state, frame) {
     transmit(state, clientId, fx);
   }
   fx.push({ type: Effect.AWAIT_AFRESH });
+  settleJump(state, fx);
   return fx;
+}
+
+// A message or an answer the page had not heard of ends the branch shown: while the page
+// does not hold the end, it goes past the gap (unless it joins the part shown: an edit of a
+// message shown), and the reader is told that something new is below.
+function newEnd(state) {
+  if (!settleWindow(state)) {
+    state.newsBelow = true;
+  }
 }
 
 function message(state, frame) {
@@ -153,6 +148,7 @@ function message(state, frame) {
     // A new message (ours confirmed, or another tab's) ends the branch shown, with whatever
     // already follows it.
     state.leafId = treeOf(state).descend(entry).key;
+    newEnd(state);
   }
   return fx;
 }
@@ -167,6 +163,7 @@ function start(state, frame) {
   const entry = assistantEntry(state, frame.message_id, fx, frame.parent_id, frame.created_at);
   if (!known) {
     state.leafId = entry.key; // a new answer is the end of the branch shown
+    newEnd(state);
   }
   if (!entry.model && frame.model) {
     // Who answers, shown under it while it streams.
@@ -268,17 +265,24 @@ function branch(state, frame) {
   const leaf = state.messages.get(frame.leaf_id);
   if (leaf && !leaf.stub) {
     state.leafId = frame.leaf_id;
-  } else {
-    // A message this page missed, or a version it holds without its text (or what follows
-    // it): the snapshot has that branch.
+  }
+  // A message this page missed, or a version it holds without its text (or what follows
+  // it), or, away from the end, a branch that may no longer pass the part shown: the
+  // snapshot has that branch (around the reader, if it still passes there).
+  if (!leaf || leaf.stub || !settleWindow(state)) {
     requestResync(state, fx);
   }
   return fx;
 }
 
-/** Older messages of the branch shown, asked for with `history`: held, the place kept. */
+/** Older (`before`) or newer (`after`) messages of the branch shown, asked for with
+ * `history`: held, the reader's place kept. */
 function history(state, frame) {
   const fx = [];
+  if (frame.after !== undefined) {
+    holdNewer(state, frame, fx);
+    return fx;
+  }
   if (state.historyRequested === frame.before) {
     state.historyRequested = null;
   }

@@ -8,18 +8,20 @@
 import { attach as attachComfort } from "./comfort.js";
 import { attach as attachComposer } from "./composer.js";
 import { attach as attachDraft } from "./draft.js";
+import { reveal } from "./found.js";
 import { attach as attachLayout } from "./layout.js";
+import { attachNewer, attachOlder } from "./loaders.js";
 import { listenForCopy } from "./markdown.js";
 import { attach as attachModel } from "./model.js";
-import { attachOlder } from "./older.js";
 import { createPage } from "./page.js";
 import { ClientFrame } from "./protocol.js";
 import { attachPrompt, attachTitle } from "./settings.js";
 import { attach as attachSidebar } from "./sidebar.js";
 import { createSocket } from "./socket.js";
-import { createState, send } from "./store.js";
+import { anchorOf, createState, holdsEnd, send } from "./store.js";
 import { attach as attachUsage } from "./usage.js";
 import { createView } from "./view.js";
+import { requestJump } from "./windowing.js";
 
 const chat = document.getElementById("chat");
 if (chat) {
@@ -69,7 +71,15 @@ function start(root) {
   }
 
   const view = createView(els);
-  const comfort = attachComfort(els, view);
+  const comfort = attachComfort(els, view, {
+    holdsEnd: () => holdsEnd(state),
+    newsBelow: () => state.newsBelow,
+    jump: () => {
+      const fx = [];
+      requestJump(state, fx);
+      run(fx);
+    },
+  });
   const prompt = attachPrompt((frame) =>
     state.draft ? draft.keepPrompt(frame) : sendFrame(frame),
   );
@@ -84,9 +94,19 @@ function start(root) {
     scroller: els.scroller,
     run,
   });
+  const newer = attachNewer({
+    state,
+    button: document.getElementById("messages-newer"),
+    scroller: els.scroller,
+    run,
+  });
   const socket = createSocket({
     state,
-    path: () => config.wsPath,
+    // Away from the end, the first snapshot is a window around the reader (store.js).
+    path: () => {
+      const around = anchorOf(state);
+      return around ? `${config.wsPath}?around=${encodeURIComponent(around)}` : config.wsPath;
+    },
     onMessage: (data) => page.receive(data),
     onClose: (code) => page.socketClosed(code),
     onLeave: () => page.stopChecks(),
@@ -112,6 +132,7 @@ function start(root) {
     sidebar,
     composer,
     older,
+    newer,
     socket,
     draft,
     loginUrl: root.dataset.loginUrl,
@@ -125,10 +146,19 @@ function start(root) {
     });
   }
 
-  page.adoptInitialMessages();
+  const focus = page.adoptInitialMessages();
   composer.autosize();
   page.refresh();
-  view.scrollToBottom();
+  const found = focus && view.bubble(focus);
+  if (found && found.isConnected) {
+    reveal(found, document.getElementById("chat-announcer"));
+  } else {
+    view.scrollToBottom();
+    if (new URLSearchParams(location.search).has("message")) {
+      // No such message here (the server opened the page at its end): nothing to keep.
+      history.replaceState(history.state, "", location.pathname);
+    }
+  }
   if (state.draft) {
     page.setStatus("draft", ""); // ready: the first message makes the conversation
   } else {

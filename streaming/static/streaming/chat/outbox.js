@@ -11,6 +11,7 @@
 import { Effect } from "./effects.js";
 import { ClientFrame, Role } from "./protocol.js";
 import { forget, isAnswering, newEntry, send } from "./store.js";
+import { settleWindow } from "./windowing.js";
 
 /**
  * Send `content` as a user message following the message `parentId` (null: the first turn):
@@ -44,6 +45,7 @@ export function sendMessage(state, { content, parentId, clientId, editOf = null 
   }
   state.messages.set(entry.key, entry);
   state.leafId = entry.key;
+  settleWindow(state); // an edit of a message shown, on a page away from the end, is its end
   fx.push({ type: Effect.RENDER, entry });
   state.outbox.set(clientId, {
     type: ClientFrame.USER_MESSAGE,

@@ -19,6 +19,7 @@ import {
   newEntry,
   savedCount,
   sendResync,
+  shownPath,
   treeOf,
   upsertStub,
 } from "./store.js";
@@ -29,12 +30,26 @@ const RETRYABLE = new Set([Status.ERROR, Status.CANCELLED, Status.INTERRUPTED]);
 
 /**
  * The page of `root`, drawn with `parts`: {els, view, comfort, prompt, renaming, picker,
- * usage, sidebar (or null), composer, older, socket, draft, loginUrl}, each as main.js wires them.
- * Returns {apply(fx), run(fx), refresh(textOnly), receive(data), socketClosed(code),
- * stopChecks(), adoptInitialMessages(), setStatus(…)}.
+ * usage, sidebar (or null), composer, older, newer, socket, draft, loginUrl}, each as main.js
+ * wires them. Returns {apply(fx), run(fx), refresh(textOnly), receive(data),
+ * socketClosed(code), stopChecks(), adoptInitialMessages(), setStatus(…)}.
  */
 export function createPage(state, root, parts) {
   const { els, view, comfort, composer, sidebar } = parts;
+
+  // Where the reader is, as a snapshot asked for keeps it (store.js anchorOf): the message at
+  // the top of the view, or nothing at the bottom. Read once a frame while scrolling.
+  let readingFrame = null;
+  els.scroller.addEventListener(
+    "scroll",
+    () => {
+      readingFrame ??= requestAnimationFrame(() => {
+        readingFrame = null;
+        state.readingAt = view.isAtBottom() ? null : view.topMessageId();
+      });
+    },
+    { passive: true },
+  );
 
   function run(fx) {
     apply(fx);
@@ -151,8 +166,21 @@ export function createPage(state, root, parts) {
         return watchdog.stop();
       case Effect.SCROLL_DOWN:
         return view.scrollToBottom();
+      case Effect.JUMPED:
+        return jumped(effect);
       default:
         throw new Error(`no such effect: ${effect.type}`);
+    }
+  }
+
+  // At the end the reader asked for: there, and no longer at the message the address named.
+  function jumped({ send }) {
+    view.scrollToBottom();
+    if (location.search) {
+      history.replaceState(history.state, "", location.pathname);
+    }
+    if (send) {
+      queueMicrotask(() => composer.submit()); // once this frame's effects are all carried out
     }
   }
 
@@ -168,7 +196,7 @@ export function createPage(state, root, parts) {
   /** Put the branch shown on the page, with each message's actions and versions. */
   function showBranch() {
     const tree = treeOf(state);
-    const path = tree.branch(state.leafId);
+    const path = shownPath(state, tree);
     composer.followBranch(path);
     for (const entry of path) {
       if (!view.bubble(entry)) {
@@ -184,7 +212,11 @@ export function createPage(state, root, parts) {
         version: versions.indexOf(entry) + 1,
         versions: versions.length,
         // The conversation's last answer failed or stopped: "Retry" it, in plain view.
-        retry: entry === last && entry.role === Role.ASSISTANT && RETRYABLE.has(entry.status),
+        retry:
+          entry === last &&
+          state.windowEnd === null &&
+          entry.role === Role.ASSISTANT &&
+          RETRYABLE.has(entry.status),
         disabled,
       });
     }
@@ -200,6 +232,8 @@ export function createPage(state, root, parts) {
     if (!textOnly) {
       showBranch();
       parts.older.update();
+      parts.newer.update();
+      comfort.update();
     }
     // What disables the controls is what the page waits for: the watchdog follows it too.
     if (isOpen(state)) {
@@ -211,10 +245,17 @@ export function createPage(state, root, parts) {
 
   /** The text of a socket message: the frame's handler decides, the page follows. */
   function receive(data) {
-    const result = dispatch(state, data);
+    const heldEnd = state.windowEnd === null;
+    const result = dispatch(state, data); // the state only: the page is drawn below
     if (result) {
-      // Older messages go above the reader, who stays at the message they were reading.
-      const placing = result.older ? view.keepingPlace : (change) => change();
+      // Older messages go above the reader and newer ones below, and a snapshot's window is
+      // around them: they stay at the message they were reading, unless brought to the end
+      // or already there (the end comes to them).
+      const atEnd = () => heldEnd && view.isAtBottom();
+      const keep =
+        (result.history || (result.snapshot && !atEnd())) &&
+        !result.effects.some((effect) => effect.type === Effect.JUMPED);
+      const placing = keep ? view.keepingPlace : (change) => change();
       placing(() => {
         apply(result.effects);
         refresh(result.textOnly);
@@ -284,7 +325,8 @@ export function createPage(state, root, parts) {
   /**
    * Take the messages the server rendered (a window of the branch shown, its bubbles already
    * on the page, and the streaming answer, in the page's json_script, with stubs of the other
-   * versions and the count of every stored message), as the state's first.
+   * versions and the count of every stored message), as the state's first. Returns the
+   * message the page opened at (a search hit), or null: the window is around it.
    */
   function adoptInitialMessages() {
     const data = document.getElementById("initial-messages");
@@ -310,7 +352,11 @@ export function createPage(state, root, parts) {
       }
     }
     state.leafId = initial.leaf_id;
+    state.windowEnd = initial.window_end || null;
     state.unheld = Math.max(0, (initial.count ?? 0) - savedCount(state));
+    const focus = initial.focus ? state.messages.get(initial.focus) : undefined;
+    state.readingAt = focus ? focus.id : null; // the first snapshot is a window around it
+    return focus || null;
   }
 
   return {

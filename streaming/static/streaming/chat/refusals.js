@@ -66,6 +66,11 @@ export function refused(state, frame) {
     fx.push({ type: Effect.REFUSED, setting: SETTING_OF_CODE.get(code), frame });
   } else if (code === ErrorCode.BAD_SWITCH) {
     requestResync(state, fx); // the version asked for is not what the page thought
+  } else if (code === ErrorCode.BAD_HISTORY) {
+    // The branch shown is not what the page thought (another tab moved it): a snapshot
+    // around the reader has it; what was asked for can be asked for again.
+    historyRefused(state);
+    requestResync(state, fx);
   } else if (!UPKEEP_CODES.has(code)) {
     fx.push({ type: Effect.ALERT, text: frame.message || "Something went wrong." });
     // A refused retry (no user message out) ends the wait for its answer.
@@ -77,6 +82,12 @@ export function refused(state, frame) {
     }
   }
   return fx;
+}
+
+// A `history` request refused: no longer awaited, so the reader can ask again.
+function historyRefused(state) {
+  state.historyRequested = null;
+  state.newerRequested = null;
 }
 
 function reconnecting(text) {
@@ -94,6 +105,9 @@ function limited(state, frame, fx) {
     rejectOldestSend(state, fx);
   } else if (frame.frame === ClientFrame.RETRY) {
     state.retryRequested = null;
+  } else if (frame.frame === ClientFrame.HISTORY) {
+    historyRefused(state); // asked again as the reader scrolls on
+    return;
   } else if (frame.frame !== ClientFrame.STOP && frame.frame !== undefined) {
     return;
   }

@@ -6,7 +6,7 @@
  */
 import { Effect } from "./effects.js";
 import { ClientFrame } from "./protocol.js";
-import { isAnswering, olderThanShown, send, streamingEntry, treeOf } from "./store.js";
+import { holdsEnd, isAnswering, send, streamingEntry, treeOf } from "./store.js";
 
 /** Stop the answer streaming, once until its `done`. */
 export function requestStop(state, fx) {
@@ -46,22 +46,17 @@ export function switchVersion(state, entry, step, fx) {
     return null;
   }
   state.switchesOut += 1;
+  // The reader is at this message: a snapshot of the branch through it is a window around it.
+  state.readingAt = target.id;
   const leaf = tree.descend(target);
-  if (!leaf.stub) {
+  if (leaf.stub) {
+    // Held without its text: the `branch` that comes back asks for that branch.
+  } else if (holdsEnd(state)) {
     state.leafId = leaf.key;
-  } // else held without its text: the `branch` that comes back asks for that branch
+  } else {
+    state.windowEnd = leaf.key; // shown down to there; its `branch` says where it ends
+  }
   return target;
-}
-
-/** Ask for the messages above the first one shown, once until they come. */
-export function requestHistory(state, fx) {
-  const first = olderThanShown(state);
-  if (!first || state.historyRequested !== null) {
-    return;
-  }
-  if (send(state, { type: ClientFrame.HISTORY, before: first.id }, fx)) {
-    state.historyRequested = first.id;
-  }
 }
 
 /** Ask the server how the conversation stands (a `pong` comes back): the socket went quiet. */

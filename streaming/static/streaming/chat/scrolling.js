@@ -27,13 +27,23 @@ export function createScrolling(els) {
     }
   }
 
-  // Run a change that adds messages above the reader (older ones): the message at the top
-  // of the view stays where it was on the screen.
-  function keepingPlace(change) {
+  // The first bubble the reader sees (some of), at the top of the view.
+  function firstInView() {
     const top = els.scroller.getBoundingClientRect().top;
-    const anchor = Array.from(els.list.children).find(
+    return Array.from(els.list.children).find(
       (element) => element.getBoundingClientRect().bottom > top,
     );
+  }
+
+  /** The id of the saved message at the top of the view, or null. */
+  function topMessageId() {
+    return firstInView()?.dataset.messageId || null;
+  }
+
+  // Run a change that adds messages above the reader (older ones) or below, or replaces
+  // those around: the message at the top of the view stays where it was on the screen.
+  function keepingPlace(change) {
+    const anchor = firstInView();
     const before = anchor ? anchor.getBoundingClientRect().top : 0;
     change();
     if (anchor && anchor.isConnected) {
@@ -41,5 +51,5 @@ export function createScrolling(els) {
     }
   }
 
-  return { isAtBottom, scrollToBottom, keepingScroll, keepingPlace };
+  return { isAtBottom, scrollToBottom, keepingScroll, keepingPlace, topMessageId };
 }

@@ -37,8 +37,25 @@ export function createState({ draft = false, maxChars = Infinity, askForSync, ti
     unheld: 0,
     /** The message a `history` request went out for (its older messages), until they come. */
     historyRequested: null,
+    /** The message a `history` request went out for its newer messages, until they come. */
+    newerRequested: null,
     /** The key of the last message of the branch shown (null: the newest branch). */
     leafId: null,
+    /**
+     * null while the page holds the branch shown down to its end; else the key of the last
+     * message it holds of it, below which newer ones are stored (a page opened at a message:
+     * docs/protocol.md, "Opening at a message"). Messages past the gap may be held (a new
+     * answer streaming) but are not shown until the gap is filled (windowing.js).
+     */
+    windowEnd: null,
+    /** Frames told of messages past the gap: there is something new below. */
+    newsBelow: false,
+    /** The reader asked for the end (Jump to latest); `send`: and then to send the composer's. */
+    jumpRequested: false,
+    sendAfterJump: false,
+    /** The message at the top of the reader's view while they are away from the bottom
+     * (page.js keeps it), else null: a snapshot asked for keeps it in the window. */
+    readingAt: null,
     /** The user message being edited in place, or null. */
     editing: null,
     /** `switch` frames sent whose `branch` has not come back: only the last one's counts. */
@@ -301,9 +318,29 @@ export function send(state, frame, fx) {
   return true;
 }
 
+/**
+ * The message a snapshot is asked to be a window around (`around`), or null for the end of
+ * the branch: where the reader is, when they are away from the bottom, or the last message
+ * held when the page does not hold the end. Never while the reader asked for the end, nor
+ * while a message of theirs is on its way (it is at the end).
+ */
+export function anchorOf(state) {
+  if (state.jumpRequested || state.outbox.size > 0) {
+    return null;
+  }
+  const path = shownPath(state);
+  const reading = state.readingAt && path.find((entry) => entry.id === state.readingAt);
+  if (reading) {
+    return reading.id;
+  }
+  return state.windowEnd;
+}
+
 /** Ask for a fresh snapshot: the watchdog does so every time it is overdue. */
 export function sendResync(state, fx) {
-  if (send(state, { type: ClientFrame.RESYNC }, fx)) {
+  const around = anchorOf(state);
+  const frame = around ? { type: ClientFrame.RESYNC, around } : { type: ClientFrame.RESYNC };
+  if (send(state, frame, fx)) {
     state.resyncRequested = true;
   }
 }
@@ -317,13 +354,20 @@ export function requestResync(state, fx) {
 
 // --- what the page knows, in the server's terms -------------------------------------------
 
-/** What the page holds of the stored conversation, in the terms of a `pong` (sync.js). */
+/**
+ * What the page holds of the stored conversation, in the terms of a `pong` (sync.js). Away
+ * from the end of the branch, its last message is the one the page was last told of, whose
+ * status it may not know (undefined).
+ */
 export function heldState(state) {
   const count = savedCount(state) + state.unheld;
-  const saved = treeOf(state)
-    .branch(state.leafId)
-    .filter((entry) => entry.id !== null);
-  const newest = saved.length ? saved[saved.length - 1] : null;
+  let newest;
+  if (!holdsEnd(state)) {
+    newest = state.messages.get(state.leafId) || { id: state.leafId, status: undefined };
+  } else {
+    const saved = shownPath(state).filter((entry) => entry.id !== null);
+    newest = saved.length ? saved[saved.length - 1] : null;
+  }
   return {
     count,
     lastId: newest ? newest.id : null,
@@ -348,18 +392,18 @@ export function expectations(state) {
   return things;
 }
 
-// --- the window ---------------------------------------------------------------------------
+// --- the branch shown ---------------------------------------------------------------------
 
-/** The first message of the branch shown when older ones are stored above it, else null. */
-export function olderThanShown(state) {
-  const first = treeOf(state).branch(state.leafId)[0];
-  return first && first.id !== null && first.parentId !== null ? first : null;
+/** Whether the page holds the branch shown down to its end. */
+export function holdsEnd(state) {
+  return state.windowEnd === null;
 }
 
-/** Whether the branch shown passes a message held without its text: the server's window
- * of that branch must be asked for. */
-export function branchHasStub(state) {
-  return treeOf(state)
-    .branch(state.leafId)
-    .some((entry) => entry.stub);
+/**
+ * The messages the page shows, first first: the branch shown, or, while the page does not
+ * hold its end, the part of it the page holds, down to the last message before the gap.
+ */
+export function shownPath(state, tree = treeOf(state)) {
+  const end = holdsEnd(state) ? undefined : state.messages.get(state.windowEnd);
+  return end ? tree.path(end) : tree.branch(state.leafId);
 }

@@ -109,7 +109,8 @@ export class IdleCheck {
  * How a `pong` (the stored conversation) differs from what the page holds, or null if it
  * does not. `held` is {count, lastId, lastStatus, title, modelChoice}: the number of
  * messages the page has with a server id, the id and status of the newest, the title it
- * shows and the model chosen (each null when it does not know the stored one yet).
+ * shows and the model chosen (each null when it does not know the stored one yet; the
+ * status undefined when the page does not hold the newest: it is not compared).
  */
 export function pongDisagreement(pong, held) {
   if (pong.count !== held.count) {
@@ -118,7 +119,7 @@ export function pongDisagreement(pong, held) {
   if ((pong.last_id || null) !== (held.lastId || null)) {
     return `newest message ${pong.last_id}, ${held.lastId} on the page`;
   }
-  if ((pong.last_status || null) !== (held.lastStatus || null)) {
+  if (held.lastStatus !== undefined && (pong.last_status || null) !== (held.lastStatus || null)) {
     return `newest message ${pong.last_status}, ${held.lastStatus} on the page`;
   }
   if (held.title !== null && typeof pong.title === "string" && pong.title !== held.title) {

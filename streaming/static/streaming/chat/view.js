@@ -104,7 +104,8 @@ function buildBubble(entry, content) {
 
 /** The view of one message list: `els` has `list`, `empty` and `scroller`. */
 export function createView(els) {
-  const { isAtBottom, scrollToBottom, keepingScroll, keepingPlace } = createScrolling(els);
+  const { isAtBottom, scrollToBottom, keepingScroll, keepingPlace, topMessageId } =
+    createScrolling(els);
   // Each message's bubble, and the animation frame its text waits for while it streams.
   const bubbles = new WeakMap();
   const frames = new WeakMap();
@@ -373,5 +374,6 @@ export function createView(els) {
     scrollToBottom,
     keepingScroll,
     keepingPlace,
+    topMessageId,
   };
 }
