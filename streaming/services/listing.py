@@ -14,9 +14,9 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.contrib.postgres.search import SearchHeadline, SearchQuery
+from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
 from django.db import connection
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Case, Exists, OuterRef, Q, QuerySet, Value, When
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -211,16 +211,18 @@ def _search_postgres(user: AbstractBaseUser | AnonymousUser, text: str) -> list[
         .filter(Q(pk__in=titled) | Q(pk__in=in_messages))
         .only("id", "title", "updated_at", "owner_id")[:SEARCH_LIMIT]
     )
-    # The first matching message of each conversation found, for its snippet.
-    first = (
+    # The best-matching message of each conversation found (PostgreSQL's rank of the words'
+    # frequency and nearness; the first of equals), for its snippet and where its link opens.
+    best = (
         matching.filter(conversation_id__in=[hit.pk for hit in hits])
-        .order_by("conversation_id", "created_at")
+        .annotate(rank=SearchRank(search_document("content"), query))
+        .order_by("conversation_id", "-rank", "created_at")
         .distinct("conversation_id")
         .values_list("id", flat=True)
     )
     snippets = {
         conversation_id: (message_id, marked)
-        for conversation_id, message_id, marked in Message.objects.filter(pk__in=list(first))
+        for conversation_id, message_id, marked in Message.objects.filter(pk__in=list(best))
         .annotate(
             marked=SearchHeadline(
                 "content",
@@ -230,7 +232,8 @@ def _search_postgres(user: AbstractBaseUser | AnonymousUser, text: str) -> list[
                 stop_sel=stop,
                 max_words=30,
                 min_words=12,
-                max_fragments=2,
+                # A fragment for each of a few words far apart: every word is shown marked.
+                max_fragments=3,
                 fragment_delimiter=" … ",
             )
         )
@@ -258,27 +261,51 @@ def _search_substrings(user: AbstractBaseUser | AnonymousUser, text: str) -> lis
         conversations = conversations.filter(Q(title__icontains=word) | Exists(in_messages))
     hits = list(conversations.only("id", "title", "updated_at", "owner_id")[:SEARCH_LIMIT])
     pattern = re.compile("|".join(re.escape(word) for word in words), re.IGNORECASE)
+    any_word = Q()
+    for word in words:
+        any_word |= Q(content__icontains=word)
+    # The message that holds the most of the words (the first of equals).
+    holds = sum(
+        (Case(When(content__icontains=word, then=Value(1)), default=Value(0)) for word in words),
+        Value(0),
+    )
     result = []
     for hit in hits:
-        any_word = Q()
-        for word in words:
-            any_word |= Q(content__icontains=word)
-        message = hit.messages.filter(any_word).order_by("created_at").only("content").first()
-        snippet = _window(message.content, pattern) if message else ""
+        message = (
+            hit.messages.filter(any_word)
+            .annotate(holds=holds)
+            .order_by("-holds", "created_at")
+            .only("content")
+            .first()
+        )
+        snippet = _window(message.content, words) if message else ""
         title = highlight(str(hit), pattern)
         found_in = message.pk if message else None
         result.append(Hit(hit, title, highlight(snippet, pattern), found_in))
     return result
 
 
-def _window(text: str, pattern: re.Pattern[str]) -> str:
-    """The part of ``text`` around the first match, with … where it was cut."""
-    match = pattern.search(text)
-    if match is None:
+def _window(text: str, words: list[str]) -> str:
+    """The parts of ``text`` around the first place of each of ``words``, joined by …, and
+    with … where it was cut: every word it holds is in the snippet."""
+    spans = sorted(
+        (found.start(), found.end())
+        for word in words
+        if (found := re.search(re.escape(word), text, re.IGNORECASE)) is not None
+    )
+    if not spans:
         return text[: 2 * _SNIPPET_RADIUS]
-    begin = max(0, match.start() - _SNIPPET_RADIUS)
-    end = min(len(text), match.end() + _SNIPPET_RADIUS)
-    return ("…" if begin else "") + text[begin:end] + ("…" if end < len(text) else "")
+    # The snippet's length whatever the words' number: less around each when there are more.
+    radius = max(_SNIPPET_RADIUS // len(spans), 20)
+    parts: list[list[int]] = []
+    for begin, end in spans:
+        begin, end = max(0, begin - radius), min(len(text), end + radius)
+        if parts and begin <= parts[-1][1]:
+            parts[-1][1] = max(parts[-1][1], end)
+        else:
+            parts.append([begin, end])
+    body = " … ".join(text[begin:end] for begin, end in parts)
+    return ("…" if parts[0][0] else "") + body + ("…" if parts[-1][1] < len(text) else "")
 
 
 def highlight(text: str, pattern: re.Pattern[str]) -> SafeString:

@@ -17,6 +17,7 @@ from django.test import AsyncClient, Client, override_settings
 from django.utils import timezone
 
 from streaming.models import Conversation, Message, UserSettings
+from streaming.services import listing
 from streaming.services.conversations import do_rename, get_conversation_for
 from streaming.services.database import to_async
 from streaming.services.deletion import (
@@ -542,6 +543,64 @@ def test_search_uses_full_text_search_on_postgresql(user: User) -> None:
     else:
         assert len(found) == 1  # a substring
         assert "<mark>answer</mark>s" in found[0].snippet
+
+
+def test_search_shows_and_opens_the_message_that_holds_most_of_the_words(user: User) -> None:
+    conversation = Conversation.objects.create(owner=user, title="Testing")
+    earlier = Message.objects.create(
+        conversation=conversation, role="user", content="A long day of testing."
+    )
+    best = Message.objects.create(
+        conversation=conversation,
+        parent=earlier,
+        role="assistant",
+        content="Here is the long one for reload: " + "filler words " * 40 + "and reload again.",
+    )
+
+    # The fallback's rule (SQLite's search, runnable on any database).
+    [found] = listing._search_substrings(user, "long one for reload")
+
+    assert found.message_id == best.pk
+    for word in ("long", "one", "for", "reload"):
+        assert f"<mark>{word}</mark>" in found.snippet
+    if connection.vendor == "postgresql":
+        [found] = search(user, "long reload")
+        assert found.message_id == best.pk  # the only one holding both
+        assert "<mark>long</mark>" in found.snippet
+        assert "<mark>reload</mark>" in found.snippet
+
+
+@pytest.mark.usefixtures("postgresql")
+def test_search_on_postgresql_opens_the_best_ranked_of_several_matching_messages(
+    user: User,
+) -> None:
+    conversation = Conversation.objects.create(owner=user, title="Trips")
+    first = Message.objects.create(
+        conversation=conversation, role="user", content="Lisbon, maybe; " + "then home. " * 30
+    )
+    best = Message.objects.create(
+        conversation=conversation,
+        parent=first,
+        role="assistant",
+        content="Lisbon in spring: Lisbon's hills, Lisbon's trams.",
+    )
+
+    [found] = search(user, "lisbon")
+
+    assert found.message_id == best.pk
+    assert found.snippet.count("<mark>") >= 3
+
+
+def test_a_snippet_holds_every_word_however_far_apart() -> None:
+    text = "alpha " + "x " * 500 + "omega " + "y " * 500 + "gamma"
+
+    snippet = listing._window(text, ["omega", "alpha", "gamma"])
+
+    for word in ("alpha", "omega", "gamma"):
+        assert word in snippet
+    assert snippet.count(" … ") == 2
+    assert len(snippet) < 400
+    assert listing._window("nothing here", ["absent"]) == "nothing here"
 
 
 # --- a title asked of the model (AUTO_TITLE) -----------------------------------------------
