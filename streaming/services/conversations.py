@@ -16,7 +16,7 @@ from django.utils import timezone
 from streaming import control, frames, layer
 from streaming.exceptions import BusyError, ConversationGone, ErrorCode, Invalid
 from streaming.models import Conversation, Message
-from streaming.services import context, events, listing, providers, storage, window
+from streaming.services import context, events, listing, providers, stops, storage, window
 from streaming.services.quotas import check_new_answer, lock_owner
 from streaming.services.tree import Tree
 from streaming.services.user_settings import default_model, default_system_prompt
@@ -206,12 +206,14 @@ def _leaf_id(conversation: Conversation) -> uuid.UUID | None:
     return leaf_id
 
 
-def do_regenerate(conversation: Conversation, message_id: Any) -> Started:
+def do_regenerate(
+    conversation: Conversation, message_id: Any, client_id: uuid.UUID | None = None
+) -> Started:
     """Start a new version of the answer ``message_id``: any answer, failed or not.
 
     The old answer stays as the other version; the model is asked again with the branch up
     to the user message it answered (of the model chosen now), and the new answer becomes
-    the end of the branch shown.
+    the end of the branch shown. ``client_id``, the page's id for the retry, is the answer's.
     """
     _refresh(conversation)
     storage.counted(conversation.owner_id)
@@ -227,7 +229,7 @@ def do_regenerate(conversation: Conversation, message_id: Any) -> Started:
                 )
             now = _may_answer(conversation)
             history = context.request_messages(conversation, tree.path(question))
-            started = _start_answer(conversation, question, now, history)
+            started = _start_answer(conversation, question, now, history, client_id=client_id)
     except IntegrityError:
         raise BusyError(BUSY_MESSAGE) from None
     return started
@@ -329,9 +331,14 @@ def _start_answer(
     question: Message,
     created_at: datetime,
     history: list[dict[str, str]],
+    *,
+    client_id: uuid.UUID | None = None,
 ) -> Started:
     """An empty assistant message in status `streaming` answering ``question``, made the end
     of the branch shown (the constraint allows one streaming), and where to ask for it.
+    A stop that named it before it was saved, by what the page sent for it (``client_id``,
+    a retry's; else its question's), is used up: it is saved stopped, and its process ends
+    it without asking the model, at no cost to the daily budget (stops.py).
 
     ``history`` is what the model will be sent for it: its estimated size is kept, for the
     daily budget of an answer whose provider reports no usage (stopped, failed). The answer
@@ -340,6 +347,7 @@ def _start_answer(
     cannot be decrypted.
     """
     provider = providers.resolve(conversation)
+    stopped = stops.take(conversation.pk, client_id or question.client_id)
     answer = Message.objects.create(
         conversation=conversation,
         parent=question,
@@ -350,7 +358,9 @@ def _start_answer(
         model=provider.model,
         heartbeat_at=Now(),
         created_at=created_at,
-        prompt_estimate=context.estimate(history),
+        client_id=client_id,
+        stop_requested=stopped,
+        prompt_estimate=None if stopped else context.estimate(history),
     )
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=created_at, leaf=answer)
     events.on_commit(listing.changed(conversation.pk))  # answering now, and active now
