@@ -30,12 +30,7 @@ from django.conf import settings
 from django.db.models import CharField
 
 from streaming import control, layer, metrics
-from streaming.exceptions import (
-    ChatError,
-    UpstreamConnectError,
-    UpstreamError,
-    UpstreamHTTPError,
-)
+from streaming.exceptions import ChatError, UpstreamConnectError, UpstreamError, UpstreamHTTPError
 from streaming.logs import AnswerTimings, answer_context, describe, error_fields
 from streaming.models import Message
 from streaming.openai import ChatRequest, StreamEvent, other_token_field, redact, stream_chat
@@ -153,8 +148,10 @@ class Answer:
 
     async def _run(self) -> None:
         try:
-            # The model's first token is the longest wait: ask for it before announcing.
-            self._reader = asyncio.create_task(self._read(), name=f"reader-{self.message.id}")
+            # The model's first token is the longest wait: ask for it before announcing
+            # (unless the answer was stopped before it began: then nothing is asked).
+            if self._stop is None:
+                self._reader = asyncio.create_task(self._read(), name=f"reader-{self.message.id}")
             await self._send(control.start_event(self.message))
             await self._pump()
         except asyncio.CancelledError:
@@ -225,7 +222,8 @@ class Answer:
             self._log_end("abandoned")
             return
         status, error = self._ending()
-        if self.pending:
+        # Stopped before its first piece went out: one that came after the stop is not sent.
+        if self.pending and (self.deltas or status != Status.CANCELLED):
             await self._flush()
         outcome = answers.Outcome(
             status=status,

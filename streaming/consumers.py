@@ -31,7 +31,7 @@ from streaming.exceptions import (
 from streaming.frames import Close
 from streaming.limits import FrameBudget, SocketSlot
 from streaming.models import Conversation, Message
-from streaming.services import answers, conversations, providers, snapshots, window
+from streaming.services import answers, conversations, providers, snapshots, stops, window
 from streaming.services.database import to_async
 from streaming.sessions import SocketSession
 
@@ -236,7 +236,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
     async def retry(self, frame: dict[str, Any]) -> None:
         """Regenerate an answer: a new version of it, answering the same user message."""
         message_id = uuid_field(frame, "message_id", code=ErrorCode.BAD_RETRY)
-        await runtime.begin(conversations.do_regenerate, self.conversation, message_id)
+        client_id = optional_uuid(frame, "client_id", code=ErrorCode.BAD_RETRY)
+        await runtime.begin(conversations.do_regenerate, self.conversation, message_id, client_id)
 
     async def set_system_prompt(self, frame: dict[str, Any]) -> None:
         """Change the system prompt (from the next answer on); every tab is told."""
@@ -260,15 +261,22 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         await to_async(conversations.do_switch_branch)(self.conversation, message_id)
 
     async def stop(self, frame: dict[str, Any]) -> None:
-        """Stop the conversation's answer (or ``message_id``), on whichever process runs it.
+        """Stop the conversation's answer (or ``message_id``, or the answer to what the page
+        sent as ``client_id``, saved yet or not), on whichever process runs it.
 
         The database flag reaches the answer within a checkpoint whatever happens to the
         channel layer; the request over the layer is the fast path.
         """
-        message_id = None
-        if frame.get("message_id") is not None:
-            message_id = uuid_field(frame, "message_id", code=ErrorCode.BAD_STOP)
-        stopping = await to_async(answers.do_request_stop)(self.conversation.id, message_id)
+        message_id = optional_uuid(frame, "message_id", code=ErrorCode.BAD_STOP)
+        client_id = optional_uuid(frame, "client_id", code=ErrorCode.BAD_STOP)
+        if client_id is None:
+            stopping = await to_async(answers.do_request_stop)(self.conversation.id, message_id)
+        elif message_id is None:
+            stopping = await to_async(stops.do_stop_sent)(self.conversation, client_id)
+        else:
+            raise FrameError(
+                "A stop names message_id or client_id, not both.", code=ErrorCode.BAD_STOP
+            )
         for answer_id in stopping:
             await self._ask(control.stop_request(self.conversation.id, answer_id))
 
@@ -436,6 +444,11 @@ def query_value(scope: dict[str, Any], name: str) -> str | None:
 def echo(value: str) -> str:
     """A client's value, cut short to be quoted back in an error frame."""
     return value if len(value) <= ECHO_CHARS else value[:ECHO_CHARS] + "…"
+
+
+def optional_uuid(frame: dict[str, Any], field: str, *, code: ErrorCode) -> uuid.UUID | None:
+    """``frame[field]`` as a UUID, None when it is missing or null (else as ``uuid_field``)."""
+    return None if frame.get(field) is None else uuid_field(frame, field, code=code)
 
 
 def uuid_field(frame: dict[str, Any], field: str, *, code: ErrorCode) -> uuid.UUID:

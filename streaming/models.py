@@ -304,6 +304,26 @@ class Message(models.Model):
         }
 
 
+class EarlyStop(models.Model):
+    """A stop that came before what it names was saved: the `stop` of a message (or retry)
+    by its client_id, from another socket or process than the one saving it. When that is
+    saved, its answer is saved stopped and the model is not asked (services/stops.py)."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="+")
+    client_id = models.UUIDField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "client_id"], name="unique_early_stop_per_conversation"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Stop of {self.client_id}"
+
+
 class Quota(models.Model):
     """What staff set for one user in place of the site's default limits."""
 

@@ -113,6 +113,7 @@ class Runtime:
         conversation = str(answer.conversation_id)
         await self._join(conversation)
         try:
+            await self._heed_early_stop(answer)
             with metrics.streaming(answer):
                 await answer.run()
         finally:
@@ -121,6 +122,25 @@ class Runtime:
             title = asyncio.create_task(self._title(answer.message), name=f"title-{conversation}")
             self._titles.add(title)
             title.add_done_callback(self._titles.discard)
+
+    async def _heed_early_stop(self, answer: Answer) -> None:
+        """Stop the answer now if a stop came before the desk was in its control group.
+
+        Such a stop was sent to nobody, but its flag is in the database (set by whoever
+        stopped it, or when it was saved: services/stops.py). Read once the desk is in the
+        group, so a stop that this read misses is one sent after it joined, which arrives.
+        Stopped before it began, the answer ends `cancelled` without asking the model.
+        """
+        try:
+            stopped = answer.message.stop_requested or await to_async(answers.stop_requested)(
+                answer.message.id
+            )
+        except Exception:
+            # The checkpoint writer reads the flag too, a moment later.
+            logger.warning("Could not read the stop flag of answer %s", answer.message.id)
+            return
+        if stopped:
+            answer.request_stop()
 
     async def _title(self, answer: Message) -> None:
         """Ask the model for a short title after a conversation's first answer (AUTO_TITLE);

@@ -145,6 +145,11 @@ def do_request_stop(conversation_id: Any, message_id: Any = None) -> list[uuid.U
     return ids
 
 
+def stop_requested(message_id: uuid.UUID) -> bool:
+    """Whether someone asked to stop the answer ``message_id`` (its flag is set)."""
+    return Message.objects.filter(pk=message_id, stop_requested=True).exists()
+
+
 INTERRUPTED_MESSAGE = (
     "The server stopped while answering. The text up to that moment is saved; "
     "you can retry the answer."

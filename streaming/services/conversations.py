@@ -16,7 +16,7 @@ from django.utils import timezone
 from streaming import control, layer
 from streaming.exceptions import BusyError, ConversationGone, ErrorCode, Invalid
 from streaming.models import Conversation, Message
-from streaming.services import branch, context, events, listing, providers, storage
+from streaming.services import branch, context, events, listing, providers, stops, storage
 from streaming.services.quotas import check_new_answer, lock_owner
 from streaming.services.titles import title_from
 from streaming.services.user_settings import default_model, default_system_prompt
@@ -159,7 +159,11 @@ def do_post_user_message(
             history = context.history(conversation, user_message.pk)
             # One microsecond later, so the order of writing never depends on clock resolution.
             started = _start_answer(
-                conversation, user_message.pk, now + timedelta(microseconds=1), history
+                conversation,
+                user_message.pk,
+                now + timedelta(microseconds=1),
+                history,
+                stop_key=client_id,
             )
             if not conversation.title:
                 conversation.title = title_from(content)
@@ -202,12 +206,14 @@ def _leaf_id(conversation: Conversation) -> uuid.UUID | None:
     return leaf_id
 
 
-def do_regenerate(conversation: Conversation, message_id: Any) -> Started:
+def do_regenerate(
+    conversation: Conversation, message_id: Any, client_id: uuid.UUID | None = None
+) -> Started:
     """Start a new version of the answer ``message_id``: any answer, failed or not.
 
     The old answer stays as the other version; the model is asked again with the branch up
     to the user message it answered (of the model chosen now), and the new answer becomes
-    the end of the branch shown.
+    the end of the branch shown. ``client_id``, the page's id for the retry, is the answer's.
     """
     refresh(conversation)
     storage.counted(conversation.owner_id)
@@ -221,7 +227,16 @@ def do_regenerate(conversation: Conversation, message_id: Any) -> Started:
                 )
             now = _may_answer(conversation)
             history = context.history(conversation, question)
-            started = _start_answer(conversation, question, now, history)
+            # A stop names a retry by its own client_id, else by its question's.
+            asked = Message.objects.filter(pk=question).values_list("client_id", flat=True)
+            started = _start_answer(
+                conversation,
+                question,
+                now,
+                history,
+                client_id=client_id,
+                stop_key=client_id or asked.first(),
+            )
     except IntegrityError:
         raise BusyError(BUSY_MESSAGE) from None
     return started
@@ -339,10 +354,16 @@ def _start_answer(
     question: uuid.UUID,
     created_at: datetime,
     history: list[dict[str, str]],
+    *,
+    client_id: uuid.UUID | None = None,
+    stop_key: uuid.UUID | None = None,
 ) -> Started:
     """An empty assistant message in status `streaming` answering the user message
     ``question`` (its id), made the end of the branch shown (the constraint allows one
     streaming), and where to ask for it.
+    A stop that named it before it was saved, by what the page sent for it (``stop_key``:
+    a retry's ``client_id``, else its question's), is used up: it is saved stopped, and its
+    process ends it without asking the model, at no cost to the daily budget (stops.py).
 
     ``history`` is what the model will be sent for it: its estimated size is kept, for the
     daily budget of an answer whose provider reports no usage (stopped, failed). The answer
@@ -351,6 +372,7 @@ def _start_answer(
     cannot be decrypted.
     """
     provider = providers.resolve(conversation)
+    stopped = stops.take(conversation.pk, stop_key)
     answer = Message.objects.create(
         conversation=conversation,
         parent_id=question,
@@ -361,7 +383,9 @@ def _start_answer(
         model=provider.model,
         heartbeat_at=Now(),
         created_at=created_at,
-        prompt_estimate=context.estimate(history),
+        client_id=client_id,
+        stop_requested=stopped,
+        prompt_estimate=None if stopped else context.estimate(history),
     )
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=created_at, leaf=answer)
     events.on_commit(listing.changed(conversation.pk))  # answering now, and active now

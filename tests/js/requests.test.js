@@ -5,8 +5,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
+import { closed } from "../../streaming/static/streaming/chat/connection.js";
 import { Effect } from "../../streaming/static/streaming/chat/effects.js";
+import { sendMessage } from "../../streaming/static/streaming/chat/outbox.js";
 import {
+  canStop,
+  isStopping,
   ping,
   requestRetry,
   requestStop,
@@ -74,7 +78,10 @@ describe("retry", () => {
   it("waits for the new answer's `start`", () => {
     const { state } = servedTurn();
     const fx = effectsOf(requestRetry, state, "a1");
-    assert.deepEqual(sent(fx), [{ type: "retry", message_id: "a1" }]);
+    const [frame] = sent(fx);
+    assert.deepEqual(frame, { type: "retry", message_id: "a1", client_id: frame.client_id });
+    assert.match(frame.client_id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-/);
+    assert.equal(state.retryClientId, frame.client_id);
     assert.deepEqual(only(fx, Effect.ALERT), [{ type: Effect.ALERT, text: "" }]);
     assert.deepEqual(expectations(state), ["start:a1"]);
     feed(state, start("a2", "u1", at(5)));
@@ -119,5 +126,138 @@ describe("switch and ping", () => {
     assert.deepEqual(effectsOf(ping, state), []);
     feed(state, snapshot());
     assert.deepEqual(sentTypes(effectsOf(ping, state)), ["ping"]);
+  });
+});
+
+describe("stop from the moment of Send", () => {
+  /** A served turn and a message "More" sent after it as c1: the state. */
+  function sentMore({ draft = false } = {}) {
+    const page = draft ? newPage({ draft: true }) : servedTurn();
+    sendMessage(page.state, { content: "More", parentId: draft ? null : "a1", clientId: "c1" }, []);
+    return page.state;
+  }
+
+  const echo = (fields = {}) => ({
+    type: "message",
+    title: "Greeting",
+    message: stored("u2", { parent_id: "a1", content: "More", client_id: "c1", ...fields }),
+  });
+
+  it("names the message by its client_id before its answer is known, once", () => {
+    const state = sentMore();
+    assert.equal(canStop(state), true);
+    assert.deepEqual(sent(effectsOf(requestStop, state)), [{ type: "stop", client_id: "c1" }]);
+    assert.equal(isStopping(state), true);
+    assert.deepEqual(sent(effectsOf(requestStop, state)), []);
+    assert.deepEqual(expectations(state), ["echo:c1", "stop:c1"]);
+  });
+
+  it("works between the message's echo and its answer's `start`", () => {
+    const state = sentMore();
+    feed(state, echo());
+    assert.equal(canStop(state), true);
+    assert.deepEqual(sent(effectsOf(requestStop, state)), [{ type: "stop", client_id: "c1" }]);
+  });
+
+  it("becomes the stop of the answer when its `start` comes, and ends with its `done`", () => {
+    const state = sentMore();
+    effectsOf(requestStop, state);
+    feed(state, echo());
+    const fx = feed(state, start("a2", "u2", at(2)));
+    assert.deepEqual(sent(fx), []); // the server has the stop already
+    assert.equal(state.stopRequested, "a2");
+    assert.equal(state.earlyStop, null);
+    assert.deepEqual(expectations(state), ["done:a2"]);
+    feed(state, done("a2", 0, "", { status: "cancelled", parent_id: "u2" }));
+    assert.equal(isStopping(state), false);
+    assert.equal(canStop(state), false);
+    assert.deepEqual(expectations(state), []);
+  });
+
+  it("leaves another answer's `start` alone", () => {
+    const state = sentMore();
+    effectsOf(requestStop, state);
+    feed(state, echo());
+    feed(state, start("x9", "someone-else", at(2)));
+    assert.equal(state.stopRequested, null);
+    assert.equal(state.earlyStop, "c1");
+  });
+
+  it("of a retry, names the retry by its own client_id", () => {
+    const { state } = servedTurn();
+    const retry = sent(effectsOf(requestRetry, state, "a1"))[0];
+    assert.equal(canStop(state), true);
+    const fx = effectsOf(requestStop, state);
+    assert.deepEqual(sent(fx), [{ type: "stop", client_id: retry.client_id }]);
+    feed(state, start("a2", "u1", at(2)));
+    assert.equal(state.stopRequested, "a2");
+    assert.equal(state.retryRequested, null);
+  });
+
+  it("is forgotten with the message or retry the server refused", () => {
+    const state = sentMore();
+    effectsOf(requestStop, state);
+    feed(state, { type: "error", code: "busy", message: "busy" });
+    assert.equal(isStopping(state), false);
+    assert.equal(canStop(state), false);
+
+    const { state: retried } = servedTurn();
+    effectsOf(requestRetry, retried, "a1");
+    effectsOf(requestStop, retried);
+    feed(retried, { type: "error", code: "rate_limited", frame: "retry", message: "slow" });
+    assert.equal(isStopping(retried), false);
+  });
+
+  it("on a new chat, waits for the conversation's socket, then stops its answer", () => {
+    const state = sentMore({ draft: true });
+    assert.deepEqual(sent(effectsOf(requestStop, state)), []); // no socket: the POST is out
+    assert.equal(isStopping(state), true);
+    state.draft = false; // the POST made the conversation; its socket opens
+    const u1 = stored("u1", { content: "More", client_id: "c1" });
+    const a1 = stored("a1", { role: "assistant", parent_id: "u1", status: "streaming" });
+    const active = { message_id: "a1", seq: 0, text: "" };
+    const fx = feed(state, snapshot([u1, a1], { active }));
+    assert.deepEqual(sent(fx), [{ type: "stop" }]);
+    assert.equal(state.stopRequested, "a1");
+    assert.equal(state.earlyStop, null);
+  });
+
+  it("after a reconnect, goes ahead of the message sent again when it was not saved", () => {
+    const state = sentMore();
+    closed(state, 1006, []);
+    effectsOf(requestStop, state); // no socket now: kept
+    const turn = [stored("u1"), stored("a1", { role: "assistant", parent_id: "u1" })];
+    const fx = feed(state, snapshot(turn));
+    assert.deepEqual(
+      sent(fx).map((frame) => [frame.type, frame.client_id]),
+      [
+        ["stop", "c1"],
+        ["user_message", "c1"],
+      ],
+    );
+    assert.equal(state.earlyStop, "c1");
+  });
+
+  it("is settled by a snapshot that shows the answer ended, or the retry not made", () => {
+    const state = sentMore();
+    effectsOf(requestStop, state);
+    const u2 = stored("u2", { parent_id: "a1", client_id: "c1" });
+    const a2 = stored("a2", { role: "assistant", parent_id: "u2", status: "cancelled" });
+    const turn = [stored("u1"), stored("a1", { role: "assistant", parent_id: "u1" })];
+    assert.deepEqual(sent(feed(state, snapshot([...turn, u2, a2]))), []);
+    assert.equal(isStopping(state), false);
+
+    const { state: retried } = servedTurn();
+    effectsOf(requestRetry, retried, "a1");
+    effectsOf(requestStop, retried);
+    assert.deepEqual(sent(feed(retried, snapshot(turn))), []);
+    assert.equal(isStopping(retried), false);
+  });
+
+  it("is not offered for a conversation that only ends with a question", () => {
+    const { state } = newPage();
+    feed(state, snapshot([stored("u1", { client_id: "c0" })]));
+    assert.equal(canStop(state), false);
+    assert.deepEqual(effectsOf(requestStop, state), []);
   });
 });

@@ -23,7 +23,7 @@ from chatsite.settings import CHANNEL_LAYER
 from streaming.control import user_group_name
 from streaming.models import Conversation, Message, group_name
 from streaming.simulator import SimulatorThread
-from tests.support.frames import user_message
+from tests.support.frames import SLOW_TO_START, user_message
 from tests.support.live import LiveClient
 from tests.support.servers import FAST_CHECKPOINTS, DaphneServer
 from tests.support.services import LAYER_PREFIX_VARIABLE
@@ -81,6 +81,53 @@ async def test_stop_sent_on_the_other_process_ends_the_answer(
     assert done_a["status"] == done_b["status"] == saved.status == "cancelled"
     assert saved.content == on_a.text_of(message_id) == done_a["message"]["content"]
     assert 0 < len(saved.content.split()) < 5000
+
+
+async def test_stop_on_one_process_before_the_message_reaches_the_other_is_kept_for_it(
+    cluster: list[DaphneServer],
+    conversation: Conversation,
+    cookie: str,
+    simulator: SimulatorThread,
+) -> None:
+    a, b = cluster
+    marker, client_id = f"m{uuid.uuid4().hex[:8]}", str(uuid.uuid4())
+    async with (
+        LiveClient(a, conversation.id, cookie) as on_a,
+        LiveClient(b, conversation.id, cookie) as on_b,
+    ):
+        await on_b.send({"type": "stop", "client_id": client_id})
+        await on_b.ping()  # handled after the stop (one socket's frames go in order)
+        await on_b.receive_until("pong")
+        await on_a.send(user_message(f"{marker} sim:tokens=50", client_id))
+        done_a = await on_a.receive_until("done")
+        done_b = await on_b.receive_until("done")
+
+    saved = await Message.objects.aget(pk=done_a["message_id"])
+    assert done_a["status"] == done_b["status"] == saved.status == "cancelled"
+    assert done_a["message"]["content"] == saved.content == ""
+    assert [f for f in on_a.frames + on_b.frames if f["type"] == "delta"] == []
+    assert [r for r in simulator.requests if marker in str(r["messages"])] == []
+
+
+async def test_stop_by_client_id_on_the_other_process_ends_the_answer_before_its_first_piece(
+    cluster: list[DaphneServer], conversation: Conversation, cookie: str
+) -> None:
+    a, b = cluster
+    client_id = str(uuid.uuid4())
+    async with (
+        LiveClient(a, conversation.id, cookie) as on_a,
+        LiveClient(b, conversation.id, cookie) as on_b,
+    ):
+        await on_a.send(user_message(f"slow to start {SLOW_TO_START}", client_id))
+        await on_b.receive_until("start")  # it exists, and runs on A
+        await on_b.send({"type": "stop", "client_id": client_id})
+        done_b = await on_b.receive_until("done")
+        done_a = await on_a.receive_until("done")
+
+    saved = await Message.objects.aget(pk=done_a["message_id"])
+    assert done_a["status"] == done_b["status"] == saved.status == "cancelled"
+    assert (saved.content, saved.seq) == ("", 0)
+    assert [f for f in on_a.frames + on_b.frames if f["type"] == "delta"] == []
 
 
 async def test_sockets_joining_at_random_moments_on_either_process_get_the_exact_text(

@@ -38,7 +38,7 @@ from websockets.protocol import State
 from websockets.typing import Origin
 from websockets.uri import parse_uri
 
-from streaming.models import Conversation, Message
+from streaming.models import Conversation, EarlyStop, Message
 from streaming.origins import origin_allowed
 from tests.support.browser import chromium, log_in, orm
 from tests.support.frames import user_message
@@ -332,6 +332,9 @@ BAD_FRAMES = [
     (frame("stop", message_id=5), "bad_stop"),
     (frame("stop", message_id=[GOOD_ID]), "bad_stop"),
     (frame("stop", message_id="not a uuid"), "bad_stop"),
+    (frame("stop", client_id="not a uuid"), "bad_stop"),
+    (frame("stop", client_id=GOOD_ID, message_id=GOOD_ID), "bad_stop"),
+    (frame("retry", message_id=GOOD_ID, client_id=NESTED), "bad_retry"),
     (frame("retry", message_id=[]), "bad_retry"),
     (frame("retry", message_id=NESTED), "bad_retry"),
     (frame("retry"), "bad_retry"),
@@ -357,6 +360,7 @@ async def test_live_bad_frames_get_an_error_and_the_socket_stays_usable(
             assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "pong"
 
     assert await Message.objects.acount() == 0
+    assert await EarlyStop.objects.acount() == 0  # no malformed stop was kept
     assert await Conversation.objects.acount() == 1
     assert_no_traceback(server)
 

@@ -5,6 +5,10 @@ from typing import Any
 
 from channels.testing import WebsocketCommunicator
 
+#: Simulator directives for an answer whose first token comes after 5 s: a stop sent right
+#: behind its message comes before the answer's first piece.
+SLOW_TO_START = "sim:tokens=5 sim:fault=stall sim:after=0 sim:stall=5"
+
 
 def user_message(content: str, client_id: uuid.UUID | str | None = None) -> dict[str, str]:
     """A `user_message` frame, with a fresh client_id unless one is given."""

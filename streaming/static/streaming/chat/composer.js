@@ -5,31 +5,13 @@
  * text and the keys, and gives back text the page could not send or keep.
  */
 import { sendMessage } from "./outbox.js";
-import { requestStop } from "./requests.js";
-import { holdsEnd, isAnswering, isOpen, shownPath, streamingEntry } from "./store.js";
+import { canStop, isStopping, newClientId, requestStop } from "./requests.js";
+import { holdsEnd, isAnswering, isOpen, shownPath } from "./store.js";
 import { requestJump } from "./windowing.js";
 
 const STILL_ANSWERING_TEXT = "The assistant is still answering. Wait for it to finish, or stop it.";
 const EDIT_MOVED_TEXT =
   "The conversation moved to another version: your edit is in the message box.";
-
-/** A new client_id: randomUUID only exists in secure contexts (https, localhost). */
-function newClientId() {
-  if (typeof crypto.randomUUID === "function") {
-    return crypto.randomUUID();
-  }
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
-  bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
-  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-  return [
-    hex.slice(0, 8),
-    hex.slice(8, 12),
-    hex.slice(12, 16),
-    hex.slice(16, 20),
-    hex.slice(20),
-  ].join("-");
-}
 
 /**
  * Wire the composer. `els`: the chat's elements; `view`: its view (view.js); `run(fx)`
@@ -164,11 +146,12 @@ export function attach({ state, els, view, run }) {
     }
     els.send.disabled = !canSend();
     els.input.disabled = state.closedForGood;
-    // Stop sits beside Send while an answer streams.
+    // Stop sits beside Send from the moment a message is sent until its answer ends; without
+    // a socket (a new chat's first message being posted) the stop waits for the next one.
     const stopHadFocus = document.activeElement === els.stop;
-    els.stop.hidden = state.closedForGood || streamingEntry(state) === null;
-    els.stop.disabled = state.stopRequested !== null || !isOpen(state);
-    els.stop.textContent = state.stopRequested !== null ? "Stopping…" : "Stop";
+    els.stop.hidden = state.closedForGood || !canStop(state);
+    els.stop.disabled = isStopping(state);
+    els.stop.textContent = isStopping(state) ? "Stopping…" : "Stop";
     if (stopHadFocus && (els.stop.hidden || els.stop.disabled)) {
       // A hidden or disabled button drops focus to <body>; the composer is where it is useful.
       els.input.focus();
@@ -200,7 +183,7 @@ export function attach({ state, els, view, run }) {
   els.stop.addEventListener("click", stop);
   // Esc stops the answer from anywhere on the page, but not while an IME uses it to cancel.
   document.addEventListener("keydown", (event) => {
-    if (event.key === "Escape" && !event.isComposing && streamingEntry(state) !== null) {
+    if (event.key === "Escape" && !event.isComposing && canStop(state)) {
       stop();
     }
   });

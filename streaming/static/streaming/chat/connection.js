@@ -66,8 +66,8 @@ export function closed(state, code, fx) {
   const wasServed = state.ready; // it had delivered its snapshot
   state.ready = false;
   state.inFlight = [];
-  // Requests on a closed socket may or may not have arrived; the next snapshot tells.
-  state.stopRequested = null;
+  // Requests on a closed socket may or may not have arrived; the next snapshot tells (and
+  // sends a stop again if its answer still streams: a stop is kept until the answer ends).
   state.retryRequested = null;
   state.resyncRequested = false;
   state.switchesOut = 0;

@@ -15,6 +15,7 @@ import { Effect } from "./effects.js";
 import { transmit } from "./outbox.js";
 import { ClientFrame, ServerFrame, Status } from "./protocol.js";
 import { refused } from "./refusals.js";
+import { earlyStopStarted, settleEarlyStop } from "./requests.js";
 import {
   assistantEntry,
   endStream,
@@ -120,6 +121,7 @@ function snapshot(state, frame) {
   }
   settleRequests(state, active, fx);
   fx.push({ type: Effect.LIST_OWN, answering: Boolean(active), updatedAt: null });
+  settleEarlyStop(state, active, fx); // ahead of a message sent again: see requests.js
   // Everything still in the outbox now is not saved (the snapshot would show it): again,
   // with the same client_id.
   for (const clientId of state.outbox.keys()) {
@@ -155,6 +157,7 @@ function message(state, frame) {
 
 function start(state, frame) {
   const fx = [];
+  earlyStopStarted(state, frame);
   state.retryRequested = null;
   const known = state.messages.get(frame.message_id);
   if (known && !isUnderway(known)) {

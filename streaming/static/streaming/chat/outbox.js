@@ -10,6 +10,7 @@
  */
 import { Effect } from "./effects.js";
 import { ClientFrame, Role } from "./protocol.js";
+import { forgetEarlyStop } from "./requests.js";
 import { forget, isAnswering, newEntry, send } from "./store.js";
 import { settleWindow } from "./windowing.js";
 
@@ -86,6 +87,7 @@ export function rejectSend(state, clientId, fx) {
   }
   const frame = state.outbox.get(clientId);
   state.outbox.delete(clientId);
+  forgetEarlyStop(state, clientId);
   const entry = state.messages.get(`local:${clientId}`);
   if (entry) {
     forget(state, entry, fx);

@@ -8,6 +8,7 @@ import { CHECKING_SIGN_IN_TEXT, SIGNED_OUT_TEXT, UNAVAILABLE_TEXT } from "./conn
 import { Effect } from "./effects.js";
 import { rejectOldestSend } from "./outbox.js";
 import { ClientFrame, ErrorCode } from "./protocol.js";
+import { forgetRetry } from "./requests.js";
 import { requestResync } from "./store.js";
 
 // Over a limit: the frame `frame.frame` was refused, with how long to wait.
@@ -76,7 +77,7 @@ export function refused(state, frame) {
     // A refused retry (no user message out) ends the wait for its answer.
     const retryRefused = RETRY_REFUSALS.has(code) && state.inFlight.length === 0;
     if (code === ErrorCode.BAD_RETRY || retryRefused) {
-      state.retryRequested = null;
+      forgetRetry(state);
     } else if (SEND_ERROR_CODES.has(code)) {
       rejectOldestSend(state, fx);
     }
@@ -104,7 +105,7 @@ function limited(state, frame, fx) {
   if (frame.frame === ClientFrame.USER_MESSAGE) {
     rejectOldestSend(state, fx);
   } else if (frame.frame === ClientFrame.RETRY) {
-    state.retryRequested = null;
+    forgetRetry(state);
   } else if (frame.frame === ClientFrame.HISTORY) {
     historyRefused(state); // asked again as the reader scrolls on
     return;

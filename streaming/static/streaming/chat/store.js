@@ -78,8 +78,13 @@ export function createState({ draft = false, maxChars = Infinity, askForSync, ti
     snapshots: 0,
     /** The answer a `stop` went out for, until its `done`. */
     stopRequested: null,
+    /** A stop asked for before the page knew the answer: the client_id of what it answers
+     * (a message or a retry), until its `start` (then `stopRequested`) or a snapshot. */
+    earlyStop: null,
     /** The message id a `retry` went out for, until its `start`. */
     retryRequested: null,
+    /** That retry's client_id, by which a stop can name it before its `start`. */
+    retryClientId: null,
     /** A `resync` went out; its `snapshot` is on its way. */
     resyncRequested: false,
     /** The last limit the server named, for a close for too many tabs that follows it. */
@@ -385,6 +390,9 @@ export function expectations(state) {
   }
   if (state.stopRequested !== null) {
     things.push(`done:${state.stopRequested}`);
+  }
+  if (state.earlyStop !== null) {
+    things.push(`stop:${state.earlyStop}`);
   }
   if (state.resyncRequested) {
     things.push("snapshot");
