@@ -137,14 +137,14 @@ def do_post_user_message(
     the user is over a limit (``quotas``).
     """
     content = validate_content(content)
-    _refresh(conversation)
+    refresh(conversation)
     existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
     if existing is not None:
         return Resent(conversation, existing)
     storage.counted(conversation.owner_id)
     try:
         with transaction.atomic():
-            now = _may_answer(conversation, adding=len(content))
+            now = may_answer(conversation, adding=len(content))
             # Read again under the lock: a switch on another socket may have moved it.
             conversation.leaf_id = _leaf_id(conversation)
             user_message = Message.objects.create(
@@ -209,7 +209,7 @@ def do_regenerate(conversation: Conversation, message_id: Any) -> Started:
     to the user message it answered (of the model chosen now), and the new answer becomes
     the end of the branch shown.
     """
-    _refresh(conversation)
+    refresh(conversation)
     storage.counted(conversation.owner_id)
     try:
         with transaction.atomic():
@@ -219,7 +219,7 @@ def do_regenerate(conversation: Conversation, message_id: Any) -> Started:
                     "Only an answer of this conversation can be regenerated.",
                     code=ErrorCode.BAD_RETRY,
                 )
-            now = _may_answer(conversation)
+            now = may_answer(conversation)
             history = context.history(conversation, question)
             started = _start_answer(conversation, question, now, history)
     except IntegrityError:
@@ -248,9 +248,9 @@ def do_switch_branch(conversation: Conversation, message_id: Any) -> uuid.UUID:
     The branch shown ends at the newest message below it, and every tab is told. Returns
     that last message's id.
     """
-    _refresh(conversation)
+    refresh(conversation)
     with transaction.atomic():
-        # One change of the branch shown at a time per user, as for new answers (_may_answer),
+        # One change of the branch shown at a time per user, as for new answers (may_answer),
         # so a switch and a new message on two sockets cannot interleave.
         lock_owner(conversation.owner_id)
         start = _uuid_or_none(message_id)
@@ -301,7 +301,7 @@ def _uuid_or_none(value: Any) -> uuid.UUID | None:
         return None
 
 
-def _may_answer(conversation: Conversation, *, adding: int = 0) -> datetime:
+def may_answer(conversation: Conversation, *, adding: int = 0) -> datetime:
     """In the transaction about to start an answer: raise unless it may start; its time.
 
     ``adding``: the characters of the user message that comes with it, which must fit the
@@ -320,7 +320,7 @@ def _may_answer(conversation: Conversation, *, adding: int = 0) -> datetime:
     return now
 
 
-def _refresh(conversation: Conversation) -> None:
+def refresh(conversation: Conversation) -> None:
     """Re-read what may have changed since the caller loaded it; ConversationGone if deleted."""
     try:
         conversation.refresh_from_db(
@@ -418,7 +418,7 @@ def snapshot(conversation: Conversation) -> frames.SnapshotFrame:
 
     Raises ConversationGone if the conversation was deleted.
     """
-    _refresh(conversation)
+    refresh(conversation)
     held = shown(conversation)
     active = held.active
     return {

@@ -131,7 +131,8 @@ export function attach(els, view) {
   const doc = document;
   const jump = doc.getElementById("jump-latest");
   const announcer = doc.getElementById("chat-announcer");
-  // Answers already announced, by id: a `done` may come twice (a sync of an ended answer).
+  // Endings already announced, by id and seq: a `done` may come twice (a sync of an ended
+  // answer).
   const announced = new Set();
 
   // --- times ---
@@ -236,10 +237,12 @@ export function attach(els, view) {
   // --- an answer ended (one this page saw underway: handlers.js tells only those) ---
   function answerEnded(entry, frame) {
     const message = frame.message || {};
-    if (announced.has(frame.message_id)) {
+    // Once per ending: a continued answer ends again, at a later seq.
+    const ending = `${frame.message_id}:${frame.seq}`;
+    if (announced.has(ending)) {
       return;
     }
-    announced.add(frame.message_id);
+    announced.add(ending);
     announce(message);
     if (FAILED.has(message.status)) {
       // The page adds the Retry button once this frame is handled: look for it then.

@@ -10,12 +10,13 @@ import { dispatch } from "./dispatch.js";
 import { Effect } from "./effects.js";
 import { copyText } from "./markdown.js";
 import { Role, Status } from "./protocol.js";
-import { ping, requestRetry, switchVersion } from "./requests.js";
+import { ping, requestContinue, requestRetry, switchVersion } from "./requests.js";
 import {
   applyStored,
   expectations,
   isAnswering,
   isOpen,
+  isUnderway,
   newEntry,
   savedCount,
   sendResync,
@@ -185,6 +186,8 @@ export function createPage(state, root, parts) {
         versions: versions.length,
         // The conversation's last answer failed or stopped: "Retry" it, in plain view.
         retry: entry === last && entry.role === Role.ASSISTANT && RETRYABLE.has(entry.status),
+        // Cut off at its length limit: "Continue" it (nothing follows the last message).
+        continuable: entry === last && entry.continuable && !isUnderway(entry),
         disabled,
       });
     }
@@ -275,6 +278,10 @@ export function createPage(state, root, parts) {
     } else if (action === "regenerate") {
       const fx = [];
       requestRetry(state, entry.id, fx);
+      run(fx);
+    } else if (action === "continue") {
+      const fx = [];
+      requestContinue(state, entry.id, fx);
       run(fx);
     } else if (action === "previous" || action === "next") {
       switchTo(entry, action === "previous" ? -1 : 1);
