@@ -185,14 +185,15 @@ export function attach(els, view) {
     els.input.focus({ preventScroll: true });
   });
 
-  // --- focus back in the composer after Send, Stop or Retry (Regenerate), by click or key ---
+  // --- focus back in the composer after Send, Stop, Retry (Regenerate) or Continue ---
   function focusComposer() {
     els.input.focus({ preventScroll: true });
   }
   els.form.addEventListener("submit", focusComposer);
   els.stop.addEventListener("click", focusComposer);
   els.list.addEventListener("click", (event) => {
-    if (event.target.closest && event.target.closest('[data-action="regenerate"]')) {
+    const starts = '[data-action="regenerate"], [data-action="continue"]';
+    if (event.target.closest && event.target.closest(starts)) {
       focusComposer();
     }
   });
