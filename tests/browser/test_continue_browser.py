@@ -1,26 +1,22 @@
 """An answer cut off at the model's length limit, in Chromium: the page says so, offers
 Continue, and the rest streams into the same bubble until the model ends it.
 
-A daphne process as `make run` serves the site, with a small OPENAI_MAX_TOKENS, answering
-with the simulator, which goes on from an answer sent back to it.
+A daphne process as `make run` serves the site (tests/browser/conftest.py), with a small
+OPENAI_MAX_TOKENS, answering with the simulator, which goes on from an answer sent back to
+it.
 """
 
-from collections.abc import Callable, Iterator
 from itertools import islice
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect
 
 from streaming.models import Message
-from streaming.simulator import SimulatorThread
 from streaming.simulator.text import answer_tokens
 from tests.support.browser import (
     bubble_text,
-    chromium,
-    desktop_context,
     open_saved_chat,
     orm,
     plain,
@@ -29,7 +25,6 @@ from tests.support.browser import (
     send,
     wait_until_connected,
 )
-from tests.support.servers import DaphneServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,22 +35,9 @@ CONTINUE = "Continue this answer where it stopped"
 
 
 @pytest.fixture
-def page(
-    live_servers: Callable[..., list[DaphneServer]], simulator: SimulatorThread, user: User
-) -> Iterator[Page]:
-    """A Chromium page on a server whose replies are cut at ``LIMIT`` tokens."""
-    port = urlsplit(simulator.base_url).port
-    (server,) = live_servers(
-        1, OPENAI_BASE_URL="", SIMULATOR_PORT=str(port), OPENAI_MAX_TOKENS=str(LIMIT)
-    )
-    with chromium() as browser:
-        context = desktop_context(browser, server)
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
-    # Captured by pytest and shown only when the test failed.
-    print(f"--- daphne log ---\n{server.log()}")
+def server_env() -> dict[str, str]:
+    """The page's server cuts replies at ``LIMIT`` tokens."""
+    return {"OPENAI_MAX_TOKENS": str(LIMIT)}
 
 
 def test_a_cut_off_answer_says_so_and_continue_streams_the_rest_into_it(
