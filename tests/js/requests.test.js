@@ -128,6 +128,13 @@ describe("continue", () => {
     }
   });
 
+  it("shows the branch of an answer continued in another tab", () => {
+    const { state } = cutTurn();
+    state.leafId = "u1"; // another branch shown here, as after a switch
+    feed(state, { ...start("a1", "u1", at(1)), seq: 3, text: "Hel" });
+    assert.equal(state.leafId, "a1");
+  });
+
   it("ignores a late `start` of an answer that has ended, unless it goes on from text", () => {
     const { state } = cutTurn();
     assert.deepEqual(feed(state, start("a1", "u1", at(1))), []);

@@ -167,7 +167,8 @@ class Assembler:
 
     def _start(self, frame: dict[str, Any]) -> None:
         message_id, seq = frame["message_id"], frame.get("seq", 0)
-        if message_id not in self.stored:
+        # A new answer, or one continued (it has text to go on from), ends the branch shown.
+        if message_id not in self.stored or seq > 0:
             self.leaf = message_id
         if seq > 0 and self.ended.pop(message_id, None) is not None:
             self.stored[message_id] = STREAMING  # continued: it streams again from its text

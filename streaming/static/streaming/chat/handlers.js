@@ -167,8 +167,8 @@ function start(state, frame) {
     return fx; // late: this answer has ended already
   }
   const entry = assistantEntry(state, frame.message_id, fx, frame.parent_id, frame.created_at);
-  if (!known) {
-    state.leafId = entry.key; // a new answer is the end of the branch shown
+  if (!known || continued) {
+    state.leafId = entry.key; // a new or continued answer is the end of the branch shown
   }
   if (!entry.model && frame.model) {
     // Who answers, shown under it while it streams.
