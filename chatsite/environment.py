@@ -305,7 +305,7 @@ OPENAI_RETRY_MAX_SECONDS = Number(
     "OPENAI_RETRY_MAX_SECONDS", 20.0, "The longest wait before a retry; a longer Retry-After ends."
 )
 OPENAI_MAX_TOKENS = Whole(
-    "OPENAI_MAX_TOKENS", 4096, "The most tokens one answer may have; 0 sends no limit.", minimum=0
+    "OPENAI_MAX_TOKENS", 4096, "The most tokens one reply may have; 0 sends no limit.", minimum=0
 )
 OPENAI_MAX_TOKENS_FIELD = Choice(
     "OPENAI_MAX_TOKENS_FIELD",

@@ -34,7 +34,7 @@ from streaming.exceptions import ChatError, UpstreamConnectError, UpstreamError,
 from streaming.logs import AnswerTimings, answer_context, describe, error_fields
 from streaming.models import Message
 from streaming.openai import ChatRequest, StreamEvent, other_token_field, redact, stream_chat
-from streaming.services import answers
+from streaming.services import answers, continuation
 from streaming.services.database import to_async
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,6 @@ _RETRY_REASONS = {
 }
 _UNREACHABLE = "Could not reach the provider"
 _SERVER_ERROR = "Something went wrong on the server. The text so far is saved."
-_CAPPED = "The answer reached the longest this site keeps ({limit} characters) and was cut there."
 
 
 class Answer:
@@ -72,17 +71,18 @@ class Answer:
         self.client = client
         #: Which max-tokens field each (API, model) accepts, learnt by the process.
         self.token_fields = token_fields
-        #: The text of each delta sent, in order: deltas[n - 1] went out with seq n.
-        self.deltas: list[str] = []
+        #: The text of each delta sent, in order: deltas[n - 1] went out with seq n (a
+        #: continued answer's stored text is its delta `seq`: continuation.deltas_so_far).
+        self.deltas: list[str] = continuation.deltas_so_far(message)
         #: Text received but not yet sent.
         self.pending: list[str] = []
         #: Characters received in all, sent or not.
         self.size = 0
-        self.finish_reason = ""
+        self.finish_reason = message.finish_reason
         self.model = ""
         self.usage: tuple[int, int] | None = None
         #: The `seq` the row holds (last checkpoint saved); None: unknown, rewrite it whole.
-        self.saved_seq: int | None = 0
+        self.saved_seq: int | None = message.seq
         self.task: asyncio.Task[None] | None = None
         self._stop: tuple[str, str] | None = None  # (status, error) someone asked to end with
         self._abandoned = False
@@ -254,9 +254,8 @@ class Answer:
         error = self._reader_error
         if self._finished:
             if self._capped:
-                limit = settings.STREAM_MAX_ANSWER_CHARS
-                return Status.COMPLETE, _CAPPED.format(limit=limit)
-            return Status.COMPLETE, ""
+                return Status.COMPLETE, continuation.capped_notice()
+            return Status.COMPLETE, continuation.cut_notice(self.finish_reason)
         if self._stop is not None:
             return self._stop
         if isinstance(error, ChatError):
@@ -378,7 +377,7 @@ class Answer:
         if event.model and not self.model:
             self.model = self._provider_text(event.model, "model")
         if event.type == "text":
-            room = settings.STREAM_MAX_ANSWER_CHARS - self.size
+            room = settings.STREAM_MAX_ANSWER_CHARS - len(self.message.content) - self.size
             text = event.text[:room]
             if text:
                 if self.timings.first_token is None:

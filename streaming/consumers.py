@@ -31,7 +31,15 @@ from streaming.exceptions import (
 from streaming.frames import Close
 from streaming.limits import FrameBudget, SocketSlot
 from streaming.models import Conversation, Message
-from streaming.services import answers, conversations, providers, snapshots, stops, window
+from streaming.services import (
+    answers,
+    continuation,
+    conversations,
+    providers,
+    snapshots,
+    stops,
+    window,
+)
 from streaming.services.database import to_async
 from streaming.sessions import SocketSession
 
@@ -238,6 +246,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         message_id = uuid_field(frame, "message_id", code=ErrorCode.BAD_RETRY)
         client_id = optional_uuid(frame, "client_id", code=ErrorCode.BAD_RETRY)
         await runtime.begin(conversations.do_regenerate, self.conversation, message_id, client_id)
+
+    async def continue_answer(self, frame: dict[str, Any]) -> None:
+        """Continue an answer cut off at its length limit: more of the same answer streams."""
+        message_id = uuid_field(frame, "message_id", code=ErrorCode.BAD_CONTINUE)
+        await runtime.begin(continuation.do_continue, self.conversation, message_id)
 
     async def set_system_prompt(self, frame: dict[str, Any]) -> None:
         """Change the system prompt (from the next answer on); every tab is told."""

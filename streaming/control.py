@@ -46,6 +46,10 @@ class StartEvent(TypedDict):
     #: The model asked, and the name of its provider, as the answer records them.
     model: str
     provider_name: str
+    #: The answer's text so far and the seq of its last delta: "" and 0 for a new answer;
+    #: a continued one's stored text, its deltas numbered on from `seq` + 1.
+    seq: int
+    text: str
 
 
 class RetryingEvent(TypedDict):
@@ -263,6 +267,8 @@ def serialize_message(message: Message) -> dict[str, Any]:
         "finish_reason": message.finish_reason,
         "usage": message.usage,
         "error": message.error,
+        # Cut off at its length limit with room to grow: the page offers Continue.
+        "continuable": message.continuable,
         "client_id": str(message.client_id) if message.client_id else None,
         "created_at": message.created_at.isoformat(),
     }
@@ -280,6 +286,8 @@ def start_event(message: Message) -> StartEvent:
         "created_at": message.created_at.isoformat(),
         "model": message.model,
         "provider_name": message.provider_name,
+        "seq": message.seq,
+        "text": message.content,
     }
 
 

@@ -78,6 +78,7 @@ class ErrorCode(enum.StrEnum):
     BAD_CLIENT_ID = "bad_client_id"
     BAD_PARENT = "bad_parent"
     BAD_RETRY = "bad_retry"
+    BAD_CONTINUE = "bad_continue"
     BAD_STOP = "bad_stop"
     BAD_SWITCH = "bad_switch"
     BAD_HISTORY = "bad_history"

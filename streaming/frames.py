@@ -47,6 +47,7 @@ ClientFrame = Literal[
     "stop",
     "sync",
     "retry",
+    "continue_answer",
     "switch",
     "set_system_prompt",
     "set_model",

@@ -292,6 +292,19 @@ class Message(models.Model):
         return f"{self.role}: {self.content[:60]}"
 
     @property
+    def continuable(self) -> bool:
+        """An answer cut off by the model's length limit, with text to go on from and room
+        left under STREAM_MAX_ANSWER_CHARS: Continue may ask for more of it
+        (services/continuation.py). An imported one was not written here: it is not."""
+        return (
+            self.role == self.Role.ASSISTANT
+            and self.status not in (self.Status.STREAMING, self.Status.PENDING)
+            and self.finish_reason == "length"
+            and not self.imported
+            and 0 < len(self.content) < settings.STREAM_MAX_ANSWER_CHARS
+        )
+
+    @property
     def usage(self) -> dict[str, int] | None:
         """Token counts as the API reported them, or None when it reported none."""
         if self.prompt_tokens is None and self.completion_tokens is None:
@@ -322,6 +335,32 @@ class EarlyStop(models.Model):
 
     def __str__(self) -> str:
         return f"Stop of {self.client_id}"
+
+
+class Continuation(models.Model):
+    """One time an answer was continued (Continue): the tokens it cost and when, for the
+    daily budget and the limit of answers a minute, which count it as an answer of its own;
+    its text and usage are the answer's (added to them when it ends)."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="continuations")
+    started_at = models.DateTimeField(default=timezone.now)
+    # The answer's length and token counts before it, so what it added can be told apart.
+    base_chars = models.PositiveIntegerField()
+    base_prompt_tokens = models.PositiveIntegerField(null=True)
+    base_completion_tokens = models.PositiveIntegerField(null=True)
+    # Its request's size in estimated tokens, counted when the provider reports no usage.
+    prompt_estimate = models.PositiveIntegerField()
+    # Once it ended: the characters it added (None while it streams), and its own usage as
+    # the provider reported it (None: not reported).
+    chars = models.PositiveIntegerField(null=True)
+    prompt_tokens = models.PositiveIntegerField(null=True)
+    completion_tokens = models.PositiveIntegerField(null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["started_at"], name="continuation_started")]
+
+    def __str__(self) -> str:
+        return f"Continuation of {self.message_id} at {self.started_at:%Y-%m-%d %H:%M}"
 
 
 class Quota(models.Model):

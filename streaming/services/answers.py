@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from streaming import control, layer
 from streaming.models import Conversation, Message
-from streaming.services import events, listing, storage
+from streaming.services import continuation, events, listing, storage
 
 logger = logging.getLogger(__name__)
 
@@ -191,6 +191,7 @@ def do_sweep_orphans(*, alive: Iterable[uuid.UUID] = ()) -> list[Message]:
                 heartbeat_at=None,
                 updated_at=timezone.now(),
             )
+            continuation.swept(ids)
             storage.add_messages(Message.objects.filter(pk__in=ids))
             # A purge of its conversation (do_purge_deleted) may delete a row between the
             # update and this read: it needs no announcement then, and the others still do.
@@ -252,6 +253,7 @@ def do_finish(message: Message, outcome: Outcome) -> bool:
             return False
         for field, value in ending.items():
             setattr(message, field, value)
+        continuation.ended(message)  # a continued answer's usage is its parts' together
         storage.add_to_owner_of(message.conversation_id, len(outcome.content))
         Conversation.objects.filter(pk=message.conversation_id).update(updated_at=now)
         # No longer answering: every list shows that too.

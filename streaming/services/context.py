@@ -58,6 +58,22 @@ def history(conversation: Conversation, tip_id: uuid.UUID) -> list[dict[str, str
     return request_messages(conversation, newest)
 
 
+def continuation(conversation: Conversation, answer: Message) -> list[dict[str, str]]:
+    """What to send the model to continue ``answer`` (an answer cut off, with text): the rule
+    of ``request_messages`` for the branch up to its question, then the answer itself, last,
+    as the assistant's message the model goes on from.
+
+    A long answer is sent as its newest part only, at most half of OPENAI_CONTEXT_TOKENS, so
+    that the question before it still fits: the model needs the end it continues from.
+    """
+    room = _room(_system(conversation))
+    kept = max(1, room // 2 - _MESSAGE_OVERHEAD_TOKENS) * CHARS_PER_TOKEN
+    tail = Message(role=Message.Role.ASSISTANT, content=answer.content[-kept:])
+    question = answer.parent_id
+    before = [] if question is None else _newest_part(conversation.pk, question, room)
+    return request_messages(conversation, [*before, tail])
+
+
 def estimate(messages: list[dict[str, str]]) -> int:
     """What ``messages`` cost, in estimated tokens: the size of a request that sends them."""
     return sum(_cost(message) for message in messages)

@@ -144,7 +144,7 @@ def do_post_user_message(
     storage.counted(conversation.owner_id)
     try:
         with transaction.atomic():
-            now = _may_answer(conversation, adding=len(content))
+            now = may_answer(conversation, adding=len(content))
             # Read again under the lock: a switch on another socket may have moved it.
             conversation.leaf_id = _leaf_id(conversation)
             user_message = Message.objects.create(
@@ -225,7 +225,7 @@ def do_regenerate(
                     "Only an answer of this conversation can be regenerated.",
                     code=ErrorCode.BAD_RETRY,
                 )
-            now = _may_answer(conversation)
+            now = may_answer(conversation)
             history = context.history(conversation, question)
             # A stop names a retry by its own client_id, else by its question's.
             asked = Message.objects.filter(pk=question).values_list("client_id", flat=True)
@@ -266,7 +266,7 @@ def do_switch_branch(conversation: Conversation, message_id: Any) -> uuid.UUID:
     """
     refresh(conversation)
     with transaction.atomic():
-        # One change of the branch shown at a time per user, as for new answers (_may_answer),
+        # One change of the branch shown at a time per user, as for new answers (may_answer),
         # so a switch and a new message on two sockets cannot interleave.
         lock_owner(conversation.owner_id)
         found = uuid_or_none(message_id)
@@ -318,7 +318,7 @@ def uuid_or_none(value: Any) -> uuid.UUID | None:
         return None
 
 
-def _may_answer(conversation: Conversation, *, adding: int = 0) -> datetime:
+def may_answer(conversation: Conversation, *, adding: int = 0) -> datetime:
     """In the transaction about to start an answer: raise unless it may start; its time.
 
     ``adding``: the characters of the user message that comes with it, which must fit the

@@ -54,7 +54,7 @@ def do_delete_conversation(conversation: Conversation) -> None:
     tab of its owner drops it from its list."""
     with transaction.atomic():
         # The owner's lock, which every start of an answer takes: an answer is either started
-        # before (and stopped here) or finds the conversation deleted (_may_answer).
+        # before (and stopped here) or finds the conversation deleted (may_answer).
         lock_owner(conversation.owner_id)
         deleted = Conversation.objects.filter(pk=conversation.pk, deleted_at__isnull=True).update(
             deleted_at=Now()
@@ -216,7 +216,7 @@ def _purge_batch(cutoff: datetime, after: uuid.UUID | None) -> tuple[uuid.UUID, 
         candidates = list(stale.values_list("pk", "owner_id")[:PURGE_BATCH_SIZE])
         if not candidates:
             return None
-        # Their owners' locks first, which every start of an answer takes (_may_answer):
+        # Their owners' locks first, which every start of an answer takes (may_answer):
         # an answer being started now is committed, so seen below, before they are given;
         # one started later waits, then finds its conversation gone. In one order, so two
         # purges cannot each hold what the other waits for.

@@ -1,8 +1,8 @@
 """Per-user limits on answers, counted in the database so that every process agrees.
 
 Each answer is one call to the paid model, so the limits count answers: how many of a
-user's answers stream at once, how many started in the last minute (new messages and
-retries alike), and the tokens spent since midnight UTC. ``check_new_answer`` runs in the
+user's answers stream at once, how many started in the last minute (new messages, retries
+and continuations alike), and the tokens spent since midnight UTC. ``check_new_answer`` runs in the
 transaction that would create the answer, after ``lock_owner``: two messages of one user on
 two processes are counted one after the other, never both against the same figures.
 """
@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db.models import F, Sum, Value
+from django.db.models import F, Q, Sum, Value
 from django.db.models.functions import Coalesce, Length
 
 from streaming.exceptions import QuotaExceeded, RateLimited
-from streaming.models import Message, Quota
+from streaming.models import Continuation, Message, Quota
 from streaming.text import CHARS_PER_TOKEN
 
 # The wait suggested when a user is at their limit of answers at once: answers end on
@@ -49,6 +49,17 @@ def check_new_answer(owner_id: int, now: datetime) -> None:
         .order_by("created_at")
         .values_list("created_at", flat=True)[:per_minute]
     )
+    # A continuation asks the model as a new answer does (services/continuation.py).
+    recent = sorted(
+        recent
+        + list(
+            Continuation.objects.filter(
+                message__conversation__owner_id=owner_id, started_at__gt=now - _WINDOW
+            )
+            .order_by("started_at")
+            .values_list("started_at", flat=True)[:per_minute]
+        )
+    )[:per_minute]
     if len(recent) >= per_minute:
         wait = (recent[0] + _WINDOW - now).total_seconds()
         raise RateLimited(
@@ -77,7 +88,7 @@ def daily_budget(owner_id: int) -> int:
 def tokens_used_since(owner_id: int, since: datetime) -> int:
     """Tokens the user's answers since ``since`` cost: as the provider counted them, or,
     for an answer it did not count (stopped, failed), the estimates of its request and its
-    text (``estimate_tokens``, in SQL)."""
+    text (``estimate_tokens``, in SQL); and their continuations since then (``_continued``)."""
     unreported = Length("content") / Value(CHARS_PER_TOKEN) + Value(1)
     total = Message.objects.filter(
         conversation__owner_id=owner_id,
@@ -88,6 +99,28 @@ def tokens_used_since(owner_id: int, since: datetime) -> int:
         used=Sum(
             Coalesce(F("prompt_tokens"), F("prompt_estimate"), Value(0))
             + Coalesce(F("completion_tokens"), unreported)
+        )
+    )["used"]
+    return int(total or 0) + _continued(owner_id, since)
+
+
+def _continued(owner_id: int, since: datetime) -> int:
+    """Tokens the user's continuations since ``since`` cost that their answers' own counts
+    do not hold: those of answers written before ``since`` (their day is another), and
+    those the provider did not count (their estimates: an answer counted by the provider
+    holds only what was reported). An answer the provider never counted is estimated from
+    its whole text, its continuations' too, which so count twice: never less than spent."""
+    total = Continuation.objects.filter(
+        Q(message__created_at__lt=since) | Q(completion_tokens__isnull=True),
+        message__conversation__owner_id=owner_id,
+        started_at__gte=since,
+    ).aggregate(
+        used=Sum(
+            Coalesce(F("prompt_tokens"), F("prompt_estimate"))
+            + Coalesce(
+                F("completion_tokens"),
+                Coalesce(F("chars"), Value(0)) / Value(CHARS_PER_TOKEN) + Value(1),
+            )
         )
     )["used"]
     return int(total or 0)

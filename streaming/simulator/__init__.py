@@ -57,6 +57,12 @@ sim:refuse=F      a field name         a 400 with OpenAI's "Unsupported paramete
                                        or max_completion_tokens)
 ================  ===================  ====================================================
 
+A request whose last message is the assistant's asks to continue that answer (one cut off
+at its length limit), as llama.cpp's server and Ollama take it: that message is the start
+of the answer to the last user message, and what follows it is sent. `sim:tokens` counts
+the whole answer, that start included, so an answer cut at `max_tokens` and continued until
+it ends is the answer the same message gets without a limit.
+
 Without `stream`, faults shape the JSON reply instead: error gives a 500, drop aborts
 before any reply, stall delays it, badjson sends a truncated body, and stamp gives every
 token the time of the reply. `max_tokens` (or `max_completion_tokens`) cuts the content

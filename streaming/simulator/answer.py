@@ -1,9 +1,10 @@
 """One answer to a chat completion request: its tokens, its pace, and the fault it was asked for."""
 
+from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
-from .directives import Directives
+from .directives import MAX_TOKENS, Directives
 from .payloads import (
     AZURE_PROMPT_FILTER,
     ChatRequest,
@@ -19,6 +20,22 @@ from .wire import Exchange
 KEEPALIVE_EVERY = 5
 """With sim:keepalive=1, an SSE comment goes out before every this many chunks."""
 BAD_JSON_EVENT = b'data: {"choices": [\n\n'
+
+
+def tokens_written(tokens: Iterator[str], prefix: str) -> int:
+    """How many of an answer's ``tokens`` ``prefix`` holds: those up to the first place where
+    their text ends as ``prefix`` ends (the prefix may be the answer's newest part only),
+    or, when there is none within ``MAX_TOKENS``, as many as its characters fill."""
+    if not prefix:
+        return 0
+    text, by_length = "", None
+    for count, token in enumerate(islice(tokens, MAX_TOKENS), start=1):
+        text += token
+        if by_length is None and len(text) >= len(prefix):
+            by_length = count
+        if text.endswith(prefix):
+            return count
+    return by_length or 0
 
 
 class Answer:
@@ -38,11 +55,22 @@ class Answer:
             length = directives.tokens
         else:
             length = default_tokens if sample is None else len(sample)
+
+        def tokens() -> Iterator[str]:
+            return answer_tokens(prompt) if sample is None else repeated_markdown_tokens()
+
+        # A last message from the assistant is the answer so far, to go on from (as
+        # llama.cpp's server and Ollama take it): the tokens it holds are not sent again,
+        # and count towards the answer's length.
+        written = tokens_written(tokens(), chat.prefix)
+        rest = tokens()
+        for _ in islice(rest, written):
+            pass
+        length = max(0, length - written)
         self.finish_reason = "stop"
         if chat.max_tokens is not None and chat.max_tokens < length:
             length, self.finish_reason = chat.max_tokens, "length"
-        tokens = answer_tokens(prompt) if sample is None else repeated_markdown_tokens()
-        self.content = list(islice(tokens, length))
+        self.content = list(islice(rest, length))
         self.reasoning = list(islice(reasoning_tokens(prompt), directives.reasoning))
         rate = default_rate if directives.rate is None else directives.rate
         self.delay = 1 / rate if rate else 0.0

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Literal, NoReturn, TypeVar, cast, get_args
 
 PREFIX = "sim:"
+#: The longest answer `sim:tokens` may ask for.
+MAX_TOKENS = 100_000
 
 Fault = Literal["error", "drop", "stall", "badjson"]
 TokenField = Literal["max_tokens", "max_completion_tokens"]
@@ -97,7 +99,7 @@ def split_directives(text: str) -> tuple[str, Directives]:
     fault_name = values.choice("fault", get_args(Fault))
     refuse = values.choice("refuse", get_args(TokenField))
     directives = Directives(
-        tokens=values.integer("tokens", maximum=100_000),
+        tokens=values.integer("tokens", maximum=MAX_TOKENS),
         rate=values.number("rate", maximum=1_000_000),
         status=values.integer("status", minimum=400, maximum=599),
         retry_after=values.integer("retry_after", maximum=86_400),

@@ -127,6 +127,14 @@ class ChatRequest:
         return ""
 
     @property
+    def prefix(self) -> str:
+        """The text of a last message from the assistant: the start of the answer, to go on
+        from ("" when the last message is not the assistant's)."""
+        if self.messages[-1]["role"] == "assistant":
+            return message_text(self.messages[-1].get("content"))
+        return ""
+
+    @property
     def prompt_tokens(self) -> int:
         """A deterministic stand-in for a tokenizer: words, plus 3 per message for the framing."""
         words = sum(len(message_text(m.get("content")).split()) for m in self.messages)

@@ -36,8 +36,16 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 
 
 @pytest.fixture
+def server_env() -> dict[str, str]:
+    """Settings of ``server`` beyond the embedded default's; a test module overrides this."""
+    return {}
+
+
+@pytest.fixture
 def server(
-    live_servers: Callable[..., list[DaphneServer]], simulator: SimulatorThread
+    live_servers: Callable[..., list[DaphneServer]],
+    simulator: SimulatorThread,
+    server_env: dict[str, str],
 ) -> Iterator[DaphneServer]:
     """One daphne process configured as the embedded default: no API key, no base URL.
 
@@ -45,7 +53,7 @@ def server(
     the test suite's simulator listens.
     """
     port = urlsplit(simulator.base_url).port
-    (daphne,) = live_servers(1, OPENAI_BASE_URL="", SIMULATOR_PORT=str(port))
+    (daphne,) = live_servers(1, OPENAI_BASE_URL="", SIMULATOR_PORT=str(port), **server_env)
     yield daphne
     # Captured by pytest and shown only when the test failed.
     print(f"--- daphne log ---\n{daphne.log()}")

@@ -208,7 +208,7 @@ def test_an_answer_started_before_the_purge_keeps_its_conversation(user: User) -
     old = conversation(user, "Old", idle_days=DAYS + 1)
 
     def start_answer() -> None:
-        # As every start of an answer does (_may_answer): the owner's lock, then the
+        # As every start of an answer does (may_answer): the owner's lock, then the
         # answer's row, written and not yet committed.
         lock_owner(user.pk)
         Message.objects.create(conversation=old, role="assistant", status="streaming")

@@ -12,6 +12,7 @@ import {
   canStop,
   isStopping,
   ping,
+  requestContinue,
   requestRetry,
   requestStop,
   switchVersion,
@@ -71,6 +72,77 @@ describe("stop", () => {
     const fx = feed(state, snapshot([stored("u1"), answer]));
     assert.deepEqual(sentTypes(fx), []);
     assert.equal(state.stopRequested, null);
+  });
+});
+
+describe("continue", () => {
+  // A served turn whose answer a1 the model's length limit cut off, at delta 3.
+  function cutTurn() {
+    const page = newPage();
+    const cut = { finish_reason: "length", continuable: true, error: "Cut off.", model: "m" };
+    const turn = [
+      stored("u1", { content: "Hi" }),
+      stored("a1", { role: "assistant", parent_id: "u1", content: "Hel", ...cut }),
+    ];
+    feed(page.state, snapshot(turn));
+    return page;
+  }
+
+  it("waits for the answer's `start`, then streams on into the same answer", () => {
+    const { state } = cutTurn();
+    assert.equal(state.messages.get("a1").continuable, true);
+    const fx = effectsOf(requestContinue, state, "a1");
+    assert.deepEqual(sent(fx), [{ type: "continue_answer", message_id: "a1" }]);
+    assert.deepEqual(expectations(state), ["start:a1"]);
+
+    const started = feed(state, { ...start("a1", "u1", at(1)), seq: 3, text: "Hel" });
+    const answer = state.messages.get("a1");
+    assert.equal(state.retryRequested, null);
+    assert.equal(state.leafId, "a1");
+    assert.deepEqual([answer.status, answer.error, answer.continuable], ["streaming", "", false]);
+    assert.equal(only(started, Effect.RENDER).length, 1);
+    // Its deltas are numbered on from the stored text's seq.
+    feed(state, { type: "delta", message_id: "a1", seq: 4, text: "lo" });
+    assert.equal(answer.content, "Hello");
+    const ended = feed(state, done("a1", 4, "Hello"));
+    assert.equal(answer.status, "complete");
+    assert.deepEqual(only(ended, Effect.WARN), []);
+    assert.equal(only(ended, Effect.ANSWER_ENDED).length, 1);
+  });
+
+  it("is not asked while an answer streams or a message is edited", () => {
+    const { state } = streamingAnswer();
+    assert.deepEqual(effectsOf(requestContinue, state, "a1"), []);
+    const cut = cutTurn();
+    cut.state.editing = cut.state.messages.get("u1");
+    assert.deepEqual(effectsOf(requestContinue, cut.state, "a1"), []);
+  });
+
+  it("is forgotten when refused", () => {
+    for (const frame of [
+      { type: "error", code: "bad_continue", message: "no" },
+      { type: "error", code: "busy", message: "no" },
+      { type: "error", code: "rate_limited", frame: "continue_answer", message: "slow down" },
+    ]) {
+      const { state } = cutTurn();
+      effectsOf(requestContinue, state, "a1");
+      feed(state, frame);
+      assert.equal(state.retryRequested, null, JSON.stringify(frame));
+      assert.equal(state.messages.get("a1").content, "Hel");
+    }
+  });
+
+  it("shows the branch of an answer continued in another tab", () => {
+    const { state } = cutTurn();
+    state.leafId = "u1"; // another branch shown here, as after a switch
+    feed(state, { ...start("a1", "u1", at(1)), seq: 3, text: "Hel" });
+    assert.equal(state.leafId, "a1");
+  });
+
+  it("ignores a late `start` of an answer that has ended, unless it goes on from text", () => {
+    const { state } = cutTurn();
+    assert.deepEqual(feed(state, start("a1", "u1", at(1))), []);
+    assert.equal(state.messages.get("a1").status, "complete");
   });
 });
 

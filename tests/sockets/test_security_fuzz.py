@@ -58,6 +58,7 @@ REFUSAL_CODES = {
     "bad_sync",
     "bad_stop",
     "bad_retry",
+    "bad_continue",
     "bad_parent",
     "bad_switch",
     "bad_history",

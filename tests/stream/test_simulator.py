@@ -217,6 +217,37 @@ async def test_max_tokens_cuts_answer_with_finish_reason_length(http: httpx.Asyn
     assert chunks[-1]["usage"]["completion_tokens"] == 5
 
 
+async def continued(client: httpx.AsyncClient, question: str, so_far: str, **extra: Any) -> str:
+    """The text the simulator streams to continue the answer ``so_far`` to ``question``."""
+    body = chat(question, **extra)
+    body["messages"].append({"role": "assistant", "content": so_far})
+    async with client.stream("POST", "/chat/completions", json=body) as response:
+        raw = (await response.aread()).decode()
+    chunks = chunks_of(raw)
+    reason = chunks[-1]["choices"][0]["finish_reason"]
+    return "".join(content_of(chunks)) + f"|{reason}"
+
+
+@pytest.mark.asyncio
+async def test_a_last_assistant_message_is_continued_to_the_answers_length(
+    http: httpx.AsyncClient,
+) -> None:
+    _, raw = await post_stream(http, "Go on sim:tokens=12")
+    whole = "".join(content_of(chunks_of(raw)))
+    _, raw = await post_stream(http, "Go on sim:tokens=12", max_tokens=5)
+    first = "".join(content_of(chunks_of(raw)))
+
+    second = await continued(http, "Go on sim:tokens=12", first, max_tokens=5)
+    third = await continued(http, "Go on sim:tokens=12", first + second.split("|")[0])
+    # Only its newest part sent (a long answer is): the same continuation.
+    from_tail = await continued(http, "Go on sim:tokens=12", first[-6:], max_tokens=5)
+
+    assert second.endswith("|length")
+    assert third.endswith("|stop")
+    assert first + second.split("|")[0] + third.split("|")[0] == whole
+    assert from_tail == second
+
+
 @pytest.mark.asyncio
 async def test_rate_directive_paces_tokens(http: httpx.AsyncClient) -> None:
     started = time.monotonic()

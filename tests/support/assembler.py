@@ -96,13 +96,7 @@ class Assembler:
                 return self._unknown()  # missed, or a version known without its branch
             self.leaf = frame["leaf_id"]
         elif kind == "start":
-            message_id = frame["message_id"]
-            if message_id not in self.stored:
-                self.leaf = message_id
-            if message_id not in self.ended:
-                self.stored.setdefault(message_id, STREAMING)
-                self.text.setdefault(message_id, "")
-                self.seq.setdefault(message_id, 0)
+            self._start(frame)
         elif kind == "delta":
             return self._delta(frame)
         elif kind == "sync":
@@ -170,6 +164,22 @@ class Assembler:
         self.seq[message_id] = active["seq"]
         # The server asks the generation for the rest on this socket's behalf.
         self.syncing[message_id] = active["seq"]
+
+    def _start(self, frame: dict[str, Any]) -> None:
+        message_id, seq = frame["message_id"], frame.get("seq", 0)
+        # A new answer, or one continued (it has text to go on from), ends the branch shown.
+        if message_id not in self.stored or seq > 0:
+            self.leaf = message_id
+        if seq > 0 and self.ended.pop(message_id, None) is not None:
+            self.stored[message_id] = STREAMING  # continued: it streams again from its text
+        if message_id in self.ended:
+            return  # late: it has ended already
+        self.stored.setdefault(message_id, STREAMING)
+        # From the frame's text and seq ("" and 0 for a new answer), unless this socket has
+        # more of it already (a snapshot read after it began).
+        if seq > self.seq.get(message_id, -1):
+            self.text[message_id] = frame.get("text", "")
+            self.seq[message_id] = seq
 
     def _delta(self, frame: dict[str, Any]) -> dict[str, Any] | None:
         message_id, seq = frame["message_id"], frame["seq"]

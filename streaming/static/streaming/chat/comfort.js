@@ -134,7 +134,8 @@ export function attach(els, view, end) {
   const jump = doc.getElementById("jump-latest");
   const news = doc.getElementById("jump-latest-news");
   const announcer = doc.getElementById("chat-announcer");
-  // Answers already announced, by id: a `done` may come twice (a sync of an ended answer).
+  // Endings already announced, by id and seq: a `done` may come twice (a sync of an ended
+  // answer).
   const announced = new Set();
 
   // --- times ---
@@ -194,14 +195,15 @@ export function attach(els, view, end) {
     els.input.focus({ preventScroll: true });
   });
 
-  // --- focus back in the composer after Send, Stop or Retry (Regenerate), by click or key ---
+  // --- focus back in the composer after Send, Stop, Retry (Regenerate) or Continue ---
   function focusComposer() {
     els.input.focus({ preventScroll: true });
   }
   els.form.addEventListener("submit", focusComposer);
   els.stop.addEventListener("click", focusComposer);
   els.list.addEventListener("click", (event) => {
-    if (event.target.closest && event.target.closest('[data-action="regenerate"]')) {
+    const starts = '[data-action="regenerate"], [data-action="continue"]';
+    if (event.target.closest && event.target.closest(starts)) {
       focusComposer();
     }
   });
@@ -246,10 +248,12 @@ export function attach(els, view, end) {
   // --- an answer ended (one this page saw underway: handlers.js tells only those) ---
   function answerEnded(entry, frame) {
     const message = frame.message || {};
-    if (announced.has(frame.message_id)) {
+    // Once per ending: a continued answer ends again, at a later seq.
+    const ending = `${frame.message_id}:${frame.seq}`;
+    if (announced.has(ending)) {
       return;
     }
-    announced.add(frame.message_id);
+    announced.add(ending);
     announce(message);
     if (FAILED.has(message.status)) {
       // The page adds the Retry button once this frame is handled: look for it then.

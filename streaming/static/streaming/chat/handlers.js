@@ -160,12 +160,14 @@ function start(state, frame) {
   earlyStopStarted(state, frame);
   state.retryRequested = null;
   const known = state.messages.get(frame.message_id);
-  if (known && !isUnderway(known)) {
+  // An answer with text to go on from is continued (Continue): it streams again.
+  const continued = frame.seq > 0;
+  if (known && !isUnderway(known) && !continued) {
     return fx; // late: this answer has ended already
   }
   const entry = assistantEntry(state, frame.message_id, fx, frame.parent_id, frame.created_at);
-  if (!known) {
-    state.leafId = entry.key; // a new answer is the end of the branch shown
+  if (!known || continued) {
+    state.leafId = entry.key; // a new or continued answer is the end of the branch shown
     newEnd(state);
   }
   if (!entry.model && frame.model) {
@@ -175,10 +177,16 @@ function start(state, frame) {
     fx.push({ type: Effect.RENDER, entry });
   }
   fx.push({ type: Effect.LIST_OWN, answering: true, updatedAt: frame.created_at });
-  // A new answer counts from seq 0; one known from the snapshot keeps its text and seq.
-  streamFor(state, frame.message_id);
+  // A new answer counts from seq 0, a continued one from its stored text and seq; one known
+  // from the snapshot keeps its text and seq.
+  const stream = streamFor(state, frame.message_id);
+  stream.startAt(frame.text || "", frame.seq || 0);
   if (entry.status !== Status.STREAMING) {
     entry.status = Status.STREAMING;
+    // A continued answer's notice of where it stopped no longer holds.
+    entry.error = "";
+    entry.continuable = false;
+    entry.content = stream.text;
     fx.push({ type: Effect.RENDER, entry });
   }
   return fx;

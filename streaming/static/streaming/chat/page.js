@@ -10,12 +10,13 @@ import { dispatch } from "./dispatch.js";
 import { Effect } from "./effects.js";
 import { copyText } from "./markdown.js";
 import { Role, Status } from "./protocol.js";
-import { ping, requestRetry, switchVersion } from "./requests.js";
+import { ping, requestContinue, requestRetry, switchVersion } from "./requests.js";
 import {
   applyStored,
   expectations,
   isAnswering,
   isOpen,
+  isUnderway,
   newEntry,
   savedCount,
   sendResync,
@@ -217,6 +218,9 @@ export function createPage(state, root, parts) {
           state.windowEnd === null &&
           entry.role === Role.ASSISTANT &&
           RETRYABLE.has(entry.status),
+        // Cut off at its length limit: "Continue" it (nothing follows the last message).
+        continuable:
+          entry === last && state.windowEnd === null && entry.continuable && !isUnderway(entry),
         disabled,
       });
     }
@@ -316,6 +320,10 @@ export function createPage(state, root, parts) {
     } else if (action === "regenerate") {
       const fx = [];
       requestRetry(state, entry.id, fx);
+      run(fx);
+    } else if (action === "continue") {
+      const fx = [];
+      requestContinue(state, entry.id, fx);
       run(fx);
     } else if (action === "previous" || action === "next") {
       switchTo(entry, action === "previous" ? -1 : 1);

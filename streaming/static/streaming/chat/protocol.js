@@ -25,6 +25,7 @@ export const ServerFrame = Object.freeze({
 
 /** Every `type` of frame the page may send. */
 export const ClientFrame = Object.freeze({
+  CONTINUE_ANSWER: "continue_answer",
   HISTORY: "history",
   PING: "ping",
   RENAME: "rename",
@@ -41,6 +42,7 @@ export const ClientFrame = Object.freeze({
 /** Every `code` an `error` frame (or a refusal over HTTP) may carry. */
 export const ErrorCode = Object.freeze({
   BAD_CLIENT_ID: "bad_client_id",
+  BAD_CONTINUE: "bad_continue",
   BAD_FRAME: "bad_frame",
   BAD_HISTORY: "bad_history",
   BAD_IMPORT: "bad_import",

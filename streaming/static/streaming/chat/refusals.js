@@ -25,7 +25,8 @@ const SEND_ERROR_CODES = new Set([
   ErrorCode.MODEL_UNAVAILABLE,
   ErrorCode.PROVIDER_KEY_UNREADABLE,
 ]);
-// Refusals a `retry` gets as well as a user_message: a retry's when no message is out.
+// Refusals a `retry` (or `continue_answer`) gets as well as a user_message: a retry's when
+// no message is out.
 const RETRY_REFUSALS = new Set([
   ErrorCode.BUSY,
   ErrorCode.MODEL_UNAVAILABLE,
@@ -76,7 +77,7 @@ export function refused(state, frame) {
     fx.push({ type: Effect.ALERT, text: frame.message || "Something went wrong." });
     // A refused retry (no user message out) ends the wait for its answer.
     const retryRefused = RETRY_REFUSALS.has(code) && state.inFlight.length === 0;
-    if (code === ErrorCode.BAD_RETRY || retryRefused) {
+    if (code === ErrorCode.BAD_RETRY || code === ErrorCode.BAD_CONTINUE || retryRefused) {
       forgetRetry(state);
     } else if (SEND_ERROR_CODES.has(code)) {
       rejectOldestSend(state, fx);
@@ -104,7 +105,7 @@ function limited(state, frame, fx) {
   }
   if (frame.frame === ClientFrame.USER_MESSAGE) {
     rejectOldestSend(state, fx);
-  } else if (frame.frame === ClientFrame.RETRY) {
+  } else if (frame.frame === ClientFrame.RETRY || frame.frame === ClientFrame.CONTINUE_ANSWER) {
     forgetRetry(state);
   } else if (frame.frame === ClientFrame.HISTORY) {
     historyRefused(state); // asked again as the reader scrolls on

@@ -1,6 +1,6 @@
 /*
- * What else a person asks of the conversation: stop the answer, regenerate one, show another
- * version. Each is a frame whose result the server confirms (`done`, `start`, `branch`); the
+ * What else a person asks of the conversation: stop the answer, regenerate or continue one,
+ * show another version. Each is a frame whose result the server confirms (`done`, `start`, `branch`); the
  * page remembers what it asked (store.js), so the watchdog can ask again if the confirmation
  * is lost. Pure, like store.js: the page carries out the effects pushed onto `fx`.
  *
@@ -152,6 +152,20 @@ export function forgetRetry(state) {
     forgetEarlyStop(state, state.retryClientId);
   }
   state.retryRequested = null;
+}
+
+/**
+ * Continue the answer `messageId`, cut off at its length limit: more of it streams into the
+ * same answer. Awaited as a retry is, until its `start`.
+ */
+export function requestContinue(state, messageId, fx) {
+  if (isAnswering(state) || state.editing !== null) {
+    return;
+  }
+  if (send(state, { type: ClientFrame.CONTINUE_ANSWER, message_id: messageId }, fx)) {
+    state.retryRequested = messageId;
+    fx.push({ type: Effect.ALERT, text: "" });
+  }
 }
 
 /**

@@ -28,7 +28,8 @@ export function createState({ draft = false, maxChars = Infinity, askForSync, ti
      * Every message held, by key: its server id, or "local:<client_id>" until the server
      * confirms it. An entry: {key, id, parentId, role, content, status, error, usage,
      * clientId, createdAt (ISO, null until saved), model, providerName (an answer's, as it
-     * recorded them), stub (a version known without its text)}; one this page sent also has
+     * recorded them), continuable (an answer cut off at its length limit, which Continue
+     * may go on with), stub (a version known without its text)}; one this page sent also has
      * leafBefore (the branch shown before it) and, for an edit, editOf (the key of the
      * message it is a version of).
      */
@@ -81,7 +82,7 @@ export function createState({ draft = false, maxChars = Infinity, askForSync, ti
     /** A stop asked for before the page knew the answer: the client_id of what it answers
      * (a message or a retry), until its `start` (then `stopRequested`) or a snapshot. */
     earlyStop: null,
-    /** The message id a `retry` went out for, until its `start`. */
+    /** The message id a `retry` or `continue_answer` went out for, until its `start`. */
     retryRequested: null,
     /** That retry's client_id, by which a stop can name it before its `start`. */
     retryClientId: null,
@@ -115,6 +116,7 @@ export function newEntry(fields) {
     createdAt: null,
     model: "",
     providerName: "",
+    continuable: false,
     stub: false,
     ...fields,
   };
@@ -130,6 +132,7 @@ export function applyStored(entry, message) {
     createdAt: message.created_at || null,
     model: message.model || "",
     providerName: message.provider_name || "",
+    continuable: Boolean(message.continuable),
   };
   let changed = false;
   for (const [name, value] of Object.entries(stored)) {

@@ -57,6 +57,20 @@ export class AnswerStream {
     this.awaitSync(seq);
   }
 
+  /**
+   * Start from a `start` frame's text and seq: "" and 0 for a new answer, the stored text of
+   * a continued one (its deltas follow from `seq` + 1). What this page already has beyond
+   * it (from a snapshot read after the answer began) is kept.
+   */
+  startAt(text, seq) {
+    if (this.ended || seq < this.last) {
+      return;
+    }
+    this.heard();
+    this.text = text;
+    this.last = seq;
+  }
+
   /** Apply a `delta` frame; true if the text changed. */
   delta(seq, text) {
     if (this.ended) {

@@ -225,6 +225,7 @@ export function createView(els) {
    * The row of actions under `entry`'s bubble, drawn afresh from `state`:
    * {version, versions} (1-based; a switcher when there are several), `retry` (the answer
    * failed, stopped or was cut off: Regenerate is called Retry and stays in view),
+   * `continuable` (the answer was cut off at its length limit: Continue, in view),
    * `disabled` (nothing can be asked now: an answer streams, or the page is offline).
    * The buttons carry `data-action`; page.js listens on the list.
    */
@@ -238,7 +239,13 @@ export function createView(els) {
     const saved = entry.id !== null && !isUnderway(entry);
     // Drawn again only when its buttons change, not when they are only enabled or disabled:
     // the keyboard's place and a Copy saying "Copied" stay as they are.
-    const shape = JSON.stringify([state.version, state.versions, state.retry, entry.role]);
+    const shape = JSON.stringify([
+      state.version,
+      state.versions,
+      state.retry,
+      Boolean(state.continuable),
+      entry.role,
+    ]);
     if (bar.dataset.shape !== shape) {
       const active = document.activeElement;
       const focused = bar.contains(active) ? active.dataset.action : null;
@@ -255,12 +262,14 @@ export function createView(els) {
       copy: !saved,
       edit: state.disabled || !saved,
       regenerate: state.disabled || !saved,
+      continue: state.disabled || !saved,
     };
     for (const button of bar.querySelectorAll("button[data-action]")) {
       button.disabled = off[button.dataset.action];
     }
-    // Pinned in view: a failed answer's Retry, and the versions of a message.
-    bar.classList.toggle("is-pinned", state.retry || state.versions > 1);
+    // Pinned in view: a failed answer's Retry, a cut-off one's Continue, and the versions of
+    // a message.
+    bar.classList.toggle("is-pinned", state.retry || state.continuable || state.versions > 1);
   }
 
   function actionButtons(entry, state) {
@@ -280,6 +289,11 @@ export function createView(els) {
     if (entry.role === Role.USER) {
       buttons.push(actionButton("edit", "Edit", "Edit this message"));
     } else if (entry.role === Role.ASSISTANT) {
+      if (state.continuable) {
+        const more = actionButton("continue", "Continue", "Continue this answer where it stopped");
+        more.classList.add("message-continue");
+        buttons.push(more);
+      }
       const label = state.retry ? "Retry" : "Regenerate";
       const button = actionButton("regenerate", label, `${label} this answer`);
       if (state.retry) {
