@@ -32,7 +32,6 @@ from streaming.frames import Close
 from streaming.limits import FrameBudget, SocketSlot
 from streaming.models import Conversation, Message
 from streaming.services import (
-    answers,
     continuation,
     conversations,
     providers,
@@ -283,7 +282,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         message_id = optional_uuid(frame, "message_id", code=ErrorCode.BAD_STOP)
         client_id = optional_uuid(frame, "client_id", code=ErrorCode.BAD_STOP)
         if client_id is None:
-            stopping = await to_async(answers.do_request_stop)(self.conversation.id, message_id)
+            stopping = await to_async(stops.do_request_stop)(self.conversation.id, message_id)
         elif message_id is None:
             stopping = await to_async(stops.do_stop_sent)(self.conversation, client_id)
         else:

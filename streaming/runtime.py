@@ -37,7 +37,7 @@ from streaming.exceptions import RateLimited
 from streaming.logs import describe, error_fields
 from streaming.models import Message, control_group_name
 from streaming.openai import ChatRequest, stream_chat
-from streaming.services import answers, deletion, events, titles
+from streaming.services import answers, deletion, events, stops, titles
 from streaming.services.conversations import Posted, Started
 from streaming.services.database import to_async
 from streaming.services.providers import ProviderConfig
@@ -132,7 +132,7 @@ class Runtime:
         Stopped before it began, the answer ends `cancelled` without asking the model.
         """
         try:
-            stopped = answer.message.stop_requested or await to_async(answers.stop_requested)(
+            stopped = answer.message.stop_requested or await to_async(stops.stop_requested)(
                 answer.message.id
             )
         except Exception:

@@ -127,29 +127,6 @@ def _save_checkpoints(batch: Sequence[Checkpoint]) -> dict[uuid.UUID, Saved]:
     return results
 
 
-def do_request_stop(conversation_id: Any, message_id: Any = None) -> list[uuid.UUID]:
-    """Flag the conversation's streaming answer (or ``message_id``) to stop; return its id.
-
-    The flag is the request that cannot be lost: the answer's process reads it at its next
-    checkpoint, even if the faster request over the channel layer never arrives.
-    """
-    answers = Message.objects.filter(conversation_id=conversation_id, status=Status.STREAMING)
-    if message_id is not None:
-        try:
-            answers = answers.filter(pk=uuid.UUID(str(message_id)))
-        except ValueError:
-            return []
-    ids = list(answers.values_list("pk", flat=True))
-    if ids:
-        Message.objects.filter(pk__in=ids, status=Status.STREAMING).update(stop_requested=True)
-    return ids
-
-
-def stop_requested(message_id: uuid.UUID) -> bool:
-    """Whether someone asked to stop the answer ``message_id`` (its flag is set)."""
-    return Message.objects.filter(pk=message_id, stop_requested=True).exists()
-
-
 INTERRUPTED_MESSAGE = (
     "The server stopped while answering. The text up to that moment is saved; "
     "you can retry the answer."

@@ -32,8 +32,8 @@ from django.db.models.sql import Query
 from streaming import control, layer
 from streaming.models import Conversation, Message
 from streaming.services import events, listing, storage
-from streaming.services.answers import do_request_stop
 from streaming.services.quotas import lock_owner
+from streaming.services.stops import do_request_stop
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 The page knows its message (or retry) before it knows the answer to it, so its stop names
 the message. Saved already, the message's streaming answer is flagged as any stop flags it
-(``answers.do_request_stop``). Not saved yet, the stop overtook it: sent on another socket
+(``do_request_stop``). Not saved yet, the stop overtook it: sent on another socket
 or to another process than the one saving it. It is kept then (``EarlyStop``), and the
 transaction that saves the message uses it up (``take``): the answer is saved with its stop
 flag set, and its process ends it `cancelled` without asking the model (runtime.py). Both
@@ -11,13 +11,13 @@ sides take the owner's lock first, so whichever comes second sees what the first
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from streaming.models import Conversation, EarlyStop, Message
-from streaming.services import answers
 from streaming.services.quotas import lock_owner
 
 #: A stop kept for a message that never came (refused, or the page went away) is forgotten
@@ -53,7 +53,7 @@ def do_stop_sent(conversation: Conversation, client_id: uuid.UUID) -> list[uuid.
     )
     if answer_id is None:
         return []  # its answer ended already
-    return answers.do_request_stop(conversation.pk, answer_id)
+    return do_request_stop(conversation.pk, answer_id)
 
 
 def take(conversation_id: uuid.UUID, client_id: uuid.UUID | None) -> bool:
@@ -65,3 +65,30 @@ def take(conversation_id: uuid.UUID, client_id: uuid.UUID | None) -> bool:
         conversation_id=conversation_id, client_id=client_id
     ).delete()
     return deleted > 0
+
+
+def do_request_stop(conversation_id: Any, message_id: Any = None) -> list[uuid.UUID]:
+    """Flag the conversation's streaming answer (or ``message_id``) to stop; return its id.
+
+    The flag is the request that cannot be lost: the answer's process reads it at its next
+    checkpoint, even if the faster request over the channel layer never arrives.
+    """
+    answers = Message.objects.filter(
+        conversation_id=conversation_id, status=Message.Status.STREAMING
+    )
+    if message_id is not None:
+        try:
+            answers = answers.filter(pk=uuid.UUID(str(message_id)))
+        except ValueError:
+            return []
+    ids = list(answers.values_list("pk", flat=True))
+    if ids:
+        Message.objects.filter(pk__in=ids, status=Message.Status.STREAMING).update(
+            stop_requested=True
+        )
+    return ids
+
+
+def stop_requested(message_id: uuid.UUID) -> bool:
+    """Whether someone asked to stop the answer ``message_id`` (its flag is set)."""
+    return Message.objects.filter(pk=message_id, stop_requested=True).exists()

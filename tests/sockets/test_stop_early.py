@@ -15,7 +15,7 @@ from django.contrib.auth.models import User
 
 from streaming import runtime
 from streaming.models import Conversation, EarlyStop, Message
-from streaming.services import answers, conversations
+from streaming.services import conversations, stops
 from streaming.services.database import to_async
 from streaming.simulator import SimulatorThread
 from tests.support.frames import SLOW_TO_START, receive_until, user_message
@@ -108,7 +108,7 @@ async def test_stop_flagged_before_the_answer_listens_ends_it_without_asking_the
     assert isinstance(started, conversations.Started)
     # Stopped on another process between the answer's commit and its process joining the
     # control group: the request over the channel layer reached no one; the flag is set.
-    stopping = await to_async(answers.do_request_stop)(conversation.id, started.answer.id)
+    stopping = await to_async(stops.do_request_stop)(conversation.id, started.answer.id)
     assert stopping == [started.answer.id]
     runtime.current().start_answer(started)
     frames = await receive_until(communicator, "done")

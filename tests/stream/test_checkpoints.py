@@ -22,10 +22,10 @@ from streaming.services.answers import (
     Saved,
     do_checkpoints,
     do_finish,
-    do_request_stop,
     do_sweep_orphans,
 )
 from streaming.services.database import to_async
+from streaming.services.stops import do_request_stop
 from tests.support.frames import receive_until, user_message
 
 pytestmark = pytest.mark.django_db(transaction=True)
