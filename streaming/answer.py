@@ -16,49 +16,28 @@ between sends, so no send is ever cut in half. Checkpoints belong to the process
 which saves every answer of the process in one batched write (``checkpoint`` /
 ``checkpointed``). When a checkpoint or the end finds the row no longer `streaming` (swept
 by another process, deleted), the answer is *abandoned*: the reader is cancelled and nothing
-more is sent or written.
+more is sent or written. How an answer ends is ``ending``'s.
 """
 
 import asyncio
 import contextlib
 import dataclasses
 import logging
-import random
 
 import httpx
 from django.conf import settings
 from django.db.models import CharField
 
-from streaming import control, layer, metrics
-from streaming.exceptions import (
-    ChatError,
-    UpstreamConnectError,
-    UpstreamError,
-    UpstreamHTTPError,
-)
+from streaming import control, ending, layer, metrics, retries
+from streaming.exceptions import ChatError, UpstreamError, UpstreamHTTPError
 from streaming.logs import AnswerTimings, answer_context, describe, error_fields
 from streaming.models import Message
 from streaming.openai import ChatRequest, StreamEvent, other_token_field, redact, stream_chat
 from streaming.services import answers
-from streaming.services.database import to_async
 
 logger = logging.getLogger(__name__)
 
 Status = Message.Status
-
-# The first backoff before a retry; each next one doubles, with jitter.
-_RETRY_BASE_SECONDS = 0.5
-_RETRYABLE_STATUSES = {408, 409, 429}
-# Why an answer waits to retry, as the page says it: our words, never the provider's.
-_RETRY_REASONS = {
-    408: "The provider timed out (408)",
-    409: "The provider reported a conflict (409)",
-    429: "Rate limited by the provider",
-    503: "The provider is unavailable (503)",
-}
-_UNREACHABLE = "Could not reach the provider"
-_SERVER_ERROR = "Something went wrong on the server. The text so far is saved."
-_CAPPED = "The answer reached the longest this site keeps ({limit} characters) and was cut there."
 
 
 class Answer:
@@ -164,7 +143,7 @@ class Answer:
             raise
         except Exception:
             logger.exception("Answer %s failed", self.message.id)
-            self.request_stop(Status.ERROR, _SERVER_ERROR)
+            self.request_stop(Status.ERROR, ending.SERVER_ERROR)
         finally:
             await self._stop_reader()
         await self._end()
@@ -221,49 +200,24 @@ class Answer:
         if self._ended:
             return
         self._ended = True
-        if self._abandoned:
-            self._log_end("abandoned")
-            return
-        status, error = self._ending()
-        if self.pending:
-            await self._flush()
-        outcome = answers.Outcome(
-            status=status,
-            content="".join(self.deltas),
-            seq=self.seq,
-            finish_reason=self.finish_reason,
-            model=self.model,
-            prompt_tokens=self.usage[0] if self.usage else None,
-            completion_tokens=self.usage[1] if self.usage else None,
-            error=error,
-        )
-        try:
-            # Its `done`, and every list's news that it no longer answers, are sent before
-            # this returns (services/events.py).
-            saved = await to_async(answers.do_finish)(self.message, outcome)
-        except Exception:
-            # The row stays `streaming` with its last checkpoint; the sweep will end it.
-            logger.exception("Could not save the end of answer %s", self.message.id)
-            return
-        if not saved:
-            # Ended elsewhere meanwhile (swept, deleted): that ending stands, not this one.
-            self._log_end("abandoned")
-            return
-        self._log_end(status)
-
-    def _ending(self) -> tuple[str, str]:
-        """The status and error to save: a finished stream is complete whoever asked to stop."""
-        error = self._reader_error
-        if self._finished:
-            if self._capped:
-                limit = settings.STREAM_MAX_ANSWER_CHARS
-                return Status.COMPLETE, _CAPPED.format(limit=limit)
-            return Status.COMPLETE, ""
-        if self._stop is not None:
-            return self._stop
-        if isinstance(error, ChatError):
-            return Status.ERROR, error.message
-        return Status.ERROR, _SERVER_ERROR
+        status, error = ending.status(self._finished, self._capped, self._stop, self._reader_error)
+        saved = None
+        if not self._abandoned:
+            if self.pending:
+                await self._flush()
+            outcome = answers.Outcome(
+                status=status,
+                content="".join(self.deltas),
+                seq=self.seq,
+                finish_reason=self.finish_reason,
+                model=self.model,
+                prompt_tokens=self.usage[0] if self.usage else None,
+                completion_tokens=self.usage[1] if self.usage else None,
+                error=error,
+            )
+            saved = await ending.save(self.message, outcome)
+        fields = (self.finish_reason, self.usage, self.timings, self._reader_error)
+        ending.log(self.message, saved or "abandoned", *fields)
 
     # --- the reader: the only code that touches the model API -------------------------------
 
@@ -318,17 +272,17 @@ class Answer:
                     switched_field = True
                     metrics.upstream_retry(None)
                     continue
-                delay = self._retry_delay(exc, attempt)
+                delay = retries.delay(exc, attempt, got_text=self.size > 0)
                 if delay is None:
                     raise
-                reason = retry_reason(exc)
+                reason = retries.reason(exc)
                 metrics.upstream_retry(exc)
             except UpstreamError as exc:
                 metrics.upstream_error(exc)
-                delay = self._retry_delay(exc, attempt)
+                delay = retries.delay(exc, attempt, got_text=self.size > 0)
                 if delay is None:
                     raise
-                reason = retry_reason(exc)
+                reason = retries.reason(exc)
                 metrics.upstream_retry(exc)
             attempt += 1
             logger.info("Answer %s: retry %d in %.1f s", self.message.id, attempt, delay)
@@ -336,24 +290,6 @@ class Answer:
             self._notice = control.retrying_event(self.message.id, attempt, delay, reason)
             self._wake.set()
             await asyncio.sleep(delay)
-
-    def _retry_delay(self, exc: UpstreamError, attempt: int) -> float | None:
-        """Seconds to wait before trying again, or None when we must not retry."""
-        if self.size or attempt >= settings.OPENAI_MAX_RETRIES:
-            return None  # never after text: users would see the answer start twice
-        if isinstance(exc, UpstreamHTTPError):
-            if exc.status_code not in _RETRYABLE_STATUSES and exc.status_code < 500:
-                return None
-        elif not isinstance(exc, UpstreamConnectError):
-            return None
-        backoff = _RETRY_BASE_SECONDS * 2**attempt
-        delay = backoff / 2 + random.uniform(0, backoff / 2)
-        retry_after = exc.retry_after if isinstance(exc, UpstreamHTTPError) else None
-        if retry_after is not None:
-            if retry_after > settings.OPENAI_RETRY_MAX_SECONDS:
-                return None  # retrying sooner than asked would only be refused again
-            delay = max(delay, retry_after)
-        return float(min(delay, settings.OPENAI_RETRY_MAX_SECONDS))
 
     async def _stream(self) -> None:
         loop = asyncio.get_running_loop()
@@ -417,34 +353,7 @@ class Answer:
             "model": message.model,
         }
 
-    def _log_end(self, status: str) -> None:
-        """The one line that says how the answer ended: status, timings, token counts."""
-        fields = {"status": status, "finish_reason": self.finish_reason, **self.timings.fields()}
-        if self.usage is not None:
-            fields["prompt_tokens"], fields["completion_tokens"] = self.usage
-        if status == Status.ERROR and self._reader_error is not None:
-            fields.update(error_fields(self._reader_error))
-        logger.info(
-            "Answer %s ended %s in %s ms",
-            self.message.id,
-            status,
-            fields["duration_ms"],
-            extra=fields,
-        )
-
     def sync_reply(self, after_seq: int) -> control.SyncEvent:
         """The text after delta ``after_seq``, for a socket that missed some."""
         after = max(0, min(after_seq, self.seq))
         return control.sync_event(self.message.id, after, self.seq, "".join(self.deltas[after:]))
-
-
-def retry_reason(exc: UpstreamError) -> str:
-    """Why an answer waits to retry after ``exc``, in words fit for the page.
-
-    Made by us from the kind of failure alone: the provider's message and address never go
-    into it, so nothing a provider or a proxy writes reaches every tab through it.
-    """
-    if isinstance(exc, UpstreamHTTPError):
-        status = exc.status_code
-        return _RETRY_REASONS.get(status, f"The provider had an error ({status})")
-    return _UNREACHABLE
