@@ -16,7 +16,13 @@ between sends, so no send is ever cut in half. Checkpoints belong to the process
 which saves every answer of the process in one batched write (``checkpoint`` /
 ``checkpointed``). When a checkpoint or the end finds the row no longer `streaming` (swept
 by another process, deleted), the answer is *abandoned*: the reader is cancelled and nothing
-more is sent or written. How an answer ends is ``ending``'s.
+more is sent or written.
+
+Nothing follows an answer's `done`, which another process sends when it sweeps the row. So
+an answer sends only while its row is surely still `streaming`: no stall of the process
+(frozen, starved: ``stalls.LoopWatch``) since a write last found it so, and that write's
+heartbeat too young for any sweep (``_lease``). Else it waits for a checkpoint to find it so
+again, which the process writes at once after a stall. How an answer ends is ``ending``'s.
 """
 
 import asyncio
@@ -34,6 +40,7 @@ from streaming.logs import AnswerTimings, answer_context, describe, error_fields
 from streaming.models import Message
 from streaming.openai import ChatRequest, StreamEvent, other_token_field, redact, stream_chat
 from streaming.services import answers
+from streaming.stalls import LoopWatch, Mark
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +56,10 @@ class Answer:
         request: ChatRequest,
         client: httpx.AsyncClient,
         token_fields: dict[tuple[str, str], str],
+        watch: LoopWatch,
+        saved: Mark,
     ) -> None:
+        """``saved``: the moment (``watch.mark()``) just before the row was written."""
         self.message = message
         self.conversation_id = message.conversation_id
         self.request = request
@@ -76,6 +86,8 @@ class Answer:
         #: The model's stream ended as it should (not failed, not cut short by us).
         self._finished = False
         self._ended = False
+        #: Its last piece is sent and its ending is being written: only its `done` follows.
+        self._sent_all = False
         self._reader_error: BaseException | None = None
         self._wake = asyncio.Event()
         self._last_flush = float("-inf")
@@ -84,6 +96,12 @@ class Answer:
         self._notice: control.RetryingEvent | None = None
         #: Attempts, upstream status and timings, for the log.
         self.timings = AnswerTimings()
+        self.watch = watch
+        #: The moment before the last write that found the row `streaming` (its heartbeat
+        #: is newer), and how long after it no sweep can have ended it, with a margin.
+        self._confirmed = saved
+        self._lease = settings.STREAM_ORPHAN_SECONDS - settings.STREAM_CHECKPOINT_SECONDS
+        self._confirmation = asyncio.Event()
 
     @property
     def seq(self) -> int:
@@ -102,6 +120,25 @@ class Answer:
         """The row is no longer this answer's to write: end now, and send nothing more."""
         self._abandoned = True
         self._wake.set()
+        self._confirmation.set()
+
+    def may_send(self) -> bool:
+        """Whether the answer may send now: its row surely still `streaming`, and more than
+        its `done` still to come."""
+        now = self.watch.mark()
+        confirmed = self._confirmed
+        fresh = now.stalls == confirmed.stalls and now.at < confirmed.at + self._lease
+        return fresh and not (self._abandoned or self._sent_all)
+
+    async def _still_streaming(self) -> bool:
+        """Wait until ``may_send``, that is until a checkpoint finds the row still `streaming`
+        (after a stall, the runtime writes one at once); False once it never will."""
+        while not self.may_send():
+            if self._abandoned or self._sent_all:
+                return False
+            self._confirmation.clear()
+            await self._confirmation.wait()
+        return True
 
     def checkpoint(self) -> answers.Checkpoint:
         """What to save now: the deltas sent since the last saved checkpoint (or all of them)."""
@@ -110,15 +147,21 @@ class Answer:
         tail = "".join(self.deltas[self.saved_seq :])
         return answers.Checkpoint(self.message.id, self.saved_seq, self.seq, tail)
 
-    def checkpointed(self, checkpoint: answers.Checkpoint, saved: answers.Saved) -> None:
-        """Learn what became of ``checkpoint``."""
+    def checkpointed(
+        self, checkpoint: answers.Checkpoint, saved: answers.Saved, begun: Mark
+    ) -> None:
+        """Learn what became of ``checkpoint``, whose write was begun at ``begun``."""
         if saved is answers.Saved.GONE:
             logger.info("Answer %s was ended elsewhere; abandoning it", self.message.id)
             self.abandon()
         elif saved is answers.Saved.UNSURE:
+            # Still `streaming`, but this write (and its heartbeat) was not applied.
             self.saved_seq = None
         else:
             self.saved_seq = checkpoint.seq
+            # Its heartbeat is newer than ``begun``: no sweep can take the row for a while.
+            self._confirmed = begun
+            self._confirmation.set()
             if saved is answers.Saved.STOP:
                 self.request_stop()
 
@@ -181,6 +224,9 @@ class Answer:
                 pass
 
     async def _flush(self) -> None:
+        # Confirmed first, so that a delta held back meanwhile takes in what came since.
+        if not await self._still_streaming():
+            return
         self._last_flush = asyncio.get_running_loop().time()
         text = "".join(self.pending)
         self.pending.clear()
@@ -188,6 +234,8 @@ class Answer:
         await self._send(control.delta_event(self.message.id, self.seq, text))
 
     async def _send(self, event: control.ChatEvent) -> None:
+        if not await self._still_streaming():
+            return
         if await layer.send(layer.to_conversation(self.conversation_id, event)):
             self._layer_failing = False
         elif not self._layer_failing:
@@ -201,10 +249,12 @@ class Answer:
             return
         self._ended = True
         status, error = ending.status(self._finished, self._capped, self._stop, self._reader_error)
+        if self.pending:
+            await self._flush()
+        self._sent_all = True
+        self._confirmation.set()  # sync replies waiting to be sent are not, now
         saved = None
         if not self._abandoned:
-            if self.pending:
-                await self._flush()
             outcome = answers.Outcome(
                 status=status,
                 content="".join(self.deltas),
@@ -352,6 +402,13 @@ class Answer:
             "provider": message.provider_name,
             "model": message.model,
         }
+
+    async def reply_sync(self, after_seq: int, reply_channel: str) -> None:
+        """Send a socket that missed some deltas the text after ``after_seq``, once the answer
+        may send (after a stall, a checkpoint first); nothing once it has sent all it will:
+        its `done` holds the whole text."""
+        if await self._still_streaming():
+            await layer.send_to_channel(reply_channel, self.sync_reply(after_seq))
 
     def sync_reply(self, after_seq: int) -> control.SyncEvent:
         """The text after delta ``after_seq``, for a socket that missed some."""
