@@ -265,7 +265,7 @@ class Answer:
                 completion_tokens=self.usage[1] if self.usage else None,
                 error=error,
             )
-            saved = await ending.save(self.message, outcome)
+            saved = await ending.save(self.message, outcome, abandoned=lambda: self._abandoned)
         fields = (self.finish_reason, self.usage, self.timings, self._reader_error)
         ending.log(self.message, saved or "abandoned", *fields)
 

@@ -2,10 +2,17 @@
 logged about it.
 
 The ending is written once, and only while the row is still `streaming`
-(``services.answers.do_finish``, which announces `done`).
+(``services.answers.do_finish``, which announces `done`). A database out of reach does not
+cost it: the process keeps the ending and writes it again every STREAM_CHECKPOINT_SECONDS
+until the database answers. Meanwhile the answer stays in its process's registry, so the
+checkpoints keep writing its heartbeat (and the rest of its text) as soon as they can and no
+sweep takes it for an orphan; once written, it is saved as it really ended, with all its
+text, its finish reason and its usage, and `done` follows.
 """
 
+import asyncio
 import logging
+from collections.abc import Callable
 
 from django.conf import settings
 
@@ -13,7 +20,7 @@ from streaming.exceptions import ChatError
 from streaming.logs import AnswerTimings, error_fields
 from streaming.models import Message
 from streaming.services import answers
-from streaming.services.database import to_async
+from streaming.services.database import UNREACHABLE, to_async
 
 logger = logging.getLogger(__name__)
 
@@ -39,18 +46,37 @@ def status(
     return Status.ERROR, SERVER_ERROR
 
 
-async def save(message: Message, outcome: answers.Outcome) -> str | None:
-    """Write ``outcome`` as the answer's ending (and announce it); return the status saved,
-    or None when the row was no longer `streaming` (ended elsewhere, deleted) or the write
-    failed (logged; the sweep ends the row then)."""
-    try:
-        # Its `done`, and every list's news that it no longer answers, are sent before
-        # this returns (services/events.py).
-        return outcome.status if await to_async(answers.do_finish)(message, outcome) else None
-    except Exception:
-        # The row stays `streaming` with its last checkpoint; the sweep will end it.
-        logger.exception("Could not save the end of answer %s", message.id)
-        return None
+async def save(
+    message: Message, outcome: answers.Outcome, *, abandoned: Callable[[], bool]
+) -> str | None:
+    """Write ``outcome`` as the answer's ending (and announce it), trying again while the
+    database is out of reach; return the status saved, or None when the row was no longer
+    `streaming` (ended elsewhere, deleted), ``abandoned()`` became true, or the write failed
+    in a way trying again cannot mend (logged; the sweep ends the row then)."""
+    tries = 0
+    while True:
+        try:
+            # Its `done`, and every list's news that it no longer answers, are sent before
+            # this returns (services/events.py).
+            return outcome.status if await to_async(answers.do_finish)(message, outcome) else None
+        except UNREACHABLE as exc:
+            if not tries:
+                logger.warning(
+                    "Could not save the end of answer %s: %s. Trying again every %g s until "
+                    "the database answers.",
+                    message.id,
+                    type(exc).__name__,
+                    settings.STREAM_CHECKPOINT_SECONDS,
+                )
+        except Exception:
+            logger.exception("Could not save the end of answer %s", message.id)
+            return None
+        tries += 1
+        await asyncio.sleep(settings.STREAM_CHECKPOINT_SECONDS)
+        if abandoned():
+            return None
+        if tries % 60 == 0:
+            logger.warning("The end of answer %s is still unsaved (%d tries)", message.id, tries)
 
 
 def log(

@@ -7,7 +7,9 @@
   text and a heartbeat of every answer of the process, and tells each what became of it;
   and at once after the process stood still (``stalls.LoopWatch``), since its answers send
   nothing more until a checkpoint finds their rows still `streaming`;
-- the orphan sweep (and the purge of deleted conversations), every STREAM_ORPHAN_SECONDS / 2;
+- the orphan sweep (and the purge of deleted conversations), every STREAM_ORPHAN_SECONDS / 2,
+  held back for STREAM_ORPHAN_SECONDS after the process found the database out of reach:
+  no process could write its heartbeats then, and live ones need the time to write them;
 - the control desk: one channel of the process, in the control group of every conversation
   the process runs an answer of, that hands `stop` and `sync` requests to the answers. One
   receiver for all answers, never cancelled while the process serves: channels-redis can
@@ -41,7 +43,7 @@ from streaming.models import Message, control_group_name
 from streaming.openai import ChatRequest, stream_chat
 from streaming.services import answers, deletion, events, titles
 from streaming.services.conversations import Posted, Started
-from streaming.services.database import to_async
+from streaming.services.database import reachable_for, to_async
 from streaming.services.providers import ProviderConfig
 from streaming.stalls import LoopWatch, Mark
 
@@ -281,14 +283,22 @@ class Runtime:
     async def _sweep(self) -> None:
         while True:
             try:
+                # Not until the database has been back for STREAM_ORPHAN_SECONDS: while it
+                # was out of reach, live processes could not write their heartbeats either.
                 # Shielded, so shutdown's cancelling this duty does not cut a round between
                 # marking its rows and announcing them (shutdown waits for it instead).
-                self._sweeping = asyncio.create_task(self._sweep_round(), name="sweep-round")
-                try:
-                    await asyncio.shield(self._sweeping)
-                finally:
-                    if self._sweeping.done():
-                        self._sweeping = None
+                if reachable_for() >= settings.STREAM_ORPHAN_SECONDS:
+                    self._sweeping = asyncio.create_task(self._sweep_round(), name="sweep-round")
+                    try:
+                        await asyncio.shield(self._sweeping)
+                    finally:
+                        if self._sweeping.done():
+                            self._sweeping = None
+                else:
+                    logger.info(
+                        "Orphan sweep held back until the database has answered for %g s",
+                        settings.STREAM_ORPHAN_SECONDS,
+                    )
                 # Conversations deleted longer ago than their undo window go for good.
                 await to_async(deletion.do_purge_deleted)()
             except Exception:

@@ -2,13 +2,15 @@
 
 The process stands still for real (its event loop blocked, as a starved or frozen process's
 is); the database is out of reach by a service that raises what an unreachable one raises,
-on SQLite and PostgreSQL alike. The processes tests do the same with daphne and SIGSTOP
-(tests/processes/).
+on SQLite and PostgreSQL alike. The processes tests do the same with daphne, SIGSTOP and a
+cut TCP connection (tests/processes/).
 """
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from itertools import islice
 from typing import Any
 
@@ -16,10 +18,11 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.db import OperationalError, connection
+from django.utils import timezone
 
 from streaming import runtime
 from streaming.models import Conversation, Message
-from streaming.services import answers
+from streaming.services import answers, database
 from streaming.services.answers import INTERRUPTED_MESSAGE
 from streaming.services.database import to_async
 from streaming.simulator import SimulatorThread
@@ -30,6 +33,15 @@ from tests.support.waiting import until
 pytestmark = pytest.mark.django_db(transaction=True)
 
 Connect = Callable[..., Any]
+
+
+@pytest.fixture(autouse=True)
+def reach() -> Iterator[None]:
+    """What the process saw of the database, from scratch and back so after the test: a
+    failure seen here would hold the sweeps of later tests in this process back."""
+    database._Reach.failed_at = database._Reach.back_at = None
+    yield
+    database._Reach.failed_at = database._Reach.back_at = None
 
 
 @pytest.fixture
@@ -50,6 +62,96 @@ async def drain(communicator: WebsocketCommunicator) -> list[dict[str, Any]]:
     while not communicator.output_queue.empty():
         frames.append(await communicator.receive_json_from())
     return frames
+
+
+class Outage:
+    """``answers.do_finish`` as it fares with the database out of reach: it fails while
+    ``out``, and works as ever once not; each call is noted with what it found."""
+
+    def __init__(self, out: bool = True) -> None:
+        self.out = out
+        self.real = answers.do_finish
+        #: Per call: (whether it failed, the row's status, whether the process held it).
+        self.calls: list[tuple[bool, str, bool]] = []
+        self.held: Callable[[], bool] = lambda: False
+
+    def __call__(self, message: Message, outcome: answers.Outcome) -> bool:
+        status = Message.objects.get(pk=message.pk).status
+        self.calls.append((self.out, status, self.held()))
+        if self.out:
+            raise OperationalError("connection refused")
+        return self.real(message, outcome)
+
+
+@pytest.fixture
+def outage(settings: Any, monkeypatch: Any) -> Outage:
+    """Every ending fails to be written until the test says the database is back."""
+    settings.STREAM_CHECKPOINT_SECONDS = 0.1
+    outage = Outage()
+    monkeypatch.setattr(answers, "do_finish", outage)
+    return outage
+
+
+async def test_an_ending_that_cannot_be_written_is_written_once_the_database_answers(
+    connect: Connect,
+    conversation: Conversation,
+    user: User,
+    settings: Any,
+    outage: Outage,
+    caplog: Any,
+) -> None:
+    communicator = await connect(conversation.id, user)
+    await communicator.send_json_to(user_message("cut off at the end sim:tokens=40 sim:rate=0"))
+    frames = await receive_until(communicator, "start")
+    message_id = frames[-1]["message_id"]
+    process = runtime.current()
+    outage.held = lambda: any(str(a) == message_id for a in process.answers)
+    await until(lambda: len(outage.calls) >= 3, what="three failed writes of the ending")
+    assert running() == 1  # kept: its checkpoints go on, and no sweep of this process takes it
+    outage.out = False
+    frames += await receive_until(communicator, "done")
+    await until(lambda: running() == 0, what="the answer let go")
+    frames += await drain(communicator)
+    await communicator.disconnect()
+
+    saved = await Message.objects.aget(pk=message_id)
+    deltas = "".join(f["text"] for f in frames if f["type"] == "delta")
+    assert (saved.status, saved.error, saved.finish_reason) == ("complete", "", "stop")
+    assert saved.content == deltas == "".join(islice(answer_tokens("cut off at the end"), 40))
+    assert (saved.completion_tokens, saved.prompt_tokens is not None) == (40, True)
+    assert [f["type"] for f in frames].count("done") == 1
+    assert frames[-1]["type"] == "done"
+    # While it failed: the row stayed `streaming`, held by this process, nothing announced.
+    failed = [call for call in outage.calls if call[0]]
+    assert len(failed) >= 3
+    assert set(failed) == {(True, "streaming", True)}
+    assert outage.calls[-1] == (False, "streaming", True)
+    assert "Could not save the end of answer" in caplog.text
+    assert database.reachable_for() < settings.STREAM_ORPHAN_SECONDS  # the sweep waits
+
+
+async def test_an_unwritten_ending_is_given_up_once_the_row_was_ended_elsewhere(
+    connect: Connect, conversation: Conversation, user: User, outage: Outage
+) -> None:
+    communicator = await connect(conversation.id, user)
+    await communicator.send_json_to(user_message("swept while unsaved sim:tokens=40 sim:rate=0"))
+    message_id = (await receive_until(communicator, "start"))[-1]["message_id"]
+    await until(lambda: len(outage.calls) >= 2, what="failed writes of the ending")
+    # Another process (which reached the database) swept it meanwhile.
+    await Message.objects.filter(pk=message_id).aupdate(
+        status="interrupted", error=INTERRUPTED_MESSAGE, heartbeat_at=None
+    )
+    swept = await Message.objects.aget(pk=message_id)
+    await until(lambda: running() == 0, what="the answer let go")
+    tries = len(outage.calls)
+    outage.out = False
+    frames = await drain(communicator)
+    await communicator.disconnect()
+
+    assert "done" not in [f["type"] for f in frames]  # the sweep's `done` is the one
+    saved = await Message.objects.aget(pk=message_id)
+    assert (saved.status, saved.content, saved.seq) == ("interrupted", swept.content, swept.seq)
+    assert len(outage.calls) == tries  # no write tried since
 
 
 async def test_answer_whose_heartbeat_cannot_be_written_stops_sending_before_a_sweep_could(
@@ -96,6 +198,37 @@ async def test_answer_whose_heartbeat_cannot_be_written_stops_sending_before_a_s
     assert saved.status == "interrupted"
     assert saved.content == frames[done]["message"]["content"]
     assert (saved.completion_tokens, saved.finish_reason) == (None, "")
+
+
+async def test_sweep_waits_after_the_database_was_out_of_reach(
+    conversation: Conversation, settings: Any, caplog: Any
+) -> None:
+    settings.STREAM_CHECKPOINT_SECONDS = 0.1
+    settings.STREAM_ORPHAN_SECONDS = 1.0
+    beat = timezone.now() - timedelta(seconds=60)
+    stale = await Message.objects.acreate(
+        conversation=conversation, role="assistant", status="streaming", heartbeat_at=beat
+    )
+
+    def unreachable() -> None:
+        raise OperationalError("connection refused")
+
+    with pytest.raises(OperationalError):
+        await to_async(unreachable)()
+    assert database.reachable_for() == 0
+    await to_async(Message.objects.count)()  # back
+    caplog.set_level(logging.INFO, logger="streaming.runtime")
+    runtime.current()  # its sweep starts at once
+    await until(lambda: "Orphan sweep held back" in caplog.text, what="the sweep held back")
+    held = await Message.objects.aget(pk=stale.pk)
+    assert database.reachable_for() < settings.STREAM_ORPHAN_SECONDS
+
+    async def swept() -> bool:
+        return (await Message.objects.aget(pk=stale.pk)).status == "interrupted"
+
+    await until(swept, what="the sweep, once the database was back long enough")
+    assert held.status == "streaming"
+    assert database.reachable_for() >= settings.STREAM_ORPHAN_SECONDS
 
 
 async def test_process_that_stood_still_sends_nothing_for_an_answer_ended_meanwhile(
