@@ -5,6 +5,14 @@ from typing import Any
 
 import dj_database_url
 
+# After an outage, the database is reached again within a few seconds of its return, not
+# minutes: psycopg_pool doubles the wait between tries to reconnect (1, 2, 4, 8… s), for five
+# minutes by default, and a call waiting for a connection starts no new try.
+#: How long a database call waits for a pooled connection before it fails.
+POOL_WAIT_SECONDS = 3
+#: How long the pool keeps trying to reconnect one connection before it gives up on it.
+RECONNECT_SECONDS = 5
+
 
 def database(url: str, pool_size: int) -> dict[str, Any]:
     """Django's DATABASES entry for ``url``; PostgreSQL's pool holds up to ``pool_size``."""
@@ -38,6 +46,14 @@ def database(url: str, pool_size: int) -> dict[str, Any]:
             **config.get("OPTIONS", {}),
             # Under ASGI every request and every database thread would otherwise open a new
             # connection per call; the pool hands them ready ones.
-            "pool": {"min_size": 2, "max_size": pool_size, "timeout": 10},
+            # By default the pool has a connection for every database thread, so a call
+            # waits only while one is being made: when none can be, it fails within
+            # POOL_WAIT_SECONDS, and the next call starts a new try at once.
+            "pool": {
+                "min_size": 2,
+                "max_size": pool_size,
+                "timeout": POOL_WAIT_SECONDS,
+                "reconnect_timeout": RECONNECT_SECONDS,
+            },
         }
     return config

@@ -17,42 +17,34 @@ which saves every answer of the process in one batched write (``checkpoint`` /
 ``checkpointed``). When a checkpoint or the end finds the row no longer `streaming` (swept
 by another process, deleted), the answer is *abandoned*: the reader is cancelled and nothing
 more is sent or written.
+
+Nothing follows an answer's `done`, which another process sends when it sweeps the row. So
+an answer sends only while its row is surely still `streaming`: no stall of the process
+(frozen, starved: ``stalls.LoopWatch``) since a write last found it so, and that write's
+heartbeat too young for any sweep (``_lease``). Else it waits for a checkpoint to find it so
+again, which the process writes at once after a stall. How an answer ends is ``ending``'s.
 """
 
 import asyncio
 import contextlib
 import dataclasses
 import logging
-import random
 
 import httpx
 from django.conf import settings
 from django.db.models import CharField
 
-from streaming import control, layer, metrics
-from streaming.exceptions import ChatError, UpstreamConnectError, UpstreamError, UpstreamHTTPError
+from streaming import control, ending, layer, metrics, retries
+from streaming.exceptions import ChatError, UpstreamError, UpstreamHTTPError
 from streaming.logs import AnswerTimings, answer_context, describe, error_fields
 from streaming.models import Message
 from streaming.openai import ChatRequest, StreamEvent, other_token_field, redact, stream_chat
 from streaming.services import answers, continuation
-from streaming.services.database import to_async
+from streaming.stalls import LoopWatch, Mark
 
 logger = logging.getLogger(__name__)
 
 Status = Message.Status
-
-# The first backoff before a retry; each next one doubles, with jitter.
-_RETRY_BASE_SECONDS = 0.5
-_RETRYABLE_STATUSES = {408, 409, 429}
-# Why an answer waits to retry, as the page says it: our words, never the provider's.
-_RETRY_REASONS = {
-    408: "The provider timed out (408)",
-    409: "The provider reported a conflict (409)",
-    429: "Rate limited by the provider",
-    503: "The provider is unavailable (503)",
-}
-_UNREACHABLE = "Could not reach the provider"
-_SERVER_ERROR = "Something went wrong on the server. The text so far is saved."
 
 
 class Answer:
@@ -64,7 +56,10 @@ class Answer:
         request: ChatRequest,
         client: httpx.AsyncClient,
         token_fields: dict[tuple[str, str], str],
+        watch: LoopWatch,
+        saved: Mark,
     ) -> None:
+        """``saved``: the moment (``watch.mark()``) just before the row was written."""
         self.message = message
         self.conversation_id = message.conversation_id
         self.request = request
@@ -92,6 +87,8 @@ class Answer:
         #: The model's stream ended as it should (not failed, not cut short by us).
         self._finished = False
         self._ended = False
+        #: Its last piece is sent and its ending is being written: only its `done` follows.
+        self._sent_all = False
         self._reader_error: BaseException | None = None
         self._wake = asyncio.Event()
         self._last_flush = float("-inf")
@@ -100,6 +97,12 @@ class Answer:
         self._notice: control.RetryingEvent | None = None
         #: Attempts, upstream status and timings, for the log.
         self.timings = AnswerTimings()
+        self.watch = watch
+        #: The moment before the last write that found the row `streaming` (its heartbeat
+        #: is newer), and how long after it no sweep can have ended it, with a margin.
+        self._confirmed = saved
+        self._lease = settings.STREAM_ORPHAN_SECONDS - settings.STREAM_CHECKPOINT_SECONDS
+        self._confirmation = asyncio.Event()
 
     @property
     def seq(self) -> int:
@@ -118,6 +121,25 @@ class Answer:
         """The row is no longer this answer's to write: end now, and send nothing more."""
         self._abandoned = True
         self._wake.set()
+        self._confirmation.set()
+
+    def may_send(self) -> bool:
+        """Whether the answer may send now: its row surely still `streaming`, and more than
+        its `done` still to come."""
+        now = self.watch.mark()
+        confirmed = self._confirmed
+        fresh = now.stalls == confirmed.stalls and now.at < confirmed.at + self._lease
+        return fresh and not (self._abandoned or self._sent_all)
+
+    async def _still_streaming(self) -> bool:
+        """Wait until ``may_send``, that is until a checkpoint finds the row still `streaming`
+        (after a stall, the runtime writes one at once); False once it never will."""
+        while not self.may_send():
+            if self._abandoned or self._sent_all:
+                return False
+            self._confirmation.clear()
+            await self._confirmation.wait()
+        return True
 
     def checkpoint(self) -> answers.Checkpoint:
         """What to save now: the deltas sent since the last saved checkpoint (or all of them)."""
@@ -126,15 +148,21 @@ class Answer:
         tail = "".join(self.deltas[self.saved_seq :])
         return answers.Checkpoint(self.message.id, self.saved_seq, self.seq, tail)
 
-    def checkpointed(self, checkpoint: answers.Checkpoint, saved: answers.Saved) -> None:
-        """Learn what became of ``checkpoint``."""
+    def checkpointed(
+        self, checkpoint: answers.Checkpoint, saved: answers.Saved, begun: Mark
+    ) -> None:
+        """Learn what became of ``checkpoint``, whose write was begun at ``begun``."""
         if saved is answers.Saved.GONE:
             logger.info("Answer %s was ended elsewhere; abandoning it", self.message.id)
             self.abandon()
         elif saved is answers.Saved.UNSURE:
+            # Still `streaming`, but this write (and its heartbeat) was not applied.
             self.saved_seq = None
         else:
             self.saved_seq = checkpoint.seq
+            # Its heartbeat is newer than ``begun``: no sweep can take the row for a while.
+            self._confirmed = begun
+            self._confirmation.set()
             if saved is answers.Saved.STOP:
                 self.request_stop()
 
@@ -161,7 +189,7 @@ class Answer:
             raise
         except Exception:
             logger.exception("Answer %s failed", self.message.id)
-            self.request_stop(Status.ERROR, _SERVER_ERROR)
+            self.request_stop(Status.ERROR, ending.SERVER_ERROR)
         finally:
             await self._stop_reader()
         await self._end()
@@ -199,6 +227,9 @@ class Answer:
                 pass
 
     async def _flush(self) -> None:
+        # Confirmed first, so that a delta held back meanwhile takes in what came since.
+        if not await self._still_streaming():
+            return
         self._last_flush = asyncio.get_running_loop().time()
         text = "".join(self.pending)
         self.pending.clear()
@@ -206,6 +237,8 @@ class Answer:
         await self._send(control.delta_event(self.message.id, self.seq, text))
 
     async def _send(self, event: control.ChatEvent) -> None:
+        if not await self._still_streaming():
+            return
         if await layer.send(layer.to_conversation(self.conversation_id, event)):
             self._layer_failing = False
         elif not self._layer_failing:
@@ -218,49 +251,29 @@ class Answer:
         if self._ended:
             return
         self._ended = True
-        if self._abandoned:
-            self._log_end("abandoned")
-            return
-        status, error = self._ending()
+        status, error = ending.status(
+            self._finished, self._capped, self._stop, self._reader_error, self.finish_reason
+        )
         # Stopped before its first piece went out: one that came after the stop is not sent.
         if self.pending and (self.deltas or status != Status.CANCELLED):
             await self._flush()
-        outcome = answers.Outcome(
-            status=status,
-            content="".join(self.deltas),
-            seq=self.seq,
-            finish_reason=self.finish_reason,
-            model=self.model,
-            prompt_tokens=self.usage[0] if self.usage else None,
-            completion_tokens=self.usage[1] if self.usage else None,
-            error=error,
-        )
-        try:
-            # Its `done`, and every list's news that it no longer answers, are sent before
-            # this returns (services/events.py).
-            saved = await to_async(answers.do_finish)(self.message, outcome)
-        except Exception:
-            # The row stays `streaming` with its last checkpoint; the sweep will end it.
-            logger.exception("Could not save the end of answer %s", self.message.id)
-            return
-        if not saved:
-            # Ended elsewhere meanwhile (swept, deleted): that ending stands, not this one.
-            self._log_end("abandoned")
-            return
-        self._log_end(status)
-
-    def _ending(self) -> tuple[str, str]:
-        """The status and error to save: a finished stream is complete whoever asked to stop."""
-        error = self._reader_error
-        if self._finished:
-            if self._capped:
-                return Status.COMPLETE, continuation.capped_notice()
-            return Status.COMPLETE, continuation.cut_notice(self.finish_reason)
-        if self._stop is not None:
-            return self._stop
-        if isinstance(error, ChatError):
-            return Status.ERROR, error.message
-        return Status.ERROR, _SERVER_ERROR
+        self._sent_all = True
+        self._confirmation.set()  # sync replies waiting to be sent are not, now
+        saved = None
+        if not self._abandoned:
+            outcome = answers.Outcome(
+                status=status,
+                content="".join(self.deltas),
+                seq=self.seq,
+                finish_reason=self.finish_reason,
+                model=self.model,
+                prompt_tokens=self.usage[0] if self.usage else None,
+                completion_tokens=self.usage[1] if self.usage else None,
+                error=error,
+            )
+            saved = await ending.save(self.message, outcome, abandoned=lambda: self._abandoned)
+        fields = (self.finish_reason, self.usage, self.timings, self._reader_error)
+        ending.log(self.message, saved or "abandoned", *fields)
 
     # --- the reader: the only code that touches the model API -------------------------------
 
@@ -315,17 +328,17 @@ class Answer:
                     switched_field = True
                     metrics.upstream_retry(None)
                     continue
-                delay = self._retry_delay(exc, attempt)
+                delay = retries.delay(exc, attempt, got_text=self.size > 0)
                 if delay is None:
                     raise
-                reason = retry_reason(exc)
+                reason = retries.reason(exc)
                 metrics.upstream_retry(exc)
             except UpstreamError as exc:
                 metrics.upstream_error(exc)
-                delay = self._retry_delay(exc, attempt)
+                delay = retries.delay(exc, attempt, got_text=self.size > 0)
                 if delay is None:
                     raise
-                reason = retry_reason(exc)
+                reason = retries.reason(exc)
                 metrics.upstream_retry(exc)
             attempt += 1
             logger.info("Answer %s: retry %d in %.1f s", self.message.id, attempt, delay)
@@ -333,24 +346,6 @@ class Answer:
             self._notice = control.retrying_event(self.message.id, attempt, delay, reason)
             self._wake.set()
             await asyncio.sleep(delay)
-
-    def _retry_delay(self, exc: UpstreamError, attempt: int) -> float | None:
-        """Seconds to wait before trying again, or None when we must not retry."""
-        if self.size or attempt >= settings.OPENAI_MAX_RETRIES:
-            return None  # never after text: users would see the answer start twice
-        if isinstance(exc, UpstreamHTTPError):
-            if exc.status_code not in _RETRYABLE_STATUSES and exc.status_code < 500:
-                return None
-        elif not isinstance(exc, UpstreamConnectError):
-            return None
-        backoff = _RETRY_BASE_SECONDS * 2**attempt
-        delay = backoff / 2 + random.uniform(0, backoff / 2)
-        retry_after = exc.retry_after if isinstance(exc, UpstreamHTTPError) else None
-        if retry_after is not None:
-            if retry_after > settings.OPENAI_RETRY_MAX_SECONDS:
-                return None  # retrying sooner than asked would only be refused again
-            delay = max(delay, retry_after)
-        return float(min(delay, settings.OPENAI_RETRY_MAX_SECONDS))
 
     async def _stream(self) -> None:
         loop = asyncio.get_running_loop()
@@ -414,34 +409,14 @@ class Answer:
             "model": message.model,
         }
 
-    def _log_end(self, status: str) -> None:
-        """The one line that says how the answer ended: status, timings, token counts."""
-        fields = {"status": status, "finish_reason": self.finish_reason, **self.timings.fields()}
-        if self.usage is not None:
-            fields["prompt_tokens"], fields["completion_tokens"] = self.usage
-        if status == Status.ERROR and self._reader_error is not None:
-            fields.update(error_fields(self._reader_error))
-        logger.info(
-            "Answer %s ended %s in %s ms",
-            self.message.id,
-            status,
-            fields["duration_ms"],
-            extra=fields,
-        )
+    async def reply_sync(self, after_seq: int, reply_channel: str) -> None:
+        """Send a socket that missed some deltas the text after ``after_seq``, once the answer
+        may send (after a stall, a checkpoint first); nothing once it has sent all it will:
+        its `done` holds the whole text."""
+        if await self._still_streaming():
+            await layer.send_to_channel(reply_channel, self.sync_reply(after_seq))
 
     def sync_reply(self, after_seq: int) -> control.SyncEvent:
         """The text after delta ``after_seq``, for a socket that missed some."""
         after = max(0, min(after_seq, self.seq))
         return control.sync_event(self.message.id, after, self.seq, "".join(self.deltas[after:]))
-
-
-def retry_reason(exc: UpstreamError) -> str:
-    """Why an answer waits to retry after ``exc``, in words fit for the page.
-
-    Made by us from the kind of failure alone: the provider's message and address never go
-    into it, so nothing a provider or a proxy writes reaches every tab through it.
-    """
-    if isinstance(exc, UpstreamHTTPError):
-        status = exc.status_code
-        return _RETRY_REASONS.get(status, f"The provider had an error ({status})")
-    return _UNREACHABLE

@@ -5,7 +5,11 @@
 - one HTTP client for the model API, whose connections the answers share;
 - the checkpoint writer: every STREAM_CHECKPOINT_SECONDS, one batched write saves the new
   text and a heartbeat of every answer of the process, and tells each what became of it;
-- the orphan sweep (and the purge of deleted conversations), every STREAM_ORPHAN_SECONDS / 2;
+  and at once after the process stood still (``stalls.LoopWatch``), since its answers send
+  nothing more until a checkpoint finds their rows still `streaming`;
+- the orphan sweep (and the purge of deleted conversations), every STREAM_ORPHAN_SECONDS / 2,
+  held back for STREAM_ORPHAN_SECONDS after the process found the database out of reach:
+  no process could write its heartbeats then, and live ones need the time to write them;
 - the control desk: one channel of the process, in the control group of every conversation
   the process runs an answer of, that hands `stop` and `sync` requests to the answers. One
   receiver for all answers, never cancelled while the process serves: channels-redis can
@@ -31,7 +35,7 @@ import httpx
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from streaming import control, layer, metrics
+from streaming import control, metrics
 from streaming.answer import Answer
 from streaming.exceptions import RateLimited
 from streaming.logs import describe, error_fields
@@ -39,8 +43,9 @@ from streaming.models import Message, control_group_name
 from streaming.openai import ChatRequest, stream_chat
 from streaming.services import answers, deletion, events, stops, titles
 from streaming.services.conversations import Posted, Started
-from streaming.services.database import to_async
+from streaming.services.database import reachable_for, to_async
 from streaming.services.providers import ProviderConfig
+from streaming.stalls import LoopWatch, Mark
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +75,8 @@ class Runtime:
         )
         #: Which max-tokens field each (API, model) accepts, once one has refused the other.
         self.token_fields: dict[tuple[str, str], str] = {}
+        #: Notices the process standing still for longer than a checkpoint interval.
+        self.watch = LoopWatch(settings.STREAM_CHECKPOINT_SECONDS)
         self._duties: list[asyncio.Task[None]] = []
         #: The control desk's channel, once it has one.
         self._channel: str | None = None
@@ -78,8 +85,9 @@ class Runtime:
         self._joined: dict[str, int] = {}
         #: The conversations whose control group the desk is in.
         self._in_group: set[str] = set()
-        #: Titles being asked of the model (AUTO_TITLE), kept so they are not collected.
-        self._titles: set[asyncio.Task[None]] = set()
+        #: Titles being asked of the model (AUTO_TITLE), and sync replies waiting for their
+        #: answer to be sure of its row, kept so they are not collected.
+        self._tasks: set[asyncio.Task[None]] = set()
         #: The sweep round under way (its rows marked, then announced), if any.
         self._sweeping: asyncio.Task[None] | None = None
 
@@ -91,18 +99,19 @@ class Runtime:
                 settings.STREAM_CHECKPOINT_SECONDS,
                 settings.STREAM_ORPHAN_SECONDS,
             )
+            self.watch.start()
             self._duties = [
                 asyncio.create_task(self._write_checkpoints(), name="checkpoint-writer"),
                 asyncio.create_task(self._sweep(), name="orphan-sweep"),
                 asyncio.create_task(self._serve_control(), name="control-desk"),
             ]
 
-    def start_answer(self, started: Started) -> Answer:
+    def start_answer(self, started: Started, saved: Mark) -> Answer:
         """Start generating the answer a service saved (status `streaming`) as a task of
-        this process, asking its provider."""
+        this process, asking its provider; ``saved``: the moment before it was saved."""
         message = started.answer
         request = chat_request(started.provider, started.history)
-        answer = Answer(message, request, self.http, self.token_fields)
+        answer = Answer(message, request, self.http, self.token_fields, self.watch, saved)
         self.answers[message.id] = answer
         answer.task = asyncio.create_task(self._run(answer), name=f"answer-{message.id}")
         answer.task.add_done_callback(lambda _: self.answers.pop(message.id, None))
@@ -120,8 +129,12 @@ class Runtime:
             await self._leave(conversation)
         if settings.AUTO_TITLE:
             title = asyncio.create_task(self._title(answer.message), name=f"title-{conversation}")
-            self._titles.add(title)
-            title.add_done_callback(self._titles.discard)
+            self._keep(title)
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
+        """Hold ``task`` (the loop holds only a weak reference) until it is done."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _heed_early_stop(self, answer: Answer) -> None:
         """Stop the answer now if a stop came before the desk was in its control group.
@@ -238,8 +251,9 @@ class Runtime:
                 else:
                     answer.request_stop()
             elif request["type"] == "answer.sync":
-                reply = answer.sync_reply(int(request["after_seq"]))
-                await layer.send_to_channel(request["reply_channel"], reply)
+                # A task: after a stall the reply waits for a checkpoint, and the desk does not.
+                reply = answer.reply_sync(int(request["after_seq"]), request["reply_channel"])
+                self._keep(asyncio.create_task(reply, name=f"sync-{message_id}"))
 
     async def shutdown(self) -> None:
         """Save every running answer as `interrupted` (a few seconds at most), then stop."""
@@ -254,6 +268,7 @@ class Runtime:
         # And what the process's views and admin committed, handed to this loop to send.
         tasks.append(asyncio.create_task(events.drain(), name="events-drain"))
         await asyncio.wait(tasks, timeout=_SHUTDOWN_SECONDS)
+        self.watch.stop()
         for duty in self._duties:
             duty.cancel()
         await self.http.aclose()
@@ -263,15 +278,21 @@ class Runtime:
         running = list(self.answers.values())
         if not running:
             return
+        # Taken before the write: its heartbeats are newer than this moment.
+        mark = self.watch.mark()
         checkpoints = [answer.checkpoint() for answer in running]
         with metrics.checkpoint_write():
             saved = await to_async(answers.do_checkpoints)(checkpoints)
         for answer, checkpoint in zip(running, checkpoints, strict=True):
-            answer.checkpointed(checkpoint, saved[checkpoint.message_id])
+            answer.checkpointed(checkpoint, saved[checkpoint.message_id], mark)
 
     async def _write_checkpoints(self) -> None:
         while True:
-            await asyncio.sleep(settings.STREAM_CHECKPOINT_SECONDS)
+            # Every interval, or at once when the process stood still: its answers wait.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(settings.STREAM_CHECKPOINT_SECONDS):
+                    await self.watch.noticed.wait()
+            self.watch.noticed.clear()
             try:
                 await self.checkpoint_all()
             except Exception:
@@ -282,14 +303,22 @@ class Runtime:
     async def _sweep(self) -> None:
         while True:
             try:
+                # Not until the database has been back for STREAM_ORPHAN_SECONDS: while it
+                # was out of reach, live processes could not write their heartbeats either.
                 # Shielded, so shutdown's cancelling this duty does not cut a round between
                 # marking its rows and announcing them (shutdown waits for it instead).
-                self._sweeping = asyncio.create_task(self._sweep_round(), name="sweep-round")
-                try:
-                    await asyncio.shield(self._sweeping)
-                finally:
-                    if self._sweeping.done():
-                        self._sweeping = None
+                if reachable_for() >= settings.STREAM_ORPHAN_SECONDS:
+                    self._sweeping = asyncio.create_task(self._sweep_round(), name="sweep-round")
+                    try:
+                        await asyncio.shield(self._sweeping)
+                    finally:
+                        if self._sweeping.done():
+                            self._sweeping = None
+                else:
+                    logger.info(
+                        "Orphan sweep held back until the database has answered for %g s",
+                        settings.STREAM_ORPHAN_SECONDS,
+                    )
                 # Conversations deleted longer ago than their undo window go for good.
                 await to_async(deletion.do_purge_deleted)()
             except Exception:
@@ -367,9 +396,11 @@ async def begin(service: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T
     returned: ``Started``, or ``Resent`` for a message sent again (nothing starts).
     """
     with room():
+        # The row is newer than this moment: a stall after it must be confirmed past.
+        mark = current().watch.mark()
         result = await to_async(service)(*args, **kwargs)
         if isinstance(result, Started):
-            current().start_answer(result)
+            current().start_answer(result, mark)
     return result
 
 

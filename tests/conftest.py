@@ -25,7 +25,13 @@ from chatsite.settings import CHANNEL_LAYER
 from streaming.models import Conversation
 from streaming.simulator import SimulatorThread
 from tests.support.providers import KEY
-from tests.support.servers import DaphneServer, RedisServer, daphne_servers, database_url
+from tests.support.servers import (
+    DaphneServer,
+    RedisServer,
+    TcpForwarder,
+    daphne_servers,
+    database_url,
+)
 from tests.support.services import (
     IN_CI,
     LAYER_PREFIX_VARIABLE,
@@ -124,6 +130,16 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.kill()
+
+
+@pytest.fixture
+def forwarder(postgresql: None) -> Iterator[TcpForwarder]:
+    """A forwarder in front of the test database's PostgreSQL, which the test may cut
+    (``database_url_through`` names the database through it), leaving the server alone."""
+    forwarder = TcpForwarder(int(connection.settings_dict.get("PORT") or 5432))
+    forwarder.open()
+    yield forwarder
+    forwarder.close()
 
 
 def use_redis_layer(settings: Any, redis_database: RedisDatabase, kind: str) -> Iterator[str]:

@@ -300,6 +300,8 @@ def test_settings_on_postgresql_pool_connections_and_keep_what_the_url_sets() ->
         "keepalives_count": 3,
         "tcp_user_timeout": 30_000,
     }
+    # After an outage, seconds (not minutes) between tries to reconnect.
+    reconnecting = {"timeout": 3, "reconnect_timeout": 5}
     url = "postgres://chat:pw@db.example:5432/chat"
     settings = settings_under(
         SECRET_KEY=KEY, DATABASE_URL=f"{url}?sslmode=require&connect_timeout=3", DB_THREADS="3"
@@ -308,13 +310,13 @@ def test_settings_on_postgresql_pool_connections_and_keep_what_the_url_sets() ->
         "sslmode": "require",
         "connect_timeout": 3,
         **keepalives,
-        "pool": {"min_size": 2, "max_size": 3 + 4, "timeout": 10},
+        "pool": {"min_size": 2, "max_size": 3 + 4, **reconnecting},
     }
     pooled = settings_under(SECRET_KEY=KEY, DATABASE_URL=url, DB_POOL_SIZE="20")
     assert pooled["DATABASES"]["default"]["OPTIONS"] == {
         "connect_timeout": 10,
         **keepalives,
-        "pool": {"min_size": 2, "max_size": 20, "timeout": 10},
+        "pool": {"min_size": 2, "max_size": 20, **reconnecting},
     }
 
 

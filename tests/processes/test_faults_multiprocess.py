@@ -14,6 +14,7 @@ talks to a simulator of its own, so nothing else opens or keeps one there.
 import json
 import uuid
 from collections.abc import Callable, Iterator
+from itertools import islice
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ import pytest
 from streaming.frames import Close
 from streaming.models import Conversation, Message
 from streaming.simulator import SimulatorThread
+from streaming.simulator.text import answer_tokens
 from tests.support.frames import user_message
 from tests.support.live import LiveClient, frame, frames_of, reading
 from tests.support.servers import FAST_CHECKPOINTS, DaphneServer
@@ -135,6 +137,75 @@ async def test_paused_process_never_ends_an_answer_twice(
             assert [d["status"] for d in frames_of(client, "done", later)] == [saved.status]
             assert saved.status == "complete"
             assert client.shown_text(later) == saved.content
+
+
+def frames_after_done(client: LiveClient, message_id: str) -> list[dict[str, Any]]:
+    """What the socket received about the answer after its (first) `done`."""
+    about = [f for f in client.frames if f.get("message_id") == message_id]
+    ends = [i for i, f in enumerate(about) if f["type"] == "done"]
+    assert ends, f"no done for {message_id}"
+    return about[ends[0] + 1 :]
+
+
+async def test_process_frozen_past_the_orphan_timeout_sends_nothing_after_done(
+    pair: Pair, own_simulator: SimulatorThread, conversation: Conversation, cookie: str
+) -> None:
+    # The model writes its opening sentence, goes quiet for 3 s, then writes the rest: A is
+    # frozen while it is quiet (sending nothing), and the rest reaches A while it is frozen,
+    # so A resumes with a piece to send for an answer B has ended meanwhile.
+    prompt = "frozen quietly"
+    opening = "".join(islice(answer_tokens(prompt), 4))  # You said “frozen quietly”.
+    directives = "sim:tokens=60 sim:rate=0 sim:fault=stall sim:after=4 sim:stall=3"
+    a, b = pair(a_env={"OPENAI_BASE_URL": own_simulator.base_url, "LOG_LEVEL": "INFO"})
+    async with (
+        LiveClient(a, conversation.id, cookie) as on_a,
+        LiveClient(b, conversation.id, cookie) as on_b,
+    ):
+        async with reading(on_a, on_b):
+            await on_a.send(user_message(f"{prompt} {directives}"))
+            answer = (await frame(on_b, "start"))["message_id"]
+
+            async def opening_saved() -> bool:
+                row = await Message.objects.aget(pk=answer)
+                return row.content == opening and all(
+                    c.text_of(answer) == opening for c in (on_a, on_b)
+                )
+
+            await until(opening_saved, what="the opening sent and checkpointed", timeout=20.0)
+
+        a.pause()
+        try:
+            async with reading(on_b):
+                swept = await frame(on_b, "done")
+        finally:
+            a.resume()
+
+        async with reading(on_a, on_b):
+            # A runs again and learns from a checkpoint that the answer ended.
+            abandoned = f"Answer {answer} was ended elsewhere; abandoning it"
+            await until(lambda: abandoned in a.log(), what="A letting the answer go", timeout=20)
+            await until(
+                lambda: own_simulator.simulator.open_connections == 0,
+                what="A closing its request",
+                timeout=20.0,
+            )
+            # A serves on: its next answer reaches both sockets, after whatever A would have
+            # sent about the first one.
+            await on_a.send(user_message(f"A is back {SHORT}"))
+            later = (await frame(on_a, "start", other_than=[answer]))["message_id"]
+            for client in (on_a, on_b):
+                await frame(client, "done", other_than=[answer])
+
+    row = await Message.objects.aget(pk=answer)
+    assert swept["message_id"] == answer
+    assert (row.status, row.content) == ("interrupted", opening)
+    assert "This process stood still" in a.log()
+    for client in (on_a, on_b):
+        # Nothing about the answer after its `done`: not the piece A held, nor a sync reply.
+        assert frames_after_done(client, answer) == []
+        assert [d["status"] for d in frames_of(client, "done", answer)] == ["interrupted"]
+        assert client.text_of(answer) == client.shown_text(answer) == opening
+        assert (await Message.objects.aget(pk=later)).status == "complete"
 
 
 @pytest.mark.parametrize(

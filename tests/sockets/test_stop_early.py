@@ -102,6 +102,7 @@ async def test_stop_flagged_before_the_answer_listens_ends_it_without_asking_the
 ) -> None:
     marker = marked()
     communicator = await connect(conversation.id, user)
+    saved = runtime.current().watch.mark()
     started = await to_async(conversations.do_post_user_message)(
         conversation, f"{marker} sim:tokens=50", uuid.uuid4()
     )
@@ -110,7 +111,7 @@ async def test_stop_flagged_before_the_answer_listens_ends_it_without_asking_the
     # control group: the request over the channel layer reached no one; the flag is set.
     stopping = await to_async(stops.do_request_stop)(conversation.id, started.answer.id)
     assert stopping == [started.answer.id]
-    runtime.current().start_answer(started)
+    runtime.current().start_answer(started, saved)
     frames = await receive_until(communicator, "done")
     await communicator.disconnect()
 

@@ -11,8 +11,8 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.utils import timezone
 
-from streaming import layer, runtime
-from streaming.answer import Answer
+from streaming import layer, retries, runtime
+from streaming.exceptions import UpstreamError
 from streaming.models import Conversation, Message, group_name
 from streaming.services import answers
 from streaming.services.answers import (
@@ -234,18 +234,19 @@ def test_retry_delay_honours_retry_after_up_to_the_cap(settings: Any) -> None:
 
     settings.OPENAI_RETRY_MAX_SECONDS = 20
     settings.OPENAI_MAX_RETRIES = 3
-    gen = Answer.__new__(Answer)
-    gen.size = 0
 
-    assert gen._retry_delay(UpstreamHTTPError(429, "slow", retry_after=7), 0) == 7
-    assert gen._retry_delay(UpstreamHTTPError(429, "slow", retry_after=60), 0) is None
-    assert gen._retry_delay(UpstreamHTTPError(400, "bad"), 0) is None
-    assert gen._retry_delay(UpstreamTimeout("quiet"), 0) is None
-    assert gen._retry_delay(UpstreamHTTPError(503, "down"), 3) is None
-    delays = [gen._retry_delay(UpstreamHTTPError(503, "down"), n) or 0.0 for n in range(3)]
+    def delay(exc: UpstreamError, attempt: int, *, got_text: bool = False) -> float | None:
+        return retries.delay(exc, attempt, got_text=got_text)
+
+    assert delay(UpstreamHTTPError(429, "slow", retry_after=7), 0) == 7
+    assert delay(UpstreamHTTPError(429, "slow", retry_after=60), 0) is None
+    assert delay(UpstreamHTTPError(400, "bad"), 0) is None
+    assert delay(UpstreamTimeout("quiet"), 0) is None
+    assert delay(UpstreamHTTPError(503, "down"), 3) is None
+    delays = [delay(UpstreamHTTPError(503, "down"), n) or 0.0 for n in range(3)]
     assert 0.25 <= delays[0] <= 0.5 <= delays[1] <= 1.0 <= delays[2] <= 2.0
-    gen.size = len("text already received")
-    assert gen._retry_delay(UpstreamHTTPError(503, "down"), 0) is None
+    # Never once text was received.
+    assert delay(UpstreamHTTPError(503, "down"), 0, got_text=True) is None
 
 
 def test_sweep_judges_a_row_without_heartbeat_by_its_last_update(

@@ -100,6 +100,12 @@ def database_url(settings_dict: dict[str, Any]) -> str:
     return f"postgres://{auth}{host}{port}/{settings_dict['NAME']}"
 
 
+def database_url_through(settings_dict: dict[str, Any], forwarder: "TcpForwarder") -> str:
+    """A DATABASE_URL naming the same database as ``settings_dict``, reached through
+    ``forwarder`` (which stands in front of its server)."""
+    return database_url({**settings_dict, "HOST": "127.0.0.1", "PORT": forwarder.port})
+
+
 class DaphneServer:
     """One daphne process serving chatsite on a free loopback port."""
 

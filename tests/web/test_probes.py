@@ -4,7 +4,7 @@ away and coming back under them."""
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -12,7 +12,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection
 
-from tests.support.servers import DaphneServer, RedisServer, TcpForwarder, database_url
+from tests.support.servers import DaphneServer, RedisServer, TcpForwarder, database_url_through
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -108,22 +108,11 @@ async def test_readyz_fails_within_its_timeout_when_redis_hangs(
     await readyz_becomes(server, 200, READY)
 
 
-@pytest.fixture
-def forwarder(postgresql: None) -> Iterator[TcpForwarder]:
-    """A forwarder in front of the test database's PostgreSQL, which the test may cut."""
-    forwarder = TcpForwarder(int(connection.settings_dict.get("PORT") or 5432))
-    forwarder.open()
-    yield forwarder
-    forwarder.close()
-
-
 def server_through(
     live_servers: Callable[..., list[DaphneServer]], forwarder: TcpForwarder, **extra: str
 ) -> DaphneServer:
     """A daphne process whose database connections all go through ``forwarder``."""
-    through = database_url(
-        {**connection.settings_dict, "HOST": "127.0.0.1", "PORT": forwarder.port}
-    )
+    through = database_url_through(connection.settings_dict, forwarder)
     (server,) = live_servers(1, DATABASE_URL=through, **FAST_PROBES, **extra)
     return server
 
