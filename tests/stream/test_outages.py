@@ -245,7 +245,9 @@ async def test_process_that_stood_still_sends_nothing_for_an_answer_ended_meanwh
     communicator = await connect(conversation.id, user)
     # The opening at once, then the model is quiet a moment, then the rest comes at once:
     # while this process stands still, so that it has a piece to send when it runs again.
-    directives = "sim:tokens=60 sim:fault=stall sim:after=4 sim:stall=0.3"
+    # The quiet is long enough that, however loaded the machine, the process is still
+    # waiting for the model when it stands still; it stands still longer than that quiet.
+    directives = "sim:tokens=60 sim:fault=stall sim:after=4 sim:stall=1.5"
     await communicator.send_json_to(user_message(f"{prompt} {directives}"))
     frames = await receive_until(communicator, "start")
     message_id = frames[-1]["message_id"]
@@ -265,7 +267,7 @@ async def test_process_that_stood_still_sends_nothing_for_an_answer_ended_meanwh
     sweeper.start()
     sweeper.join()
     # The stall itself (not a wait for something): the model's rest arrives meanwhile.
-    time.sleep(1.0)  # noqa: ASYNC251
+    time.sleep(3.0)  # noqa: ASYNC251
     stood_still = len(frames)
     await until(lambda: running() == 0, what="the answer let go")
     await until(lambda: own_simulator.simulator.open_connections == 0, what="upstream closed")
