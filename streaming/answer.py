@@ -69,6 +69,8 @@ class Answer:
         #: The text of each delta sent, in order: deltas[n - 1] went out with seq n (a
         #: continued answer's stored text is its delta `seq`: continuation.deltas_so_far).
         self.deltas: list[str] = continuation.deltas_so_far(message)
+        #: The `seq` it starts from: 0, or the pieces a continued answer already holds.
+        self.first_seq = len(self.deltas)
         #: Text received but not yet sent.
         self.pending: list[str] = []
         #: Characters received in all, sent or not.
@@ -255,7 +257,7 @@ class Answer:
             self._finished, self._capped, self._stop, self._reader_error, self.finish_reason
         )
         # Stopped before its first piece went out: one that came after the stop is not sent.
-        if self.pending and (self.deltas or status != Status.CANCELLED):
+        if self.pending and (self.seq > self.first_seq or status != Status.CANCELLED):
             await self._flush()
         self._sent_all = True
         self._confirmation.set()  # sync replies waiting to be sent are not, now

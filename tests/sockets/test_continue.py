@@ -102,3 +102,30 @@ async def test_a_stop_mid_continuation_keeps_all_its_text_and_it_may_go_on_again
     part = await Continuation.objects.aget(message=saved)
     assert (part.chars, part.completion_tokens) == (len(added), None)
     assert added
+
+
+async def test_a_continuation_stopped_before_its_first_piece_sends_none_and_keeps_the_text(
+    connect: Connect, conversation: Conversation, user: User, settings: Any
+) -> None:
+    settings.OPENAI_MAX_TOKENS = 3
+    settings.OPENAI_READ_TIMEOUT = 30
+    tab = await connect(conversation.id, user)
+    # Every request to the model waits a while before its first piece: the first answer's
+    # (cut at 3 of its 5 tokens) and the continuation's, which the stop reaches while it waits.
+    waits = "sim:tokens=5 sim:fault=stall sim:after=0 sim:stall=4"
+    await tab.send_json_to(user_message(f"wait for it {waits}"))
+    cut = (await receive_until(tab, "done"))[-1]
+    assert cut["message"]["continuable"]
+
+    await tab.send_json_to({"type": "continue_answer", "message_id": cut["message_id"]})
+    frames = await receive_until(tab, "start")
+    await tab.send_json_to({"type": "stop"})
+    frames += await receive_until(tab, "done")
+    await tab.disconnect()
+
+    done = frames[-1]
+    saved = await Message.objects.aget(pk=cut["message_id"])
+    assert [f["type"] for f in frames if f["type"] == "delta"] == []
+    assert (done["status"], done["seq"]) == ("cancelled", cut["seq"])
+    assert saved.content == cut["message"]["content"] == done["message"]["content"]
+    assert (saved.status, saved.seq) == ("cancelled", cut["seq"])
