@@ -401,6 +401,20 @@ SOCKET_SESSION_CHECK_SECONDS = Number(
     "The longest an open socket goes without its session checked.",
 )
 
+# --- Attachments (streaming/intake.py) -----------------------------------------------------
+ATTACH_MAX_BYTES = Whole(
+    "ATTACH_MAX_BYTES", 20_000_000, "The largest file a user may attach.", note="20 MB"
+)
+ATTACH_IMAGE_MAX_SIDE = Whole(
+    "ATTACH_IMAGE_MAX_SIDE", 2048, "An image's longest side once kept; longer is scaled down."
+)
+ATTACH_IMAGE_MAX_BYTES = Whole(
+    "ATTACH_IMAGE_MAX_BYTES", 5_000_000, "An image's most bytes once re-encoded.", note="5 MB"
+)
+ATTACH_IMAGE_MAX_PIXELS = Whole(
+    "ATTACH_IMAGE_MAX_PIXELS", 50_000_000, "The most pixels an image may have to be opened at all."
+)
+
 # --- Probes and logs ----------------------------------------------------------------------
 READY_TIMEOUT_SECONDS = Number(
     "READY_TIMEOUT_SECONDS", 2.0, "How long /readyz waits for the database and the layer."

@@ -179,6 +179,14 @@ LIMIT_FRAMES_BURST = env.LIMIT_FRAMES_BURST.read()
 DAILY_TOKEN_BUDGET = env.DAILY_TOKEN_BUDGET.read()
 STORAGE_QUOTA_CHARS = env.STORAGE_QUOTA_CHARS.read()
 
+# --- Attachments (streaming/intake.py) -------------------------------------------------
+ATTACH_MAX_BYTES = env.ATTACH_MAX_BYTES.read()
+# An image is decoded only up to ATTACH_IMAGE_MAX_PIXELS (a decompression bomb is refused
+# unopened), then kept within the longest side and the bytes.
+ATTACH_IMAGE_MAX_PIXELS = env.ATTACH_IMAGE_MAX_PIXELS.read()
+ATTACH_IMAGE_MAX_SIDE = env.ATTACH_IMAGE_MAX_SIDE.read()
+ATTACH_IMAGE_MAX_BYTES = env.ATTACH_IMAGE_MAX_BYTES.read()
+
 # --- Auth, sessions, static -----------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

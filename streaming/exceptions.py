@@ -21,6 +21,7 @@
     ├── LayerUnavailable            the channel layer (Redis) cannot be reached
     ├── SessionEnded                the socket's login session ended (logout, password, account)
     ├── ImportRefused               an uploaded export file that cannot be imported; lists why
+    ├── AttachmentRefused           an attached file chatsite does not take; `reason` says why
     └── ServerError                 a frame failed for a reason that is a bug, not the sender's
 
 Each class has a `kind` of its own; the upstream ones' (http, connect, timeout, busy,
@@ -32,6 +33,7 @@ the request headers are never part of an error.
 
 import enum
 import math
+from typing import Literal
 
 
 class ErrorCode(enum.StrEnum):
@@ -61,6 +63,7 @@ class ErrorCode(enum.StrEnum):
     UNAVAILABLE = "unavailable"
     SESSION_ENDED = "session_ended"
     BAD_IMPORT = "bad_import"
+    BAD_ATTACHMENT = "bad_attachment"
     STORAGE_FULL = "storage_full"
     # Why an import was refused before its file was read.
     IMPORT_RUNNING = "import_running"
@@ -286,6 +289,27 @@ class ImportRefused(ChatError):
             code=code,
         )
         self.problems = problems
+
+
+#: Why an attached file was refused, one word each, for the metrics (AttachmentRefused).
+AttachmentReason = Literal["size", "empty", "type", "encoding", "bomb", "unreadable", "no_text"]
+
+
+class AttachmentRefused(ChatError):
+    """An attached file that was not taken (nothing of it was stored).
+
+    The message names the file as its owner gave it, for them alone. `reason` is one word
+    for the metrics: ``size``, ``empty``, ``type`` (not an image, PDF or UTF-8 text, or an
+    SVG), ``encoding`` (text, but not UTF-8), ``bomb`` (an image of too many pixels),
+    ``unreadable`` (damaged, or a PDF behind a password) or ``no_text`` (a PDF with no text).
+    """
+
+    code = ErrorCode.BAD_ATTACHMENT
+    kind = "attachment"
+
+    def __init__(self, message: str, *, reason: AttachmentReason) -> None:
+        super().__init__(message)
+        self.reason: AttachmentReason = reason
 
 
 class ServerError(ChatError):

@@ -213,5 +213,8 @@ def logging_config(log_format: str, level: str) -> dict[str, Any]:
             "streaming": {"level": level},
             # daphne's access log, which goes through logging in JSON mode (chatsite/asgi.py).
             "daphne.access": {"level": "INFO"},
+            # Its warnings about a damaged PDF may quote the file, and a file is never logged;
+            # what it cannot read, streaming/intake.py refuses, saying so.
+            "pypdf": {"level": "ERROR"},
         },
     }

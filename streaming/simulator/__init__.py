@@ -55,7 +55,26 @@ sim:stamp=1       0/1                  each content token is the time it is writ
 sim:refuse=F      a field name         a 400 with OpenAI's "Unsupported parameter" error
                                        when the request carries the field F (max_tokens
                                        or max_completion_tokens)
+sim:markdown=1    0/1                  the answer is a fixed sample of rich Markdown
+                                       (text.MARKDOWN_SAMPLE), again and again as long as
+                                       sim:tokens asks
+sim:echokey=1     0/1                  every chunk and error names the request's API key as
+                                       its model, as a careless provider might
+sim:parts=1       0/1                  the answer is a line for each part of the last user
+                                       message's content (a string is one text part):
+                                       "part 1: text 42 chars sha256=<hex of its UTF-8>",
+                                       "part 2: image_url image/png 4567 bytes sha256=<hex
+                                       of the decoded bytes>" (" detail=high" if sent; an
+                                       http(s) image: "url 31 chars sha256=<hex of the
+                                       URL>"), so a test asserts what the model was sent
 ================  ===================  ====================================================
+
+A message's content is a string or a list of parts, as OpenAI takes them: `{"type": "text",
+"text": …}`, and in a user's message `{"type": "image_url", "image_url": {"url": …,
+"detail": …}}`, whose URL is http(s) or a base64 data: URL of a PNG, JPEG, GIF or WebP.
+Directives and the quoted prompt come from the text parts; any other part type, or a
+malformed one, is answered with the 400 OpenAI sends. Recorded requests keep the parts as
+sent, so a test can decode an image's bytes.
 
 A request whose last message is the assistant's asks to continue that answer (one cut off
 at its length limit), as llama.cpp's server and Ollama take it: that message is the start

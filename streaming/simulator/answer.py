@@ -14,7 +14,13 @@ from .payloads import (
     usage,
 )
 from .stamps import stamp_token
-from .text import answer_tokens, markdown_tokens, reasoning_tokens, repeated_markdown_tokens
+from .text import (
+    answer_tokens,
+    markdown_tokens,
+    parts_tokens,
+    reasoning_tokens,
+    repeated_markdown_tokens,
+)
 from .wire import Exchange
 
 KEEPALIVE_EVERY = 5
@@ -50,13 +56,16 @@ class Answer:
         default_tokens: int,
         default_rate: float,
     ) -> None:
-        sample = markdown_tokens() if directives.markdown else None
+        parts = parts_tokens(chat.last_user_content) if directives.parts else None
+        sample = markdown_tokens() if directives.markdown else parts
         if directives.tokens is not None:
             length = directives.tokens
         else:
             length = default_tokens if sample is None else len(sample)
 
         def tokens() -> Iterator[str]:
+            if parts is not None:
+                return iter(parts)
             return answer_tokens(prompt) if sample is None else repeated_markdown_tokens()
 
         # A last message from the assistant is the answer so far, to go on from (as

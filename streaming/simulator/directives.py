@@ -59,6 +59,9 @@ class Directives:
     markdown: bool = False
     """Answer with a fixed sample of rich Markdown (text.MARKDOWN_SAMPLE) instead of prose;
     with `tokens` longer than the sample, the sample again and again."""
+    parts: bool = False
+    """Answer with a line for each part of the last user message's content, saying what it
+    is, how long, and its SHA-256 (text.describe_parts), instead of prose."""
     refuse: TokenField | None = None
     """Refuse a request carrying this token-limit field, as OpenAI's newer models refuse
     `max_tokens` and older servers `max_completion_tokens`."""
@@ -114,6 +117,7 @@ def split_directives(text: str) -> tuple[str, Directives]:
         stamp=values.flag("stamp"),
         echokey=values.flag("echokey"),
         markdown=values.flag("markdown"),
+        parts=values.flag("parts"),
         refuse=cast(TokenField | None, refuse),
         words=tuple(written.values()),
     )
@@ -121,6 +125,8 @@ def split_directives(text: str) -> tuple[str, Directives]:
     _require(written, "times", "status", directives.status is not None)
     _require(written, "after", "fault", directives.fault is not None)
     _require(written, "stall", "fault=stall", directives.fault == "stall")
+    if directives.parts and directives.markdown:
+        raise DirectiveError("sim:parts and sim:markdown each choose the answer's text: use one.")
     return " ".join(kept), directives
 
 
@@ -141,6 +147,7 @@ _KNOWN = frozenset(
         "stamp",
         "echokey",
         "markdown",
+        "parts",
         "refuse",
     )
 )

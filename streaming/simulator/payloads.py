@@ -4,6 +4,9 @@ Shapes follow what api.openai.com sends, key order included, so a client that wo
 meets no surprise upstream.
 """
 
+import base64
+import binascii
+import re
 import secrets
 import time
 from collections.abc import Sequence
@@ -25,6 +28,13 @@ AZURE_PROMPT_FILTER: dict[str, Any] = {
     "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {}}],
 }
 """The chunk Azure OpenAI sends first: no choices, no id, just the prompt's filter results."""
+
+#: The types of content part the simulator takes (OpenAI takes audio and files besides).
+PART_TYPES = ("text", "image_url")
+#: The images OpenAI takes in a data: URL.
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+IMAGE_DETAILS = ("auto", "low", "high")
+_DATA_URL = re.compile(r"data:(?P<type>[^;,]*);base64,(?P<data>.*)", re.S)
 
 # status: (message, type, code). OpenAI's own wording where it has one; {model} is filled in.
 _STATUS_ERRORS: dict[int, tuple[str, str, str | None]] = {
@@ -119,12 +129,18 @@ class ChatRequest:
     """`max_completion_tokens` or `max_tokens`: cut the answer short with finish_reason "length"."""
 
     @property
-    def last_user_text(self) -> str:
-        """The text of the last message from the user ("" if there is none)."""
+    def last_user_content(self) -> Any:
+        """The `content` of the last message from the user, as sent: a string, a list of
+        parts, or None ("" if there is no such message)."""
         for message in reversed(self.messages):
             if message["role"] == "user":
-                return message_text(message.get("content"))
+                return message.get("content")
         return ""
+
+    @property
+    def last_user_text(self) -> str:
+        """The text of the last message from the user ("" if there is none)."""
+        return message_text(self.last_user_content)
 
     @property
     def prefix(self) -> str:
@@ -167,8 +183,7 @@ def parse_chat_request(body: Any, default_model: str) -> ChatRequest:
     for index, message in enumerate(messages):
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             raise _invalid_type(f"messages[{index}]", "an object with a string 'role'")
-        if not _is_content(message.get("content")):
-            raise _invalid_type(f"messages[{index}].content", "a string or an array of parts")
+        _check_content(message, f"messages[{index}]")
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise _invalid_type("stream", "a boolean")
@@ -182,6 +197,28 @@ def parse_chat_request(body: Any, default_model: str) -> ChatRequest:
         include_usage=options.get("include_usage", False),
         max_tokens=_max_tokens(body),
     )
+
+
+@dataclass(frozen=True)
+class DataURL:
+    """What a base64 `data:` URL holds."""
+
+    media_type: str
+    """Its media type, as written: "image/png"."""
+    data: bytes
+    """The bytes its base64 stands for."""
+
+
+def data_url(url: str) -> DataURL | None:
+    """What the base64 `data:` URL ``url`` holds; None if it is none, or its base64 is bad."""
+    found = _DATA_URL.fullmatch(url)
+    if found is None:
+        return None
+    try:
+        data = base64.b64decode(found["data"], validate=True)
+    except binascii.Error:
+        return None
+    return DataURL(found["type"], data)
 
 
 def message_text(content: Any) -> str:
@@ -256,9 +293,68 @@ class Completion:
         return chunk
 
 
-def _is_content(content: Any) -> bool:
-    # Assistant messages with tool calls carry "content": null.
-    return content is None or isinstance(content, (str, list))
+def _check_content(message: dict[str, Any], where: str) -> None:
+    """Refuse a message's `content` OpenAI would refuse, as it words it: neither a string
+    nor an array of parts (nor null, which an assistant's tool calls carry), or a part that
+    is malformed, of a type the simulator does not take, or an image outside a user's
+    message."""
+    content = message.get("content")
+    if content is None or isinstance(content, str):
+        return
+    if not isinstance(content, list):
+        raise _invalid_type(f"{where}.content", "a string or an array of parts")
+    if not content:
+        raise InvalidRequest(
+            f"Invalid '{where}.content': empty array. Expected an array with minimum length 1, "
+            "but got an empty array instead.",
+            param=f"{where}.content",
+            code="empty_array",
+        )
+    for number, part in enumerate(content):
+        param = f"{where}.content[{number}]"
+        if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+            raise _invalid_type(param, "an object with a string 'type'")
+        if part["type"] not in PART_TYPES:
+            raise _invalid_value(f"{param}.type", part["type"], PART_TYPES)
+        if part["type"] == "text":
+            if not isinstance(part.get("text"), str):
+                raise _invalid_type(f"{param}.text", "a string")
+            continue
+        if message["role"] != "user":
+            raise InvalidRequest(
+                f"Invalid '{where}'. Image URLs are only allowed for messages with role "
+                f"'user', but this message with role '{message['role']}' contains an image URL.",
+                param=where,
+                code="invalid_value",
+            )
+        _check_image(part.get("image_url"), f"{param}.image_url")
+
+
+def _check_image(image: Any, param: str) -> None:
+    if not isinstance(image, dict) or not isinstance(image.get("url"), str):
+        raise _invalid_type(param, "an object with a string 'url'")
+    detail = image.get("detail", "auto")
+    if detail not in IMAGE_DETAILS:
+        raise _invalid_value(f"{param}.detail", detail, IMAGE_DETAILS)
+    url = image["url"]
+    if url.startswith(("http://", "https://")):
+        return
+    if not url.startswith("data:"):
+        raise InvalidRequest(
+            f"Invalid '{param}.url'. Expected a base64-encoded data URL with an image MIME "
+            "type (e.g. 'data:image/png;base64,aW1nIGJ5dGVzIGhlcmU='), but got a value "
+            "without the 'data:' prefix.",
+            param=f"{param}.url",
+            code="invalid_value",
+        )
+    decoded = data_url(url)
+    if decoded is None or decoded.media_type not in IMAGE_TYPES:
+        raise InvalidRequest(
+            "You uploaded an unsupported image. Please make sure your image has of one the "
+            "following formats: ['png', 'jpeg', 'gif', 'webp'].",
+            param=f"{param}.url",
+            code="invalid_image_format",
+        )
 
 
 def _max_tokens(body: dict[str, Any]) -> int | None:
@@ -271,6 +367,16 @@ def _max_tokens(body: dict[str, Any]) -> int | None:
             raise _invalid_type(param, "an integer of at least 1")
         return value
     return None
+
+
+def _invalid_value(param: str, value: Any, supported: Sequence[str]) -> InvalidRequest:
+    names = [f"'{name}'" for name in supported]
+    listed = ", ".join(names[:-1]) + f"{',' if len(names) > 2 else ''} and {names[-1]}"
+    return InvalidRequest(
+        f"Invalid value: {value!r}. Supported values are: {listed}.",
+        param=param,
+        code="invalid_value",
+    )
 
 
 def _invalid_type(param: str, expected: str) -> InvalidRequest:

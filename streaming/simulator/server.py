@@ -33,6 +33,8 @@ from .wire import (
 logger = logging.getLogger(__name__)
 
 MAX_RECORDED = 1000
+# Requests carrying images are large: the oldest recorded go first past this many bytes.
+MAX_RECORDED_BYTES = 256 * 1024 * 1024
 
 
 class Simulator:
@@ -71,6 +73,7 @@ class Simulator:
         # The thread runner reads these from another thread, hence the lock.
         self._lock = threading.Lock()
         self._requests: deque[dict[str, Any]] = deque(maxlen=MAX_RECORDED)
+        self._request_sizes: deque[int] = deque(maxlen=MAX_RECORDED)
         self._failures: dict[str, int] = {}
 
     async def start(self) -> None:
@@ -109,7 +112,9 @@ class Simulator:
 
     @property
     def requests(self) -> list[dict[str, Any]]:
-        """Chat completion requests received, oldest first (the last 1000)."""
+        """Chat completion requests received, oldest first (the last 1000, and no more than
+        MAX_RECORDED_BYTES of them), each message's content as sent: a string, or its parts,
+        images' data: URLs whole."""
         with self._lock:
             return list(self._requests)
 
@@ -127,6 +132,7 @@ class Simulator:
         """Forget recorded requests and the `sim:times` counts, for a fresh start."""
         with self._lock:
             self._requests.clear()
+            self._request_sizes.clear()
             self._failures.clear()
 
     async def _serve_connection(
@@ -282,6 +288,10 @@ class Simulator:
         }
         with self._lock:
             self._requests.append(record)
+            self._request_sizes.append(len(request.body))
+            while sum(self._request_sizes) > MAX_RECORDED_BYTES and len(self._requests) > 1:
+                self._requests.popleft()
+                self._request_sizes.popleft()
 
     def _should_fail(self, message: str, directives: Directives) -> bool:
         """Whether this request gets the `sim:status` reply; `sim:times` counts per message."""

@@ -13,6 +13,9 @@ import hashlib
 import random
 import re
 from collections.abc import Iterator, Sequence
+from typing import Any
+
+from .payloads import data_url
 
 ECHO_WORDS = 8
 """How many words of the prompt the opening sentence quotes."""
@@ -140,3 +143,44 @@ def repeated_markdown_tokens() -> Iterator[str]:
     while True:
         yield "\n\n" + first
         yield from rest
+
+
+def describe_parts(content: Any) -> str:
+    """What `sim:parts=1` answers: a line for each part of a message's `content` (a string is
+    one text part), so a test reads exactly what the model was sent::
+
+        part 1: text 42 chars sha256=<hex of its UTF-8>
+        part 2: image_url image/png 4567 bytes sha256=<hex of the bytes> detail=high
+        part 3: image_url url 31 chars sha256=<hex of the URL>
+
+    A text part's text is counted as sent, `sim:` words and all; an image is its data: URL's
+    media type and decoded bytes, or, given by address, the address; `detail` only if sent.
+    """
+    parts = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
+    lines = []
+    for number, part in enumerate(parts, start=1):
+        if part["type"] == "text":
+            text = part["text"]
+            lines.append(f"part {number}: text {len(text)} chars sha256={_sha256_text(text)}")
+            continue
+        image = part["image_url"]
+        url = image["url"]
+        decoded = data_url(url)
+        if decoded is None:
+            what = f"url {len(url)} chars sha256={_sha256_text(url)}"
+        else:
+            digest = hashlib.sha256(decoded.data).hexdigest()
+            what = f"{decoded.media_type} {len(decoded.data)} bytes sha256={digest}"
+        detail = f" detail={image['detail']}" if "detail" in image else ""
+        lines.append(f"part {number}: image_url {what}{detail}")
+    return "\n".join(lines)
+
+
+def parts_tokens(content: Any) -> list[str]:
+    """describe_parts(content) one token at a time: each word with the whitespace before it."""
+    return re.findall(r"\s*\S+", describe_parts(content))
+
+
+def _sha256_text(text: str) -> str:
+    # JSON can carry half of a surrogate pair (\ud800), which strict UTF-8 has no bytes for.
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, NoReturn
 
-MAX_BODY = 1024 * 1024
+# Room for OpenAI's most, 50 MB of images a request, as base64 (a third more), and text.
+MAX_BODY = 72 * 1024 * 1024
 MAX_HEADERS = 100
 SERVER = "chatsite-simulator"
 

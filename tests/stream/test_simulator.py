@@ -7,35 +7,19 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 
 from streaming.simulator import Simulator, SimulatorThread
 from streaming.simulator.stamps import STAMP, read_stamps
 from streaming.simulator.text import MARKDOWN_SAMPLE, markdown_tokens
+from streaming.simulator.wire import MAX_BODY
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "sk-simulator-test-key"
-
-
-# Named so as not to shadow conftest's session `simulator` or pytest-django's `client`.
-@pytest_asyncio.fixture
-async def server() -> AsyncIterator[Simulator]:
-    """A fresh simulator per test: no delay, 20-token answers."""
-    async with Simulator(rate=0, tokens=20) as sim:
-        yield sim
-
-
-@pytest_asyncio.fixture
-async def http(server: Simulator) -> AsyncIterator[httpx.AsyncClient]:
-    """A pooled client on the simulator's base URL."""
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=5) as client:
-        yield client
 
 
 def chat(content: str, **extra: Any) -> dict[str, Any]:
@@ -751,10 +735,11 @@ async def test_request_chunked_body_returns_411(server: Simulator) -> None:
 
 
 @pytest.mark.asyncio
-async def test_request_body_over_1_mib_returns_413(server: Simulator) -> None:
+async def test_request_body_over_max_body_returns_413(server: Simulator) -> None:
     reply = await raw_exchange(
         server,
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 1048577\r\n\r\n",
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+        % (MAX_BODY + 1),
     )
     assert reply.startswith(b"HTTP/1.1 413 ")
     assert b"Connection: close" in reply

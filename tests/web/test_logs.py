@@ -301,7 +301,7 @@ def test_every_error_class_has_a_kind_of_its_own() -> None:
         for value in vars(exceptions).values()
         if isinstance(value, type) and issubclass(value, ChatError)
     ]
-    assert len(classes) == 22
+    assert len(classes) == 23
     for cls in classes:
         assert "kind" in vars(cls), cls  # not inherited: a new class must choose one
     assert len({cls.kind for cls in classes}) == len(classes)

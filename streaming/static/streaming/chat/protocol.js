@@ -41,6 +41,7 @@ export const ClientFrame = Object.freeze({
 
 /** Every `code` an `error` frame (or a refusal over HTTP) may carry. */
 export const ErrorCode = Object.freeze({
+  BAD_ATTACHMENT: "bad_attachment",
   BAD_CLIENT_ID: "bad_client_id",
   BAD_CONTINUE: "bad_continue",
   BAD_FRAME: "bad_frame",
