@@ -316,6 +316,12 @@ OPENAI_MAX_TOKENS_FIELD = Choice(
 OPENAI_CONTEXT_TOKENS = Whole(
     "OPENAI_CONTEXT_TOKENS", 16000, "The most the model is sent, in estimated tokens."
 )
+OPENAI_VISION = Flag(
+    "OPENAI_VISION",
+    None,
+    "The default provider's model sees images attached to messages.",
+    derived="true with the simulator, else false",
+)
 SIMULATOR_PORT = Whole(
     "SIMULATOR_PORT",
     8001,
@@ -392,6 +398,24 @@ STORAGE_QUOTA_CHARS = Whole(
     minimum=0,
 )
 AUTO_TITLE = Flag("AUTO_TITLE", False, "Ask the model for a title after the first answer.")
+MEDIA_ROOT = Text(
+    "MEDIA_ROOT", None, "The folder attachments are kept in.", derived="`var/media` in the project"
+)
+ATTACH_STORAGE = Text(
+    "ATTACH_STORAGE",
+    "",
+    'Another Django storage for attachments, as JSON: {"BACKEND": …, "OPTIONS": {…}}.',
+    pattern=r"\{.*\}",
+    shape="a JSON object",
+)
+ATTACH_MAX_FILES = Whole("ATTACH_MAX_FILES", 10, "Files one message may carry.")
+ATTACH_ACCEL_REDIRECT = Text(
+    "ATTACH_ACCEL_REDIRECT",
+    "",
+    "nginx sends attachments: its internal location for MEDIA_ROOT, e.g. /protected-media/.",
+    pattern=r"/(.*/)?",
+    shape="a path that starts and ends with /",
+)
 DELETE_UNDO_SECONDS = Number(
     "DELETE_UNDO_SECONDS", 10.0, "How long a deleted conversation can be restored."
 )

@@ -13,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from chatsite import environment as env
 from chatsite.channel_layers import redis_connection, redis_layer, sentinel_hosts
 from chatsite.databases import database
+from chatsite.storages import attachment_storage
 from streaming.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -140,6 +141,8 @@ OPENAI_RETRY_MAX_SECONDS = env.OPENAI_RETRY_MAX_SECONDS.read()
 OPENAI_MAX_TOKENS = env.OPENAI_MAX_TOKENS.read()
 OPENAI_MAX_TOKENS_FIELD = env.OPENAI_MAX_TOKENS_FIELD.read()
 OPENAI_CONTEXT_TOKENS = env.OPENAI_CONTEXT_TOKENS.read()
+# Whether images may go to the default provider's model (a provider's models: each its own).
+OPENAI_VISION = env.OPENAI_VISION.read(default=OPENAI_SIMULATED)
 
 # --- Streaming and per-user limits ----------------------------------------------------
 # Pieces of an answer go out at least this far apart (the first at once): fewer channel-layer
@@ -179,13 +182,25 @@ LIMIT_FRAMES_BURST = env.LIMIT_FRAMES_BURST.read()
 DAILY_TOKEN_BUDGET = env.DAILY_TOKEN_BUDGET.read()
 STORAGE_QUOTA_CHARS = env.STORAGE_QUOTA_CHARS.read()
 
-# --- Attachments (streaming/intake.py) -------------------------------------------------
+# --- Attachments (streaming/intake.py, streaming/uploads.py, services/attachments.py) ------
 ATTACH_MAX_BYTES = env.ATTACH_MAX_BYTES.read()
 # An image is decoded only up to ATTACH_IMAGE_MAX_PIXELS (a decompression bomb is refused
 # unopened), then kept within the longest side and the bytes.
 ATTACH_IMAGE_MAX_PIXELS = env.ATTACH_IMAGE_MAX_PIXELS.read()
 ATTACH_IMAGE_MAX_SIDE = env.ATTACH_IMAGE_MAX_SIDE.read()
 ATTACH_IMAGE_MAX_BYTES = env.ATTACH_IMAGE_MAX_BYTES.read()
+MEDIA_ROOT = Path(env.MEDIA_ROOT.read(default=str(BASE_DIR / "var" / "media")))
+# No MEDIA_URL: nothing serves MEDIA_ROOT as it is; a file goes only to its owner, through
+# the attachment view (streaming/views_attachments.py).
+ATTACH_MAX_FILES = env.ATTACH_MAX_FILES.read()
+# With nginx in front: the view checks the owner and nginx sends the bytes from this
+# internal location (deploy/nginx.conf), which must map to MEDIA_ROOT.
+ATTACH_ACCEL_REDIRECT = env.ATTACH_ACCEL_REDIRECT.read()
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "attachments": attachment_storage(env.ATTACH_STORAGE.read(), MEDIA_ROOT),
+}
 
 # --- Auth, sessions, static -----------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -12,6 +12,9 @@ class StreamingConfig(AppConfig):
 
     def ready(self) -> None:
         from streaming import sessions
+        from streaming.services import attachments
 
         # A logout, a new password, a deactivated or deleted user closes the user's sockets.
         sessions.connect_signals()
+        # An attachment's row deleted, however: its bytes go too.
+        attachments.connect_signals()

@@ -219,9 +219,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         """Save the user's message and start the answer (or recognise a resend).
 
         `parent_id` is the answer it follows (null: the first turn); without it, the message
-        follows the branch shown.
+        follows the branch shown. `attachments` are the ids of the files it carries.
         """
-        content = text.validate_content(frame.get("content"))
+        files = frame.get("attachments")
+        content = text.validate_content(frame.get("content"), empty_ok=bool(files))
         client_id = uuid_field(frame, "client_id", code=ErrorCode.BAD_CLIENT_ID)
         parent_id: conversations.Follows = conversations.BRANCH_END
         if "parent_id" in frame:
@@ -229,7 +230,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
             if frame["parent_id"] is not None:
                 parent_id = uuid_field(frame, "parent_id", code=ErrorCode.BAD_PARENT)
         posted = await runtime.begin(
-            conversations.do_post_user_message, self.conversation, content, client_id, parent_id
+            conversations.do_post_user_message,
+            self.conversation,
+            content,
+            client_id,
+            parent_id,
+            files,
         )
         if isinstance(posted, conversations.Resent):
             # A message saved already: tell this socket again, and start nothing.

@@ -21,6 +21,8 @@ How they are sent: streaming/layer.py; what a socket makes of them: streaming/fr
 
 from typing import Any, Literal, TypedDict
 
+from django.urls import reverse
+
 from streaming.models import Message
 
 # --- events to the sockets of a conversation (group ``conv.<id>``) -----------------------
@@ -271,6 +273,11 @@ def serialize_message(message: Message) -> dict[str, Any]:
         "continuable": message.continuable,
         "client_id": str(message.client_id) if message.client_id else None,
         "created_at": message.created_at.isoformat(),
+        # Its files, by id: their bytes only ever come from their URL, to their owner.
+        "attachments": [
+            {**shown, "url": reverse("streaming:attachment", args=[shown["id"]])}
+            for shown in message.attached
+        ],
     }
 
 

@@ -92,6 +92,8 @@ class ErrorCode(enum.StrEnum):
     TITLE_TOO_LONG = "title_too_long"
     BAD_MODEL = "bad_model"
     UNKNOWN_MODEL = "unknown_model"
+    TOO_MANY_ATTACHMENTS = "too_many_attachments"
+    NO_VISION = "no_vision"
 
 
 class ChatError(Exception):

@@ -116,6 +116,23 @@ SWEEP_INTERRUPTED = Counter(
     "Answers this process's orphan sweep marked interrupted (their process stopped beating).",
     registry=REGISTRY,
 )
+ATTACHMENT_BYTES = Counter(
+    "chatsite_attachment_bytes_stored",
+    "Bytes of attached files this process stored (images as re-encoded).",
+    registry=REGISTRY,
+)
+ATTACHMENTS_STORED = Counter(
+    "chatsite_attachments_stored", "Files this process stored for messages.", registry=REGISTRY
+)
+ATTACHMENTS_REFUSED = Counter(
+    "chatsite_attachments_refused",
+    "Uploads refused, by reason: size, type, bomb, encoding, empty, unreadable, no_text, quota.",
+    ["reason"],
+    registry=REGISTRY,
+)
+ATTACHMENT_REASONS = ("size", "type", "bomb", "encoding", "empty", "unreadable", "no_text", "quota")
+for _reason in ATTACHMENT_REASONS:
+    ATTACHMENTS_REFUSED.labels(_reason)
 
 # Every ending shows from the start, at 0, so rates work before the first of each kind.
 for _status in Message.Status:
@@ -208,3 +225,14 @@ def swept(count: int) -> None:
     """Count the answers one orphan sweep marked interrupted."""
     if count:
         SWEEP_INTERRUPTED.inc(count)
+
+
+def attachment_stored(size: int) -> None:
+    """Count one file stored, of ``size`` bytes."""
+    ATTACHMENTS_STORED.inc()
+    ATTACHMENT_BYTES.inc(size)
+
+
+def attachment_refused(reason: str) -> None:
+    """Count one upload refused, for ``reason`` (ATTACHMENT_REASONS)."""
+    ATTACHMENTS_REFUSED.labels(reason).inc()

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from streaming import keys
 from streaming.openai import OWN_HEADERS
+from streaming.uploads import Attachment as Attachment  # the files attached: uploads.py
 
 #: PostgreSQL's text search configuration: English stems ("answers" finds "answer").
 SEARCH_CONFIG = "english"
@@ -120,6 +121,9 @@ class ProviderModel(models.Model):
         max_length=200, blank=True, help_text="What the picker shows; empty: the model ID."
     )
     enabled = models.BooleanField(default=True)
+    vision = models.BooleanField(
+        "Sees images", default=False, help_text="It accepts images (attached to messages)."
+    )
     position = models.PositiveIntegerField(default=0, help_text="Lower comes first.")
 
     class Meta:
@@ -260,6 +264,10 @@ class Message(models.Model):
     # Read in from an export file: its token counts are history, not spent on this site, so
     # usage reports and the daily budget leave it out (services.usage, services.quotas).
     imported = models.BooleanField(default=False, editable=False)
+    # A user message's attachments as frames show them (services.attachments.shown), kept
+    # with it so a window of messages reads no more rows; and what sending them costs.
+    attached = models.JSONField(default=list, blank=True, editable=False)
+    attachment_tokens = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -50,8 +50,11 @@ def check_length(text: str, limit: int, *, what: str, code: ErrorCode) -> None:
         raise Invalid(f"{what} is {len(text)} characters long; the limit is {limit}.", code=code)
 
 
-def validate_content(content: Any) -> str:
-    """The text of a user message, or Invalid saying why it cannot be sent."""
+def validate_content(content: Any, *, empty_ok: bool = False) -> str:
+    """The text of a user message, or Invalid saying why it cannot be sent; with
+    ``empty_ok`` (it carries files) it may have none."""
+    if empty_ok and (content is None or (isinstance(content, str) and not content.strip())):
+        return ""
     if not isinstance(content, str) or not content.strip():
         raise Invalid("Write a message before sending.", code=ErrorCode.EMPTY_CONTENT)
     limit = settings.MAX_MESSAGE_CHARS

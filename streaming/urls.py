@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from streaming import views, views_account
+from streaming import views, views_account, views_attachments
 
 app_name = "streaming"
 
@@ -21,6 +21,12 @@ urlpatterns = [
         "c/<uuid:conversation_id>/export.json",
         views_account.export_json,
         name="conversation_export_json",
+    ),
+    path("attachments/", views_attachments.upload, name="attachment_upload"),
+    path(
+        "attachments/<uuid:attachment_id>/",
+        views_attachments.attachment_file,
+        name="attachment",
     ),
     path("settings/", views_account.settings_page, name="settings"),
     path("usage/", views_account.usage_page, name="usage"),

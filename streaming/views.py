@@ -176,6 +176,7 @@ async def _start(request: HttpRequest) -> JsonResponse:
             system_prompt=request.POST.get("system_prompt"),
             provider_id=int(provider) if provider else None,
             model=request.POST.get("model"),
+            attachment_ids=request.POST.getlist("attachments") or None,
         )
     except LimitError as exc:
         return _refusal(exc, status=429)

@@ -22,8 +22,10 @@ from django.test import Client
 from chatsite.channel_layers import redis_connection
 from chatsite.channel_layers import redis_layer as redis_layer_settings
 from chatsite.settings import CHANNEL_LAYER
+from chatsite.storages import attachment_storage
 from streaming.models import Conversation
 from streaming.simulator import SimulatorThread
+from streaming.uploads import kept
 from tests.support.providers import KEY
 from tests.support.servers import (
     DaphneServer,
@@ -90,6 +92,17 @@ def model_api(settings: Any, simulator: SimulatorThread) -> None:
     settings.OPENAI_API_KEY = ""
     settings.OPENAI_MODEL = "simulated"
     settings.OPENAI_READ_TIMEOUT = 5.0
+
+
+@pytest.fixture(autouse=True)
+def media(settings: Any, tmp_path: Path) -> Iterator[Path]:
+    """Attached files kept in the test's own folder (the attachments storage's), never the
+    checkout's."""
+    folder = tmp_path / "media"
+    settings.STORAGES = {**settings.STORAGES, "attachments": attachment_storage("", folder)}
+    kept.forget()
+    yield folder
+    kept.forget()
 
 
 @pytest.fixture

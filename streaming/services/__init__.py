@@ -10,6 +10,7 @@ that defines it: this package re-exports nothing.
     conversations   who may see what; posting, regenerating, branches, snapshots
     tree            a conversation's messages as a tree: branches and versions
     context         what the model is sent for an answer, within OPENAI_CONTEXT_TOKENS
+    attachments     files attached to messages: uploaded, owned, sent to the model, deleted
     drafts          a conversation saved with its first message
     deletion        delete, undo for a while, purge for good (expired deletes, old conversations)
     listing         a user's conversations: pages, day groups, search, live list events

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import connection
 
 from streaming.models import Conversation, Message
+from streaming.services import attachments
 from streaming.text import CHARS_PER_TOKEN, estimate_tokens
 
 # What each message costs beyond its text (role, separators), in estimated tokens.
@@ -24,41 +25,53 @@ _MESSAGE_OVERHEAD_TOKENS = 4
 _READ = 1000
 
 
-def request_messages(conversation: Conversation, path: list[Message]) -> list[dict[str, str]]:
+def request_messages(
+    conversation: Conversation, path: list[Message], *, sees: bool = True
+) -> list[dict[str, Any]]:
     """What to send the model for an answer that follows ``path`` (a branch: tree.py), the
     system prompt first.
 
     An answer that failed with no text is left out; a partial answer stays, since the user
     saw it. Only the newest turns that fit ``OPENAI_CONTEXT_TOKENS`` with the system prompt
-    are sent (the newest always), starting with a user's turn.
+    are sent (the newest always), starting with a user's turn. A user turn carries its
+    attachments (``attachments.content``): images only to a model that ``sees``.
     """
     system = _system(conversation)
-    turns = [
-        {"role": message.role, "content": message.content}
-        for message in path
-        if message.role != Message.Role.ASSISTANT or message.content
-    ]
+    turns = [m for m in path if m.role != Message.Role.ASSISTANT or m.content]
     room = _room(system)
     kept = 0
     for turn in reversed(turns):
-        room -= _cost(turn)
+        room -= _message_cost(turn)
         if room < 0 and kept:
             break
         kept += 1
     sent = turns[len(turns) - kept :]
-    while len(sent) > 1 and sent[0]["role"] != Message.Role.USER:
+    while len(sent) > 1 and sent[0].role != Message.Role.USER:
         sent = sent[1:]
-    return system + sent
+    files = attachments.turns_of(m.pk for m in sent if m.attachment_tokens)
+    image_bytes = [attachments.IMAGE_BYTES_PER_REQUEST]  # the newest turns' images first
+    contents = [
+        attachments.content(m.content, files.get(m.pk), sees=sees, image_bytes=image_bytes)
+        for m in reversed(sent)
+    ]
+    contents.reverse()
+    return system + [
+        {"role": m.role, "content": body} for m, body in zip(sent, contents, strict=True)
+    ]
 
 
-def history(conversation: Conversation, tip_id: uuid.UUID) -> list[dict[str, str]]:
+def history(
+    conversation: Conversation, tip_id: uuid.UUID, *, sees: bool = True
+) -> list[dict[str, Any]]:
     """``request_messages`` for the branch that ends at ``tip_id`` (a saved message of the
     conversation), reading no more of the branch than it may keep, and one turn more."""
     newest = _newest_part(conversation.pk, tip_id, _room(_system(conversation)))
-    return request_messages(conversation, newest)
+    return request_messages(conversation, newest, sees=sees)
 
 
-def continuation(conversation: Conversation, answer: Message) -> list[dict[str, str]]:
+def continuation(
+    conversation: Conversation, answer: Message, *, sees: bool = True
+) -> list[dict[str, Any]]:
     """What to send the model to continue ``answer`` (an answer cut off, with text): the rule
     of ``request_messages`` for the branch up to its question, then the answer itself, last,
     as the assistant's message the model goes on from.
@@ -71,34 +84,46 @@ def continuation(conversation: Conversation, answer: Message) -> list[dict[str, 
     tail = Message(role=Message.Role.ASSISTANT, content=answer.content[-kept:])
     question = answer.parent_id
     before = [] if question is None else _newest_part(conversation.pk, question, room)
-    return request_messages(conversation, [*before, tail])
+    return request_messages(conversation, [*before, tail], sees=sees)
 
 
-def estimate(messages: list[dict[str, str]]) -> int:
-    """What ``messages`` cost, in estimated tokens: the size of a request that sends them."""
+def estimate(messages: list[dict[str, Any]]) -> int:
+    """What ``messages`` cost, in estimated tokens: the size of a request that sends them
+    (an image part at most what any image costs)."""
     return sum(_cost(message) for message in messages)
 
 
-def _system(conversation: Conversation) -> list[dict[str, str]]:
+def _system(conversation: Conversation) -> list[dict[str, Any]]:
     if not conversation.system_prompt.strip():
         return []
     return [{"role": "system", "content": conversation.system_prompt}]
 
 
-def _room(system: list[dict[str, str]]) -> int:
+def _room(system: list[dict[str, Any]]) -> int:
     """The estimated tokens left for the turns once the system prompt is counted."""
     return int(settings.OPENAI_CONTEXT_TOKENS) - estimate(system)
 
 
-def _cost(message: dict[str, str]) -> int:
-    return estimate_tokens(message["content"]) + _MESSAGE_OVERHEAD_TOKENS
+def _cost(message: dict[str, Any]) -> int:
+    body = message["content"]
+    if isinstance(body, str):
+        return estimate_tokens(body) + _MESSAGE_OVERHEAD_TOKENS
+    texts = "".join(part.get("text", "") for part in body)
+    images = sum(1 for part in body if part.get("type") == "image_url")
+    cost = estimate_tokens(texts) + _MESSAGE_OVERHEAD_TOKENS
+    return cost + images * attachments.IMAGE_TOKENS_AT_MOST
+
+
+def _message_cost(message: Message) -> int:
+    """What a turn costs, as ``_cost_sql`` counts it: its text, and its attachments."""
+    return estimate_tokens(message.content) + message.attachment_tokens + _MESSAGE_OVERHEAD_TOKENS
 
 
 def _newest_part(conversation_id: Any, tip_id: uuid.UUID, room: int) -> list[Message]:
     """The branch ending at ``tip_id``, first turn first: the whole of it, or its newest
     part, which holds every turn that ``request_messages`` may keep with ``room``.
 
-    The walk up keeps a running total of what the turns cost (``_cost`` in SQL: an answer
+    The walk up keeps a running total of what the turns cost (``_message_cost`` in SQL: an answer
     without text costs nothing, as it is left out) and goes on from a message only while
     the total is within the room, or still nothing: so it ends at the first turn that
     cannot be kept, or at the first turn. Its rows carry no text. A loop made by hand (the
@@ -135,7 +160,7 @@ def _newest_part(conversation_id: Any, tip_id: uuid.UUID, room: int) -> list[Mes
 
 
 def _cost_sql(message: str) -> str:
-    """``_cost`` in SQL of the row ``message`` (0 for an answer without text, left out),
+    """``_message_cost`` in SQL of the row ``message`` (0 for an answer without text, left out),
     with one parameter: the assistant's role. Both databases count characters, as ``len``
     does: PostgreSQL's CHAR_LENGTH, and SQLite's LENGTH of text (up to a NUL, which no
     stored text holds: ``check_storable``)."""
@@ -145,7 +170,7 @@ def _cost_sql(message: str) -> str:
     tokens = f"{chars} / {CHARS_PER_TOKEN} + 1"
     return (
         f"CASE WHEN {message}.role = %s AND {chars} = 0 THEN 0"
-        f" ELSE {tokens} + {_MESSAGE_OVERHEAD_TOKENS} END"
+        f" ELSE {tokens} + {message}.attachment_tokens + {_MESSAGE_OVERHEAD_TOKENS} END"
     )
 
 
@@ -167,5 +192,6 @@ def _read(ids: list[uuid.UUID]) -> list[Message]:
     found: dict[uuid.UUID, Message] = {}
     for start in range(0, len(ids), _READ):
         part = ids[start : start + _READ]
-        found.update((m.pk, m) for m in Message.objects.filter(pk__in=part).only("role", "content"))
+        rows = Message.objects.filter(pk__in=part).only("role", "content", "attachment_tokens")
+        found.update((m.pk, m) for m in rows)
     return [found[key] for key in ids]

@@ -53,7 +53,7 @@ def do_continue(conversation: Conversation, message_id: Any) -> conversations.St
             now = conversations.may_answer(conversation)
             answer = _cut_off_answer(conversation, message_id)
             provider = providers.resolve(conversation)
-            history = context.continuation(conversation, answer)
+            history = context.continuation(conversation, answer, sees=provider.vision)
             Continuation.objects.create(
                 message=answer,
                 started_at=now,

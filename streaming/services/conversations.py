@@ -16,7 +16,16 @@ from django.utils import timezone
 from streaming import control, layer
 from streaming.exceptions import BusyError, ConversationGone, ErrorCode, Invalid
 from streaming.models import Conversation, Message
-from streaming.services import branch, context, events, listing, providers, stops, storage
+from streaming.services import (
+    attachments,
+    branch,
+    context,
+    events,
+    listing,
+    providers,
+    stops,
+    storage,
+)
 from streaming.services.quotas import check_new_answer, lock_owner
 from streaming.services.titles import title_from
 from streaming.services.user_settings import default_model, default_system_prompt
@@ -89,7 +98,7 @@ class Started:
     #: The answer's row, the end of the branch shown now.
     answer: Message
     #: What to send the model for it (``context.history``: the rule of ``request_messages``).
-    history: list[dict[str, str]]
+    history: list[dict[str, Any]]
     #: Where to ask for it (``providers.resolve``).
     provider: providers.ProviderConfig
 
@@ -125,6 +134,7 @@ def do_post_user_message(
     content: str,
     client_id: uuid.UUID,
     parent_id: Follows = BRANCH_END,
+    attachment_ids: Any = None,
 ) -> Posted:
     """Save a user message after ``parent_id`` and its empty streaming answer (Started), or
     recognise a resend (Resent).
@@ -134,9 +144,10 @@ def do_post_user_message(
     the branch shown. Raises BusyError while another answer streams in the conversation (the
     partial unique constraint makes that hold across processes), Invalid for a parent that
     is not a message of this conversation, and a LimitError, having written nothing, when
-    the user is over a limit (``quotas``).
+    the user is over a limit (``quotas``). ``attachment_ids`` name the files it carries
+    (``attachments.for_message``); with them, it may have no text.
     """
-    content = validate_content(content)
+    content = validate_content(content, empty_ok=bool(attachment_ids))
     refresh(conversation)
     existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
     if existing is not None:
@@ -147,6 +158,7 @@ def do_post_user_message(
             now = may_answer(conversation, adding=len(content))
             # Read again under the lock: a switch on another socket may have moved it.
             conversation.leaf_id = _leaf_id(conversation)
+            files = attachments.for_message(conversation, attachment_ids)
             user_message = Message.objects.create(
                 conversation=conversation,
                 parent_id=_parent_for(conversation, parent_id),
@@ -154,19 +166,16 @@ def do_post_user_message(
                 content=content,
                 client_id=client_id,
                 created_at=now,
+                **attachments.fields_for(files),
             )
+            attachments.attach(user_message, files)
             storage.add(conversation.owner_id, len(content))
-            history = context.history(conversation, user_message.pk)
             # One microsecond later, so the order of writing never depends on clock resolution.
             started = _start_answer(
-                conversation,
-                user_message.pk,
-                now + timedelta(microseconds=1),
-                history,
-                stop_key=client_id,
+                conversation, user_message.pk, now + timedelta(microseconds=1), stop_key=client_id
             )
             if not conversation.title:
-                conversation.title = title_from(content)
+                conversation.title = title_from(content or files[0].name)
                 Conversation.objects.filter(pk=conversation.pk, title="").update(
                     title=conversation.title
                 )
@@ -226,14 +235,12 @@ def do_regenerate(
                     code=ErrorCode.BAD_RETRY,
                 )
             now = may_answer(conversation)
-            history = context.history(conversation, question)
             # A stop names a retry by its own client_id, else by its question's.
             asked = Message.objects.filter(pk=question).values_list("client_id", flat=True)
             started = _start_answer(
                 conversation,
                 question,
                 now,
-                history,
                 client_id=client_id,
                 stop_key=client_id or asked.first(),
             )
@@ -353,7 +360,6 @@ def _start_answer(
     conversation: Conversation,
     question: uuid.UUID,
     created_at: datetime,
-    history: list[dict[str, str]],
     *,
     client_id: uuid.UUID | None = None,
     stop_key: uuid.UUID | None = None,
@@ -365,13 +371,17 @@ def _start_answer(
     a retry's ``client_id``, else its question's), is used up: it is saved stopped, and its
     process ends it without asking the model, at no cost to the daily budget (stops.py).
 
-    ``history`` is what the model will be sent for it: its estimated size is kept, for the
-    daily budget of an answer whose provider reports no usage (stopped, failed). The answer
-    records its provider and model now; ModelUnavailable, before anything is written, when
-    the conversation's model is no longer offered, KeyUnreadable when its provider's key
-    cannot be decrypted.
+    What the model will be sent for it is read now (``context.history``): its estimated size
+    is kept, for the daily budget of an answer whose provider reports no usage (stopped,
+    failed). The answer records its provider and model now; ModelUnavailable, before
+    anything is written, when the conversation's model is no longer offered, KeyUnreadable
+    when its provider's key cannot be decrypted, Invalid (``no_vision``) when the question
+    carries an image and the model does not see.
     """
     provider = providers.resolve(conversation)
+    if not provider.vision and attachments.has_images(question):
+        raise attachments.refuse_unseen(provider.model)
+    history = context.history(conversation, question, sees=provider.vision)
     stopped = stops.take(conversation.pk, stop_key)
     answer = Message.objects.create(
         conversation=conversation,

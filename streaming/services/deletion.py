@@ -30,8 +30,8 @@ from django.db.models.functions import Now
 from django.db.models.sql import Query
 
 from streaming import control, layer
-from streaming.models import Conversation, Message
-from streaming.services import events, listing, storage
+from streaming.models import Attachment, Conversation, Message
+from streaming.services import attachments, events, listing, storage
 from streaming.services.quotas import lock_owner
 from streaming.services.stops import do_request_stop
 
@@ -144,6 +144,7 @@ def _delete_for_good(ids: list[uuid.UUID]) -> Purged:
     for start in range(0, len(ids), PURGE_BATCH_SIZE):
         some = ids[start : start + PURGE_BATCH_SIZE]
         storage.add_messages(Message.objects.filter(conversation_id__in=some), sign=-1)
+        attachments.uncount(Attachment.objects.filter(conversation_id__in=some))
         _, per_model = Conversation.objects.filter(pk__in=some).delete()
         conversations += per_model.get(Conversation._meta.label, 0)
         messages += per_model.get(Message._meta.label, 0)

@@ -32,6 +32,7 @@ def do_start_conversation(
     system_prompt: Any = None,
     provider_id: Any = None,
     model: Any = None,
+    attachment_ids: Any = None,
 ) -> Posted:
     """Create the conversation with its first message and that message's answer, in status
     `streaming` (Started: the caller starts it), or find the one a resend of ``client_id``
@@ -39,10 +40,11 @@ def do_start_conversation(
 
     Made by ``do_create_conversation``, so the owner's defaults apply to what is left empty
     (``model`` None: the owner's default model; else a pick of the picker, with its
-    ``provider_id``). Raises, having written nothing: Invalid for a bad message, prompt
+    ``provider_id``); ``attachment_ids``, the files it carries, uploaded for no conversation
+    yet. Raises, having written nothing: Invalid for a bad message, prompt
     or model, a LimitError when the owner is over a limit.
     """
-    content = validate_content(content)
+    content = validate_content(content, empty_ok=bool(attachment_ids))
     if system_prompt is not None:  # None: the owner's default
         system_prompt = validate_system_prompt(system_prompt)
     storage.counted(owner.pk)
@@ -68,4 +70,6 @@ def do_start_conversation(
             owner, system_prompt=system_prompt, provider_id=provider_id, model=model
         )
         # Its answer's start lists it in every tab (conversations._create_answer).
-        return do_post_user_message(conversation, content, client_id, parent_id=None)
+        return do_post_user_message(
+            conversation, content, client_id, parent_id=None, attachment_ids=attachment_ids
+        )

@@ -53,6 +53,8 @@ class ProviderConfig:
     headers: dict[str, str] = field(default_factory=dict, repr=False)
     #: The model ID the API is asked for.
     model: str = ""
+    #: The model sees images: attached ones are sent it (OPENAI_VISION, ProviderModel.vision).
+    vision: bool = False
 
 
 def default_config(model: str = "") -> ProviderConfig:
@@ -63,6 +65,7 @@ def default_config(model: str = "") -> ProviderConfig:
         base_url=settings.OPENAI_BASE_URL,
         api_key=settings.OPENAI_API_KEY,
         model=model or settings.OPENAI_MODEL,
+        vision=settings.OPENAI_VISION,
     )
 
 
@@ -95,6 +98,7 @@ def resolve(conversation: Conversation) -> ProviderConfig:
         api_key=api_key,
         headers=dict(provider.extra_headers),
         model=offered.model_id,
+        vision=offered.vision,
     )
 
 

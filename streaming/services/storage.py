@@ -1,4 +1,5 @@
-"""What each user stores, in characters of message text, against their storage quota.
+"""What each user stores, in characters of message text and bytes of attached files (one
+byte counting as one character), against their storage quota.
 
 Counted as it changes rather than summed on every send: one row per user (``Storage``)
 that every write of message text moves in its own transaction (a user message, an answer's
@@ -17,7 +18,7 @@ from django.db.models import F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, Length
 
 from streaming.exceptions import StorageFull
-from streaming.models import Message, Quota, Storage
+from streaming.models import Attachment, Message, Quota, Storage
 
 
 def quota(owner_id: int) -> int:
@@ -43,6 +44,7 @@ def counted(owner_id: int) -> None:
 def recount(owner_id: int) -> int:
     """Sum the user's message text again and keep that as their count; the sum."""
     total = _chars(Message.objects.filter(conversation__owner_id=owner_id).exclude(_live()))
+    total += _bytes(Attachment.objects.filter(owner_id=owner_id))
     Storage.objects.update_or_create(user_id=owner_id, defaults={"chars": total})
     return total
 
@@ -104,6 +106,10 @@ def _live() -> Q:
 
 def _sum() -> Any:
     return Coalesce(Sum(Length("content")), 0)
+
+
+def _bytes(attachments: QuerySet[Attachment]) -> int:
+    return int(attachments.aggregate(size=Coalesce(Sum("size"), 0))["size"])
 
 
 def _chars(messages: QuerySet[Message]) -> int:

@@ -4,8 +4,6 @@ real PDFs, text in and out of UTF-8; what is kept, and what is refused and why."
 import hashlib
 import io
 import os
-import struct
-import zlib
 from typing import Any
 
 import pytest
@@ -14,6 +12,7 @@ from pypdf import PdfReader, PdfWriter
 
 from streaming import intake
 from streaming.exceptions import AttachmentRefused, ErrorCode
+from tests.support.files import pdf, png_declaring, words
 
 # --- Files made to measure ------------------------------------------------------------------
 
@@ -33,50 +32,6 @@ def opened(data: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(data))
     image.load()
     return image
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A 1 x 1 PNG whose header says it is ``width`` x ``height``: a few dozen bytes that
-    would decode to gigabytes."""
-    data = bytearray(encoded(Image.new("L", (1, 1)), "PNG"))
-    data[16:24] = struct.pack(">II", width, height)  # IHDR's width and height
-    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # its CRC, made good
-    return bytes(data)
-
-
-def pdf(*pages: bytes) -> bytes:
-    """A minimal, valid PDF: one page per content stream, in Helvetica, with a true xref."""
-    font = 3 + 2 * len(pages)
-    kids = " ".join(f"{3 + 2 * number} 0 R" for number in range(len(pages)))
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode(),
-    ]
-    for number, stream in enumerate(pages):
-        objects.append(
-            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {4 + 2 * number}"
-            f" 0 R /Resources << /Font << /F1 {font} 0 R >> >> >>".encode()
-        )
-        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
-    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    return bytes(out)
-
-
-def words(text: str) -> bytes:
-    """A page's content stream that writes ``text`` in Helvetica."""
-    return b"BT /F1 24 Tf 72 700 Td (%s) Tj ET" % text.encode("latin-1")
 
 
 def encrypted(document: bytes, *, user_password: str) -> bytes:
