@@ -22,7 +22,7 @@ from django.utils.functional import LazyObject, empty
 FOLDER = "attachments"
 
 
-class _Kept(LazyObject):
+class _Kept(LazyObject[Storage]):
     """The ``attachments`` storage of ``STORAGES``, looked up when first used (as Django's
     ``default_storage`` is), so a field made at import follows the settings."""
 
@@ -31,7 +31,7 @@ class _Kept(LazyObject):
 
     def forget(self) -> None:
         """Look the storage up again at its next use (the settings changed: tests)."""
-        self._wrapped = empty
+        self._wrapped = empty  # type: ignore[assignment]
 
 
 #: Where attachments' bytes are kept.
