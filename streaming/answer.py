@@ -71,6 +71,9 @@ class Answer:
         self.deltas: list[str] = continuation.deltas_so_far(message)
         #: The `seq` it starts from: 0, or the pieces a continued answer already holds.
         self.first_seq = len(self.deltas)
+        #: What the reader is told of its request when it ends (a document cut to fit): the
+        #: error its row was written with, as an answer's is only then (conversations.py).
+        self.notice = message.error
         #: Text received but not yet sent.
         self.pending: list[str] = []
         #: Characters received in all, sent or not.
@@ -256,6 +259,8 @@ class Answer:
         status, error = ending.status(
             self._finished, self._capped, self._stop, self._reader_error, self.finish_reason
         )
+        if self.notice and status != Status.ERROR:
+            error = " ".join(filter(None, [self.notice, error]))
         # Stopped before its first piece went out: one that came after the stop is not sent.
         if self.pending and (self.seq > self.first_seq or status != Status.CANCELLED):
             await self._flush()

@@ -232,15 +232,41 @@ def turns_of(message_ids: Iterable[Any]) -> dict[Any, Turn]:
     return turns
 
 
-def content(text: str, turn: Turn | None, *, sees: bool, image_bytes: list[int]) -> Any:
+def content(
+    text: str,
+    turn: Turn | None,
+    *,
+    sees: bool,
+    image_bytes: list[int],
+    cut_chars: int = 0,
+    notices: list[str] | None = None,
+) -> Any:
     """A user turn's content for the Chat Completions API: its text with its documents as
     text blocks naming each file; with images (for a model that ``sees``) a list of parts,
     the text first, each image a data: URL, while ``image_bytes`` (the request's remaining
     bytes for images, shared by its turns from the newest) lasts; else words in their place.
+
+    ``cut_chars``: how many characters of its documents' text must go so the turn fits what
+    the model is sent, taken from the end of the last ones; each document cut says so where
+    it was cut, and in ``notices``, for the reader.
     """
     if turn is None:
         return text
-    blocks = [_document_block(d.text, d.name) for d in turn.documents]
+    blocks: list[str] = []
+    for document in reversed(turn.documents):
+        body, cut_chars = document.text, max(0, cut_chars)
+        if cut_chars:
+            kept = max(0, len(body) - cut_chars - len(_CUT_MARK))
+            cut_chars -= len(body) - kept
+            body = body[:kept] + _CUT_MARK.format(
+                name=document.name, left=len(document.text) - kept
+            )
+            if notices is not None:
+                notices.append(
+                    f"{document.name} is too long for what the model is sent: it read the "
+                    f"first {kept:,} of its {len(document.text):,} characters."
+                )
+        blocks.insert(0, _document_block(body, document.name))
     unsent = []
     parts: list[dict[str, Any]] = []
     for image in turn.images:
@@ -256,6 +282,10 @@ def content(text: str, turn: Turn | None, *, sees: bool, image_bytes: list[int])
     if not parts:
         return joined
     return ([{"type": "text", "text": joined}] if joined else []) + parts
+
+
+#: Where a document was cut to fit what the model is sent (``content``).
+_CUT_MARK = "\n[… the rest of {name} ({left:,} characters) is left out: it did not fit]"
 
 
 def _document_block(text: str, name: str) -> str:

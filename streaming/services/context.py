@@ -25,16 +25,24 @@ _MESSAGE_OVERHEAD_TOKENS = 4
 _READ = 1000
 
 
+class Request(list[dict[str, Any]]):
+    """What the model is sent for an answer (its messages), and ``notice``: what the reader
+    should know of it (a document cut to fit), "" for nothing."""
+
+    notice: str = ""
+
+
 def request_messages(
     conversation: Conversation, path: list[Message], *, sees: bool = True
-) -> list[dict[str, Any]]:
+) -> Request:
     """What to send the model for an answer that follows ``path`` (a branch: tree.py), the
     system prompt first.
 
     An answer that failed with no text is left out; a partial answer stays, since the user
     saw it. Only the newest turns that fit ``OPENAI_CONTEXT_TOKENS`` with the system prompt
     are sent (the newest always), starting with a user's turn. A user turn carries its
-    attachments (``attachments.content``): images only to a model that ``sees``.
+    attachments (``attachments.content``): images only to a model that ``sees``; when the
+    newest turn alone is over the room, its documents are cut to fit, and ``notice`` says so.
     """
     system = _system(conversation)
     turns = [m for m in path if m.role != Message.Role.ASSISTANT or m.content]
@@ -48,30 +56,39 @@ def request_messages(
     sent = turns[len(turns) - kept :]
     while len(sent) > 1 and sent[0].role != Message.Role.USER:
         sent = sent[1:]
+    over = _message_cost(sent[-1]) - _room(system) if sent else 0
     files = attachments.turns_of(m.pk for m in sent if m.attachment_tokens)
     image_bytes = [attachments.IMAGE_BYTES_PER_REQUEST]  # the newest turns' images first
-    contents = [
-        attachments.content(m.content, files.get(m.pk), sees=sees, image_bytes=image_bytes)
-        for m in reversed(sent)
-    ]
+    notices: list[str] = []
+    contents = []
+    for index, message in enumerate(reversed(sent)):
+        cut = over * CHARS_PER_TOKEN if index == 0 and over > 0 else 0
+        body = attachments.content(
+            message.content,
+            files.get(message.pk),
+            sees=sees,
+            image_bytes=image_bytes,
+            cut_chars=cut,
+            notices=notices,
+        )
+        contents.append(body)
     contents.reverse()
-    return system + [
+    request = Request(system)
+    request.extend(
         {"role": m.role, "content": body} for m, body in zip(sent, contents, strict=True)
-    ]
+    )
+    request.notice = " ".join(notices)
+    return request
 
 
-def history(
-    conversation: Conversation, tip_id: uuid.UUID, *, sees: bool = True
-) -> list[dict[str, Any]]:
+def history(conversation: Conversation, tip_id: uuid.UUID, *, sees: bool = True) -> Request:
     """``request_messages`` for the branch that ends at ``tip_id`` (a saved message of the
     conversation), reading no more of the branch than it may keep, and one turn more."""
     newest = _newest_part(conversation.pk, tip_id, _room(_system(conversation)))
     return request_messages(conversation, newest, sees=sees)
 
 
-def continuation(
-    conversation: Conversation, answer: Message, *, sees: bool = True
-) -> list[dict[str, Any]]:
+def continuation(conversation: Conversation, answer: Message, *, sees: bool = True) -> Request:
     """What to send the model to continue ``answer`` (an answer cut off, with text): the rule
     of ``request_messages`` for the branch up to its question, then the answer itself, last,
     as the assistant's message the model goes on from.

@@ -98,7 +98,7 @@ class Started:
     #: The answer's row, the end of the branch shown now.
     answer: Message
     #: What to send the model for it (``context.history``: the rule of ``request_messages``).
-    history: list[dict[str, Any]]
+    history: context.Request
     #: Where to ask for it (``providers.resolve``).
     provider: providers.ProviderConfig
 
@@ -396,6 +396,9 @@ def _start_answer(
         client_id=client_id,
         stop_requested=stopped,
         prompt_estimate=None if stopped else context.estimate(history),
+        # What the reader should know of what the model is sent (a document cut to fit):
+        # the answer says it, with its ending's own words if it has any (answer.py).
+        error=history.notice,
     )
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=created_at, leaf=answer)
     events.on_commit(listing.changed(conversation.pk))  # answering now, and active now

@@ -189,3 +189,75 @@ async def test_too_many_files_are_refused(
 
     assert (error["code"], await Message.objects.acount()) == ("too_many_attachments", 0)
     assert "2 files at most" in error["message"]
+
+
+async def test_a_document_too_long_for_the_context_is_cut_to_fit_and_the_answer_says_so(
+    connect: Connect,
+    conversation: Conversation,
+    user: User,
+    simulator: SimulatorThread,
+    settings: Any,
+) -> None:
+    settings.OPENAI_CONTEXT_TOKENS = 500
+    marker = uuid.uuid4().hex
+    text = f"start {marker} " + "word " * 4000 + "the very end"
+    long = await uploaded(user, "long.txt", text.encode(), conversation.pk)
+    tab = await connect(conversation.id, user)
+    await tab.send_json_to(carrying(f"summarise {marker}", [long["id"]]))
+    done = (await receive_until(tab, "done"))[-1]
+    await tab.disconnect()
+
+    sent = last_request(simulator, marker)["messages"][-1]["content"]
+    assert sent.startswith(f'<file name="long.txt">\nstart {marker}')
+    assert "the very end" not in sent
+    assert "the rest of long.txt" in sent
+    assert sent.endswith(f"summarise {marker}")
+    assert len(sent) <= 500 * 4
+    assert done["status"] == "complete"
+    assert "long.txt is too long for what the model is sent" in done["message"]["error"]
+
+
+async def test_earlier_files_are_sent_again_with_later_messages_and_with_a_regenerated_answer(
+    connect: Connect, conversation: Conversation, user: User, simulator: SimulatorThread
+) -> None:
+    marker = uuid.uuid4().hex
+    image = await uploaded(user, "chart.png", png(), conversation.pk)
+    tab = await connect(conversation.id, user)
+    await tab.send_json_to(carrying(f"look {marker}", [image["id"]]))
+    await receive_until(tab, "done")
+    await tab.send_json_to(user_message(f"and now? {marker}-2"))
+    second = (await receive_until(tab, "done"))[-1]
+    await tab.send_json_to({"type": "retry", "message_id": second["message_id"]})
+    await receive_until(tab, "done")
+    await tab.disconnect()
+
+    asked = [r for r in simulator.requests if f"{marker}-2" in str(r["messages"][-1]["content"])]
+    assert len(asked) == 2  # the answer, then its regenerated version
+    for request in asked:
+        first_turn = request["messages"][-3]["content"]
+        assert [part["type"] for part in first_turn] == ["text", "image_url"]
+        assert first_turn[1]["image_url"]["url"].startswith("data:image/png;base64,")
+
+
+async def test_a_new_chat_starts_with_files_uploaded_before_it_existed(
+    user: User, simulator: SimulatorThread
+) -> None:
+    marker = uuid.uuid4().hex
+    notes = await uploaded(user, "plan.md", f"# Plan {marker}".encode())
+
+    def start() -> Any:
+        client = Client()
+        client.force_login(user)
+        return client.post(
+            "/c/new/",
+            {"content": "", "client_id": str(uuid.uuid4()), "attachments": [notes["id"]]},
+        )
+
+    response = await sync_to_async(start)()
+    assert response.status_code == 201, response.content
+    attachment = await Attachment.objects.select_related("conversation").aget(pk=notes["id"])
+    assert attachment.conversation is not None
+    assert str(attachment.conversation.pk) == response.json()["conversation_id"]
+    assert attachment.conversation.title == "plan.md"
+    question = await Message.objects.aget(conversation=attachment.conversation, role="user")
+    assert question.attached[0]["id"] == notes["id"]
