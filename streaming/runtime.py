@@ -7,7 +7,8 @@
   text and a heartbeat of every answer of the process, and tells each what became of it;
   and at once after the process stood still (``stalls.LoopWatch``), since its answers send
   nothing more until a checkpoint finds their rows still `streaming`;
-- the orphan sweep (and the purge of deleted conversations), every STREAM_ORPHAN_SECONDS / 2,
+- the orphan sweep (and the purge of deleted conversations and unsent files), every
+  STREAM_ORPHAN_SECONDS / 2,
   held back for STREAM_ORPHAN_SECONDS after the process found the database out of reach:
   no process could write its heartbeats then, and live ones need the time to write them;
 - the control desk: one channel of the process, in the control group of every conversation
@@ -41,7 +42,7 @@ from streaming.exceptions import RateLimited
 from streaming.logs import describe, error_fields
 from streaming.models import Message, control_group_name
 from streaming.openai import ChatRequest, stream_chat
-from streaming.services import answers, deletion, events, stops, titles
+from streaming.services import answers, attachments, deletion, events, stops, titles
 from streaming.services.conversations import Posted, Started
 from streaming.services.database import reachable_for, to_async
 from streaming.services.providers import ProviderConfig
@@ -90,6 +91,8 @@ class Runtime:
         self._tasks: set[asyncio.Task[None]] = set()
         #: The sweep round under way (its rows marked, then announced), if any.
         self._sweeping: asyncio.Task[None] | None = None
+        #: Rounds of the sweep until files uploaded and never sent are looked for again.
+        self._unsent_in = 0
 
     def start(self) -> None:
         """Start the checkpoint writer, the orphan sweep and the control desk."""
@@ -319,8 +322,13 @@ class Runtime:
                         "Orphan sweep held back until the database has answered for %g s",
                         settings.STREAM_ORPHAN_SECONDS,
                     )
-                # Conversations deleted longer ago than their undo window go for good.
+                # Conversations deleted longer ago than their undo window go for good; files
+                # uploaded a day ago and never sent, every few hundred rounds.
                 await to_async(deletion.do_purge_deleted)()
+                self._unsent_in -= 1
+                if self._unsent_in <= 0:
+                    self._unsent_in = 500
+                    await to_async(attachments.do_remove_unsent)()
             except Exception:
                 logger.exception("Orphan sweep failed")
             await asyncio.sleep(settings.STREAM_ORPHAN_SECONDS / 2)
