@@ -4,6 +4,7 @@ holds them (their conversation, a purge, `purge_attachments`)."""
 
 import hashlib
 import io
+import logging
 import os
 import time
 from datetime import timedelta
@@ -16,6 +17,7 @@ from django.core.management import call_command
 from django.test import Client
 from PIL import Image
 
+from streaming import metrics
 from streaming.models import Attachment, Conversation, Storage
 from streaming.services import deletion, storage
 from tests.support.files import SECRET, pdf, png, png_declaring, upload, words
@@ -210,3 +212,22 @@ def test_purge_attachments_removes_old_unsent_uploads_and_files_no_row_names(
     assert len(stored(media)) == 1
     assert not stray.exists()
     assert storage.used(conversation.owner_id) == len(b"fresh")
+
+
+def test_metrics_count_what_is_stored_and_refused_and_logs_never_name_a_file(
+    logged_in: Client, conversation: Conversation, caplog: Any
+) -> None:
+    def sample(name: str, **labels: str) -> float:
+        return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+    stored_before = sample("chatsite_attachment_bytes_stored_total")
+    refused_before = sample("chatsite_attachments_refused_total", reason="type")
+    caplog.set_level(logging.DEBUG)
+    status, _answer = upload(logged_in, "private-diagnosis.txt", b"secret words", conversation.pk)
+    assert status == 201
+    upload(logged_in, "private-drawing.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>")
+
+    assert sample("chatsite_attachment_bytes_stored_total") - stored_before == len(b"secret words")
+    assert sample("chatsite_attachments_refused_total", reason="type") - refused_before == 1
+    assert "private-" not in caplog.text
+    assert "secret words" not in caplog.text
