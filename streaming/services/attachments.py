@@ -106,8 +106,9 @@ def _tokens(found: intake.Intake, name: str) -> int:
 
 def for_message(conversation: Conversation, ids: Any) -> list[Attachment]:
     """The attachments a message of ``conversation`` names by ``ids`` (a list of ids, as a
-    frame carries it), in that order; Invalid for anything else: not a list, too many, or
-    one that is not its owner's to attach here (never says which of those)."""
+    frame carries it), in that order, locked for the caller's transaction; Invalid for
+    anything else: not a list, too many, or one that is not its owner's to attach here
+    (never says which of those)."""
     if ids is None:
         return []
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
@@ -121,14 +122,13 @@ def for_message(conversation: Conversation, ids: Any) -> list[Attachment]:
     keys = [_uuid(i) for i in ids]
     if len(set(keys)) != len(keys):
         raise Invalid("A file is attached twice.", code=ErrorCode.BAD_ATTACHMENT)
-    found = {
-        a.pk: a
-        for a in Attachment.objects.filter(
-            Q(conversation=None) | Q(conversation=conversation),
-            pk__in=keys,
-            owner_id=conversation.owner_id,
-        )
-    }
+    # Locked: a file uploaded for a new chat goes to the first conversation that takes it.
+    mine = Attachment.objects.select_for_update().filter(
+        Q(conversation=None) | Q(conversation=conversation),
+        pk__in=keys,
+        owner_id=conversation.owner_id,
+    )
+    found = {a.pk: a for a in mine}
     if len(found) != len(keys):
         raise Invalid(
             "An attached file is no longer there. Remove it and attach it again.",
