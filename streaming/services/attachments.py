@@ -8,12 +8,10 @@ storage quota (a byte as a character). A message then names the files it carries
 not saved yet. Each message keeps how frames show its files (``Message.attached``) and what
 sending them costs (``Message.attachment_tokens``), so windows and budgets read no more
 rows. The bytes are deleted when the row is, once its transaction commits
-(``connect_signals``);
-``orphans`` finds what nothing points to.
+(``connect_signals``); ``orphans`` finds what nothing points to.
 """
 
 import base64
-import logging
 import unicodedata
 import uuid
 from collections.abc import Iterable, Iterator
@@ -32,10 +30,9 @@ from streaming import intake
 from streaming.exceptions import ErrorCode, Invalid
 from streaming.models import Attachment, Conversation, Message, ProviderModel
 from streaming.services import storage
+from streaming.services.quotas import lock_owner
 from streaming.text import estimate_tokens
 from streaming.uploads import FOLDER, attachment_storage
-
-logger = logging.getLogger(__name__)
 
 #: How long an uploaded file may wait for its message before ``orphans`` may remove it.
 UNSENT_GRACE = timedelta(days=1)
@@ -87,6 +84,7 @@ def do_upload(
     attachment.file.save(f"upload{found.extension}", ContentFile(found.data), save=False)
     try:
         with transaction.atomic():
+            lock_owner(owner_id)  # two uploads at once cannot both take the last room
             storage.check_room(owner_id, attachment.size)
             attachment.save()
             storage.add(owner_id, attachment.size)
