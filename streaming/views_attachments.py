@@ -21,6 +21,7 @@ from streaming import frames, metrics
 from streaming.exceptions import AttachmentRefused, ChatError, ErrorCode, Invalid, StorageFull
 from streaming.models import Attachment, Conversation
 from streaming.services import attachments, conversations
+from streaming.services.database import to_async
 from streaming.views import NOT_FOUND, SIGNED_OUT
 
 #: What a multipart request may add to the file's own bytes (boundaries, the other fields).
@@ -31,12 +32,19 @@ NOT_THERE = "This file does not exist: it was deleted, or the link is not right.
 
 
 @require_POST
-def upload(request: HttpRequest) -> JsonResponse:
+async def upload(request: HttpRequest) -> JsonResponse:
     """Keep one file (field ``file``) for a message of the conversation ``conversation``
     (absent: a new conversation's first message): 201 with it as frames show it, or the
     refusal, with nothing kept."""
-    if not request.user.is_authenticated:
+    user = await request.auser()
+    if not user.is_authenticated:
         return _refusal(ChatError(SIGNED_OUT, code=ErrorCode.SESSION_ENDED), 401)
+    # Decoding and writing an image anew takes a while: on the database threads, as every
+    # service the sockets call, not on the one thread that runs the process's pages.
+    return await to_async(_upload)(request, user.pk)
+
+
+def _upload(request: HttpRequest, owner_id: int) -> JsonResponse:
     try:
         _check_length(request.META.get("CONTENT_LENGTH"))
         conversation = _conversation(request)
@@ -46,7 +54,7 @@ def upload(request: HttpRequest) -> JsonResponse:
         name = sent.name or ""
         if sent.size is not None and sent.size > settings.ATTACH_MAX_BYTES:
             raise AttachmentRefused(_too_big(name, sent.size), reason="size")
-        attachment = attachments.do_upload(request.user.pk, conversation, name, sent.read())
+        attachment = attachments.do_upload(owner_id, conversation, name, sent.read())
     except AttachmentRefused as exc:
         metrics.attachment_refused(exc.reason)
         return _refusal(exc, 413 if exc.reason == "size" else 415)

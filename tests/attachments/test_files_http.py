@@ -22,7 +22,8 @@ from streaming.models import Attachment, Conversation, Storage
 from streaming.services import deletion, storage
 from tests.support.files import SECRET, pdf, png, png_declaring, upload, words
 
-pytestmark = pytest.mark.django_db
+# Transactional: an upload is handled on the database threads, each with its connection.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def stored(media: Path) -> list[Path]:
@@ -169,7 +170,6 @@ def test_uploads_into_someone_elses_conversation_are_refused(
     assert (got, answer["code"]) == (401, "session_ended")
 
 
-@pytest.mark.django_db(transaction=True)  # the bytes go once the deletion commits
 def test_purging_a_conversation_deletes_its_files_and_frees_the_quota(
     logged_in: Client, conversation: Conversation, media: Path, settings: Any
 ) -> None:
@@ -186,7 +186,6 @@ def test_purging_a_conversation_deletes_its_files_and_frees_the_quota(
     assert storage.used(conversation.owner_id) == 0
 
 
-@pytest.mark.django_db(transaction=True)  # the bytes go once the deletion commits
 def test_purge_attachments_removes_old_unsent_uploads_and_files_no_row_names(
     logged_in: Client, conversation: Conversation, media: Path
 ) -> None:
