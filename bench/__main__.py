@@ -17,6 +17,8 @@
                                  # extra peak memory (PostgreSQL, BENCH_DATABASE_URL)
     python -m bench post         # posting one message into a conversation of 10,000 and
                                  # of 240,000 messages: time, queries, extra peak memory
+    python -m bench uploads      # attaching files: a 12-megapixel photo and a 200-page PDF
+                                 # uploaded, and a page's time while photos upload
     python -m bench relay        # the fixed-N relay run (SQLite and the in-memory layer
                                  # unless BENCH_DATABASE_URL / BENCH_REDIS_URL say otherwise)
     python -m bench load [--daphnes 1,2] [--layer core,pubsub] [--n 1,20,50]
@@ -55,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("render", help="the chat page drawing long Markdown answers (Chromium)")
     commands.add_parser("transfer", help="imports and exports of large conversations")
     commands.add_parser("post", help="posting one message into a long conversation")
+    commands.add_parser("uploads", help="attaching files: photo and PDF uploads, pages meanwhile")
     commands.add_parser("relay", help="fixed-N answers through one daphne (200 tokens at 100/s)")
     load = commands.add_parser("load", help="the relay load run: added latency per token")
     load.add_argument("--daphnes", type=_numbers, default=(1, 2), help="e.g. 1,2 (default)")
@@ -105,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import posting
 
         _two_columns(posting.run())
+    if args.command in (None, "uploads"):
+        from bench import uploads
+
+        _two_columns(uploads.run(ROOT / "var"))
     if args.command == "relay":
         from bench import relay
 
