@@ -319,7 +319,8 @@ def test_a_refused_file_shows_why_nothing_of_it_is_kept_and_the_rest_goes(
     )
     expect(chip(page, "notes.txt")).to_have_attribute("data-status", "done")
     # Said to a screen reader too, by the chat's live region.
-    expect(page.locator("#chat-announcer")).to_contain_text("photo.png")
+    expect(page.locator("#chat-announcer")).to_contain_text("photo.png is not a PNG")
+    expect(page.locator("#chat-announcer")).to_contain_text("SVG images are not accepted")
     assert orm(lambda: list(Attachment.objects.values_list("name", flat=True))) == ["notes.txt"]
     assert len(stored_files(media)) == 1
     expect(send_button(page)).to_be_enabled()
@@ -328,6 +329,13 @@ def test_a_refused_file_shows_why_nothing_of_it_is_kept_and_the_rest_goes(
         page.emulate_media(color_scheme=theme)
         page.screenshot(path=tmp_path / f"refused-{theme}.png")
         assert axe_violations(page) == [], theme
+    # On a phone, each chip and its words fit the width: nothing scrolls sideways.
+    page.set_viewport_size({"width": 390, "height": 760})
+    expect(page.locator("#sidebar")).to_be_hidden()  # a drawer now, closed
+    page.screenshot(path=tmp_path / "refused-phone.png")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.evaluate("document.getElementById('composer-tray').scrollWidth") <= 390
+    page.set_viewport_size({"width": 1100, "height": 760})
 
     # A failed file is removed by its button; the keyboard moves to the next chip's.
     svg.get_by_role("button", name="Remove drawing.svg").click()
@@ -374,7 +382,7 @@ def test_a_refused_message_keeps_its_text_and_files(
 
 
 def test_an_edit_keeps_the_files_of_the_message_it_edits(
-    page: Page, user: User, simulator: SimulatorThread
+    page: Page, user: User, simulator: SimulatorThread, tmp_path: Path
 ) -> None:
     open_saved_chat(page, user)
     attach(page, payload("todo.txt", b"Water the plants.\n", "text/plain"))
@@ -390,6 +398,7 @@ def test_an_edit_keeps_the_files_of_the_message_it_edits(
     # The edit starts with the message's files, each removable.
     files = question.get_by_role("list", name="Files of this message")
     expect(files.get_by_role("button", name="Remove todo.txt")).to_be_visible()
+    page.screenshot(path=tmp_path / "editing.png")
     marker = uuid.uuid4().hex[:8]
     editor.fill(f"edited {marker} sim:parts=1")
     editor.press("Enter")
@@ -413,6 +422,21 @@ def test_an_edit_keeps_the_files_of_the_message_it_edits(
     edited.get_by_role("button", name="Previous version").click()
     first = page.locator(".message--user").filter(has_text="first sim:parts=1")
     expect(first.locator("a.file-chip")).to_contain_text("todo.txt")
+
+    # A file removed from an edit is not sent with it; the keyboard stays in the editor.
+    first.hover()
+    first.get_by_role("button", name="Edit this message").click()
+    first.get_by_role("button", name="Remove todo.txt").click()
+    editor = first.get_by_role("textbox", name="Edit your message")
+    expect(editor).to_be_focused()
+    without = uuid.uuid4().hex[:8]
+    editor.fill(f"no file {without}")
+    editor.press("Enter")
+    latest = page.locator(".message--user").filter(has_text=without)
+    expect(latest.locator(".message-version")).to_have_text("3 / 3")
+    expect(latest.locator(".message-files")).to_have_count(0)
+    finished_answer(page, "complete")
+    assert last_user_content(simulator, without) == f"no file {without}"
 
 
 def test_a_new_chat_takes_files_with_its_first_message(

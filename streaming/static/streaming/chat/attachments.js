@@ -36,8 +36,6 @@ export function trayView(list, tray, { onRemove, fallbackFocus }) {
       bar.value = Math.round(item.progress * 100);
       bar.setAttribute("aria-label", `Uploading ${item.name}`);
       li.append(bar);
-    } else if (item.status === Upload.FAILED) {
-      li.append(node("span", "tray-error", item.error));
     }
     const remove = node("button", "tray-remove", "×");
     remove.type = "button";
@@ -45,6 +43,9 @@ export function trayView(list, tray, { onRemove, fallbackFocus }) {
     remove.title = `Remove ${item.name}`;
     remove.addEventListener("click", () => removeByButton(item.key));
     li.append(remove);
+    if (item.status === Upload.FAILED) {
+      li.append(node("span", "tray-error", item.error)); // on a line of its own, below
+    }
     return li;
   }
 
@@ -134,14 +135,15 @@ export function attachUploads({ els, config, canAttach, onChange, showAlert }) {
     if (ok && attachment) {
       tray.uploaded(key, attachment);
     } else {
-      const item = tray.get(key);
       const text =
         (reply && reply.message) ||
         (status
           ? `The server refused the file (HTTP ${status}).`
           : "The file could not be uploaded: the server could not be reached. Try again.");
-      if (item && tray.failed(key, text)) {
-        els.announcer.textContent = `${item.name}: ${text}`;
+      if (tray.failed(key, text)) {
+        // Read out whole (aria-atomic): every file refused so far, not only the last.
+        const failed = tray.items.filter((item) => item.status === Upload.FAILED);
+        els.announcer.textContent = failed.map((item) => `${item.name}: ${item.error}`).join(" ");
       }
     }
     view.draw();
