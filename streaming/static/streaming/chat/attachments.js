@@ -24,9 +24,7 @@ export function trayView(list, tray, { onRemove, fallbackFocus }) {
     li.dataset.key = item.key;
     li.dataset.status = item.status;
     if (item.status === Upload.DONE && item.kind === "image") {
-      li.append(thumbnail(item.attachment, "tray-thumb"));
-      const name = node("span", "visually-hidden", item.name);
-      li.append(name);
+      li.append(thumbnail(item.attachment, "tray-thumb")); // named by its alt: the file's name
     } else {
       li.append(...chipParts(item.name, item.size, item.kind));
     }
