@@ -10,18 +10,28 @@ the database and the server's media folder, this test's own.
 
 import base64
 import hashlib
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from playwright.sync_api import FilePayload, Locator, Page, Route, expect
+from playwright.sync_api import Locator, Page, Route, expect
 
 from streaming.models import Attachment, Conversation, Message
 from streaming.simulator import SimulatorThread
+from tests.support.attaching import (
+    DROP,
+    DROP_ON_TARGET,
+    PASTE,
+    attach,
+    chip,
+    fetched,
+    payload,
+    send_button,
+    tray,
+    until_in_page,
+)
 from tests.support.axe import axe_violations
 from tests.support.browser import (
     CHAT_URL,
@@ -34,6 +44,7 @@ from tests.support.browser import (
     wait_until_connected,
 )
 from tests.support.files import SECRET, pdf, png, words
+from tests.support.waiting import poll_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,39 +57,6 @@ def server_env(request: pytest.FixtureRequest, media: Path) -> dict[str, str]:
     """The server keeps files in the test's own folder (``media``, where the test process's
     storage reads them too); a test may add settings with an indirect parameter."""
     return {"MEDIA_ROOT": str(media), **getattr(request, "param", {})}
-
-
-def payload(name: str, data: bytes, mime: str) -> FilePayload:
-    return {"name": name, "mimeType": mime, "buffer": data}
-
-
-def tray(page: Page) -> Locator:
-    return page.locator("#composer-tray")
-
-
-def chip(page: Page, name: str) -> Locator:
-    """The tray's chip of the file ``name`` (by its remove button's label)."""
-    return (
-        tray(page)
-        .locator(".tray-item")
-        .filter(has=page.get_by_role("button", name=f"Remove {name}", exact=True))
-    )
-
-
-def send_button(page: Page) -> Locator:
-    return page.locator("#composer-send")
-
-
-def attach(page: Page, *files: FilePayload) -> None:
-    page.get_by_label("Attach files").set_input_files(list(files))
-
-
-def until(page: Page, condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    """Let the page's events run until ``condition`` holds, or fail."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the condition never held"
-        page.wait_for_timeout(20)  # the interval between two looks, not a guess
 
 
 def ask(page: Page, text: str) -> Locator:
@@ -98,22 +76,6 @@ def last_user_content(simulator: SimulatorThread, marker: str) -> Any:
         if marker in str(content):
             return content
     raise AssertionError(f"no request carried {marker}")
-
-
-def fetched(page: Page, url: str) -> dict[str, Any]:
-    """GET ``url`` from the page, as its owner: status and headers."""
-    answer: dict[str, Any] = page.evaluate(
-        """async (url) => {
-            const response = await fetch(url);
-            return {
-                status: response.status,
-                type: response.headers.get("content-type"),
-                disposition: response.headers.get("content-disposition"),
-            };
-        }""",
-        url,
-    )
-    return answer
 
 
 def stored_bytes(attachment_id: str) -> bytes:
@@ -150,7 +112,7 @@ def test_the_file_input_uploads_with_progress_and_the_message_carries_the_files(
     expect(send_button(page)).to_have_text("Uploading…")
     expect(send_button(page)).to_be_disabled()
     page.screenshot(path=tmp_path / "uploading.png")
-    until(page, lambda: len(held) == 2)
+    until_in_page(page, lambda: len(held) == 2)
     for route in held:
         route.continue_()
     page.unroute("**/attachments/", hold)
@@ -218,27 +180,6 @@ def test_the_file_input_uploads_with_progress_and_the_message_carries_the_files(
     assert problems == []
 
 
-DROP = """async ([name, type, data]) => {
-    const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
-    const transfer = new DataTransfer();
-    transfer.items.add(new File([bytes], name, { type }));
-    window.dropped = transfer;
-    const at = document.getElementById("messages-scroller");
-    const init = { bubbles: true, cancelable: true, dataTransfer: transfer };
-    at.dispatchEvent(new DragEvent("dragenter", init));
-}"""
-
-DROP_ON_TARGET = """() => {
-    const target = document.getElementById("drop-target");
-    const init = { bubbles: true, cancelable: true, dataTransfer: window.dropped };
-    const over = new DragEvent("dragover", init);
-    target.dispatchEvent(over);
-    const drop = new DragEvent("drop", init);
-    target.dispatchEvent(drop);
-    return [over.defaultPrevented, drop.defaultPrevented];
-}"""
-
-
 def test_files_dropped_on_the_conversation_are_attached(
     page: Page, user: User, simulator: SimulatorThread, tmp_path: Path
 ) -> None:
@@ -264,18 +205,6 @@ def test_files_dropped_on_the_conversation_are_attached(
     expect(page.locator(".message--user").last.locator("a.file-chip")).to_contain_text("report.pdf")
 
 
-PASTE = """async ([name, data]) => {
-    const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
-    const transfer = new DataTransfer();
-    transfer.items.add(new File([bytes], name, { type: "image/png" }));
-    const paste = new ClipboardEvent("paste", {
-        bubbles: true, cancelable: true, clipboardData: transfer,
-    });
-    document.getElementById("composer-input").dispatchEvent(paste);
-    return paste.defaultPrevented;
-}"""
-
-
 def test_a_pasted_image_is_attached_and_goes_alone(
     page: Page, user: User, simulator: SimulatorThread
 ) -> None:
@@ -289,7 +218,7 @@ def test_a_pasted_image_is_attached_and_goes_alone(
     requests = len(simulator.requests)
     send_button(page).click()
     finished_answer(page, "complete")
-    until(page, lambda: len(simulator.requests) > requests)
+    poll_until(lambda: len(simulator.requests) > requests, "the request to the model")
     (part,) = simulator.requests[-1]["messages"][-1]["content"]
     assert part["type"] == "image_url"
     assert part["image_url"]["url"].startswith("data:image/png;base64,")
@@ -334,7 +263,6 @@ def test_a_refused_file_shows_why_nothing_of_it_is_kept_and_the_rest_goes(
     expect(page.locator("#sidebar")).to_be_hidden()  # a drawer now, closed
     page.screenshot(path=tmp_path / "refused-phone.png")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    assert page.evaluate("document.getElementById('composer-tray').scrollWidth") <= 390
     page.set_viewport_size({"width": 1100, "height": 760})
 
     # A failed file is removed by its button; the keyboard moves to the next chip's.
