@@ -235,6 +235,7 @@ def _chat_page(
             "initial_messages": held.initial() if held else {"messages": [], "leaf_id": None},
             "max_message_chars": settings.MAX_MESSAGE_CHARS,
             "max_system_prompt_chars": settings.MAX_SYSTEM_PROMPT_CHARS,
+            "attach_max_files": settings.ATTACH_MAX_FILES,
             "usage": usage.conversation_totals(conversation),
             "model_picker": picker,
             "model_choice": choice,

@@ -114,7 +114,7 @@ describe("a refused message", () => {
     assert.equal(state.outbox.size, 0);
     assert.deepEqual(only(fx, Effect.ALERT), [{ type: Effect.ALERT, text: "refused: busy" }]);
     assert.deepEqual(only(fx, Effect.GIVE_BACK), [
-      { type: Effect.GIVE_BACK, text: "More", editOf: null, notice: "" },
+      { type: Effect.GIVE_BACK, text: "More", attachments: [], editOf: null, notice: "" },
     ]);
     assert.equal(only(fx, Effect.REMOVE).length, 1);
   });
@@ -136,7 +136,13 @@ describe("a refused message", () => {
     sendMessage(state, { content: "Hi!", parentId: null, clientId: "c1", editOf: "u1" }, fx);
     const back = only(feed(state, refusal("bad_parent")), Effect.GIVE_BACK);
     assert.deepEqual(back, [
-      { type: Effect.GIVE_BACK, text: "Hi!", editOf: state.messages.get("u1"), notice: "" },
+      {
+        type: Effect.GIVE_BACK,
+        text: "Hi!",
+        attachments: [],
+        editOf: state.messages.get("u1"),
+        notice: "",
+      },
     ]);
   });
 

@@ -1,9 +1,11 @@
 /*
  * Where a person writes: the message box (Enter sends, Shift+Enter adds a line, it grows with
- * its text), the alert above it, Send and Stop (Esc stops from anywhere), and editing a
- * message in place. What sending means is outbox.js's and requests.js's; this holds the
- * text and the keys, and gives back text the page could not send or keep.
+ * its text), the files it carries (attachments.js), the alert above it, Send and Stop (Esc
+ * stops from anywhere), and editing a message in place. What sending means is outbox.js's
+ * and requests.js's; this holds the text, the files and the keys, and gives back text and
+ * files the page could not send or keep.
  */
+import { attachUploads, editTray } from "./attachments.js";
 import { sendMessage } from "./outbox.js";
 import { canStop, isStopping, newClientId, requestStop } from "./requests.js";
 import { holdsEnd, isAnswering, isOpen, shownPath } from "./store.js";
@@ -14,20 +16,29 @@ const EDIT_MOVED_TEXT =
   "The conversation moved to another version: your edit is in the message box.";
 
 /**
- * Wire the composer. `els`: the chat's elements; `view`: its view (view.js); `run(fx)`
- * carries out effects and brings the page in line with the state (page.js). Returns what
- * the page asks of it.
+ * Wire the composer. `els`: the chat's elements; `config`: the page's `uploadUrl` and
+ * `maxFiles`; `view`: its view (view.js); `run(fx)` carries out effects and brings the page
+ * in line with the state (page.js). Returns what the page asks of it.
  */
-export function attach({ state, els, view, run }) {
-  // The editor of the message being edited ({close, text, sending}), or null.
+export function attach({ state, els, config, view, run }) {
+  // The editor of the message being edited ({close, text, files, sending}), or null.
   let editor = null;
 
   function showAlert(text) {
     els.alert.textContent = text;
   }
 
+  const uploads = attachUploads({
+    els,
+    config,
+    canAttach: () => !state.closedForGood,
+    onChange: () => update(),
+    showAlert,
+  });
+
   function canSend() {
-    return !state.closedForGood && els.input.value.trim() !== "" && !isAnswering(state);
+    const hasText = els.input.value.trim() !== "";
+    return !state.closedForGood && uploads.tray.canSend(hasText) && !isAnswering(state);
   }
 
   function autosize() {
@@ -40,8 +51,9 @@ export function attach({ state, els, view, run }) {
 
   function submit() {
     const content = els.input.value;
+    const attachments = uploads.tray.ready;
     if (!canSend()) {
-      if (content.trim() !== "" && isAnswering(state)) {
+      if ((content.trim() !== "" || attachments.length > 0) && isAnswering(state)) {
         showAlert(STILL_ANSWERING_TEXT);
       }
       return;
@@ -56,8 +68,10 @@ export function attach({ state, els, view, run }) {
     }
     const path = shownPath(state);
     const parentId = path.length ? path[path.length - 1].id : null;
-    if (sendMessage(state, { content, parentId, clientId: newClientId() }, fx) !== null) {
+    const message = { content, parentId, clientId: newClientId(), attachments };
+    if (sendMessage(state, message, fx) !== null) {
       els.input.value = "";
+      uploads.clear();
       autosize();
     }
     run(fx);
@@ -65,15 +79,19 @@ export function attach({ state, els, view, run }) {
 
   /**
    * Text the page could not send or keep where it was goes to the composer, after whatever
-   * is written there already: nothing a person wrote is dropped.
+   * is written there already, and its files (`attachments`, uploaded) to its tray: nothing
+   * a person wrote or attached is dropped.
    */
-  function giveBack(text, notice) {
-    if (text.trim() === "") {
+  function giveBack(text, notice, attachments = []) {
+    if (text.trim() === "" && attachments.length === 0) {
       return;
     }
-    const there = els.input.value;
-    els.input.value = there.trim() === "" ? text : `${there}\n\n${text}`;
-    autosize();
+    if (text.trim() !== "") {
+      const there = els.input.value;
+      els.input.value = there.trim() === "" ? text : `${there}\n\n${text}`;
+      autosize();
+    }
+    uploads.restore(attachments);
     if (notice) {
       showAlert(notice);
     }
@@ -82,13 +100,17 @@ export function attach({ state, els, view, run }) {
   }
 
   /**
-   * Edit `entry` in place, starting from `text` (its own, or an edit the server refused).
-   * False when it cannot be edited now.
+   * Edit `entry` in place, starting from `text` and `attachments` (its own, or an edit the
+   * server refused): the files stay unless removed. False when it cannot be edited now.
    */
-  function startEdit(entry, text) {
+  function startEdit(entry, text, attachments = entry.attachments) {
     if (state.editing !== null || entry.id === null || isAnswering(state) || !isOpen(state)) {
       return false;
     }
+    const files = editTray(attachments, {
+      onChange: () => {}, // an edit may go with no file left, as with no text
+      fallbackFocus: () => view.bubble(entry)?.querySelector("textarea") || els.input,
+    });
     const opened = view.openEditor(
       entry,
       text,
@@ -96,7 +118,13 @@ export function attach({ state, els, view, run }) {
         editor.sending = true;
         const fx = [];
         const clientId = newClientId();
-        const message = { content: edited, parentId: entry.parentId, clientId, editOf: entry.key };
+        const message = {
+          content: edited,
+          parentId: entry.parentId,
+          clientId,
+          editOf: entry.key,
+          attachments: files.ready(),
+        };
         const sent = sendMessage(state, message, fx) !== null;
         if (!sent && editor) {
           editor.sending = false;
@@ -117,9 +145,10 @@ export function attach({ state, els, view, run }) {
           edit.focus();
         }
       },
+      files.element,
     );
     state.editing = entry;
-    editor = { close: opened.close, text: opened.text, sending: false };
+    editor = { close: opened.close, text: opened.text, files: files.ready, sending: false };
     run([]);
     return true;
   }
@@ -132,10 +161,11 @@ export function attach({ state, els, view, run }) {
     if (editor === null || path.includes(state.editing)) {
       return;
     }
-    const { sending, text } = editor;
+    const { sending, text, files } = editor;
+    const attachments = files();
     editor.close();
     if (!sending) {
-      giveBack(text(), EDIT_MOVED_TEXT);
+      giveBack(text(), EDIT_MOVED_TEXT, attachments);
     }
   }
 
@@ -145,7 +175,10 @@ export function attach({ state, els, view, run }) {
       showAlert(""); // as soon as the answer has ended, not when the next message is sent
     }
     els.send.disabled = !canSend();
+    // Say why Send waits: a file is still on its way to the server.
+    els.send.textContent = uploads.tray.uploading ? "Uploading…" : "Send";
     els.input.disabled = state.closedForGood;
+    els.files.disabled = state.closedForGood;
     // Stop sits beside Send from the moment a message is sent until its answer ends; without
     // a socket (a new chat's first message being posted) the stop waits for the next one.
     const stopHadFocus = document.activeElement === els.stop;

@@ -49,6 +49,10 @@ export function attach({ state, root, els, picker, prompt, config, run, connect 
       client_id: clientId,
       system_prompt: draftPrompt,
     });
+    // The files it carries, uploaded already (without a conversation): the field repeated.
+    for (const id of frame.attachments || []) {
+      body.append("attachments", id);
+    }
     const picked = picker.picked();
     if (picked) {
       body.set("provider_id", picked.provider_id === null ? "" : String(picked.provider_id));
@@ -86,7 +90,7 @@ export function attach({ state, root, els, picker, prompt, config, run, connect 
       text = `The server refused the message (HTTP ${response.status}). Reload the page and try again.`;
     }
     const fx = [{ type: Effect.ALERT, text }];
-    rejectSend(state, clientId, fx);
+    rejectSend(state, clientId, fx); // its text and files back to the composer
     if (response && response.status === 401) {
       signedOut(state, fx);
     }

@@ -33,7 +33,8 @@ export const Effect = Object.freeze({
   RECONNECT: "reconnect",
   /** `text`: say it above the composer ("" clears it). */
   ALERT: "alert",
-  /** `text`, `editOf` (an entry, or null), `notice`: text not sent goes back to the person. */
+  /** `text`, `attachments`, `editOf` (an entry, or null), `notice`: text and files not sent
+   * go back to the person. */
   GIVE_BACK: "give_back",
   /** `missedFrames`: load the list of conversations again (false: only if it lacks this one). */
   LIST_REFRESH: "list_refresh",

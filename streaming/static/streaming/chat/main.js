@@ -39,6 +39,8 @@ function start(root) {
     wsPath: root.dataset.wsPath,
     startUrl: root.dataset.startUrl,
     maxPromptChars: parseInt(root.dataset.maxSystemPromptChars, 10) || Infinity,
+    uploadUrl: root.dataset.uploadUrl,
+    maxFiles: parseInt(root.dataset.attachMaxFiles, 10) || Infinity,
   };
   const els = {
     scroller: document.getElementById("messages-scroller"),
@@ -50,6 +52,11 @@ function start(root) {
     stop: document.getElementById("composer-stop"),
     alert: document.getElementById("composer-alert"),
     status: document.getElementById("connection-status"),
+    root,
+    tray: document.getElementById("composer-tray"),
+    files: document.getElementById("composer-files"),
+    dropTarget: document.getElementById("drop-target"),
+    announcer: document.getElementById("chat-announcer"),
   };
   const state = createState({
     draft: root.dataset.draft === "true",
@@ -87,7 +94,7 @@ function start(root) {
   const usage = attachUsage();
   // A draft has no socket: its pick stays in the picker until the first message takes it.
   const picker = attachModel((frame) => state.draft || sendFrame(frame));
-  const composer = attachComposer({ state, els, view, run });
+  const composer = attachComposer({ state, els, config, view, run });
   const older = attachOlder({
     state,
     button: document.getElementById("messages-older"),

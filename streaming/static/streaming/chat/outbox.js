@@ -15,12 +15,19 @@ import { forget, isAnswering, newEntry, send } from "./store.js";
 import { settleWindow } from "./windowing.js";
 
 /**
- * Send `content` as a user message following the message `parentId` (null: the first turn):
- * the composer's follows the branch shown, an edit's what the edited one followed (`editOf`:
- * the edited message's key). Its new entry; null, with the reason said, when it cannot go.
+ * Send `content` as a user message following the message `parentId` (null: the first turn),
+ * carrying `attachments` (uploaded files, as the server showed them; then `content` may be
+ * empty): the composer's follows the branch shown, an edit's what the edited one followed
+ * (`editOf`: the edited message's key). Its new entry; null, with the reason said, when it
+ * cannot go.
  */
-export function sendMessage(state, { content, parentId, clientId, editOf = null }, fx) {
-  if (state.closedForGood || content.trim() === "" || isAnswering(state)) {
+export function sendMessage(
+  state,
+  { content, parentId, clientId, editOf = null, attachments = [] },
+  fx,
+) {
+  const empty = content.trim() === "" && attachments.length === 0;
+  if (state.closedForGood || empty || isAnswering(state)) {
     return null;
   }
   // Count code points, as the server does, not UTF-16 units.
@@ -38,6 +45,7 @@ export function sendMessage(state, { content, parentId, clientId, editOf = null 
     content,
     clientId,
     parentId,
+    attachments,
   });
   entry.key = `local:${clientId}`;
   entry.leafBefore = state.leafId; // shown again if the server refuses it
@@ -48,12 +56,16 @@ export function sendMessage(state, { content, parentId, clientId, editOf = null 
   state.leafId = entry.key;
   settleWindow(state); // an edit of a message shown, on a page away from the end, is its end
   fx.push({ type: Effect.RENDER, entry });
-  state.outbox.set(clientId, {
+  const frame = {
     type: ClientFrame.USER_MESSAGE,
     content,
     client_id: clientId,
     parent_id: parentId,
-  });
+  };
+  if (attachments.length > 0) {
+    frame.attachments = attachments.map((attachment) => attachment.id); // never their bytes
+  }
+  state.outbox.set(clientId, frame);
   transmit(state, clientId, fx);
   fx.push({ type: Effect.SCROLL_DOWN }); // your own message always brings you down
   return entry;
@@ -78,8 +90,8 @@ export function rejectOldestSend(state, fx) {
 }
 
 /**
- * The server refused the message `clientId`: take its bubble back, and give its text back
- * to the composer or, for an edit, to the editor of the message it was to replace.
+ * The server refused the message `clientId`: take its bubble back, and give its text and
+ * files back to the composer or, for an edit, to the editor of the message it was to replace.
  */
 export function rejectSend(state, clientId, fx) {
   if (!clientId || !state.outbox.has(clientId)) {
@@ -93,5 +105,11 @@ export function rejectSend(state, clientId, fx) {
     forget(state, entry, fx);
   }
   const edited = entry && entry.editOf ? state.messages.get(entry.editOf) : undefined;
-  fx.push({ type: Effect.GIVE_BACK, text: frame.content, editOf: edited || null, notice: "" });
+  fx.push({
+    type: Effect.GIVE_BACK,
+    text: frame.content,
+    attachments: entry ? entry.attachments : [],
+    editOf: edited || null,
+    notice: "",
+  });
 }

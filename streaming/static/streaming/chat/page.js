@@ -108,10 +108,10 @@ export function createPage(state, root, parts) {
     parts.renaming.shown(title);
   }
 
-  function giveBack({ text, editOf, notice }) {
+  function giveBack({ text, attachments, editOf, notice }) {
     refresh(); // the edited message is shown again, and can be edited again
-    if (!editOf || !composer.startEdit(editOf, text)) {
-      composer.giveBack(text, notice);
+    if (!editOf || !composer.startEdit(editOf, text, attachments)) {
+      composer.giveBack(text, notice, attachments);
     }
   }
 

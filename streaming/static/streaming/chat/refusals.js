@@ -24,6 +24,11 @@ const SEND_ERROR_CODES = new Set([
   ErrorCode.BAD_PARENT,
   ErrorCode.MODEL_UNAVAILABLE,
   ErrorCode.PROVIDER_KEY_UNREADABLE,
+  ErrorCode.STORAGE_FULL,
+  // Its files: one no longer there, too many, or images to a model that does not see them.
+  ErrorCode.BAD_ATTACHMENT,
+  ErrorCode.TOO_MANY_ATTACHMENTS,
+  ErrorCode.NO_VISION,
 ]);
 // Refusals a `retry` (or `continue_answer`) gets as well as a user_message: a retry's when
 // no message is out.
@@ -31,6 +36,8 @@ const RETRY_REFUSALS = new Set([
   ErrorCode.BUSY,
   ErrorCode.MODEL_UNAVAILABLE,
   ErrorCode.PROVIDER_KEY_UNREADABLE,
+  ErrorCode.STORAGE_FULL,
+  ErrorCode.NO_VISION,
 ]);
 // Nothing a person can act on (an unknown_type: this page is newer than its server); the
 // next snapshot or `done` sets things right.

@@ -29,7 +29,8 @@ export function createState({ draft = false, maxChars = Infinity, askForSync, ti
      * confirms it. An entry: {key, id, parentId, role, content, status, error, usage,
      * clientId, createdAt (ISO, null until saved), model, providerName (an answer's, as it
      * recorded them), continuable (an answer cut off at its length limit, which Continue
-     * may go on with), stub (a version known without its text)}; one this page sent also has
+     * may go on with), attachments (its files, as frames show them), stub (a version known
+     * without its text)}; one this page sent also has
      * leafBefore (the branch shown before it) and, for an edit, editOf (the key of the
      * message it is a version of).
      */
@@ -117,6 +118,7 @@ export function newEntry(fields) {
     model: "",
     providerName: "",
     continuable: false,
+    attachments: [],
     stub: false,
     ...fields,
   };
@@ -141,10 +143,13 @@ export function applyStored(entry, message) {
       changed = true;
     }
   }
-  const usage = message.usage || null;
-  if (JSON.stringify(usage) !== JSON.stringify(entry.usage)) {
-    entry.usage = usage;
-    changed = true;
+  // Compared by what they hold: every frame carries them afresh.
+  const held = { usage: message.usage || null, attachments: message.attachments || [] };
+  for (const [name, value] of Object.entries(held)) {
+    if (JSON.stringify(value) !== JSON.stringify(entry[name])) {
+      entry[name] = value;
+      changed = true;
+    }
   }
   entry.clientId = message.client_id || entry.clientId;
   entry.parentId = message.parent_id || null;

@@ -9,6 +9,8 @@
  * is stored; blocks.js draws it, the finished blocks once.
  */
 import { drawMarkdown } from "./blocks.js";
+import { node } from "./dom.js";
+import { messageFiles } from "./files.js";
 import { Role, Status } from "./protocol.js";
 import { createScrolling } from "./scrolling.js";
 import { isUnderway } from "./store.js";
@@ -23,17 +25,6 @@ const STATUS_LABELS = {
   interrupted: "Interrupted",
   error: "Failed",
 };
-
-function node(tag, className, text) {
-  const element = document.createElement(tag);
-  if (className) {
-    element.className = className;
-  }
-  if (text !== undefined) {
-    element.textContent = text;
-  }
-  return element;
-}
 
 function typingIndicator() {
   const typing = node("div", "typing");
@@ -77,6 +68,10 @@ function buildBubble(entry, content) {
   }
   li.append(meta);
   li.append(content);
+  const files = messageFiles(entry.attachments);
+  if (files) {
+    li.append(files); // each version shows its own, as its message carries them
+  }
   if (entry.role === Role.ASSISTANT && isUnderway(entry)) {
     li.append(typingIndicator());
   }
@@ -115,9 +110,14 @@ export function createView(els) {
     return bubbles.get(entry);
   }
 
-  /** Take `element`, a bubble the server rendered, as `entry`'s rather than draw it again. */
+  /** Take `element`, a bubble the server rendered, as `entry`'s rather than draw it again;
+   * its files are drawn here (the server's markup has none). */
   function adopt(entry, element) {
     bubbles.set(entry, element);
+    const files = messageFiles(entry.attachments);
+    if (files) {
+      element.querySelector(".message-content").after(files);
+    }
   }
 
   // Build `entry`'s bubble afresh; one on the page is replaced, a new one waits for place().
@@ -318,10 +318,11 @@ export function createView(els) {
   /**
    * Edit a user message in place: `text` in a text area with Send and Cancel. Enter sends
    * (Shift+Enter adds a line), Esc cancels. `onSend(text)` returns true when the text was
-   * taken (the editor closes); `onClose(sent)` is called when it closes either way. Returns
+   * taken (the editor closes); `onClose(sent)` is called when it closes either way; `files`,
+   * if given, is put above the text (the message's files, as the composer's tray is). Returns
    * {close(), text()}: a way to close it, and the text as it stands.
    */
-  function openEditor(entry, text, onSend, onClose) {
+  function openEditor(entry, text, onSend, onClose, files = null) {
     const element = bubbles.get(entry);
     const content = element.querySelector(".message-content");
     const form = node("form", "message-editor");
@@ -335,7 +336,7 @@ export function createView(els) {
     const send = node("button", "button button--primary button--small", "Send");
     send.type = "submit";
     row.append(cancel, send);
-    form.append(area, row);
+    form.append(...(files ? [files] : []), area, row);
     content.hidden = true;
     element.classList.add("is-editing");
     content.after(form);
