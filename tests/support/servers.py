@@ -237,7 +237,9 @@ def _free_log_path(log_dir: Path) -> Path:
 
 @contextmanager
 def daphne_servers(count: int, env: dict[str, str], log_dir: Path) -> Iterator[list[DaphneServer]]:
-    """Start ``count`` daphne processes with the same environment; stop them all after."""
+    """Start ``count`` daphne processes with the same environment; stop them all after.
+    Attached files are kept under ``log_dir`` (the test's) unless ``env`` says where."""
+    env = {"MEDIA_ROOT": str(log_dir / "media"), **env}
     servers: list[DaphneServer] = []
     try:
         for _ in range(count):
