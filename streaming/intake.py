@@ -112,10 +112,8 @@ _GIF = _Raster("GIF", "PNG", "image/png", ".png")
 def read(data: bytes, name: str) -> Intake:
     """What the file ``data`` is and what chatsite keeps of it, or AttachmentRefused saying
     why not; ``name`` is the file's name as its owner gave it."""
-    limit = settings.ATTACH_MAX_BYTES
-    if len(data) > limit:
-        message = f"{name} is {_size(len(data))}; files may be up to {_size(limit)}."
-        raise AttachmentRefused(message, reason="size")
+    if len(data) > settings.ATTACH_MAX_BYTES:
+        raise AttachmentRefused(too_big(name, len(data)), reason="size")
     if not data:
         raise AttachmentRefused(f"{name} is empty.", reason="empty")
     raster = _raster(data)
@@ -296,6 +294,12 @@ def _kept(
     width, height = size or (None, None)
     sha256 = hashlib.sha256(data).hexdigest()
     return Intake(kind, content_type, extension, data, text, width, height, sha256)
+
+
+def too_big(name: str, size: int) -> str:
+    """Why a file of ``size`` bytes is refused, over ATTACH_MAX_BYTES (the page says the same:
+    chat/tray.js ``tooBig``)."""
+    return f"{name} is {_size(size)}; files may be up to {_size(settings.ATTACH_MAX_BYTES)}."
 
 
 def _size(count: int) -> str:

@@ -236,6 +236,7 @@ def _chat_page(
             "max_message_chars": settings.MAX_MESSAGE_CHARS,
             "max_system_prompt_chars": settings.MAX_SYSTEM_PROMPT_CHARS,
             "attach_max_files": settings.ATTACH_MAX_FILES,
+            "attach_max_bytes": settings.ATTACH_MAX_BYTES,
             "usage": usage.conversation_totals(conversation),
             "model_picker": picker,
             "model_choice": choice,

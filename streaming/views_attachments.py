@@ -17,7 +17,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonRe
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from streaming import frames, metrics
+from streaming import frames, intake, metrics
 from streaming.exceptions import AttachmentRefused, ChatError, ErrorCode, Invalid, StorageFull
 from streaming.models import Attachment, Conversation
 from streaming.services import attachments, conversations
@@ -53,7 +53,7 @@ def _upload(request: HttpRequest, owner_id: int) -> JsonResponse:
             raise Invalid("Choose a file to attach.", code=ErrorCode.BAD_ATTACHMENT)
         name = sent.name or ""
         if sent.size is not None and sent.size > settings.ATTACH_MAX_BYTES:
-            raise AttachmentRefused(_too_big(name, sent.size), reason="size")
+            raise AttachmentRefused(intake.too_big(name, sent.size), reason="size")
         attachment = attachments.do_upload(owner_id, conversation, name, sent.read())
     except AttachmentRefused as exc:
         metrics.attachment_refused(exc.reason)
@@ -75,16 +75,7 @@ def _check_length(length: str | None) -> None:
     except ValueError:
         return
     if size > settings.ATTACH_MAX_BYTES + _MULTIPART_SLACK:
-        raise AttachmentRefused(_too_big("The file", size), reason="size")
-
-
-def _too_big(name: str, size: int) -> str:
-    limit = settings.ATTACH_MAX_BYTES
-    return f"{name} is {_mb(size)}; files may be up to {_mb(limit)}."
-
-
-def _mb(size: int) -> str:
-    return f"{size / 1_000_000:.1f} MB"
+        raise AttachmentRefused(intake.too_big("The file", size), reason="size")
 
 
 def _conversation(request: HttpRequest) -> Conversation | None:

@@ -9,7 +9,13 @@ import { describe, it } from "node:test";
 import { Effect } from "../../streaming/static/streaming/chat/effects.js";
 import { sendMessage } from "../../streaming/static/streaming/chat/outbox.js";
 import { applyStored, newEntry } from "../../streaming/static/streaming/chat/store.js";
-import { guessKind, humanSize, Tray, Upload } from "../../streaming/static/streaming/chat/tray.js";
+import {
+  guessKind,
+  humanSize,
+  tooBig,
+  Tray,
+  Upload,
+} from "../../streaming/static/streaming/chat/tray.js";
 import { feed, newPage, only, sent, servedTurn, snapshot, stored } from "./page-state.js";
 
 const file = (name, size = 10, type = "") => ({ name, size, type });
@@ -24,7 +30,26 @@ const shown = (id, fields = {}) => ({
   url: `/attachments/${id}/`,
   ...fields,
 });
-const refusal = (code) => ({ type: "error", code, message: `refused: ${code}` });
+const refusal = (code) => ({
+  type: "error",
+  code,
+  message: `refused: ${code}`,
+});
+
+describe("tooBig", () => {
+  it("refuses a file over the limit in the server's words, and nothing at or under it", () => {
+    assert.equal(
+      tooBig("huge.log", 31_457_280, 20_000_000),
+      "huge.log is 31.5 MB; files may be up to 20 MB.",
+    );
+    assert.equal(tooBig("fits.log", 20_000_000, 20_000_000), "");
+    assert.equal(
+      tooBig("small.txt", 1500, 999),
+      "small.txt is 1.5 kB; files may be up to 999 bytes.",
+    );
+    assert.equal(tooBig("any.log", 10 ** 12, Infinity), "");
+  });
+});
 
 describe("humanSize", () => {
   it("says bytes, kB, MB and GB as the server counts them, one decimal below ten", () => {
@@ -88,7 +113,11 @@ describe("the tray", () => {
   it("takes the server's word for an uploaded file: name, size, kind", () => {
     const tray = new Tray();
     const [item] = tray.add([file("shot.PNG", 900_000, "image/png")]).added;
-    const attachment = shown("x", { kind: "image", name: "shot.PNG", size: 48_213 });
+    const attachment = shown("x", {
+      kind: "image",
+      name: "shot.PNG",
+      size: 48_213,
+    });
     assert.equal(tray.uploaded(item.key, attachment), true);
     assert.equal(item.status, Upload.DONE);
     assert.equal(item.size, 48_213);
@@ -191,7 +220,12 @@ describe("a message with files", () => {
       const { state } = servedTurn();
       sendMessage(
         state,
-        { content: "What is this?", parentId: "a1", clientId: "c1", attachments: files },
+        {
+          content: "What is this?",
+          parentId: "a1",
+          clientId: "c1",
+          attachments: files,
+        },
         [],
       );
       const fx = feed(state, refusal(code));
@@ -214,7 +248,13 @@ describe("a message with files", () => {
     const { state } = servedTurn();
     sendMessage(
       state,
-      { content: "Hi!", parentId: null, clientId: "c1", editOf: "u1", attachments: files },
+      {
+        content: "Hi!",
+        parentId: null,
+        clientId: "c1",
+        editOf: "u1",
+        attachments: files,
+      },
       [],
     );
     const [back] = only(feed(state, refusal("no_vision")), Effect.GIVE_BACK);
@@ -242,7 +282,10 @@ describe("a stored message's files", () => {
   it("come with every frame, and are no change when they are the same", () => {
     const entry = newEntry({ id: "u1", role: "user", status: "complete" });
     assert.deepEqual(entry.attachments, []);
-    const message = stored("u1", { content: "Look", attachments: [shown("f1")] });
+    const message = stored("u1", {
+      content: "Look",
+      attachments: [shown("f1")],
+    });
     assert.equal(applyStored(entry, message), true);
     assert.deepEqual(entry.attachments, [shown("f1")]);
     assert.equal(applyStored(entry, structuredClone(message)), false);
@@ -256,7 +299,10 @@ describe("a stored message's files", () => {
       state,
       snapshot([
         stored("u1", { attachments: [shown("old")] }),
-        stored("u2", { attachments: [shown("new")], created_at: "2025-03-14T10:00:05+00:00" }),
+        stored("u2", {
+          attachments: [shown("new")],
+          created_at: "2025-03-14T10:00:05+00:00",
+        }),
       ]),
     );
     assert.deepEqual(state.messages.get("u1").attachments, [shown("old")]);

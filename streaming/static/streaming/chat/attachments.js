@@ -7,7 +7,7 @@
  */
 import { node } from "./dom.js";
 import { chipParts, thumbnail } from "./files.js";
-import { Tray, Upload } from "./tray.js";
+import { tooBig, Tray, Upload } from "./tray.js";
 
 /**
  * Draw `tray` into `list` (a <ul>, hidden while the tray is empty) whenever `draw()` is
@@ -104,7 +104,7 @@ function filesOf(transfer) {
 /**
  * Wire the composer's files: `els` holds the chat `root`, `tray` (the list), `files` (the
  * file input), `input` (the message box), `dropTarget`, `announcer` and `alert`;
- * `config` holds `uploadUrl` and `maxFiles`. `canAttach()` says whether files may be added
+ * `config` holds `uploadUrl`, `maxFiles` and `maxBytes`. `canAttach()` says whether files may be added
  * now; `onChange()` is called whenever what the tray holds changes (Send follows it).
  * Returns {tray, restore(attachments), clear(), draw()}.
  */
@@ -149,6 +149,12 @@ export function attachUploads({ els, config, canAttach, onChange, showAlert }) {
   }
 
   function upload(item, file) {
+    // Refused here as the server would refuse it, without sending it all first.
+    const big = tooBig(item.name, file.size, config.maxBytes);
+    if (big) {
+      settle(item.key, false, { message: big }, 413);
+      return;
+    }
     const request = new XMLHttpRequest();
     requests.set(item.key, request);
     request.open("POST", config.uploadUrl);

@@ -41,6 +41,7 @@ function start(root) {
     maxPromptChars: parseInt(root.dataset.maxSystemPromptChars, 10) || Infinity,
     uploadUrl: root.dataset.uploadUrl,
     maxFiles: parseInt(root.dataset.attachMaxFiles, 10) || Infinity,
+    maxBytes: parseInt(root.dataset.attachMaxBytes, 10) || Infinity,
   };
   const els = {
     scroller: document.getElementById("messages-scroller"),

@@ -53,6 +53,28 @@ export function guessKind(type) {
 }
 
 /**
+ * Why a file of `size` bytes named `name` is not sent, over `maxBytes` (ATTACH_MAX_BYTES), in
+ * the server's words (streaming/intake.py, `too_big`); "" when it is not too big.
+ */
+export function tooBig(name, size, maxBytes) {
+  if (!(size > maxBytes)) {
+    return "";
+  }
+  const words = (count) => {
+    for (const [unit, step] of [
+      ["MB", 1e6],
+      ["kB", 1e3],
+    ]) {
+      if (count >= step) {
+        return `${(count / step).toFixed(1).replace(/\.0$/, "")} ${unit}`;
+      }
+    }
+    return `${count} bytes`;
+  };
+  return `${name} is ${words(size)}; files may be up to ${words(maxBytes)}.`;
+}
+
+/**
  * The tray of one composer (or one editor). `maxFiles`: the most one message carries
  * (ATTACH_MAX_FILES). Items: {key, name, size, kind, status, progress (0 to 1), attachment
  * (the server's, once uploaded), error (the server's words, once failed)}.
