@@ -4,8 +4,37 @@ import django.db.models.deletion
 import django.utils.timezone
 import streaming.uploads
 import uuid
+from typing import Any
+
 from django.conf import settings
 from django.db import migrations, models
+
+
+class AddColumnInPlace(migrations.AddField):
+    """AddField that, on SQLite, adds the column where it is (ALTER TABLE … ADD COLUMN, with
+    its default kept in the table) instead of remaking the table as Django's SQLite backend
+    does for a NOT NULL column: a remade table is given every index of the model's state,
+    and message_search (0010) is PostgreSQL's alone, so `migrate` failed there. Elsewhere,
+    and for the state, the plain AddField."""
+
+    def database_forwards(
+        self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any
+    ) -> None:
+        if schema_editor.connection.vendor != "sqlite":
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
+            return
+        model = to_state.apps.get_model(app_label, self.model_name)
+        field = model._meta.get_field(self.name)
+        definition, params = schema_editor.column_sql(model, field, include_default=True)
+        check = field.db_parameters(connection=schema_editor.connection)["check"]
+        if check:  # as AddField's own SQL has it
+            definition += " " + schema_editor.sql_check_constraint % {"check": check}
+        quote = schema_editor.quote_name
+        schema_editor.execute(
+            f"ALTER TABLE {quote(model._meta.db_table)} ADD COLUMN {quote(field.column)} "
+            f"{definition}",
+            params,
+        )
 
 
 class Migration(migrations.Migration):
@@ -16,12 +45,12 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AddField(
+        AddColumnInPlace(
             model_name='message',
             name='attached',
             field=models.JSONField(blank=True, default=list, editable=False),
         ),
-        migrations.AddField(
+        AddColumnInPlace(
             model_name='message',
             name='attachment_tokens',
             field=models.PositiveIntegerField(default=0, editable=False),
