@@ -10,11 +10,11 @@ from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.text import Truncator
 
-from streaming import admin_tree
+from streaming import admin_tree, views_account
 from streaming.exceptions import ChatError
 from streaming.forms import UserSettingsForm
 from streaming.models import Conversation, Message, Provider, ProviderModel, Quota, UserSettings
@@ -93,12 +93,16 @@ class ConversationAdmin(admin.ModelAdmin[Conversation]):
     inlines = (MessageInline,)
     actions = ("export_selected",)
 
-    @admin.action(description="Export selected conversations (JSON)")
+    @admin.action(description="Export selected conversations (JSON, or a ZIP with their files)")
     def export_selected(
         self, request: HttpRequest, queryset: QuerySet[Conversation]
-    ) -> HttpResponse:
+    ) -> HttpResponse | StreamingHttpResponse:
         # The same file a user exports (and can import): docs/export-format.md.
         chosen = Conversation.objects.filter(pk__in=queryset.values("pk")).order_by("-updated_at")
+        if exports.with_files(chosen):
+            return views_account.zip_download(
+                lambda files: exports.json_pieces(chosen, files), "conversations.zip"
+            )
         return _download(exports.export_json(chosen), "application/json", "conversations.json")
 
     @admin.display(description="Messages as a tree")

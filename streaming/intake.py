@@ -114,7 +114,7 @@ def read(data: bytes, name: str) -> Intake:
     why not; ``name`` is the file's name as its owner gave it."""
     limit = settings.ATTACH_MAX_BYTES
     if len(data) > limit:
-        message = f"{name} is {_size(len(data))}; files may be up to {_size(limit)}."
+        message = f"{name} is {size_words(len(data))}; files may be up to {size_words(limit)}."
         raise AttachmentRefused(message, reason="size")
     if not data:
         raise AttachmentRefused(f"{name} is empty.", reason="empty")
@@ -217,7 +217,8 @@ def _written(picture: Image.Image, name: str, raster: _Raster) -> Intake:
                 return _kept("image", raster.content_type, raster.extension, data, scaled.size)
         if side <= MIN_SIDE:
             message = (
-                f"{name} could not be made smaller than {_size(limit)}, the most an image may be."
+                f"{name} could not be made smaller than {size_words(limit)}, "
+                "the most an image may be."
             )
             raise AttachmentRefused(message, reason="size")
         side = max(MIN_SIDE, side * 3 // 4)
@@ -298,7 +299,7 @@ def _kept(
     return Intake(kind, content_type, extension, data, text, width, height, sha256)
 
 
-def _size(count: int) -> str:
+def size_words(count: int) -> str:
     """``count`` bytes in a person's words: "31.5 MB", "20 MB", "900 kB", "12 bytes"."""
     for unit, step in (("MB", 1_000_000), ("kB", 1_000)):
         if count >= step:
