@@ -74,7 +74,8 @@ def _settings_page(
 @login_required
 def usage_page(request: HttpRequest) -> HttpResponse:
     """Tokens the user's answers cost in the last 30 days, by day and model, with totals;
-    and what their conversations store, against their storage quota."""
+    and what their conversations store (attached files' share of it too), against their
+    storage quota."""
     owner_id: int = request.user.pk  # type: ignore[assignment]  # logged in
     recent = usage.recent_days(owner_id, timezone.now())
     return render(
@@ -85,6 +86,7 @@ def usage_page(request: HttpRequest) -> HttpResponse:
             "totals": usage.totals(recent),
             "days": usage.PAGE_DAYS,
             "storage_used": storage.used(owner_id),
+            "storage_files": storage.attached_bytes(owner_id),
             "storage_quota": storage.quota(owner_id),
         },
     )
