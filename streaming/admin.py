@@ -10,11 +10,11 @@ from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.text import Truncator
 
-from streaming import admin_tree
+from streaming import admin_files, admin_tree, views_account
 from streaming.exceptions import ChatError
 from streaming.forms import UserSettingsForm
 from streaming.models import Conversation, Message, Provider, ProviderModel, Quota, UserSettings
@@ -93,12 +93,16 @@ class ConversationAdmin(admin.ModelAdmin[Conversation]):
     inlines = (MessageInline,)
     actions = ("export_selected",)
 
-    @admin.action(description="Export selected conversations (JSON)")
+    @admin.action(description="Export selected conversations (JSON, or a ZIP with their files)")
     def export_selected(
         self, request: HttpRequest, queryset: QuerySet[Conversation]
-    ) -> HttpResponse:
+    ) -> HttpResponse | StreamingHttpResponse:
         # The same file a user exports (and can import): docs/export-format.md.
         chosen = Conversation.objects.filter(pk__in=queryset.values("pk")).order_by("-updated_at")
+        if exports.with_files(chosen):
+            return views_account.zip_download(
+                lambda files: exports.json_pieces(chosen, files), "conversations.zip"
+            )
         return _download(exports.export_json(chosen), "application/json", "conversations.json")
 
     @admin.display(description="Messages as a tree")
@@ -181,9 +185,16 @@ class MessageAdmin(admin.ModelAdmin[Message]):
         return _usage_csv(queryset)
 
     # What a message says and how it ended are the record of what happened: staff read
-    # them, they do not rewrite them.
+    # them, they do not rewrite them. Its files are listed by what they are, without the
+    # names that `attached` keeps for its owner's page (admin_files.py).
     def get_readonly_fields(self, request: HttpRequest, obj: Message | None = None) -> list[str]:
-        return [field.name for field in Message._meta.fields]
+        return [
+            "files" if field.name == "attached" else field.name for field in Message._meta.fields
+        ]
+
+    @admin.display(description="Files")
+    def files(self, obj: Message) -> str:
+        return admin_files.message_files(obj)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -247,7 +258,7 @@ class ProviderForm(forms.ModelForm[Provider]):
 class ProviderModelInline(admin.TabularInline[ProviderModel, Provider]):
     model = ProviderModel
     extra = 0
-    fields = ("model_id", "display_name", "enabled", "position")
+    fields = ("model_id", "display_name", "enabled", "vision", "position")
 
 
 @admin.register(Provider)
@@ -304,10 +315,15 @@ class ProviderAdmin(TokenTotalsColumns, admin.ModelAdmin[Provider]):
                 )
                 continue
             added = ", ".join(fetched.added) if fetched.added else "none"
+            seeing = (
+                f" Marked as seeing images, as the list says: {', '.join(fetched.seeing)}."
+                if fetched.seeing
+                else ""
+            )
             self.message_user(
                 request,
                 f"{provider.name}: {len(fetched.added)} model(s) added ({added}); "
-                f"{len(fetched.known)} already known.",
+                f"{len(fetched.known)} already known.{seeing}",
                 messages.SUCCESS,
             )
 

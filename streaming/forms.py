@@ -128,6 +128,8 @@ class ImportForm(forms.Form):
     """An export file to import (its size is checked before it is read)."""
 
     file = forms.FileField(
-        label="Export file (JSON)",
-        widget=forms.ClearableFileInput(attrs={"accept": "application/json,.json"}),
+        label="Export file (JSON, or ZIP with attached files)",
+        widget=forms.ClearableFileInput(
+            attrs={"accept": "application/json,.json,application/zip,.zip"}
+        ),
     )

@@ -215,7 +215,8 @@ def _written(picture: Image.Image, name: str, raster: _Raster) -> Intake:
                 return _kept("image", raster.content_type, raster.extension, data, scaled.size)
         if side <= MIN_SIDE:
             message = (
-                f"{name} could not be made smaller than {_size(limit)}, the most an image may be."
+                f"{name} could not be made smaller than {size_words(limit)}, "
+                "the most an image may be."
             )
             raise AttachmentRefused(message, reason="size")
         side = max(MIN_SIDE, side * 3 // 4)
@@ -299,10 +300,11 @@ def _kept(
 def too_big(name: str, size: int) -> str:
     """Why a file of ``size`` bytes is refused, over ATTACH_MAX_BYTES (the page says the same:
     chat/tray.js ``tooBig``)."""
-    return f"{name} is {_size(size)}; files may be up to {_size(settings.ATTACH_MAX_BYTES)}."
+    limit = settings.ATTACH_MAX_BYTES
+    return f"{name} is {size_words(size)}; files may be up to {size_words(limit)}."
 
 
-def _size(count: int) -> str:
+def size_words(count: int) -> str:
     """``count`` bytes in a person's words: "31.5 MB", "20 MB", "900 kB", "12 bytes"."""
     for unit, step in (("MB", 1_000_000), ("kB", 1_000)):
         if count >= step:

@@ -1,9 +1,12 @@
 """A provider's list of models (``GET <base_url>/models``), read for the admin's "Fetch
-models": what it lists, or an error by kind and status that never quotes the reply."""
+models": what it lists and which of them say they take images, or an error by kind and
+status that never quotes the reply."""
 
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -24,6 +27,17 @@ logger = logging.getLogger(__name__)
 _MAX_MODEL_LIST_BYTES = 8 * 1024 * 1024
 
 
+@dataclass(frozen=True)
+class Listed:
+    """A model a provider lists."""
+
+    id: str
+    """As the API names it."""
+    vision: bool
+    """The list says it takes images: OpenRouter's ``architecture.input_modalities`` holds
+    "image", or (as some servers say it) its ``capabilities`` hold "vision"."""
+
+
 def list_models(
     client: httpx.Client,
     base_url: str,
@@ -31,8 +45,8 @@ def list_models(
     api_key: str = "",
     headers: Mapping[str, str] | None = None,
     timeout: float = 10.0,
-) -> list[str]:
-    """The model IDs ``GET <base_url>/models`` lists, in its order, each once.
+) -> list[Listed]:
+    """The models ``GET <base_url>/models`` lists, in its order, each once.
 
     Raises UpstreamConnectError (unreachable, or no whole reply within ``timeout``),
     UpstreamHTTPError (a non-2xx reply, e.g. 401 for a refused key) or UpstreamProtocolError
@@ -88,8 +102,26 @@ def list_models(
             f"The reply of {safe_url(url)} is not a list of models "
             '({"data": [{"id": …}, …]}); it is in the server\'s log.'
         )
-    ids = [entry["id"] for entry in data if isinstance(entry, dict) and entry.get("id")]
-    return list(dict.fromkeys(str(model_id) for model_id in ids))
+    listed: dict[str, Listed] = {}
+    for entry in data:
+        if isinstance(entry, dict) and entry.get("id"):
+            model_id = str(entry["id"])
+            listed.setdefault(model_id, Listed(model_id, _sees_images(entry)))
+    return list(listed.values())
+
+
+def _sees_images(entry: dict[str, Any]) -> bool:
+    """Whether a model's entry in the list says it takes images, in the words providers use:
+    OpenRouter's ``"architecture": {"input_modalities": ["text", "image"]}``, or
+    ``"capabilities"`` as a list holding "vision" or an object with ``"vision": true``."""
+    architecture = entry.get("architecture")
+    modalities = architecture.get("input_modalities") if isinstance(architecture, dict) else None
+    if isinstance(modalities, list) and "image" in modalities:
+        return True
+    capabilities = entry.get("capabilities")
+    if isinstance(capabilities, list):
+        return "vision" in capabilities
+    return isinstance(capabilities, dict) and capabilities.get("vision") is True
 
 
 def _log_reply(url: str, status_code: int, text: str, sent: ChatRequest) -> None:

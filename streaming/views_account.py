@@ -1,5 +1,6 @@
 """A user's own pages: their settings, what they spent, and their conversations as files."""
 
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -15,7 +16,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from streaming.exceptions import ErrorCode, ImportRefused
 from streaming.forms import ImportForm, UserSettingsForm
 from streaming.models import Conversation
-from streaming.services import conversations, exports, imports, storage, usage, user_settings
+from streaming.services import (
+    conversations,
+    export_zip,
+    exports,
+    imports,
+    storage,
+    usage,
+    user_settings,
+)
 from streaming.views import NOT_FOUND
 
 Response = TypeVar("Response", HttpResponse, StreamingHttpResponse)
@@ -65,7 +74,8 @@ def _settings_page(
 @login_required
 def usage_page(request: HttpRequest) -> HttpResponse:
     """Tokens the user's answers cost in the last 30 days, by day and model, with totals;
-    and what their conversations store, against their storage quota."""
+    and what their conversations store (attached files' share of it too), against their
+    storage quota."""
     owner_id: int = request.user.pk  # type: ignore[assignment]  # logged in
     recent = usage.recent_days(owner_id, timezone.now())
     return render(
@@ -76,6 +86,7 @@ def usage_page(request: HttpRequest) -> HttpResponse:
             "totals": usage.totals(recent),
             "days": usage.PAGE_DAYS,
             "storage_used": storage.used(owner_id),
+            "storage_files": storage.attached_bytes(owner_id),
             "storage_quota": storage.quota(owner_id),
         },
     )
@@ -96,25 +107,43 @@ def export_markdown(request: HttpRequest, conversation_id: str) -> StreamingHttp
 @require_GET
 @login_required
 def export_json(request: HttpRequest, conversation_id: str) -> StreamingHttpResponse:
-    """One conversation, every message of its tree, as an export file, streamed."""
+    """One conversation, every message of its tree, as an export file, streamed: a ZIP with
+    its files when its messages carry any."""
     conversation = get_own_conversation(request, conversation_id)
+    stem = _file_stem(conversation)
+    if exports.with_files(Conversation.objects.filter(pk=conversation.pk)):
+        return zip_download(lambda files: exports.json_pieces([conversation], files), f"{stem}.zip")
     response = StreamingHttpResponse(
         exports.streamed(exports.json_pieces([conversation])),
         content_type="application/json; charset=utf-8",
     )
-    return _attachment(response, f"{_file_stem(conversation)}.json")
+    return _attachment(response, f"{stem}.json")
 
 
 @require_GET
 @login_required
 def export_all(request: HttpRequest) -> StreamingHttpResponse:
-    """Every conversation of the user as one export file, streamed."""
+    """Every conversation of the user as one export file, streamed: a ZIP with their files
+    when their messages carry any."""
+    user: User = request.user  # type: ignore[assignment]
+    stem = f"chatsite-conversations-{timezone.now().strftime('%Y-%m-%d')}"
+    if exports.with_files(exports.account_conversations(user)):
+        return zip_download(lambda files: exports.account_pieces(user, files), f"{stem}.zip")
     response = StreamingHttpResponse(
-        exports.stream_account(request.user),  # type: ignore[arg-type]
+        exports.streamed(exports.account_pieces(user)),
         content_type="application/json; charset=utf-8",
     )
-    day = timezone.now().strftime("%Y-%m-%d")
-    return _attachment(response, f"chatsite-conversations-{day}.json")
+    return _attachment(response, f"{stem}.json")
+
+
+def zip_download(
+    document: Callable[[exports.Files], Iterator[str]], filename: str
+) -> StreamingHttpResponse:
+    """The ZIP export of ``document`` and the files it names, streamed (``export_zip``)."""
+    response = StreamingHttpResponse(
+        exports.streamed(export_zip.zip_pieces(document)), content_type="application/zip"
+    )
+    return _attachment(response, filename)
 
 
 @require_POST

@@ -66,6 +66,28 @@ def do_upload(
     found = intake.read(data, name)
     storage.counted(owner_id)
     storage.check_room(owner_id, len(found.data))
+    # The bytes first, under a random name; the row after. Should the row not be written,
+    # the bytes go again: nothing is kept that no row points to.
+    attachment = kept_file(owner_id, conversation, name, found)
+    try:
+        with transaction.atomic():
+            lock_owner(owner_id)  # two uploads at once cannot both take the last room
+            storage.check_room(owner_id, attachment.size)
+            attachment.save()
+            storage.add(owner_id, attachment.size)
+    except BaseException:
+        if attachment.file.name:
+            attachment.file.storage.delete(attachment.file.name)
+        raise
+    return attachment
+
+
+def kept_file(
+    owner_id: int, conversation: Conversation | None, name: str, found: intake.Intake
+) -> Attachment:
+    """The row, not saved yet, of ``found`` (a file ``intake`` read) named ``name`` by its
+    owner, with its bytes written to the attachments storage under a random name: the
+    caller saves the row, or deletes the bytes (``attachment.file.name``) if it cannot."""
     attachment = Attachment(
         owner_id=owner_id,
         conversation=conversation,
@@ -79,19 +101,7 @@ def do_upload(
         height=found.height,
         tokens=_tokens(found, name),
     )
-    # The bytes first, under a random name; the row after. Should the row not be written,
-    # the bytes go again: nothing is kept that no row points to.
     attachment.file.save(f"upload{found.extension}", ContentFile(found.data), save=False)
-    try:
-        with transaction.atomic():
-            lock_owner(owner_id)  # two uploads at once cannot both take the last room
-            storage.check_room(owner_id, attachment.size)
-            attachment.save()
-            storage.add(owner_id, attachment.size)
-    except BaseException:
-        if attachment.file.name:
-            attachment.file.storage.delete(attachment.file.name)
-        raise
     return attachment
 
 

@@ -6,7 +6,7 @@ depth)."""
 
 import codecs
 import re
-from typing import IO, Any
+from typing import Any, Protocol
 
 import ijson
 
@@ -18,6 +18,12 @@ from streaming.services.import_checks import kind
 _MAX_DEPTH = 16
 # Bytes read from the upload at a time.
 _CHUNK = 64 * 1024
+
+
+class Readable(Protocol):
+    """What an export file is read from: an upload, ``Bytes``, a ZIP's member."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class Bytes:
@@ -40,7 +46,7 @@ class _Checked:
     half a surrogate pair written as an escape (``\\ud800`` alone), which it turns into
     "?" where the rule of every other way in is to refuse it (streaming.text)."""
 
-    def __init__(self, file: IO[bytes] | Bytes) -> None:
+    def __init__(self, file: Readable) -> None:
         self._file = file
         self._decoder = codecs.getincrementaldecoder("utf-8")()
         self._carry = b""  # the end of the last chunk, where an escape may be cut
@@ -113,7 +119,7 @@ class Events:
     """The file's JSON events (ijson's basic_parse: no path strings, which grow with depth),
     refused past ``_MAX_DEPTH``."""
 
-    def __init__(self, file: IO[bytes] | Bytes) -> None:
+    def __init__(self, file: Readable) -> None:
         self._events = ijson.basic_parse(_Checked(file), use_float=True, buf_size=_CHUNK)
         self.depth = 0
 

@@ -15,15 +15,18 @@ from typing import IO, Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
+from django.db.models import JSONField
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
+from streaming import metrics
 from streaming.exceptions import ErrorCode, ImportRefused
-from streaming.models import Conversation, Import, Message
-from streaming.services import storage
+from streaming.models import Attachment, Conversation, Import, Message
+from streaming.services import attachments, import_files, storage
 from streaming.services.answers import INTERRUPTED_MESSAGE
-from streaming.services.exports import FORMAT, VERSION
+from streaming.services.exports import FORMAT, VERSIONS
 from streaming.services.import_checks import Checker, Links, short
-from streaming.services.import_events import Bytes, Events, event_kind
+from streaming.services.import_events import Events, Readable, event_kind
 from streaming.services.quotas import lock_owner, start_of_day
 from streaming.services.user_settings import default_model
 
@@ -58,6 +61,7 @@ _MESSAGE_FIELDS = {
     "completion_tokens",
     "error",
     "created_at",
+    "attachments",
 }
 
 
@@ -88,29 +92,42 @@ def check_upload_size(content_length: str | None) -> None:
 
 
 def do_import(owner: User, file: IO[bytes] | bytes) -> list[Conversation]:
-    """Import an export file as new conversations of ``owner``, all or none.
+    """Import an export file (JSON, or a ZIP of it with the files its messages name) as new
+    conversations of ``owner``, all or none.
 
-    Raises ImportRefused, having written nothing of the file: for a file with any problem
-    (``bad_import``), one that would take the owner past their storage quota
-    (``storage_full``), while another import of theirs runs (``import_running``), and past
-    IMPORTS_PER_DAY imports today (``imports_per_day``).
+    Raises ImportRefused, having written nothing of the file (the files it stored removed
+    again): for a file with any problem (``bad_import``), one that would take the owner
+    past their storage quota (``storage_full``), while another import of theirs runs
+    (``import_running``), and past IMPORTS_PER_DAY imports today (``imports_per_day``).
     """
     _count_import(owner)
     storage.counted(owner.pk)
-    with transaction.atomic():
-        _one_at_a_time(owner)
-        writer = _Writer(owner, storage.room(owner.pk))
-        _read(Bytes(file) if isinstance(file, bytes) else file, writer)
-        storage.add(owner.pk, writer.chars)
+    document, archive = import_files.open_export(file)
+    files = import_files.Kept(archive, owner.pk)
+    try:
+        with transaction.atomic():
+            _one_at_a_time(owner)
+            writer = _Writer(owner, storage.room(owner.pk), files)
+            _read(document, writer)
+            storage.add(owner.pk, writer.chars)
+    except BaseException:
+        files.remove()
+        raise
+    finally:
+        if archive is not None:
+            archive.close()
+    for size in files.sizes:
+        metrics.attachment_stored(size)
     return writer.created
 
 
 def parse(raw: bytes) -> int:
-    """Check an export file held in memory, writing nothing: ImportRefused listing every
-    problem, else how many conversations it holds."""
+    """Check an export file held in memory (JSON or ZIP), writing nothing: ImportRefused
+    listing every problem, else how many conversations it holds."""
     check_size(len(raw))
-    writer = _Writer(None, None)
-    _read(Bytes(raw), writer)
+    document, archive = import_files.open_export(raw)
+    writer = _Writer(None, None, import_files.Kept(archive, None))
+    _read(document, writer)
     return writer.conversations
 
 
@@ -148,6 +165,7 @@ def _one_at_a_time(owner: User) -> None:
 
 # Every column of a message, and what an imported one holds where the file says nothing.
 _COLUMNS = [(f.attname, str(f.column)) for f in Message._meta.concrete_fields]
+_JSON = {f.attname for f in Message._meta.concrete_fields if isinstance(f, JSONField)}
 _DEFAULTS = {
     f.attname: f.get_default()
     for f in Message._meta.concrete_fields
@@ -165,9 +183,10 @@ class _Writer:
     them deferred), so a message may name a parent that comes later in the file.
     """
 
-    def __init__(self, owner: User | None, room: int | None) -> None:
+    def __init__(self, owner: User | None, room: int | None, files: import_files.Kept) -> None:
         self.owner = owner
         self.room = room
+        self.files = files
         self.checker = Checker()
         self.created: list[Conversation] = []
         self.conversations = 0
@@ -192,22 +211,28 @@ class _Writer:
         self.created.append(conversation)
         return conversation
 
-    def message(self, row: dict[str, Any]) -> None:
-        """Write a message's row (every field but the defaults'), in the next batch."""
-        self.chars += len(row["content"])
+    def message(self, row: dict[str, Any], files: list[Attachment]) -> None:
+        """Write a message's row (every field but the defaults'), in the next batch, and its
+        links to ``files`` (kept by ``self.files``)."""
+        self.count(len(row["content"]))
+        if self.writing:
+            self._batch.append(row | attachments.fields_for(files) if files else row)
+            self.files.link(row["id"], files)
+            if len(self._batch) >= _BATCH:
+                self.flush()
+
+    def count(self, chars: int) -> None:
+        """Count ``chars`` more of message text or file bytes against the owner's room."""
+        self.chars += chars
         if self.room is not None and self.chars > self.room:
             raise ImportRefused(
                 [
-                    f"The file holds more message text than your storage has room for "
-                    f"({self.room:,} more characters). Delete conversations you no longer "
-                    "need to make room."
+                    f"The file holds more message text and attached files than your storage "
+                    f"has room for ({self.room:,} more characters; a byte of a file counts as "
+                    "one). Delete conversations you no longer need to make room."
                 ],
                 code=ErrorCode.STORAGE_FULL,
             )
-        if self.writing:
-            self._batch.append(row)
-            if len(self._batch) >= _BATCH:
-                self.flush()
 
     def flush(self) -> None:
         if self.writing and self._batch:
@@ -215,6 +240,7 @@ class _Writer:
                 _copy(self._batch)
             else:
                 Message.objects.bulk_create(Message(**(_DEFAULTS | row)) for row in self._batch)
+            self.files.flush()
         self._batch = []
 
 
@@ -225,10 +251,12 @@ def _copy(rows: list[dict[str, Any]]) -> None:
     with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
         for row in rows:
             full = _DEFAULTS | row
-            copy.write_row([full[name] for name, _ in _COLUMNS])
+            # A list would be written as a PostgreSQL array ([] as "{}", an empty object
+            # to jsonb): JSON columns are written as JSON.
+            copy.write_row([Jsonb(full[n]) if n in _JSON else full[n] for n, _ in _COLUMNS])
 
 
-def _read(file: IO[bytes] | Bytes, writer: _Writer) -> None:
+def _read(file: Readable, writer: _Writer) -> None:
     """Read the file, writing it through ``writer``; ImportRefused at its end if it had any
     problem (the caller's transaction rolls back what was written), or at once for one
     that makes the rest meaningless."""
@@ -259,9 +287,12 @@ def _read(file: IO[bytes] | Bytes, writer: _Writer) -> None:
 def _envelope_field(name: str, value: Any) -> None:
     if name == "format" and value != FORMAT:
         raise ImportRefused([f'"format" must be "{FORMAT}": this is not an export of this site.'])
-    if name == "version" and (value != VERSION or isinstance(value, bool)):
+    if name == "version" and (value not in VERSIONS or isinstance(value, bool)):
         raise ImportRefused(
-            [f"The file is format version {short(value)}; this site reads version {VERSION}."]
+            [
+                f"The file is format version {short(value)}; this site reads versions "
+                f"{' and '.join(map(str, VERSIONS))}."
+            ]
         )
 
 
@@ -333,13 +364,24 @@ def _messages(events: Events, writer: _Writer, tree: Links, row: Conversation | 
     now = timezone.now()
     limits = _limits()
     number = 0
+    seen: dict[str, Attachment | None] = {}  # the files named so far, by their id in the file
     while (item := events.next())[0] != "end_array":
         number += 1
         where = f"{tree.where}, message {number}"
-        read = _message(checker, events.value(item), where, limits)
+        value = events.value(item)
+        read = _message(checker, value, where, limits)
         if read is None:
             continue
         key, parent_key, values = read
+        files = writer.files.of_message(
+            checker,
+            value.get("attachments"),
+            where,
+            role=values["role"],
+            seen=seen,
+            conversation=row if writer.writing else None,
+            count=writer.count,
+        )
         at = tree.add(checker, number, key, parent_key)
         parent = tree.parents[at]
         writer.message(
@@ -350,7 +392,8 @@ def _messages(events: Events, writer: _Writer, tree: Links, row: Conversation | 
                 "created_at": now + timedelta(microseconds=number),
                 "updated_at": now,
                 **values,
-            }
+            },
+            files,
         )
 
 

@@ -235,16 +235,20 @@ class Fetched:
     added: list[str]
     #: IDs the provider lists that were known already (their names and settings kept).
     known: list[str]
+    #: The added ones the list says take images: marked as seeing them.
+    seeing: list[str]
 
 
 def do_fetch_models(provider: Provider) -> Fetched:
     """Ask the provider for its models (GET <base_url>/models) and add the ones not known yet,
-    enabled, after the others. Raises an UpstreamError child, having written nothing, if the
-    provider cannot be reached, refuses the key, or answers with something else than a list.
+    enabled, after the others, marked as seeing images where the list says they take them
+    (the ones known keep what staff set). Raises an UpstreamError child, having written
+    nothing, if the provider cannot be reached, refuses the key, or answers with something
+    else than a list.
     """
     api_key = provider.api_key()
     with httpx.Client(headers={"User-Agent": "chatsite"}) as http:
-        ids = model_list.list_models(
+        listed = model_list.list_models(
             http,
             provider.base_url,
             api_key=api_key,
@@ -255,13 +259,22 @@ def do_fetch_models(provider: Provider) -> Fetched:
         known = set(provider.models.values_list("model_id", flat=True))
         position = (provider.models.aggregate(last=Max("position"))["last"] or 0) + 1
         new = []
-        for model_id in ids:
+        for model in listed:
+            model_id = model.id
             if model_id in known or len(model_id) > _MODEL_ID_CHARS or not _storable(model_id):
                 continue
-            new.append(ProviderModel(provider=provider, model_id=model_id, position=position))
+            new.append(
+                ProviderModel(
+                    provider=provider, model_id=model_id, position=position, vision=model.vision
+                )
+            )
             known.add(model_id)
             position += 1
         # Two staff fetching at once: the second adds what the first has not.
         created = ProviderModel.objects.bulk_create(new, ignore_conflicts=True)
         added = [row.model_id for row in created]
-    return Fetched(added=added, known=[m for m in ids if m not in added])
+    return Fetched(
+        added=added,
+        known=[m.id for m in listed if m.id not in added],
+        seeing=[row.model_id for row in created if row.vision],
+    )

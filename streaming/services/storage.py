@@ -29,9 +29,15 @@ def quota(owner_id: int) -> int:
 
 
 def used(owner_id: int) -> int:
-    """Characters of message text the user stores (counted once, then kept in step)."""
+    """Characters of message text the user stores, and bytes of attached files (counted
+    once, then kept in step)."""
     chars = Storage.objects.filter(user_id=owner_id).values_list("chars", flat=True).first()
     return recount(owner_id) if chars is None else max(0, chars)
+
+
+def attached_bytes(owner_id: int) -> int:
+    """The bytes of the user's attached files, of what ``used`` counts (one sum)."""
+    return _bytes(Attachment.objects.filter(owner_id=owner_id))
 
 
 def counted(owner_id: int) -> None:

@@ -3,6 +3,7 @@ only, refused with words and nothing kept, counted in the quota, and deleted wit
 holds them (their conversation, a purge, `purge_attachments`)."""
 
 import hashlib
+import html
 import io
 import logging
 import os
@@ -14,7 +15,9 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from PIL import Image
 
 from streaming import metrics
@@ -230,3 +233,21 @@ def test_metrics_count_what_is_stored_and_refused_and_logs_never_name_a_file(
     assert sample("chatsite_attachments_refused_total", reason="type") - refused_before == 1
     assert "private-" not in caplog.text
     assert "secret words" not in caplog.text
+
+
+def test_the_usage_page_says_how_much_of_the_storage_is_attached_files(
+    logged_in: Client, conversation: Conversation, settings: Any
+) -> None:
+    settings.STORAGE_QUOTA_CHARS = 1_000_000
+    upload(logged_in, "notes.txt", b"n" * 5000, conversation.pk)
+    storage.add(conversation.owner_id, 1234)  # as a message of 1,234 characters is counted
+
+    with CaptureQueriesContext(connection) as queries:
+        page = html.unescape(logged_in.get("/usage/").content.decode())
+
+    assert "6,234 characters of message text and attached files" in page
+    assert "of the 1,000,000 you may store" in page
+    assert "Attached files take 5,000 of them" in page
+    # One more query for it: the sum of the user's files.
+    (files_sum,) = [q["sql"] for q in queries if "streaming_attachment" in q["sql"]]
+    assert "SUM" in files_sum.upper()

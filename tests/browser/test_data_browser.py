@@ -93,7 +93,9 @@ def test_exports_download_and_the_json_imports_as_a_new_conversation(
     assert len(document["conversations"][0]["messages"]) == 2
 
     page.get_by_role("navigation", name="Account").get_by_role("link", name="Settings").click()
-    page.get_by_label("Import conversations from an export file (JSON)").set_input_files(saved)
+    page.get_by_label(
+        "Import conversations from an export file (JSON, or ZIP with attached files)"
+    ).set_input_files(saved)
     page.get_by_role("button", name="Import", exact=True).click()
 
     expect(page.get_by_text("Imported 1 conversation.")).to_be_visible()
@@ -119,9 +121,11 @@ def test_exports_download_and_the_json_imports_as_a_new_conversation(
     # A file that is not an export: said so, nothing added.
     bad = tmp_path / "bad.json"
     bad.write_text('{"format": "chatsite-export", "version": 99, "conversations": []}')
-    page.get_by_label("Import conversations from an export file (JSON)").set_input_files(bad)
+    page.get_by_label(
+        "Import conversations from an export file (JSON, or ZIP with attached files)"
+    ).set_input_files(bad)
     page.get_by_role("button", name="Import", exact=True).click()
-    expect(page.locator("#import-problems")).to_contain_text("this site reads version 1")
+    expect(page.locator("#import-problems")).to_contain_text("this site reads versions 1 and 2")
     assert orm(lambda: Conversation.objects.filter(owner=user).count()) == 2
     assert problems == []
 

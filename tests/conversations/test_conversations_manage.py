@@ -232,7 +232,7 @@ def test_the_undo_bar_takes_any_spelling_of_the_id_and_exports_leave_deleted_one
     from streaming.services import exports
 
     async def everything() -> str:
-        return "".join([part async for part in exports.stream_account(user)])
+        return "".join([part async for part in exports.streamed(exports.account_pieces(user))])
 
     exported = async_to_sync(everything)()
     assert [c["title"] for c in json.loads(exported)["conversations"]] == [kept.title]

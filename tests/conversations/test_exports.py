@@ -150,7 +150,9 @@ def test_json_export_has_every_message_of_the_tree(logged_in: Client, user: User
     assert response["Content-Disposition"] == 'attachment; filename="trip-to-lisbon.json"'
     document = json.loads(streamed(response))
     assert document["format"] == "chatsite-export"
-    assert document["version"] == exports.VERSION
+    # Without attached files: the plain file of version 1, as before there were any.
+    assert document["version"] == exports.PLAIN_VERSION == 1
+    assert all("attachments" not in m for m in document["conversations"][0]["messages"])
     (exported,) = document["conversations"]
     assert exported["id"] == str(conversation.id)
     assert exported["system_prompt"] == "Be brief.\nUse metric units."
@@ -204,7 +206,9 @@ def test_account_export_of_no_conversations_is_a_valid_empty_file(user: User) ->
     import asyncio
 
     async def read() -> bytes:
-        return "".join([piece async for piece in exports.stream_account(user)]).encode()
+        return "".join(
+            [piece async for piece in exports.streamed(exports.account_pieces(user))]
+        ).encode()
 
     document = json.loads(asyncio.run(read()))
     assert document["conversations"] == []
@@ -237,6 +241,9 @@ def test_import_round_trip_gives_the_same_export_with_new_ids(
         str(pk) for pk in Message.objects.filter(conversation=original).values_list("pk", flat=True)
     }
     assert imported.pk != original.pk
+    # No files: an empty list, as JSON (PostgreSQL's COPY once wrote `{}`, an object).
+    assert {tuple(m.attached) for m in imported.messages.all()} == {()}
+    assert all(m.attached == [] for m in imported.messages.all())
     assert "Imported 1 conversation." in logged_in.get("/").content.decode()
 
 
@@ -318,7 +325,7 @@ def refusal(body: str | bytes) -> list[str]:
         ('{"format": "chatsite-export", "version": 1, "conversations": [NaN]}', "not valid JSON"),
         ("[]", "must be an object, not a list"),
         ('{"format": "other", "version": 1, "conversations": []}', "not an export of this site"),
-        ('{"format": "chatsite-export", "version": 2, "conversations": []}', "format version 2"),
+        ('{"format": "chatsite-export", "version": 3, "conversations": []}', "format version 3"),
         ('{"format": "chatsite-export", "version": true, "conversations": []}', "version true"),
         ('{"format": "chatsite-export", "version": 1, "conversations": {}}', "must be a list"),
         ('{"format": "chatsite-export", "version": 1}', 'the field "conversations" is missing'),

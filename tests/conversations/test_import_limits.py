@@ -257,7 +257,7 @@ def test_an_import_past_the_storage_quota_is_refused_and_nothing_is_written(
     response = upload(logged_in, document(message("a", content="y" * 6), message("b", "a")))
 
     assert response.status_code == 400
-    assert "more message text than your storage has room for (10 more" in (
+    assert "more message text and attached files than your storage has room for (10 more" in (
         response.content.decode()
     )
     assert rows() == before

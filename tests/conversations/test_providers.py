@@ -584,6 +584,65 @@ def test_fetch_models_from_a_port_that_is_not_http_shows_none_of_its_words(
     assert list(provider.models.values_list("model_id", flat=True)) == ["sim-large"]
 
 
+def test_fetch_models_marks_those_the_list_says_see_images(
+    staff: Client, second: SimulatorThread
+) -> None:
+    provider = make_provider(second)  # knows sim-large, which staff did not mark
+    image = ["text", "image"]
+    listing = {
+        "data": [
+            {"id": "sim-large", "architecture": {"input_modalities": image}},
+            {"id": "or/vision", "architecture": {"input_modalities": image}},
+            {"id": "or/text", "architecture": {"input_modalities": ["text"]}},
+            {"id": "caps/list", "capabilities": ["completion", "vision"]},
+            {"id": "caps/object", "capabilities": {"vision": True}},
+            {"id": "caps/unsure", "capabilities": {"vision": "maybe"}},
+            {"id": "plain", "architecture": "image"},
+        ]
+    }
+    with internal_page(200, "application/json", json.dumps(listing)) as internal:
+        provider.base_url = f"{internal}/v1"
+        provider.save()
+        [said] = fetch(staff, provider)
+
+    assert said == (
+        "Second: 6 model(s) added (or/vision, or/text, caps/list, caps/object, caps/unsure, "
+        "plain); 1 already known. Marked as seeing images, as the list says: or/vision, "
+        "caps/list, caps/object."
+    )
+    seeing = dict(provider.models.values_list("model_id", "vision"))
+    assert [m for m, sees in seeing.items() if sees] == ["or/vision", "caps/list", "caps/object"]
+    assert seeing["sim-large"] is False  # a known model keeps what staff set
+
+
+def test_staff_mark_a_model_as_seeing_images_where_they_edit_its_provider(
+    staff: Client, second: SimulatorThread
+) -> None:
+    provider = make_provider(second)
+    model = provider.models.get()
+    page = staff.get(f"/admin/streaming/provider/{provider.pk}/change/").content.decode()
+    assert 'name="models-0-vision"' in page
+    assert "Sees images" in page
+
+    inline = {
+        "models-TOTAL_FORMS": "1",
+        "models-INITIAL_FORMS": "1",
+        "models-0-id": str(model.pk),
+        "models-0-provider": str(provider.pk),
+        "models-0-model_id": "sim-large",
+        "models-0-display_name": "Large",
+        "models-0-enabled": "on",
+        "models-0-vision": "on",
+        "models-0-position": "0",
+    }
+    saved = staff.post(
+        f"/admin/streaming/provider/{provider.pk}/change/", provider_form(provider, **inline)
+    )
+
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+    assert ProviderModel.objects.get(pk=model.pk).vision is True
+
+
 def test_admin_lists_show_provider_and_model_and_filter_by_provider(
     staff: Client,
     conversation: Conversation,

@@ -26,10 +26,12 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
 
-from streaming.models import Conversation, Message
+from streaming.models import Attachment, Conversation, Message
 from streaming.simulator import SimulatorThread
 from streaming.simulator.directives import split_directives
 from streaming.simulator.text import answer_tokens
+from streaming.views_attachments import FILE_CSP
+from tests.support.files import png
 from tests.support.frames import user_message
 from tests.support.live import LiveClient, frame, frames_of, reading
 from tests.support.nginx import UPSTREAM_HEADER, NginxServer, check_config, self_signed_certificate
@@ -41,6 +43,7 @@ from tests.support.servers import (
     serving,
     wait_for_port,
 )
+from tests.support.users import session_cookie
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -93,6 +96,8 @@ class Site:
             "HTTPS": "true",
             "CLIENT_IP_HEADER": "X-Real-IP",
             "SERVE_STATIC": "false",
+            "MEDIA_ROOT": str(self.nginx.media_root),
+            "ATTACH_ACCEL_REDIRECT": "/protected-media/",
             "ALLOWED_HOSTS": "localhost,127.0.0.1",
             # nginx passes Host without the port (`$host`, as on 443); the pages' origin
             # here has one, which a site on 443 would not.
@@ -104,10 +109,14 @@ class Site:
             **FAST_CHECKPOINTS,
         }
 
-    def http(self) -> httpx.AsyncClient:
-        """A client of the site through nginx, trusting the test certificate."""
+    def http(self, cookie: str | None = None) -> httpx.AsyncClient:
+        """A client of the site through nginx, trusting the test certificate; signed in
+        with the session ``cookie`` if given."""
         assert self.nginx.ssl_context is not None
-        return httpx.AsyncClient(base_url=self.nginx.url, verify=self.nginx.ssl_context)
+        cookies = {django_settings.SESSION_COOKIE_NAME: cookie} if cookie else None
+        return httpx.AsyncClient(
+            base_url=self.nginx.url, verify=self.nginx.ssl_context, cookies=cookies
+        )
 
     def log_path(self, name: str) -> Path:
         """A log file for one process; a restarted one gets a fresh file."""
@@ -445,3 +454,70 @@ async def test_kill_9_and_sigterm_behind_nginx_keep_every_answer_exact(
         assert row.status == "complete"
         assert client.text_of(mid) == row.content == expected
         assert client.assembler.mismatches == 0
+
+
+async def upload_through(
+    http: httpx.AsyncClient, site: Site, conversation: Conversation, name: str, data: bytes
+) -> httpx.Response:
+    """Upload a file as the composer does, through nginx: the page's CSRF token, its origin."""
+    page = await http.get(f"/c/{conversation.id}/")
+    assert page.status_code == 200
+    return await http.post(
+        "/attachments/",
+        data={"conversation": str(conversation.id)},
+        files={"file": (name, data, "application/octet-stream")},
+        headers={"X-CSRFToken": http.cookies["csrftoken"], "Origin": site.nginx.url},
+    )
+
+
+async def test_nginx_sends_an_attached_file_to_its_owner_only(
+    site: Site, fleet: Fleet, conversation: Conversation, cookie: str, other_user: User
+) -> None:
+    stranger = await sync_to_async(session_cookie)(other_user)
+    largest = b"x" * (django_settings.ATTACH_MAX_BYTES - 1) + b"\n"  # as large as a file may be
+    async with site.http(cookie) as owner:
+        uploaded = await upload_through(owner, site, conversation, "photo.png", png())
+        large = await upload_through(owner, site, conversation, "server.log", largest)
+        too_large = await upload_through(owner, site, conversation, "huge.log", largest + b"y")
+        image_url = uploaded.json()["attachment"]["url"]
+        log_url = large.json()["attachment"]["url"]
+        shown = await owner.get(image_url)
+        downloaded = await owner.get(log_url)
+        image = await Attachment.objects.aget(pk=uploaded.json()["attachment"]["id"])
+        # The internal location, asked for from outside, even by the owner.
+        hidden = await owner.get(f"/protected-media/{image.file.name}")
+    async with site.http(stranger) as other, site.http() as anonymous:
+        refused = [await client.get(image_url) for client in (other, anonymous)]
+    # The process alone answers with the redirect, and no bytes of its own.
+    async with httpx.AsyncClient(
+        cookies={django_settings.SESSION_COOKIE_NAME: cookie}, trust_env=False
+    ) as direct:
+        accel = await direct.get(
+            f"http://127.0.0.1:{site.ports[0]}{image_url}",
+            headers={"X-Forwarded-Proto": "https", "Host": "localhost"},
+        )
+
+    kept = (site.nginx.media_root / str(image.file.name)).read_bytes()
+    assert uploaded.status_code == 201, uploaded.text
+    assert shown.status_code == 200
+    assert shown.content == kept
+    assert shown.headers["content-type"] == "image/png"
+    assert shown.headers["content-disposition"] == "inline; filename*=UTF-8''photo.png"
+    assert shown.headers["cache-control"] == "private, max-age=3600"
+    for response in (shown, downloaded):
+        assert response.headers.get_list("x-content-type-options") == ["nosniff"]
+        assert response.headers.get_list("content-security-policy") == [FILE_CSP]
+    # A file as large as ATTACH_MAX_BYTES passes nginx; one byte more is the app's refusal.
+    assert large.status_code == 201, large.text
+    assert downloaded.content == largest
+    assert downloaded.headers["content-disposition"] == "attachment; filename*=UTF-8''server.log"
+    assert too_large.status_code == 413
+    assert too_large.json()["code"] == "bad_attachment"
+    assert await Attachment.objects.acount() == 2
+    assert [r.status_code for r in refused] == [404, 404]
+    assert all(kept not in r.content for r in refused)
+    assert hidden.status_code == 404
+    assert kept not in hidden.content
+    assert accel.status_code == 200
+    assert accel.headers["x-accel-redirect"] == f"/protected-media/{image.file.name}"
+    assert accel.content == b""

@@ -2,8 +2,9 @@
 
 The site is the shipped file itself, with only what must differ on a test machine
 replaced: the upstream servers (the test's daphne ports), the listen addresses (free
-loopback ports, no IPv6), the certificate (a self-signed one made here) and the static
-root (the test's collectstatic output). Each replacement must find what it replaces, so a
+loopback ports, no IPv6), the certificate (a self-signed one made here), the static
+root (the test's collectstatic output) and the media root (the daphne processes'
+MEDIA_ROOT). Each replacement must find what it replaces, so a
 change to the shipped file that the test would no longer exercise fails here loudly.
 """
 
@@ -82,8 +83,9 @@ def site_config(
     https_port: int,
     certificate: tuple[Path, Path],
     static_root: Path,
+    media_root: Path,
 ) -> str:
-    """deploy/nginx.conf with the test machine's ports, certificate and static root."""
+    """deploy/nginx.conf with the test machine's ports, certificate, static and media roots."""
     text = SITE.read_text()
     servers = list(_UPSTREAM_SERVER.finditer(text))
     if not servers:
@@ -98,6 +100,7 @@ def site_config(
     text = _replace(text, "/etc/ssl/chatsite/fullchain.pem", str(certificate[0]))
     text = _replace(text, "/etc/ssl/chatsite/privkey.pem", str(certificate[1]))
     text = _replace(text, "alias /srv/chatsite/staticfiles/;", f"alias {static_root}/;")
+    text = _replace(text, "alias /srv/chatsite/media/;", f"alias {media_root}/;")
     # The one addition: which process took each socket, so a test can tell "the other one".
     return _replace(
         text,
@@ -142,11 +145,14 @@ class NginxServer:
         *,
         certificate: tuple[Path, Path],
         static_root: Path,
+        media_root: Path | None = None,
     ) -> None:
         if shutil.which(NGINX) is None:
             service_missing("nginx", f"{NGINX} is not installed")
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
+        #: The MEDIA_ROOT nginx sends attached files from (the daphne processes' too).
+        self.media_root = media_root or directory / "media"
         self.http_port, self.https_port = free_port(), free_port()
         site = directory / "chatsite.conf"
         site.write_text(
@@ -156,6 +162,7 @@ class NginxServer:
                 https_port=self.https_port,
                 certificate=certificate,
                 static_root=static_root,
+                media_root=self.media_root,
             )
         )
         self.config = directory / "nginx.conf"
