@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from PIL import Image
@@ -251,3 +251,18 @@ def test_the_usage_page_says_how_much_of_the_storage_is_attached_files(
     # One more query for it: the sum of the user's files.
     (files_sum,) = [q["sql"] for q in queries if "streaming_attachment" in q["sql"]]
     assert "SUM" in files_sum.upper()
+
+
+def test_an_upload_whose_row_cannot_be_written_keeps_no_bytes(
+    logged_in: Client, conversation: Conversation, media: Path, monkeypatch: Any
+) -> None:
+    def unreachable(owner_id: int, chars: int) -> None:
+        raise OperationalError("connection refused")
+
+    # The database goes away between the bytes written and the row's transaction committed.
+    monkeypatch.setattr(storage, "add", unreachable)
+    with pytest.raises(OperationalError):
+        upload(logged_in, "a.png", png(), conversation.pk)
+
+    assert not Attachment.objects.exists()
+    assert stored(media) == []
