@@ -6,13 +6,15 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import transaction
 from django.test import Client
 
 from streaming.models import Attachment, Conversation, Message
 from streaming.services import attachments
 from tests.support.files import pdf, png, upload, words
 
-pytestmark = pytest.mark.django_db
+# Transactional: an upload is handled on the database threads, each with its connection.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 SECRET_WORDS = "quarterly figures for the board"
 
@@ -29,11 +31,12 @@ def carried(user: User) -> tuple[Message, Attachment, Attachment]:
         status, answer = upload(owner, name, data, conversation.pk)
         assert status == 201, answer
         ids.append(answer["attachment"]["id"])
-    files = attachments.for_message(conversation, ids)
-    message = Message.objects.create(
-        conversation=conversation, role="user", content="Look", **attachments.fields_for(files)
-    )
-    attachments.attach(message, files)
+    with transaction.atomic():  # as a message is posted: the files locked while it takes them
+        files = attachments.for_message(conversation, ids)
+        message = Message.objects.create(
+            conversation=conversation, role="user", content="Look", **attachments.fields_for(files)
+        )
+        attachments.attach(message, files)
     image, report = files
     return message, image, report
 
