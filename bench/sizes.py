@@ -10,7 +10,6 @@ Needs PostgreSQL (BENCH_DATABASE_URL); the in-memory channel layer, one process.
 
 import asyncio
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import httpx
 
 from bench import procstat
-from bench.stack import DATABASE_URL, LIFTED_LIMITS, setup_django
+from bench.stack import DATABASE_URL, one_process_env, setup_django
 from tests.support.live import LiveClient
 from tests.support.servers import DaphneServer, daphne_servers
 
@@ -41,16 +40,7 @@ def run(var: Path) -> list[tuple[str, str]]:
         "3 turns of 32,000 CJK characters (1.15 MB as JSON)": _cjk(user),
         "10,000 messages of ~500 characters (5 MB)": _many(user, 10_000, 500),
     }
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "chatsite.settings",
-        "SECRET_KEY": "bench-only-secret",
-        "DATABASE_URL": DATABASE_URL,
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "LOG_LEVEL": "WARNING",
-        **LIFTED_LIMITS,
-    }
-    env.pop("REDIS_URL", None)
+    env = one_process_env()
     rows = []
     with daphne_servers(1, env, var) as (server,):
         for label, conversation_id in cases.items():

@@ -44,6 +44,23 @@ def unreachable(database_url: str, redis_url: str) -> str | None:
     return None
 
 
+def one_process_env(**extra: str) -> dict[str, str]:
+    """The environment of a daphne process on the bench's PostgreSQL with the in-memory
+    layer (no REDIS_URL) and the limits lifted; ``extra`` on top."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "chatsite.settings",
+        "SECRET_KEY": "bench-only-secret",
+        "DATABASE_URL": DATABASE_URL,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "LOG_LEVEL": "WARNING",
+        **LIFTED_LIMITS,
+        **extra,
+    }
+    env.pop("REDIS_URL", None)
+    return env
+
+
 def setup_django(database_url: str) -> tuple[str, Any]:
     """Configure Django on the benchmark database (created, migrated); a logged-in user.
 

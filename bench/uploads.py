@@ -10,7 +10,6 @@ Needs PostgreSQL (BENCH_DATABASE_URL); the in-memory channel layer, one process.
 
 import asyncio
 import io
-import os
 import statistics
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 import httpx
 from PIL import Image
 
-from bench.stack import DATABASE_URL, LIFTED_LIMITS, setup_django
+from bench.stack import DATABASE_URL, one_process_env, setup_django
 from tests.support.files import pdf, words
 from tests.support.servers import DaphneServer, daphne_servers
 
@@ -49,18 +48,7 @@ def run(var: Path) -> list[tuple[str, str]]:
 
     conversation = Conversation.objects.create(owner=user, title="bench: uploads")
     media = var / "bench-media"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "chatsite.settings",
-        "SECRET_KEY": "bench-only-secret",
-        "DATABASE_URL": DATABASE_URL,
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "LOG_LEVEL": "WARNING",
-        "MEDIA_ROOT": str(media),
-        **LIFTED_LIMITS,
-        "STORAGE_QUOTA_CHARS": "0",
-    }
-    env.pop("REDIS_URL", None)
+    env = one_process_env(MEDIA_ROOT=str(media), STORAGE_QUOTA_CHARS="0")
     with daphne_servers(1, env, var) as (server,):
         return asyncio.run(_measure(server, cookie, str(conversation.id)))
 
