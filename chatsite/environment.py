@@ -168,9 +168,6 @@ STREAM_CHECKPOINT_SECONDS = Number(
 STREAM_ORPHAN_SECONDS = Number(
     "STREAM_ORPHAN_SECONDS", 10.0, "A streaming answer whose heartbeat is this old is swept."
 )
-STREAM_FLUSH_SECONDS = Number(
-    "STREAM_FLUSH_SECONDS", 0.05, "The least time between two pieces of an answer sent out."
-)
 STREAM_MAX_ANSWER_CHARS = Whole(
     "STREAM_MAX_ANSWER_CHARS", 200_000, "The longest answer kept, in characters; cut there."
 )

@@ -147,7 +147,6 @@ OPENAI_VISION = env.OPENAI_VISION.read(default=OPENAI_SIMULATED)
 # --- Streaming and per-user limits ----------------------------------------------------
 # Pieces of an answer go out at least this far apart (the first at once): fewer channel-layer
 # sends per answer, for a wait well under what a reader sees.
-STREAM_FLUSH_SECONDS = env.STREAM_FLUSH_SECONDS.read()
 STREAM_MAX_ANSWER_CHARS = env.STREAM_MAX_ANSWER_CHARS.read()
 STREAM_MAX_ANSWERS = env.STREAM_MAX_ANSWERS.read()
 STREAM_CHECKPOINT_SECONDS = env.STREAM_CHECKPOINT_SECONDS.read()

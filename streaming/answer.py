@@ -8,8 +8,9 @@ every tab does not end it. Two tasks carry it:
   the upstream request is closed. While it waits to retry, it leaves a notice for the
   answer's task to send (``chat.retrying``);
 - the answer's own task is the only one that sends. It turns ``pending`` into numbered deltas
-  (the first piece at once, then at most one delta per ``STREAM_FLUSH_SECONDS``) and ends
-  the answer exactly once.
+  and ends the answer exactly once. A piece goes out as soon as it arrives; what arrives
+  while a send is still under way goes out as one delta after it. So there is no fixed
+  wait: pieces are batched only as far as the process (or the layer) is behind.
 
 Stop is a request, not a cancel: ``request_stop`` sets a flag that the answer's task reads
 between sends, so no send is ever cut in half. Checkpoints belong to the process runtime,
@@ -96,7 +97,6 @@ class Answer:
         self._sent_all = False
         self._reader_error: BaseException | None = None
         self._wake = asyncio.Event()
-        self._last_flush = float("-inf")
         self._layer_failing = False
         #: A wait to retry, for the answer's task to announce: the reader never sends.
         self._notice: control.RetryingEvent | None = None
@@ -202,12 +202,9 @@ class Answer:
     async def _pump(self) -> None:
         """Send pending text as deltas until the reader is done or the answer must end.
 
-        The reader wakes this task when a piece is due and it has taken in what the stream
-        gathered meanwhile; a reader held up by a quiet model is not waited for longer than
-        half a flush interval more.
+        Each round sends all that is pending; what the reader takes in during that send is
+        the next round's delta. A process that keeps up sends each piece alone, at once.
         """
-        loop = asyncio.get_running_loop()
-        grace = settings.STREAM_FLUSH_SECONDS / 2
         while True:
             self._wake.clear()
             if self._stop is not None or self._abandoned:
@@ -215,27 +212,17 @@ class Answer:
             if self._notice is not None:
                 notice, self._notice = self._notice, None
                 await self._send(notice)
-                continue
-            timeout = None
-            if self.pending:
-                wait = self._last_flush + settings.STREAM_FLUSH_SECONDS - loop.time()
-                if wait <= 0:
-                    await self._flush()
-                    continue
-                timeout = wait if self._reader_done else wait + grace
+            elif self.pending:
+                await self._flush()
             elif self._reader_done:
                 return
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+            else:
+                await self._wake.wait()
 
     async def _flush(self) -> None:
         # Confirmed first, so that a delta held back meanwhile takes in what came since.
         if not await self._still_streaming():
             return
-        self._last_flush = asyncio.get_running_loop().time()
         text = "".join(self.pending)
         self.pending.clear()
         self.deltas.append(text)
@@ -355,23 +342,13 @@ class Answer:
             await asyncio.sleep(delay)
 
     async def _stream(self) -> None:
-        loop = asyncio.get_running_loop()
         async with contextlib.aclosing(stream_chat(self.client, self.request)) as events:
             async for event in events:
-                was_empty = not self.pending
                 if not self._apply(event):
                     return
-                if not self.pending:
-                    continue
-                wait = self._last_flush + settings.STREAM_FLUSH_SECONDS - loop.time()
-                if was_empty:
-                    # The answer's task may be waiting with no deadline: give it one.
-                    self._wake.set()
-                if wait > 0:
-                    # Not due yet: let the stream gather meanwhile, so that one read takes
-                    # in what would otherwise cost a read and a wake-up per token.
-                    await asyncio.sleep(wait)
-                else:
+                if self.pending:
+                    # The events of one network read are all taken in before the answer's
+                    # task runs, so a process that falls behind sends them as one delta.
                     self._wake.set()
 
     def _apply(self, event: StreamEvent) -> bool:

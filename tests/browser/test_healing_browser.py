@@ -29,7 +29,7 @@ from tests.support.browser import (
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# Long enough for many delta frames (one per STREAM_FLUSH_SECONDS), short enough to wait for.
+# Long enough for many delta frames (one per piece the model sends), short enough to wait for.
 STREAMED = "sim:tokens=80 sim:rate=80"
 
 

@@ -82,7 +82,6 @@ async def test_sockets_joining_at_random_moments_all_assemble_the_exact_text(
     connect: Connect, conversation: Conversation, user: User, settings: Any
 ) -> None:
     settings.STREAM_CHECKPOINT_SECONDS = 0.1
-    settings.STREAM_FLUSH_SECONDS = 0.02
     sender = await connect(conversation.id, user)
     await sender.send_json_to(user_message("many joins sim:tokens=300 sim:rate=100"))
     await receive_until(sender, "start")

@@ -124,7 +124,6 @@ async def test_stop_whose_layer_message_is_lost_still_ends_the_answer_by_the_dat
 async def test_stop_at_any_moment_sends_every_piece_before_one_done(
     connect: Connect, conversation: Conversation, user: User, settings: Any
 ) -> None:
-    settings.STREAM_FLUSH_SECONDS = 0.01
     rng = random.Random(6)
     communicator = await connect(conversation.id, user)
     for _ in range(6):
@@ -461,8 +460,7 @@ async def test_a_piece_is_not_held_back_when_the_model_then_pauses(
     connect: Connect, conversation: Conversation, user: User, settings: Any
 ) -> None:
     # Two tokens 20 ms apart, then the model is silent for 2 s: the second token must go
-    # out within the batching interval, not wait for the model to speak again.
-    settings.STREAM_FLUSH_SECONDS = 0.05
+    # out when it arrives, not wait for the model to speak again.
     communicator = await connect(conversation.id, user)
     await communicator.send_json_to(
         user_message(
@@ -476,6 +474,29 @@ async def test_a_piece_is_not_held_back_when_the_model_then_pauses(
     assert sum(len(stamps) for stamps in stamps_per_delta) == 4
     # No piece holds tokens from both sides of the silence.
     assert all(max(s) - min(s) < 1 for s in stamps_per_delta if s)
+
+
+async def test_what_arrives_while_a_send_is_under_way_goes_out_as_one_delta_after_it(
+    connect: Connect, conversation: Conversation, user: User, faulty: Any
+) -> None:
+    # The layer takes a whole second over the second delta, while the model goes on at
+    # 100 tokens a second: those tokens wait for that send, not for a timer, and then go
+    # out together, in order, nothing lost.
+    faulty.faults.append(Fault(type="chat.delta", action="slow", skip=1, seconds=1.0))
+    communicator = await connect(conversation.id, user)
+    await communicator.send_json_to(
+        user_message("slow layer sim:tokens=200 sim:rate=100 sim:stamp=1")
+    )
+    frames = await receive_until(communicator, "done", timeout=30)
+    await communicator.disconnect()
+
+    assert ("slow", "chat.delta") in faulty.applied
+    deltas = [f for f in frames if f["type"] == "delta"]
+    done = frames[-1]
+    assert deltas_text(frames) == done["message"]["content"]
+    assert len(read_stamps(done["message"]["content"])[0]) == 200
+    # The third delta holds what came during the second's send: many tokens, not one.
+    assert len(read_stamps(deltas[2]["text"])[0]) > 10
 
 
 async def test_room_counts_answers_still_being_saved_against_the_process_limit(

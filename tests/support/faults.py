@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from django.utils.module_loading import import_string
 
-Action = Literal["drop", "duplicate", "delay"]
+Action = Literal["drop", "duplicate", "delay", "slow"]
 
 
 @dataclass
@@ -23,13 +23,14 @@ class Fault:
 
     #: The message `type` it applies to, e.g. "chat.delta", "chat.done", "generation.stop".
     type: str
-    #: drop: never delivered; duplicate: delivered twice; delay: delivered `seconds` later.
+    #: drop: never delivered; duplicate: delivered twice; delay: delivered `seconds` later,
+    #: the sender going on at once; slow: the send itself takes `seconds` (a slow Redis).
     action: Action
     #: How many matching messages to let through untouched first.
     skip: int = 0
     #: How many matching messages (after the skipped ones) it applies to; 0 = every one.
     times: int = 1
-    #: For `delay`.
+    #: For `delay` and `slow`.
     seconds: float = 0.5
     seen: int = field(default=0, repr=False)
 
@@ -71,6 +72,9 @@ class FaultyLayer:
         self.applied.append((fault.action, message["type"]))
         if fault.action == "duplicate":
             await send(dict(message))
+            await send(message)
+        elif fault.action == "slow":
+            await asyncio.sleep(fault.seconds)  # the fault itself, not a wait
             await send(message)
         elif fault.action == "delay":
             task = asyncio.create_task(self._later(fault.seconds, send, message))
