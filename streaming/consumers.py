@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, get_args
 
 from autobahn.exception import Disconnected
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
@@ -80,11 +81,21 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
                 metrics.socket_closed()
 
     async def dispatch(self, message: Any) -> None:
-        """Once the socket's session ended, nothing more is relayed or handled but the close."""
+        """Hand ``message`` to its handler; once the socket's session ended, nothing more is
+        relayed or handled but the close.
+
+        Not channels' own dispatch, which first hops to Django's one thread for sync code to
+        close its old database connections, for every message: for every delta of every
+        socket, all queued behind one thread. This consumer's database work runs through
+        ``to_async``, whose threads close their old connections around each call.
+        """
         ended = self.session is not None and self.session.ended is not None
         if ended and message["type"] != "websocket.disconnect":
             return
-        await super().dispatch(message)
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         """Join the conversation's and the user's groups, or close with 4401/4403."""
