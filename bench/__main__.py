@@ -21,6 +21,9 @@
                                  # uploaded, and a page's time while photos upload
     python -m bench relay        # the fixed-N relay run (SQLite and the in-memory layer
                                  # unless BENCH_DATABASE_URL / BENCH_REDIS_URL say otherwise)
+    python -m bench profile [--n 20,100]
+                                 # where one daphne's CPU goes while N answers stream:
+                                 # µs per token (per answer) by component, sampled by py-spy
     python -m bench load [--daphnes 1,2] [--layer core,pubsub] [--n 1,20,50]
                          [--max-n 500] [--ramp SECONDS] [--plot PATH]
 
@@ -59,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("post", help="posting one message into a long conversation")
     commands.add_parser("uploads", help="attaching files: photo and PDF uploads, pages meanwhile")
     commands.add_parser("relay", help="fixed-N answers through one daphne (200 tokens at 100/s)")
+    profiling = commands.add_parser("profile", help="one daphne's CPU by component, per token")
+    profiling.add_argument("--n", type=_numbers, default=(20, 100), help="socket counts")
     load = commands.add_parser("load", help="the relay load run: added latency per token")
     load.add_argument("--daphnes", type=_numbers, default=(1, 2), help="e.g. 1,2 (default)")
     load.add_argument(
@@ -116,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import relay
 
         _two_columns(relay.run())
+    if args.command in (None, "profile"):
+        from bench import profile
+
+        _two_columns(profile.run(args.n if args.command else (20, 100)))
     if args.command is None:
         from bench.load import Config
 

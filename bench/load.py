@@ -21,6 +21,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -56,6 +58,14 @@ LAYER_BACKENDS = {
     "core": "channels_redis.core.RedisChannelLayer",
     "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
 }
+
+
+Observer = Callable[[list[int]], AbstractContextManager[None]]
+"""Given the daphnes' pids, a context that wraps one row's measured window."""
+
+
+def _unobserved(pids: list[int]) -> AbstractContextManager[None]:
+    return nullcontext()
 
 
 @dataclass(frozen=True)
@@ -138,8 +148,14 @@ def run(
     *,
     max_n: int = 500,
     ramp: float = 0.0,
+    observe: "Observer | None" = None,
+    extra_env: dict[str, str] | None = None,
 ) -> dict[Config, list[Row]]:
-    """Measure every setup at each N; without `counts`, BASE_N then more while it holds."""
+    """Measure every setup at each N; without `counts`, BASE_N then more while it holds.
+
+    ``observe``, given the daphnes' pids, wraps each row's measured window (a profiler);
+    ``extra_env`` is added to the daphnes' environment.
+    """
     for layer in sorted({config.layer for config in configs}):
         # Checked before anything runs, so a missing setting costs no half-finished run.
         backend = _layer_backend(server_env(layer, "http://127.0.0.1:1/v1"))
@@ -153,7 +169,15 @@ def run(
     with SimulatorProcess(ROOT / "var" / "bench-simulator.log") as simulator:
         for config in configs:
             results[config] = _run_config(
-                config, simulator, cookie, user, counts, max_n=max_n, ramp=ramp
+                config,
+                simulator,
+                cookie,
+                user,
+                counts,
+                max_n=max_n,
+                ramp=ramp,
+                observe=observe or _unobserved,
+                extra_env=extra_env or {},
             )
     return results
 
@@ -167,12 +191,14 @@ def _run_config(
     *,
     max_n: int,
     ramp: float,
+    observe: "Observer",
+    extra_env: dict[str, str],
 ) -> list[Row]:
     from streaming.models import Conversation
 
     rows: list[Row] = []
     Conversation.objects.filter(owner=user).delete()
-    env = server_env(config.layer, simulator.base_url)
+    env = {**server_env(config.layer, simulator.base_url), **extra_env}
     with daphne_servers(config.daphnes, env, ROOT / "var") as servers:
         pids = [server.process.pid for server in servers]
         rest = ", ".join(f"{procstat.status_mib(pid, 'VmRSS'):.0f}" for pid in pids)
@@ -184,7 +210,7 @@ def _run_config(
                 Conversation(owner=user, title=f"load {n}") for _ in range(n)
             )
             ids = [str(c.id) for c in conversations]
-            row = asyncio.run(_one_row(config, servers, simulator, ids, cookie, ramp))
+            row = asyncio.run(_one_row(config, servers, simulator, ids, cookie, ramp, observe))
             rows.append(row)
             _progress(
                 f"{config.label}, N={n}: p50 {row.added_p50_ms:.0f} ms, p99 "
@@ -304,6 +330,7 @@ async def _one_row(
     conversation_ids: list[str],
     cookie: str,
     ramp: float,
+    observe: "Observer",
 ) -> Row:
     n = len(conversation_ids)
     # Sockets are split across the processes; each answer runs where its message arrived.
@@ -331,19 +358,20 @@ async def _one_row(
         }
     )
     timeout = TOKENS / RATE + ramp + GRACE
-    window.start()
-    started = time.monotonic()
-    try:
-        await asyncio.gather(
-            *(client.answer(ramp * i / n, timeout) for i, client in enumerate(clients))
-        )
-        wall = time.monotonic() - started
-        cores = window.stop()
-    finally:
-        await asyncio.gather(
-            *(client.__aexit__(None, None, None) for client in clients),
-            return_exceptions=True,
-        )
+    with observe(daphne_pids):
+        window.start()
+        started = time.monotonic()
+        try:
+            await asyncio.gather(
+                *(client.answer(ramp * i / n, timeout) for i, client in enumerate(clients))
+            )
+            wall = time.monotonic() - started
+            cores = window.stop()
+        finally:
+            await asyncio.gather(
+                *(client.__aexit__(None, None, None) for client in clients),
+                return_exceptions=True,
+            )
     return _summary(config, clients, cores, daphne_pids, wall, ramp)
 
 
