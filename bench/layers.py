@@ -52,9 +52,17 @@ def run(redis_url: str) -> list[tuple[str, str]]:
     from chatsite.channel_layers import redis_layer
 
     rows = []
-    for kind, name in (("core", "RedisChannelLayer"), ("pubsub", "RedisPubSubChannelLayer")):
+    for kind, name, shipped in (
+        ("core", "RedisChannelLayer", None),
+        (
+            "pubsub",
+            "RedisPubSubChannelLayer as shipped",
+            "channels_redis.pubsub.RedisPubSubChannelLayer",
+        ),
+        ("pubsub", "RedisPubSubChannelLayer, sends pipelined (chatsite.pubsub)", None),
+    ):
         settings = redis_layer([redis_url], kind, prefix=f"bench-{uuid.uuid4().hex[:6]}")
-        backend: Any = import_string(str(settings["BACKEND"]))
+        backend: Any = import_string(shipped or str(settings["BACKEND"]))
         layer = backend(**settings["CONFIG"])  # type: ignore[arg-type]
         per_second, cpu = asyncio.run(_deliver(layer))
         rows.append(

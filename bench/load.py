@@ -56,7 +56,7 @@ GRACE = 60.0
 Layer = Literal["core", "pubsub"]
 LAYER_BACKENDS = {
     "core": "channels_redis.core.RedisChannelLayer",
-    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    "pubsub": "chatsite.pubsub.PipelinedPubSubChannelLayer",
 }
 
 

@@ -135,7 +135,7 @@ def probe_groups(layer: Any) -> list[str]:
             return layer.consistent_hash(group)
 
         hosts = layer.ring_size
-    else:  # channels_redis.pubsub.RedisPubSubChannelLayer
+    else:  # channels_redis.pubsub.RedisPubSubChannelLayer (chatsite.pubsub pipelines it)
 
         def host_of(group: str) -> object:
             return id(layer._get_shard(layer._get_group_channel_name(group)))

@@ -370,7 +370,7 @@ def test_settings_with_sentinels_find_each_master_through_them() -> None:
         for name in ("one", "two")
     ]
     layer = settings["CHANNEL_LAYERS"]["default"]
-    assert layer["BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
+    assert layer["BACKEND"] == "chatsite.pubsub.PipelinedPubSubChannelLayer"
     assert [host["master_name"] for host in layer["CONFIG"]["hosts"]] == ["one", "two"]
 
 
