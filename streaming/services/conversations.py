@@ -10,6 +10,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -333,10 +334,16 @@ def may_answer(conversation: Conversation, *, adding: int = 0) -> datetime:
     """
     lock_owner(conversation.owner_id)
     # Under the lock a delete (or a purge) takes too: one that came after the caller's
-    # refresh is seen.
-    if not Conversation.objects.filter(pk=conversation.pk, deleted_at__isnull=True).exists():
+    # refresh is seen. Whether it is there and whether an answer streams: one query.
+    streaming = Message.objects.filter(conversation=OuterRef("pk"), status=Status.STREAMING)
+    busy = (
+        Conversation.objects.filter(pk=conversation.pk, deleted_at__isnull=True)
+        .values_list(Exists(streaming), flat=True)
+        .first()
+    )
+    if busy is None:
         raise ConversationGone("This conversation was deleted.")
-    if Message.objects.filter(conversation=conversation, status=Status.STREAMING).exists():
+    if busy:
         raise BusyError(BUSY_MESSAGE)
     now = timezone.now()
     check_new_answer(conversation.owner_id, now)

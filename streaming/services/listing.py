@@ -38,12 +38,14 @@ _SNIPPET_RADIUS = 80
 def visible(user_id: Any) -> QuerySet[Conversation]:
     """The conversations the user ``user_id`` may see in a list, each with `answering` (an
     answer of it streams now), newest activity first."""
-    streaming = Message.objects.filter(conversation=OuterRef("pk"), status=Message.Status.STREAMING)
-    return (
+    return _with_answering(
         Conversation.objects.filter(owner_id=user_id, deleted_at__isnull=True)
-        .annotate(answering=Exists(streaming))
-        .order_by("-updated_at", "-id")
-    )
+    ).order_by("-updated_at", "-id")
+
+
+def _with_answering(conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
+    streaming = Message.objects.filter(conversation=OuterRef("pk"), status=Message.Status.STREAMING)
+    return conversations.annotate(answering=Exists(streaming))
 
 
 # --- pages ---------------------------------------------------------------------------------
@@ -141,14 +143,14 @@ def changed(conversation_id: Any) -> Callable[[], list[layer.Outgoing]]:
 
 
 def _listing_now(conversation_id: Any) -> list[layer.Outgoing]:
-    row = Conversation.objects.filter(pk=conversation_id).only("owner_id", "deleted_at").first()
+    # One query, every answer's start and end: the row as ``visible`` would list it.
+    row = _with_answering(Conversation.objects.filter(pk=conversation_id)).first()
     if row is None:
         return []
     if row.deleted_at is not None:
         event: control.UserEvent = control.conversation_removed_event(conversation_id)
     else:
-        conversation = visible(row.owner_id).get(pk=conversation_id)
-        event = control.conversation_changed_event(listed(conversation))
+        event = control.conversation_changed_event(listed(row))
     return [layer.to_user(row.owner_id, event)]
 
 
