@@ -24,8 +24,8 @@
     python -m bench profile [--n 20,100]
                                  # where one daphne's CPU goes while N answers stream:
                                  # µs per token (per answer) by component, sampled by py-spy
-    python -m bench load [--daphnes 1,2] [--layer core,pubsub] [--n 1,20,50]
-                         [--max-n 500] [--ramp SECONDS] [--plot PATH]
+    python -m bench load [--daphnes 1,2] [--layer core,pubsub] [--loop uvloop,asyncio]
+                         [--n 1,20,50] [--max-n 500] [--ramp SECONDS] [--plot PATH]
 
 The search run, the load run, the transfer and the post rows need PostgreSQL (BENCH_DATABASE_URL,
 default the `chatsite_bench` database on 127.0.0.1); the load run Redis too
@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
-    from bench.load import Config, Layer
+    from bench.load import Config, Layer, Loop
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS_PLOT = ROOT / "docs" / "relay-load.png"
@@ -71,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         type=_layers,
         default=("pubsub",),
         help="pubsub (RedisPubSubChannelLayer, default), core (RedisChannelLayer), or both",
+    )
+    load.add_argument(
+        "--loop",
+        type=_loops,
+        default=("uvloop",),
+        help="the daphnes' event loop: uvloop (UVLOOP=true, default), asyncio, or both",
     )
     load.add_argument("--n", type=_numbers, default=None, help="socket counts, e.g. 1,20,100")
     load.add_argument("--max-n", type=int, default=500, help="the highest N to grow to")
@@ -134,7 +140,12 @@ def main(argv: list[str] | None = None) -> int:
         from bench.load import Config
 
         command = shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)])
-        setups = [Config(n, layer) for layer in args.layer for n in args.daphnes]
+        setups = [
+            Config(n, layer, loop)
+            for loop in args.loop
+            for layer in args.layer
+            for n in args.daphnes
+        ]
         return load_run(setups, args.n, args.max_n, args.ramp, args.plot, command)
     return 0
 
@@ -214,6 +225,13 @@ def _layers(text: str) -> tuple["Layer", ...]:
     if not set(layers) <= {"core", "pubsub"}:
         raise argparse.ArgumentTypeError(f"layers are core and pubsub, not {text!r}")
     return tuple(cast("Layer", layer) for layer in layers)
+
+
+def _loops(text: str) -> tuple["Loop", ...]:
+    loops = text.split(",")
+    if not set(loops) <= {"uvloop", "asyncio"}:
+        raise argparse.ArgumentTypeError(f"loops are uvloop and asyncio, not {text!r}")
+    return tuple(cast("Loop", loop) for loop in loops)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ CONNECTING = 20
 GRACE = 60.0
 """Seconds past the ideal 150/50 s that an answer may take before it counts as unfinished."""
 Layer = Literal["core", "pubsub"]
+Loop = Literal["uvloop", "asyncio"]
 LAYER_BACKENDS = {
     "core": "channels_redis.core.RedisChannelLayer",
     "pubsub": "chatsite.pubsub.PipelinedPubSubChannelLayer",
@@ -70,21 +71,24 @@ def _unobserved(pids: list[int]) -> AbstractContextManager[None]:
 
 @dataclass(frozen=True)
 class Config:
-    """One server setup: how many daphne processes share Redis, and which Redis layer."""
+    """One server setup: how many daphne processes share Redis, which Redis layer, and
+    which event loop they run on (UVLOOP)."""
 
     daphnes: int
     layer: Layer
+    loop: Loop = "uvloop"
 
     @property
     def label(self) -> str:
         processes = "1 daphne" if self.daphnes == 1 else f"{self.daphnes} daphnes"
         layer = "channels-redis" if self.layer == "core" else "channels-redis pub/sub"
-        return f"{processes}, {layer}, PostgreSQL"
+        return f"{processes}, {self.loop}, {layer}, PostgreSQL"
 
     def command(self, n: int | None = None) -> str:
         """The command that measures this setup (at one N, if given)."""
+        loop = f" --loop {self.loop}" if self.loop != "uvloop" else ""
         only = f" --n {n}" if n is not None else ""
-        return f"python -m bench load --daphnes {self.daphnes} --layer {self.layer}{only}"
+        return f"python -m bench load --daphnes {self.daphnes} --layer {self.layer}{loop}{only}"
 
 
 @dataclass
@@ -198,8 +202,13 @@ def _run_config(
 
     rows: list[Row] = []
     Conversation.objects.filter(owner=user).delete()
-    env = {**server_env(config.layer, simulator.base_url), **extra_env}
+    env = {**server_env(config.layer, simulator.base_url, config.loop), **extra_env}
     with daphne_servers(config.daphnes, env, ROOT / "var") as servers:
+        for server in servers:
+            # At LOG_LEVEL=WARNING the loop is named only when uvloop was wanted and is not
+            # the loop (chatsite/daphne.py): figures under the wrong name are worse than none.
+            if config.loop == "uvloop" and "Event loop:" in (log := server.log()):
+                raise SystemExit(f"daphne is not on uvloop; its log says:\n{log}")
         pids = [server.process.pid for server in servers]
         rest = ", ".join(f"{procstat.status_mib(pid, 'VmRSS'):.0f}" for pid in pids)
         _progress(f"{config.label}: daphne RSS at rest {rest} MiB")
@@ -229,8 +238,9 @@ def _run_config(
     return rows
 
 
-def server_env(layer: Layer, simulator_url: str) -> dict[str, str]:
-    """daphne's environment: the shell's, with the benchmark's services and this layer."""
+def server_env(layer: Layer, simulator_url: str, loop: Loop = "uvloop") -> dict[str, str]:
+    """daphne's environment: the shell's, with the benchmark's services, this layer and
+    this event loop."""
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "chatsite.settings",
@@ -243,6 +253,8 @@ def server_env(layer: Layer, simulator_url: str) -> dict[str, str]:
         "OPENAI_API_KEY": "",
         # Read by the settings to choose the channels-redis layer (core or pubsub).
         "CHANNEL_LAYER": layer,
+        # Read by chatsite/daphne.py, before daphne loads, to choose the event loop.
+        "UVLOOP": "true" if loop == "uvloop" else "false",
         **LIFTED_LIMITS,
     }
 

@@ -13,6 +13,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from chatsite.daphne import log_loop  # noqa: E402
 from streaming import runtime  # noqa: E402
 from streaming.logs import route_daphne_access_log  # noqa: E402
 from streaming.origins import SiteOriginValidator  # noqa: E402
@@ -31,6 +32,8 @@ application = ProtocolTypeRouter(
 
 # The answers' runtime (checkpoints, sweep, graceful shutdown) starts with the server.
 runtime.start_with_server()
+# Said once, now that logging is set up: the loop was chosen before daphne loaded.
+log_loop()
 
 if settings.LOG_FORMAT == "json":
     # daphne writes its access log as plain lines of its own: in JSON mode, records instead.

@@ -60,6 +60,11 @@ CLIENT_IP_HEADER = Text(
     shape="an HTTP header name such as X-Real-IP",
 )
 SERVE_STATIC = Flag("SERVE_STATIC", True, "daphne serves /static/ itself (not a front server).")
+UVLOOP = Flag(
+    "UVLOOP",
+    True,
+    "daphne runs on uvloop's event loop; false: on asyncio's own (chatsite/daphne.py).",
+)
 METRICS_TOKEN = Text(
     "METRICS_TOKEN", "", "The bearer token /metrics asks for; empty, it serves this host only."
 )
@@ -281,7 +286,7 @@ LOG_FORMAT = Choice(
 LOG_LEVEL = Choice(
     "LOG_LEVEL",
     "INFO",
-    "Log level of the streaming app.",
+    "Log level of chatsite's own logs (the streaming app, chatsite.daphne).",
     choices=tuple(logging.getLevelNamesMapping()),
 )
 

@@ -220,6 +220,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 SERVE_STATIC = env.SERVE_STATIC.read()
+# Read before settings by chatsite/daphne.py, which chooses the loop before daphne loads;
+# here too, so a value it cannot be stops every process that reads settings, as any other.
+UVLOOP = env.UVLOOP.read()
 
 # --- Security -------------------------------------------------------------------------
 # One switch for a site served over HTTPS, whether TLS ends in front (nginx) or not. Unset,

@@ -211,6 +211,8 @@ def logging_config(log_format: str, level: str) -> dict[str, Any]:
         "root": {"handlers": ["console"], "level": "WARNING"},
         "loggers": {
             "streaming": {"level": level},
+            # The process's start: which event loop it runs on (chatsite/daphne.py).
+            "chatsite": {"level": level},
             # daphne's access log, which goes through logging in JSON mode (chatsite/asgi.py).
             "daphne.access": {"level": "INFO"},
             # Its warnings about a damaged PDF may quote the file, and a file is never logged;

@@ -66,6 +66,7 @@ def test_the_service_command_serves_and_stops_in_time_on_its_signal(tmp_path: Pa
         "DATABASE_URL": database_url(connection.settings_dict),
     }
     env.pop("REDIS_URL", None)
+    env.pop("UVLOOP", None)  # the example environment leaves it at its default
     log_path = tmp_path / "unit.log"
     with log_path.open("wb") as log:
         # Its own process group: a kill reaches whatever the command started too.
@@ -88,3 +89,4 @@ def test_the_service_command_serves_and_stops_in_time_on_its_signal(tmp_path: Pa
     assert ready.status_code == 200
     assert code == 0, log_path.read_text()
     assert "Answer runtime started" in log_path.read_text()  # started with the process
+    assert "Event loop: uvloop.Loop" in log_path.read_text()

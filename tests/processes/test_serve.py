@@ -69,6 +69,7 @@ def test_serve_starts_the_simulator_without_a_key_and_stops_cleanly(
     assert "built-in simulator" in login.text
     assert models.json()["data"][0]["id"] == "simulated"
     assert "answers come from the built-in simulator" in output
+    assert "Event loop: uvloop.Loop" in output  # its daphne, started as every daphne is
     assert code == 0
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{sim_port}/v1/models")

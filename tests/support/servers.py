@@ -21,6 +21,7 @@ from typing import Any
 
 import redis
 
+from chatsite import daphne
 from tests.support.services import service_missing
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,7 +108,8 @@ def database_url_through(settings_dict: dict[str, Any], forwarder: "TcpForwarder
 
 
 class DaphneServer:
-    """One daphne process serving chatsite on a free loopback port."""
+    """One daphne process serving chatsite on a free loopback port, started as every daphne
+    of chatsite is (chatsite/daphne.py: UVLOOP in ``env`` chooses its event loop)."""
 
     #: Plain HTTP: clients need no TLS settings for it.
     ssl_context: ssl.SSLContext | None = None
@@ -120,16 +122,7 @@ class DaphneServer:
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "chatsite.asgi:application",
-            ],
+            daphne.command("127.0.0.1", self.port),
             cwd=ROOT,
             env=env,
             stdout=self._log,

@@ -129,6 +129,8 @@ async def test_json_logs_name_every_answer_and_never_hold_text_or_keys(
         assert {"time", "level", "logger", "message"} <= record.keys(), record
         assert datetime.fromisoformat(record["time"]).utcoffset() == timedelta(0)
     assert any(r["logger"] == "daphne.access" and "WSCONNECT" in r["message"] for r in records)
+    loop = [r["message"] for r in records if r["logger"] == "chatsite.daphne"]
+    assert loop == ["Event loop: uvloop.Loop"]  # said once, at start, as a record too
 
     end = ended(answer_records(log, complete.pk))
     assert end["level"] == "INFO"

@@ -27,6 +27,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, connections
 
+from chatsite import daphne
 from streaming.openai import safe_url
 from streaming.services import answers
 
@@ -179,9 +180,7 @@ def _ignore_stop_signals() -> None:
 
 
 def _start_daphne(host: str, port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "chatsite.asgi:application"]
-    )
+    return subprocess.Popen(daphne.command(host, port))
 
 
 def _daphne_name(daphnes: dict[int, subprocess.Popen[bytes]], process: object) -> str:
