@@ -6,12 +6,12 @@ process from outside while the answers stream: every sample is the stack of the 
 that held the GIL at that moment (``--gil``), so the samples count the Python work of all
 its threads, the event loop's and the database threads'. Each sample goes to the first
 component (COMPONENTS, in order) that a frame of its stack names: starting an answer,
-ending it (saving it, the storage count, the list update), checkpoints, the layer's send, the user's list updates, the sockets' reads and writes
-(daphne, autobahn, twisted), the layer's receive and channels' dispatch, reading the
-model's stream, the answer's own code; what names none is the database's other work, the
-event loop itself or "other". A component's samples over the sampling rate, divided by the
-tokens delivered (or the answers, for starting and ending them), is its cost per token
-(per answer).
+ending it (saving it, the storage count, the list update), checkpoints, the layer's send,
+the user's list updates, the sockets' reads and writes (daphne, autobahn, twisted), the
+layer's receive and channels' dispatch, reading the model's stream, the answer's own
+code; what names none is the database's other work, the event loop itself or "other". A
+component's samples over the sampling rate, divided by the tokens delivered (or the
+answers, for starting and ending them), is its cost per token (per answer).
 
 Sampling does not stop the process (``--nonblocking``), so it perturbs what it measures
 little; the figures are a budget, not a stopwatch: compare components within one run.
