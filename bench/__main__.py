@@ -7,7 +7,9 @@
                                  # plot in docs/relay-load.png
     python -m bench sse          # the decoder rows alone
     python -m bench layers       # the two channels-redis layers, CPU per frame delivered
-    python -m bench upstream     # reading the model's streams, CPU per token
+    python -m bench upstream [--transports httpx,aiohttp,exact] [--runs 7]
+                                 # reading the model's streams, CPU per token; with several
+                                 # transports, alternating runs and medians
     python -m bench sizes        # long conversations opened over a real socket: snapshot
                                  # size, its parts, time and daphne's memory
     python -m bench search       # search over one user's 50 MB, without and with the index
@@ -44,6 +46,7 @@ from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from bench.load import Config, Layer, Loop
+    from bench.upstream import Transport
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS_PLOT = ROOT / "docs" / "relay-load.png"
@@ -54,7 +57,15 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("sse", help="the SSE decoder and chunk parser")
     commands.add_parser("layers", help="CPU per frame of the two channels-redis layers")
-    commands.add_parser("upstream", help="CPU per token of reading the model's streams")
+    reading = commands.add_parser("upstream", help="CPU per token of reading the model's streams")
+    reading.add_argument(
+        "--transports",
+        type=_transports,
+        default=("httpx",),
+        help="httpx (httpcore, the runtime's; default), aiohttp (httpx-aiohttp), exact "
+        "(streaming/aiohttp_transport.py), or several",
+    )
+    reading.add_argument("--runs", type=int, default=1, help="runs of each, alternating")
     commands.add_parser("sizes", help="long conversations opened over a real socket")
     commands.add_parser("search", help="search over one user's 50 MB, without and with the index")
     commands.add_parser("render", help="the chat page drawing long Markdown answers (Chromium)")
@@ -97,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in (None, "upstream"):
         from bench import upstream
 
-        _two_columns(upstream.run(ROOT / "var"))
+        if args.command == "upstream":
+            _two_columns(upstream.run(ROOT / "var", args.transports, max(1, args.runs)))
+        else:
+            _two_columns(upstream.run(ROOT / "var"))
     if args.command in (None, "sizes"):
         from bench import sizes
 
@@ -218,6 +232,13 @@ def _numbers(text: str) -> tuple[int, ...]:
     if not numbers or min(numbers) < 1:
         raise argparse.ArgumentTypeError("every number must be 1 or more")
     return numbers
+
+
+def _transports(text: str) -> tuple["Transport", ...]:
+    transports = text.split(",")
+    if not transports or not set(transports) <= {"httpx", "aiohttp", "exact"}:
+        raise argparse.ArgumentTypeError(f"transports are httpx, aiohttp and exact, not {text!r}")
+    return tuple(cast("Transport", transport) for transport in transports)
 
 
 def _layers(text: str) -> tuple["Layer", ...]:

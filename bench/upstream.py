@@ -6,11 +6,18 @@ client. Read twice: token by token, and paced as ``Answer`` paces its reader (wh
 waits for its piece, the reader sleeps until the piece is due, so one network read takes in
 several tokens). CPU per token bounds how many tokens a second one process can take in,
 before it sends anything to a socket.
+
+``--transports httpx,aiohttp,exact`` reads the same streams through httpx with httpcore (the
+runtime's), with the httpx-aiohttp transport (requirements-bench.txt; not exact), and with
+streaming/aiohttp_transport.py (exact), alternating, ``--runs`` times each, and reports the
+median and the range of each (docs/performance.md, "A faster HTTP path").
 """
 
 import asyncio
+import statistics
 import time
 from pathlib import Path
+from typing import Literal
 
 import httpx
 
@@ -18,6 +25,8 @@ from bench.stack import SimulatorProcess
 from streaming.openai import ChatRequest, stream_chat
 
 STREAMS, TOKENS, RATE, FLUSH = 100, 150, 50.0, 0.05
+
+Transport = Literal["httpx", "aiohttp", "exact"]
 
 
 async def _read(client: httpx.AsyncClient, base_url: str, paced: bool) -> int:
@@ -42,10 +51,21 @@ async def _read(client: httpx.AsyncClient, base_url: str, paced: bool) -> int:
     return tokens
 
 
-async def _cpu_per_token(base_url: str, paced: bool) -> tuple[float, int]:
-    async with httpx.AsyncClient(
-        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=STREAMS)
-    ) as client:
+def _client(transport: Transport) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=STREAMS)
+    if transport == "aiohttp":
+        from httpx_aiohttp import AiohttpTransport
+
+        return httpx.AsyncClient(limits=limits, transport=AiohttpTransport(limits=limits))
+    if transport == "exact":
+        from streaming.aiohttp_transport import AiohttpTransport as Exact
+
+        return httpx.AsyncClient(limits=limits, transport=Exact(limits=limits))
+    return httpx.AsyncClient(limits=limits)
+
+
+async def _cpu_per_token(base_url: str, paced: bool, transport: Transport) -> tuple[float, int]:
+    async with _client(transport) as client:
         await _read(client, base_url, paced)  # warm: imports, the first connection
         cpu = time.process_time()
         counts = await asyncio.gather(*(_read(client, base_url, paced) for _ in range(STREAMS)))
@@ -53,17 +73,43 @@ async def _cpu_per_token(base_url: str, paced: bool) -> tuple[float, int]:
     return cpu / sum(counts), sum(counts)
 
 
-def run(log_dir: Path) -> list[tuple[str, str]]:
-    """Rows of (what, figure): CPU per token read, token by token and paced."""
+def run(
+    log_dir: Path, transports: tuple[Transport, ...] = ("httpx",), runs: int = 1
+) -> list[tuple[str, str]]:
+    """Rows of (what, figure): CPU per token read, token by token and paced, for each
+    transport; with several runs, the transports alternate (their order turned each run)
+    and the rows give the median and the range."""
     rows = []
     with SimulatorProcess(log_dir / "bench-upstream-simulator.log") as simulator:
         for paced, how in ((False, "token by token"), (True, "paced to 50 ms pieces")):
-            per_token, tokens = asyncio.run(_cpu_per_token(simulator.base_url, paced))
-            rows.append(
-                (
-                    f"reading {STREAMS} streams at {RATE:g} tokens/s, {how}",
-                    f"{per_token * 1e6:,.0f} µs of CPU per token ({tokens:,} tokens), "
-                    f"{1 / per_token:,.0f} tokens/s a core",
-                )
-            )
+            figures: dict[Transport, list[tuple[float, int]]] = {t: [] for t in transports}
+            for round_ in range(runs):
+                order = transports if round_ % 2 == 0 else transports[::-1]
+                for transport in order:
+                    figures[transport].append(
+                        asyncio.run(_cpu_per_token(simulator.base_url, paced, transport))
+                    )
+            for transport in transports:
+                rows.append(_row(transport, how, figures[transport], len(transports) > 1))
     return rows
+
+
+def _row(
+    transport: Transport, how: str, figures: list[tuple[float, int]], named: bool
+) -> tuple[str, str]:
+    per_token = statistics.median(cpu for cpu, _ in figures)
+    tokens = figures[0][1]
+    through = f", through {_NAMES[transport]}" if named else ""
+    what = f"reading {STREAMS} streams at {RATE:g} tokens/s, {how}{through}"
+    figure = f"{per_token * 1e6:,.0f} µs of CPU per token"
+    if len(figures) > 1:
+        low, high = min(cpu for cpu, _ in figures), max(cpu for cpu, _ in figures)
+        figure += f" (median of {len(figures)}, {low * 1e6:,.0f} to {high * 1e6:,.0f})"
+    return what, f"{figure} ({tokens:,} tokens), {1 / per_token:,.0f} tokens/s a core"
+
+
+_NAMES: dict[Transport, str] = {
+    "httpx": "httpx + httpcore",
+    "aiohttp": "httpx + the httpx-aiohttp transport",
+    "exact": "httpx + streaming/aiohttp_transport.py",
+}
