@@ -2,10 +2,11 @@
 
 N streams from the simulator (a process of its own) at once, each TOKENS tokens at RATE
 tokens/s, read through ``streaming.openai.stream_chat`` and the runtime's own kind of httpx
-client. Read twice: token by token, and paced as ``Answer`` paces its reader (while text
-waits for its piece, the reader sleeps until the piece is due, so one network read takes in
-several tokens). CPU per token bounds how many tokens a second one process can take in,
-before it sends anything to a socket.
+client. Read twice: token by token, as ``Answer`` reads since pieces go out without a fixed
+wait, and paced to 50 ms pieces, as it read before (the reader slept until the piece was
+due, so one network read took in several tokens: what a process that falls behind gets
+too). CPU per token bounds how many tokens a second one process can take in, before it
+sends anything to a socket.
 
 ``--transports httpx,aiohttp,exact`` reads the same streams through httpx with httpcore (the
 runtime's), with the httpx-aiohttp transport (requirements-bench.txt; not exact), and with
