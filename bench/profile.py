@@ -143,7 +143,9 @@ def classify(stack: list[str]) -> str:
     # The frames around the loop's step (daphne's start, twisted's reactor, the loop's run)
     # are under every stack of the main thread: only what the step ran tells the work.
     steps = [i for i, frame in enumerate(stack) if frame.startswith(LOOP_FRAMES)]
-    inner = stack[steps[-1] :] if steps else stack
+    inner = stack[steps[-1] + 1 :] if steps else stack
+    if steps and not inner:
+        return "event loop"  # its own work: uvloop's, compiled, shows no frame of its own
     for rules in (COMPONENTS, GENERIC):
         for name, marks in rules:
             if any(mark in frame for frame in inner for mark in marks):
