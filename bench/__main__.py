@@ -27,7 +27,8 @@
                                  # where one daphne's CPU goes while N answers stream:
                                  # µs per token (per answer) by component, sampled by py-spy
     python -m bench load [--daphnes 1,2] [--layer core,pubsub] [--loop uvloop,asyncio]
-                         [--n 1,20,50] [--max-n 500] [--ramp SECONDS] [--plot PATH]
+                         [--people] [--n 1,20,50] [--max-n 500] [--ramp SECONDS]
+                         [--plot PATH]
 
 The search run, the load run, the transfer and the post rows need PostgreSQL (BENCH_DATABASE_URL,
 default the `chatsite_bench` database on 127.0.0.1); the load run Redis too
@@ -91,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     load.add_argument("--n", type=_numbers, default=None, help="socket counts, e.g. 1,20,100")
     load.add_argument("--max-n", type=int, default=500, help="the highest N to grow to")
+    load.add_argument(
+        "--people",
+        action="store_true",
+        help="each answer a user of its own (N people), not all one user's (N tabs)",
+    )
     load.add_argument("--ramp", type=float, default=0.0, help="spread the sends over seconds")
     load.add_argument("--plot", type=Path, default=ROOT / "var" / "relay-load.png")
     args = parser.parse_args(argv)
@@ -155,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 
         command = shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)])
         setups = [
-            Config(n, layer, loop)
+            Config(n, layer, loop, args.people)
             for loop in args.loop
             for layer in args.layer
             for n in args.daphnes

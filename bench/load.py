@@ -14,6 +14,7 @@ PostgreSQL are the machine's; other work on them shows in their CPU figures.
 """
 
 import asyncio
+import functools
 import math
 import os
 import statistics
@@ -33,6 +34,7 @@ from bench.stack import (
     LIFTED_LIMITS,
     REDIS_URL,
     SimulatorProcess,
+    logged_in,
     setup_django,
     unreachable,
 )
@@ -77,18 +79,25 @@ class Config:
     daphnes: int
     layer: Layer
     loop: Loop = "uvloop"
+    #: Each socket's answer is a user of its own (N people), not all one user's (N tabs).
+    people: bool = False
 
     @property
     def label(self) -> str:
         processes = "1 daphne" if self.daphnes == 1 else f"{self.daphnes} daphnes"
         layer = "channels-redis" if self.layer == "core" else "channels-redis pub/sub"
-        return f"{processes}, {self.loop}, {layer}, PostgreSQL"
+        whose = ", a user each" if self.people else ""
+        return f"{processes}, {self.loop}, {layer}, PostgreSQL{whose}"
 
     def command(self, n: int | None = None) -> str:
         """The command that measures this setup (at one N, if given)."""
         loop = f" --loop {self.loop}" if self.loop != "uvloop" else ""
+        people = " --people" if self.people else ""
         only = f" --n {n}" if n is not None else ""
-        return f"python -m bench load --daphnes {self.daphnes} --layer {self.layer}{loop}{only}"
+        return (
+            f"python -m bench load --daphnes {self.daphnes} --layer {self.layer}"
+            f"{loop}{people}{only}"
+        )
 
 
 @dataclass
@@ -201,7 +210,7 @@ def _run_config(
     from streaming.models import Conversation
 
     rows: list[Row] = []
-    Conversation.objects.filter(owner=user).delete()
+    Conversation.objects.filter(owner__username__startswith="bench").delete()
     env = {**server_env(config.layer, simulator.base_url, config.loop), **extra_env}
     with daphne_servers(config.daphnes, env, ROOT / "var") as servers:
         for server in servers:
@@ -215,11 +224,13 @@ def _run_config(
         planned = list(counts or BASE_N)
         while planned:
             n = planned.pop(0)
+            owners = [people(i) for i in range(n)] if config.people else [(cookie, user)] * n
             conversations = Conversation.objects.bulk_create(
-                Conversation(owner=user, title=f"load {n}") for _ in range(n)
+                Conversation(owner=owner, title=f"load {n}") for _, owner in owners
             )
             ids = [str(c.id) for c in conversations]
-            row = asyncio.run(_one_row(config, servers, simulator, ids, cookie, ramp, observe))
+            cookies = [cookie for cookie, _ in owners]
+            row = asyncio.run(_one_row(config, servers, simulator, ids, cookies, ramp, observe))
             rows.append(row)
             _progress(
                 f"{config.label}, N={n}: p50 {row.added_p50_ms:.0f} ms, p99 "
@@ -236,6 +247,12 @@ def _run_config(
             if tracebacks := server.log().count("Traceback"):
                 _progress(f"{config.label}: {tracebacks} tracebacks in {server.log_path}")
     return rows
+
+
+@functools.cache
+def people(index: int) -> tuple[str, Any]:
+    """The cookie and user of the index-th of the benchmark's people (``--people``)."""
+    return logged_in(f"bench-{index}")
 
 
 def server_env(layer: Layer, simulator_url: str, loop: Loop = "uvloop") -> dict[str, str]:
@@ -340,7 +357,7 @@ async def _one_row(
     servers: list[DaphneServer],
     simulator: SimulatorProcess,
     conversation_ids: list[str],
-    cookie: str,
+    cookies: list[str],
     ramp: float,
     observe: "Observer",
 ) -> Row:
@@ -348,7 +365,7 @@ async def _one_row(
     # Sockets are split across the processes; each answer runs where its message arrived.
     clients = [
         LoadClient(servers[i % len(servers)], conversation_id, cookie)
-        for i, conversation_id in enumerate(conversation_ids)
+        for i, (conversation_id, cookie) in enumerate(zip(conversation_ids, cookies, strict=True))
     ]
     connecting = asyncio.Semaphore(CONNECTING)
 

@@ -86,12 +86,18 @@ def setup_django(database_url: str) -> tuple[str, Any]:
     import django
 
     django.setup()
-    from django.contrib.auth.models import User
     from django.core.management import call_command
-    from django.test import Client
 
     call_command("migrate", verbosity=0)
-    user, _ = User.objects.get_or_create(username="bench")
+    return logged_in("bench")
+
+
+def logged_in(username: str) -> tuple[str, Any]:
+    """The session cookie of a logged-in user of that name (made if missing), and the user."""
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    user, _ = User.objects.get_or_create(username=username)
     client = Client()
     client.force_login(user)
     return client.cookies["sessionid"].value, user
