@@ -4,12 +4,12 @@ import asyncio
 import contextlib
 import json
 import ssl
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin
 
 from tests.support.assembler import Assembler, Joiner
@@ -29,6 +29,28 @@ class Endpoint(Protocol):
     ssl_context: ssl.SSLContext | None
 
 
+#: How much of a server's log a refused handshake's error carries.
+LOG_CHARS = 12000
+
+
+@contextlib.contextmanager
+def handshake_explained(server: Endpoint) -> Iterator[None]:
+    """A handshake answered with an HTTP error (daphne's 500 for an application that raised
+    before accepting) fails with the server's log attached from the last traceback of an
+    application that raised: the failing run, not a rerun, is what says why."""
+    try:
+        yield
+    except InvalidStatus as exc:
+        log = getattr(server, "log", None)
+        if callable(log):
+            text = log()
+            start = text.rfind("Exception inside application")
+            if start < 0:
+                start = max(len(text) - LOG_CHARS, 0)
+            exc.add_note(f"The server's log, from {start}:\n{text[start : start + LOG_CHARS]}")
+        raise
+
+
 class LiveClient:
     """One browser tab, as far as the server can tell: session cookie, origin, frames."""
 
@@ -41,16 +63,19 @@ class LiveClient:
         self.joiner = Joiner()
         self.frames: list[dict[str, Any]] = []
         self._socket: ClientConnection | None = None
+        #: ``receive`` met the close: every frame sent before it is in ``frames``.
+        self._read_to_close = False
 
     async def __aenter__(self) -> "LiveClient":
-        self._socket = await connect(
-            self.url,
-            origin=Origin(self.server.url),
-            additional_headers={"Cookie": f"sessionid={self.cookie}"},
-            proxy=None,
-            open_timeout=10,
-            ssl=self.server.ssl_context,
-        )
+        with handshake_explained(self.server):
+            self._socket = await connect(
+                self.url,
+                origin=Origin(self.server.url),
+                additional_headers={"Cookie": f"sessionid={self.cookie}"},
+                proxy=None,
+                open_timeout=10,
+                ssl=self.server.ssl_context,
+            )
         snapshot = await self.receive()
         assert snapshot["type"] == "snapshot", snapshot
         return self
@@ -87,7 +112,11 @@ class LiveClient:
         deadline = loop.time() + timeout
         frame = None
         while frame is None:
-            text = await asyncio.wait_for(self._socket.recv(), deadline - loop.time())
+            try:
+                text = await asyncio.wait_for(self._socket.recv(), deadline - loop.time())
+            except ConnectionClosed:
+                self._read_to_close = True
+                raise
             frame = self.joiner.join(str(text))
         self.frames.append(frame)
         request = self.assembler.feed(frame)
@@ -139,22 +168,31 @@ class LiveClient:
 
     @property
     def close_code(self) -> int | None:
-        """The code the server closed the socket with, once it is closed."""
+        """The code the server closed the socket with, once this client has read up to the
+        close (``receive`` raised ConnectionClosed); None until then.
+
+        The connection knows its code as soon as the closing handshake is over, when the
+        frames the server sent just before may still wait unread in its buffer: a test that
+        stopped reading on the connection's word would miss them (a `deleted` frame, seen
+        as never sent).
+        """
         assert self._socket is not None
-        return self._socket.close_code
+        return self._socket.close_code if self._read_to_close else None
 
 
 async def refused_connection(
     server: Endpoint, conversation_id: Any, cookie: str, timeout: float = 15
 ) -> tuple[dict[str, Any], int | None]:
     """Open a socket the server must refuse after accepting: its one frame, and the close code."""
-    async with connect(
-        f"{server.ws_url}/ws/conversations/{conversation_id}/",
-        origin=Origin(server.url),
-        additional_headers={"Cookie": f"sessionid={cookie}"},
-        proxy=None,
-        ssl=server.ssl_context,
-    ) as socket:
+    with handshake_explained(server):
+        opened = await connect(
+            f"{server.ws_url}/ws/conversations/{conversation_id}/",
+            origin=Origin(server.url),
+            additional_headers={"Cookie": f"sessionid={cookie}"},
+            proxy=None,
+            ssl=server.ssl_context,
+        )
+    async with opened as socket:
         frame = json.loads(await asyncio.wait_for(socket.recv(), timeout))
         try:
             extra = await asyncio.wait_for(socket.recv(), timeout)
