@@ -162,12 +162,10 @@ def run(
     max_n: int = 500,
     ramp: float = 0.0,
     observe: "Observer | None" = None,
-    extra_env: dict[str, str] | None = None,
 ) -> dict[Config, list[Row]]:
     """Measure every setup at each N; without `counts`, BASE_N then more while it holds.
 
-    ``observe``, given the daphnes' pids, wraps each row's measured window (a profiler);
-    ``extra_env`` is added to the daphnes' environment.
+    ``observe``, given the daphnes' pids, wraps each row's measured window (a profiler).
     """
     for layer in sorted({config.layer for config in configs}):
         # Checked before anything runs, so a missing setting costs no half-finished run.
@@ -190,7 +188,6 @@ def run(
                 max_n=max_n,
                 ramp=ramp,
                 observe=observe or _unobserved,
-                extra_env=extra_env or {},
             )
     return results
 
@@ -205,13 +202,12 @@ def _run_config(
     max_n: int,
     ramp: float,
     observe: "Observer",
-    extra_env: dict[str, str],
 ) -> list[Row]:
     from streaming.models import Conversation
 
     rows: list[Row] = []
     Conversation.objects.filter(owner__username__startswith="bench").delete()
-    env = {**server_env(config.layer, simulator.base_url, config.loop), **extra_env}
+    env = server_env(config.layer, simulator.base_url, config.loop)
     with daphne_servers(config.daphnes, env, ROOT / "var") as servers:
         for server in servers:
             # At LOG_LEVEL=WARNING the loop is named only when uvloop was wanted and is not

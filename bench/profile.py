@@ -111,8 +111,6 @@ class Budget:
     n: int
     tokens: int
     samples: Counter[str]
-    seconds: float
-    """The sampled window."""
     daphne_cores: float
     p99_ms: float
 
@@ -196,7 +194,7 @@ def sampling(pid: int, output: Path) -> Iterator[None]:
             raise SystemExit(f"py-spy failed: {errors.decode(errors='replace')}")
 
 
-def run(counts: tuple[int, ...], env: dict[str, str] | None = None) -> list[tuple[str, str]]:
+def run(counts: tuple[int, ...]) -> list[tuple[str, str]]:
     """Profile one daphne at each N; the budget's rows."""
     rows: list[tuple[str, str]] = []
     out = ROOT / "var"
@@ -209,13 +207,12 @@ def run(counts: tuple[int, ...], env: dict[str, str] | None = None) -> list[tupl
             with sampling(pids[0], raw):
                 yield
 
-        results = load.run([load.Config(1, "pubsub")], (n,), observe=observe, extra_env=env or {})
+        results = load.run([load.Config(1, "pubsub")], (n,), observe=observe)
         row = next(iter(results.values()))[0]
         budget = Budget(
             n=n,
             tokens=n * load.TOKENS - row.lost,
             samples=read_raw(raw),
-            seconds=row.wall_s,
             daphne_cores=row.cores["daphne"],
             p99_ms=row.added_p99_ms,
         )

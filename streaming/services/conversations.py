@@ -10,7 +10,6 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -335,10 +334,9 @@ def may_answer(conversation: Conversation, *, adding: int = 0) -> datetime:
     lock_owner(conversation.owner_id)
     # Under the lock a delete (or a purge) takes too: one that came after the caller's
     # refresh is seen. Whether it is there and whether an answer streams: one query.
-    streaming = Message.objects.filter(conversation=OuterRef("pk"), status=Status.STREAMING)
     busy = (
         Conversation.objects.filter(pk=conversation.pk, deleted_at__isnull=True)
-        .values_list(Exists(streaming), flat=True)
+        .values_list(listing.answering(), flat=True)
         .first()
     )
     if busy is None:

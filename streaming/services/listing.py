@@ -43,9 +43,14 @@ def visible(user_id: Any) -> QuerySet[Conversation]:
     ).order_by("-updated_at", "-id")
 
 
-def _with_answering(conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
+def answering() -> Exists:
+    """Whether an answer of the conversation (the row of the query it is in) streams now."""
     streaming = Message.objects.filter(conversation=OuterRef("pk"), status=Message.Status.STREAMING)
-    return conversations.annotate(answering=Exists(streaming))
+    return Exists(streaming)
+
+
+def _with_answering(conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
+    return conversations.annotate(answering=answering())
 
 
 # --- pages ---------------------------------------------------------------------------------
