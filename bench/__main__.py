@@ -27,7 +27,8 @@
                                  # where one daphne's CPU goes while N answers stream:
                                  # µs per token (per answer) by component, sampled by py-spy
     python -m bench load [--daphnes 1,2] [--layer core,pubsub] [--loop uvloop,asyncio]
-                         [--people] [--n 1,20,50] [--max-n 500] [--ramp SECONDS]
+                         [--local on,off] [--people] [--n 1,20,50] [--max-n 500]
+                         [--ramp SECONDS]
                          [--plot PATH]
 
 The search run, the load run, the transfer and the post rows need PostgreSQL (BENCH_DATABASE_URL,
@@ -89,6 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         type=_loops,
         default=("uvloop",),
         help="the daphnes' event loop: uvloop (UVLOOP=true, default), asyncio, or both",
+    )
+    load.add_argument(
+        "--local",
+        type=_switches,
+        default=(True,),
+        help="local delivery (STREAM_LOCAL_DELIVERY): on (default), off, or on,off",
     )
     load.add_argument("--n", type=_numbers, default=None, help="socket counts, e.g. 1,20,100")
     load.add_argument("--max-n", type=int, default=500, help="the highest N to grow to")
@@ -161,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
 
         command = shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)])
         setups = [
-            Config(n, layer, loop, args.people)
+            Config(n, layer, loop, args.people, local)
+            for local in args.local
             for loop in args.loop
             for layer in args.layer
             for n in args.daphnes
@@ -252,6 +260,13 @@ def _layers(text: str) -> tuple["Layer", ...]:
     if not set(layers) <= {"core", "pubsub"}:
         raise argparse.ArgumentTypeError(f"layers are core and pubsub, not {text!r}")
     return tuple(cast("Layer", layer) for layer in layers)
+
+
+def _switches(text: str) -> tuple[bool, ...]:
+    switches = text.split(",")
+    if not set(switches) <= {"on", "off"}:
+        raise argparse.ArgumentTypeError(f"say on, off or on,off, not {text!r}")
+    return tuple(switch == "on" for switch in switches)
 
 
 def _loops(text: str) -> tuple["Loop", ...]:

@@ -73,30 +73,34 @@ def _unobserved(pids: list[int]) -> AbstractContextManager[None]:
 
 @dataclass(frozen=True)
 class Config:
-    """One server setup: how many daphne processes share Redis, which Redis layer, and
-    which event loop they run on (UVLOOP)."""
+    """One server setup: how many daphne processes share Redis, which Redis layer, which
+    event loop they run on (UVLOOP), and whether pieces may skip Redis
+    (STREAM_LOCAL_DELIVERY)."""
 
     daphnes: int
     layer: Layer
     loop: Loop = "uvloop"
     #: Each socket's answer is a user of its own (N people), not all one user's (N tabs).
     people: bool = False
+    local: bool = True
 
     @property
     def label(self) -> str:
         processes = "1 daphne" if self.daphnes == 1 else f"{self.daphnes} daphnes"
         layer = "channels-redis" if self.layer == "core" else "channels-redis pub/sub"
         whose = ", a user each" if self.people else ""
-        return f"{processes}, {self.loop}, {layer}, PostgreSQL{whose}"
+        local = "" if self.local else ", every piece through Redis"
+        return f"{processes}, {self.loop}, {layer}, PostgreSQL{whose}{local}"
 
     def command(self, n: int | None = None) -> str:
         """The command that measures this setup (at one N, if given)."""
         loop = f" --loop {self.loop}" if self.loop != "uvloop" else ""
         people = " --people" if self.people else ""
+        local = "" if self.local else " --local off"
         only = f" --n {n}" if n is not None else ""
         return (
             f"python -m bench load --daphnes {self.daphnes} --layer {self.layer}"
-            f"{loop}{people}{only}"
+            f"{loop}{people}{local}{only}"
         )
 
 
@@ -207,7 +211,7 @@ def _run_config(
 
     rows: list[Row] = []
     Conversation.objects.filter(owner__username__startswith="bench").delete()
-    env = server_env(config.layer, simulator.base_url, config.loop)
+    env = server_env(config.layer, simulator.base_url, config.loop, local=config.local)
     with daphne_servers(config.daphnes, env, ROOT / "var") as servers:
         for server in servers:
             # At LOG_LEVEL=WARNING the loop is named only when uvloop was wanted and is not
@@ -251,9 +255,11 @@ def people(index: int) -> tuple[str, Any]:
     return logged_in(f"bench-{index}")
 
 
-def server_env(layer: Layer, simulator_url: str, loop: Loop = "uvloop") -> dict[str, str]:
-    """daphne's environment: the shell's, with the benchmark's services, this layer and
-    this event loop."""
+def server_env(
+    layer: Layer, simulator_url: str, loop: Loop = "uvloop", *, local: bool = True
+) -> dict[str, str]:
+    """daphne's environment: the shell's, with the benchmark's services, this layer, this
+    event loop, and local delivery on or off."""
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "chatsite.settings",
@@ -268,6 +274,7 @@ def server_env(layer: Layer, simulator_url: str, loop: Loop = "uvloop") -> dict[
         "CHANNEL_LAYER": layer,
         # Read by chatsite/daphne.py, before daphne loads, to choose the event loop.
         "UVLOOP": "true" if loop == "uvloop" else "false",
+        "STREAM_LOCAL_DELIVERY": "true" if local else "false",
         **LIFTED_LIMITS,
     }
 

@@ -173,6 +173,11 @@ STREAM_CHECKPOINT_SECONDS = Number(
 STREAM_ORPHAN_SECONDS = Number(
     "STREAM_ORPHAN_SECONDS", 10.0, "A streaming answer whose heartbeat is this old is swept."
 )
+STREAM_LOCAL_DELIVERY = Flag(
+    "STREAM_LOCAL_DELIVERY",
+    True,
+    "An answer's pieces go straight to this process's sockets while no other process listens.",
+)
 STREAM_MAX_ANSWER_CHARS = Whole(
     "STREAM_MAX_ANSWER_CHARS", 200_000, "The longest answer kept, in characters; cut there."
 )

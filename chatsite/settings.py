@@ -145,12 +145,11 @@ OPENAI_CONTEXT_TOKENS = env.OPENAI_CONTEXT_TOKENS.read()
 OPENAI_VISION = env.OPENAI_VISION.read(default=OPENAI_SIMULATED)
 
 # --- Streaming and per-user limits ----------------------------------------------------
-# Pieces of an answer go out at least this far apart (the first at once): fewer channel-layer
-# sends per answer, for a wait well under what a reader sees.
 STREAM_MAX_ANSWER_CHARS = env.STREAM_MAX_ANSWER_CHARS.read()
 STREAM_MAX_ANSWERS = env.STREAM_MAX_ANSWERS.read()
 STREAM_CHECKPOINT_SECONDS = env.STREAM_CHECKPOINT_SECONDS.read()
 STREAM_ORPHAN_SECONDS = env.STREAM_ORPHAN_SECONDS.read()
+STREAM_LOCAL_DELIVERY = env.STREAM_LOCAL_DELIVERY.read()
 # Several checkpoints must fit in the orphan threshold, or live answers would be swept.
 if STREAM_ORPHAN_SECONDS < 3 * STREAM_CHECKPOINT_SECONDS:
     raise ImproperlyConfigured(

@@ -38,7 +38,7 @@ from django.db.models import CharField
 from streaming import control, ending, layer, metrics, retries
 from streaming.exceptions import ChatError, UpstreamError, UpstreamHTTPError
 from streaming.logs import AnswerTimings, answer_context, describe, error_fields
-from streaming.models import Message
+from streaming.models import Message, group_name
 from streaming.openai import ChatRequest, StreamEvent, other_token_field, redact, stream_chat
 from streaming.services import answers, continuation
 from streaming.stalls import LoopWatch, Mark
@@ -98,6 +98,10 @@ class Answer:
         self._reader_error: BaseException | None = None
         self._wake = asyncio.Event()
         self._layer_failing = False
+        #: Pieces go straight to this process's sockets (``layer.only_here``), not through
+        #: Redis; and whether a socket of another process has been heard from since it began.
+        self._here = False
+        self._heard_elsewhere = False
         #: A wait to retry, for the answer's task to announce: the reader never sends.
         self._notice: control.RetryingEvent | None = None
         #: Attempts, upstream status and timings, for the log.
@@ -186,6 +190,10 @@ class Answer:
             if self._stop is None:
                 self._reader = asyncio.create_task(self._read(), name=f"reader-{self.message.id}")
             await self._send(control.start_event(self.message))
+            if self._stop is None:
+                # Asked after the start went out, which it fences (layer.only_here).
+                here = await layer.only_here(group_name(self.conversation_id))
+                self._here = here and not self._heard_elsewhere
             await self._pump()
         except asyncio.CancelledError:
             # Cancelled from outside (the event loop is closing): save what we have.
@@ -231,7 +239,10 @@ class Answer:
     async def _send(self, event: control.ChatEvent) -> None:
         if not await self._still_streaming():
             return
-        if await layer.send(layer.to_conversation(self.conversation_id, event)):
+        here = self._here
+        if event["type"] == "chat.delta":
+            metrics.piece_sent(here)
+        if await layer.send(layer.to_conversation(self.conversation_id, event), here=here):
             self._layer_failing = False
         elif not self._layer_failing:
             # The stream goes on and the database keeps every word; sockets heal later.
@@ -396,9 +407,17 @@ class Answer:
     async def reply_sync(self, after_seq: int, reply_channel: str) -> None:
         """Send a socket that missed some deltas the text after ``after_seq``, once the answer
         may send (after a stall, a checkpoint first); nothing once it has sent all it will:
-        its `done` holds the whole text."""
+        its `done` holds the whole text.
+
+        A socket of another process asks for one as it joins: from then on every piece goes
+        through Redis (``_here`` off before anything else is sent), and the reply, read
+        when it is sent, holds every piece sent straight to this process's sockets."""
+        if not layer.is_here(reply_channel):
+            self._heard_elsewhere = True
+            self._here = False
         if await self._still_streaming():
-            await layer.send_to_channel(reply_channel, self.sync_reply(after_seq))
+            reply = self.sync_reply(after_seq)
+            await layer.send_to_channel(reply_channel, reply, here=self._here)
 
     def sync_reply(self, after_seq: int) -> control.SyncEvent:
         """The text after delta ``after_seq``, for a socket that missed some."""

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from streaming import metrics
 from streaming.control import (
@@ -53,18 +54,45 @@ def to_answer(request: ControlRequest) -> Outgoing:
 SEND_TIMEOUT_SECONDS = 5.0
 
 
-async def send(outgoing: Outgoing) -> bool:
+async def send(outgoing: Outgoing, *, here: bool = False) -> bool:
     """Send one message to its group; False if the layer failed or hung.
 
     A failure is not raised: the database already holds what the message says, and sockets
     that miss it heal by `seq`, `sync` or a fresh snapshot. The caller decides what to log.
+    ``here``: only to this process's sockets of the group, not through Redis (for a group
+    that ``only_here`` found no other process listening to).
     """
-    return await _send("group_send", outgoing.group, outgoing.message)
+    method = "group_send_here" if here else "group_send"
+    return await _send(method, outgoing.group, outgoing.message)
 
 
-async def send_to_channel(channel: str, message: ChatEvent) -> bool:
-    """Send ``message`` to one channel (a socket's); False if the layer failed or hung."""
-    return await _send("send", channel, message)
+async def send_to_channel(channel: str, message: ChatEvent, *, here: bool = False) -> bool:
+    """Send ``message`` to one channel (a socket's); False if the layer failed or hung.
+    ``here``: put straight into the channel, one of this process's (``is_here``)."""
+    return await _send("send_here" if here else "send", channel, message)
+
+
+async def only_here(group: str) -> bool:
+    """Whether no other process listens to ``group``, known from Redis; if so, whatever this
+    process sent the group before is in its sockets' channels, so what it sends next may
+    go straight to them (``send(..., here=True)``). False whenever it cannot be told: a
+    layer without local delivery (chatsite/pubsub.py), or one that failed or hung.
+    """
+    layer = get_channel_layer()
+    if layer is None or not settings.STREAM_LOCAL_DELIVERY or not hasattr(layer, "only_here"):
+        return False
+    try:
+        async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+            return bool(await layer.only_here(group))
+    except Exception as exc:
+        logger.debug("Could not tell who listens to %s: %r", group, exc)
+        return False
+
+
+def is_here(channel: str) -> bool:
+    """Whether ``channel`` is a socket of this process (a layer that can tell)."""
+    layer = get_channel_layer()
+    return layer is not None and hasattr(layer, "is_here") and bool(layer.is_here(channel))
 
 
 LayerMessage = ChatEvent | UserEvent | ControlRequest

@@ -105,6 +105,13 @@ LAYER_SEND_FAILURES = Counter(
     "or timed out; the sockets heal what they missed, but many mean Redis is in trouble.",
     registry=REGISTRY,
 )
+PIECES_SENT = Counter(
+    "chatsite_answer_pieces",
+    "Pieces of answers (deltas) this process sent: way=here went straight to its own "
+    "sockets (no other process listened: STREAM_LOCAL_DELIVERY), way=redis through Redis.",
+    ["way"],
+    registry=REGISTRY,
+)
 CHECKPOINT_SECONDS = Histogram(
     "chatsite_checkpoint_write_seconds",
     "Seconds each batched checkpoint write (every running answer's new text) took.",
@@ -212,6 +219,11 @@ def socket_closed() -> None:
 def channel_layer_send_failed() -> None:
     """Count one send to the channel layer that failed or timed out."""
     LAYER_SEND_FAILURES.inc()
+
+
+def piece_sent(here: bool) -> None:
+    """Count one piece of an answer sent, straight to this process's sockets or not."""
+    PIECES_SENT.labels(way="here" if here else "redis").inc()
 
 
 @contextlib.contextmanager

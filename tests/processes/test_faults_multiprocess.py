@@ -11,6 +11,7 @@ Process A runs the answers under test; where a test counts A's upstream connecti
 talks to a simulator of its own, so nothing else opens or keeps one there.
 """
 
+import contextlib
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,6 +27,7 @@ from streaming.simulator import SimulatorThread
 from streaming.simulator.text import answer_tokens
 from tests.support.frames import user_message
 from tests.support.live import LiveClient, frame, frames_of, reading
+from tests.support.metrics import moved, scrape
 from tests.support.servers import FAST_CHECKPOINTS, DaphneServer
 from tests.support.waiting import until
 
@@ -354,35 +356,42 @@ def _seen_done_late(client: LiveClient) -> bool:
         ),
     ],
 )
+@pytest.mark.parametrize("watchers", ["a-and-b", "a-only"])
 async def test_lost_and_repeated_frames_heal_on_both_processes(
     pair: Pair,
     conversation: Conversation,
     cookie: str,
     faults: list[dict[str, Any]],
     fault_seen: Callable[[LiveClient], bool],
+    watchers: str,
 ) -> None:
-    # The faults apply to what A sends: its answer's events reach both processes' sockets.
+    # The faults apply to what A sends: its answer's events reach both processes' sockets,
+    # through Redis; or, with no socket on B, A's own straight (local delivery).
     a, b = pair(a_env={"CHAT_FAULTS": json.dumps(faults)})
-    async with (
-        LiveClient(a, conversation.id, cookie) as on_a,
-        LiveClient(b, conversation.id, cookie) as on_b,
-        reading(on_a, on_b),
-    ):
-        await on_a.send(user_message("faulty sim:tokens=150 sim:rate=100"))
-        message_id = (await frame(on_a, "done"))["message_id"]
-        healed = (on_a, on_b)
+    before = await scrape(a)
+    async with contextlib.AsyncExitStack() as stack:
+        healed = [
+            await stack.enter_async_context(LiveClient(server, conversation.id, cookie))
+            for server in ((a, b) if watchers == "a-and-b" else (a,))
+        ]
+        await stack.enter_async_context(reading(*healed))
+        await healed[0].send(user_message("faulty sim:tokens=150 sim:rate=100"))
+        message_id = (await frame(healed[0], "done"))["message_id"]
         await until(
             lambda: all(message_id in c.assembler.ended for c in healed),
-            what="both knowing it ended",
+            what="every socket knowing it ended",
             timeout=20.0,
         )
+    after = await scrape(a)
 
     saved = await Message.objects.aget(pk=message_id)
     assert saved.status == "complete"
     assert saved.content
-    for client in (on_a, on_b):
+    for client in healed:
         assert fault_seen(client)
         assert client.assembler.ended[message_id]["status"] == "complete"
         assert client.shown_text(message_id) == saved.content
         assert saved.content.startswith(client.text_of(message_id))
         assert client.assembler.mismatches == 0
+    straight = moved(before, after, "chatsite_answer_pieces_total", way="here")
+    assert (straight > 0) == (watchers == "a-only")

@@ -1,7 +1,8 @@
 """A channel layer that loses, repeats or holds back chosen messages, for fault tests.
 
 It wraps the layer the settings would otherwise use and applies `Fault`s to what is sent
-through it (``group_send`` and ``send``), as a layer over capacity or a slow Redis would.
+through it (``group_send`` and ``send``, and their local kin ``group_send_here`` and
+``send_here``), as a layer over capacity or a slow Redis would.
 Tests configure it in-process (``layer.faults.append(...)``) or, for daphne processes,
 through the ``CHAT_FAULTS`` environment variable (a JSON list of Fault fields) read by
 ``tests/live_settings.py``. Everything it did is in ``layer.applied``.
@@ -63,6 +64,13 @@ class FaultyLayer:
 
     async def send(self, channel: str, message: dict[str, Any]) -> None:
         await self._deliver(message, lambda m: self.inner.send(channel, m))
+
+    # Local delivery (chatsite/pubsub.py) meets the same faults as a send through Redis.
+    async def group_send_here(self, group: str, message: dict[str, Any]) -> None:
+        await self._deliver(message, lambda m: self.inner.group_send_here(group, m))
+
+    async def send_here(self, channel: str, message: dict[str, Any]) -> None:
+        await self._deliver(message, lambda m: self.inner.send_here(channel, m))
 
     async def _deliver(self, message: dict[str, Any], send: Any) -> None:
         fault = next((f for f in self.faults if f.wants(message)), None)

@@ -6,46 +6,21 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
-import httpx
 import pytest
 import websockets
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.utils import timezone
-from prometheus_client.parser import text_string_to_metric_families
 
 from streaming.models import Conversation, Message
 from streaming.text import estimate_tokens
 from tests.support.frames import user_message
 from tests.support.live import LiveClient, refused_connection
+from tests.support.metrics import moved, scrape, value
 from tests.support.servers import FAST_CHECKPOINTS, DaphneServer, RedisServer
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-async def scrape(server: DaphneServer) -> Samples:
-    """Every sample /metrics shows now, parsed as Prometheus parses it."""
-    async with httpx.AsyncClient(timeout=15) as client:
-        response = await client.get(f"{server.url}/metrics")
-    assert response.status_code == 200
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    """One sample's value; 0 when it is not shown (a label set never counted)."""
-    return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-def moved(before: Samples, after: Samples, name: str, **labels: str) -> float:
-    return value(after, name, **labels) - value(before, name, **labels)
 
 
 async def gauge_becomes(server: DaphneServer, name: str, wanted: float) -> None:
