@@ -28,6 +28,10 @@ logger = logging.getLogger(__name__)
 SLOT_SECONDS = 60
 # Redis must answer within this, or the socket is refused as when Redis is down.
 _REDIS_TIMEOUT_SECONDS = 5
+# A process's calls for places at once, at most: each holds a connection while it waits for
+# Redis, and 200 sockets closing together would want 200, past redis-py's pool ceiling of
+# 100 (MaxConnectionsError, and places left until they expire). The rest wait their turn.
+_CALLS_AT_ONCE = 50
 #: Followed by the user id: the sorted set of that user's open sockets.
 KEY_PREFIX = "chatsite:sockets:"
 
@@ -44,25 +48,25 @@ redis.call('EXPIRE', KEYS[1], ARGV[5])
 return 1
 """
 
-_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis]" = (
-    weakref.WeakKeyDictionary()
-)
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Redis, asyncio.Semaphore]]" = weakref.WeakKeyDictionary()
 # user id -> {socket's channel name: when its place expires}, when there is no Redis.
 _local: dict[int, dict[str, float]] = {}
 
 
-def _redis() -> Redis | None:
-    """This event loop's Redis client for the counts, or None without a configured Redis."""
+def _redis() -> tuple[Redis, asyncio.Semaphore] | None:
+    """This event loop's Redis client for the counts, and the turn its calls wait for
+    (_CALLS_AT_ONCE); None without a configured Redis."""
     if not settings.REDIS_HOSTS:
         return None
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
-        client = _clients[loop] = redis_client(
+        redis = redis_client(
             settings.REDIS_HOSTS[0],
             socket_timeout=_REDIS_TIMEOUT_SECONDS,
             socket_connect_timeout=_REDIS_TIMEOUT_SECONDS,
         )
+        client = _clients[loop] = (redis, asyncio.Semaphore(_CALLS_AT_ONCE))
     return client
 
 
@@ -102,7 +106,9 @@ class SocketSlot:
             if client is None:
                 _local.get(self.user_id, {}).pop(self.channel_name, None)
             else:
-                await client.zrem(self._key, self.channel_name)
+                redis, turn = client
+                async with turn:
+                    await redis.zrem(self._key, self.channel_name)
         except Exception as exc:  # Redis is down: the place expires on its own
             logger.warning("Could not free a socket's place of user %s: %r", self.user_id, exc)
 
@@ -135,9 +141,11 @@ class SocketSlot:
             places[self.channel_name] = expires
             return True
         ceiling = limit if limit is not None else 2**31
-        taken = await client.eval(
-            _TAKE, 1, self._key, now, expires, self.channel_name, ceiling, SLOT_SECONDS * 2
-        )
+        redis, turn = client
+        async with turn:
+            taken = await redis.eval(
+                _TAKE, 1, self._key, now, expires, self.channel_name, ceiling, SLOT_SECONDS * 2
+            )
         return bool(taken)
 
 

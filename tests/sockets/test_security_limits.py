@@ -5,6 +5,7 @@ simulator over real HTTP. Every refusal is checked for what it must not do: writ
 call the model.
 """
 
+import asyncio
 import json
 import re
 import uuid
@@ -19,7 +20,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from streaming.limits import KEY_PREFIX
+from streaming.limits import KEY_PREFIX, SocketSlot
 from streaming.models import Conversation, Message
 from streaming.simulator import SimulatorThread
 from tests.support.frames import user_message
@@ -229,6 +230,26 @@ async def test_sockets_per_user_are_limited_across_processes_and_freed_on_close(
         async with LiveClient(a, conversation.id, cookie) as fourth:
             await fourth.ping()
             assert (await fourth.receive_until("pong"))["type"] == "pong"
+
+
+async def test_places_taken_and_freed_by_hundreds_of_sockets_at_once_are_all_counted(
+    redis_layer: str, redis_url: str, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # More at once than redis-py's pool holds connections (100): none may fail for want
+    # of one, or places would stay taken until they expire.
+    settings.LIMIT_SOCKETS_PER_USER = 1000
+    user_id = 10**9 + uuid.uuid4().int % 10**6
+    places = redis.Redis.from_url(redis_url)
+    key = f"{KEY_PREFIX}{user_id}"
+    slots = [SocketSlot(user_id, f"socket-{n}") for n in range(300)]
+    try:
+        await asyncio.gather(*(slot.take() for slot in slots))
+        assert places.zcard(key) == 300
+        await asyncio.gather(*(slot.release() for slot in slots))
+        assert places.zcard(key) == 0
+        assert "Could not free" not in caplog.text
+    finally:
+        places.delete(key)
 
 
 # --- frames a second -----------------------------------------------------------------------
