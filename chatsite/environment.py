@@ -134,6 +134,12 @@ PROVIDER_KEY_SECRET = Secret(
 OPENAI_READ_TIMEOUT = Number(
     "OPENAI_READ_TIMEOUT", 60.0, "Seconds without a byte from the API before the answer fails."
 )
+OPENAI_HTTP = Choice(
+    "OPENAI_HTTP",
+    "aiohttp",
+    "What httpx reads the model's streams through: aiohttp, or httpx's own httpcore.",
+    choices=("aiohttp", "httpcore"),
+)
 OPENAI_CONNECT_TIMEOUT = Number("OPENAI_CONNECT_TIMEOUT", 10.0, "Seconds to connect to the API.")
 OPENAI_MAX_RETRIES = Whole(
     "OPENAI_MAX_RETRIES", 3, "Retries of a failed request, only before the first token.", minimum=0

@@ -140,6 +140,7 @@ OPENAI_MAX_RETRIES = env.OPENAI_MAX_RETRIES.read()
 OPENAI_RETRY_MAX_SECONDS = env.OPENAI_RETRY_MAX_SECONDS.read()
 OPENAI_MAX_TOKENS = env.OPENAI_MAX_TOKENS.read()
 OPENAI_MAX_TOKENS_FIELD = env.OPENAI_MAX_TOKENS_FIELD.read()
+OPENAI_HTTP = env.OPENAI_HTTP.read()
 OPENAI_CONTEXT_TOKENS = env.OPENAI_CONTEXT_TOKENS.read()
 # Whether images may go to the default provider's model (a provider's models: each its own).
 OPENAI_VISION = env.OPENAI_VISION.read(default=OPENAI_SIMULATED)

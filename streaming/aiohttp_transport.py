@@ -1,8 +1,9 @@
 """An httpx transport on aiohttp that keeps httpcore's contract, so code calling httpx
-cannot tell them apart but by the CPU it costs (about half per chunk read).
+cannot tell them apart but by the CPU it costs (about half per chunk read), and the client
+the runtime reads the model's streams with (``api_client``: on it unless OPENAI_HTTP says
+httpcore, or the environment names a proxy, which only httpx's own transport reads).
+docs/performance.md, "A faster HTTP path for the model's streams", has the figures.
 
-Not yet the runtime's transport (docs/performance.md, "A faster HTTP path for the model's
-streams": measured, and what wiring it in needs); the benchmark reads through it.
 Where httpx-aiohttp 0.2.0 differs from httpcore, this one does not: errors are mapped by
 what failed (a refused connection is a ConnectError, not a ConnectTimeout); credentials in
 the URL go only as the header httpx made of them (aiohttp refuses both at once); the pool
@@ -13,6 +14,7 @@ first.
 
 import asyncio
 import contextlib
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -21,6 +23,7 @@ import httpx
 from aiohttp import client_exceptions as errors
 from aiohttp.client_proto import ResponseHandler
 from aiohttp.client_reqrep import ConnectionKey
+from django.conf import settings
 
 _DEFAULT_LIMITS = httpx.Limits()
 
@@ -163,3 +166,20 @@ class _Body(httpx.AsyncByteStream):
             # Back to the pool when read to the end, closed otherwise (as httpcore does).
             self._response.release()
             self._free()
+
+
+def api_client(limits: httpx.Limits, headers: dict[str, str]) -> httpx.AsyncClient:
+    """The client the runtime asks the model APIs with: on ``AiohttpTransport`` unless
+    OPENAI_HTTP is httpcore or the environment names a proxy (HTTP_PROXY, HTTPS_PROXY,
+    ALL_PROXY, in either case): httpx honours those, and NO_PROXY, only on its own
+    transport, so a server that reaches its API through one keeps it."""
+    if transport_name() == "aiohttp":
+        transport = AiohttpTransport(limits=limits)
+        return httpx.AsyncClient(limits=limits, headers=headers, transport=transport)
+    return httpx.AsyncClient(limits=limits, headers=headers)
+
+
+def transport_name() -> str:
+    """Which transport ``api_client`` gives: "aiohttp", or "httpcore" (setting, proxy)."""
+    proxied = {"http", "https", "all"} & set(urllib.request.getproxies())
+    return "aiohttp" if settings.OPENAI_HTTP == "aiohttp" and not proxied else "httpcore"

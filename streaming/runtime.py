@@ -37,6 +37,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from streaming import control, metrics
+from streaming.aiohttp_transport import api_client, transport_name
 from streaming.answer import Answer
 from streaming.exceptions import RateLimited
 from streaming.logs import describe, error_fields
@@ -68,11 +69,11 @@ class Runtime:
         #: Answers being saved before they start (``room``), so they count against the limit.
         self.starting = 0
         # As many connections as answers may run (``check_room``), so none waits for one.
-        self.http = httpx.AsyncClient(
-            limits=httpx.Limits(
+        self.http = api_client(
+            httpx.Limits(
                 max_connections=settings.STREAM_MAX_ANSWERS, max_keepalive_connections=100
             ),
-            headers={"User-Agent": "chatsite"},
+            {"User-Agent": "chatsite"},
         )
         #: Which max-tokens field each (API, model) accepts, once one has refused the other.
         self.token_fields: dict[tuple[str, str], str] = {}
@@ -98,9 +99,11 @@ class Runtime:
         """Start the checkpoint writer, the orphan sweep and the control desk."""
         if not self._duties:
             logger.info(
-                "Answer runtime started: checkpoints every %g s, orphans after %g s",
+                "Answer runtime started: checkpoints every %g s, orphans after %g s, "
+                "the model API over %s",
                 settings.STREAM_CHECKPOINT_SECONDS,
                 settings.STREAM_ORPHAN_SECONDS,
+                transport_name(),
             )
             self.watch.start()
             self._duties = [

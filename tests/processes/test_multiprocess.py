@@ -256,6 +256,7 @@ async def test_a_process_sweeps_orphans_from_its_start_without_any_socket(
         what="the new process sweeping the orphan",
     )
     assert "Answer runtime started" in server.log()
+    assert "the model API over aiohttp" in server.log()  # OPENAI_HTTP's default
     assert "GET" not in server.log()  # no page asked for anything
     assert "WSCONNECT" not in server.log()
     saved = await Message.objects.aget(pk=orphan.pk)

@@ -2,11 +2,12 @@
 the connect timeout's fails with httpx-aiohttp 0.2.0's transport."""
 
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
 
-from streaming.aiohttp_transport import AiohttpTransport
+from streaming.aiohttp_transport import AiohttpTransport, api_client, transport_name
 from streaming.simulator import Simulator
 from tests.support.servers import free_port
 from tests.support.waiting import until
@@ -67,3 +68,36 @@ async def test_idle_connections_beyond_max_keepalive_are_closed() -> None:
         assert {reply.status_code for reply in replies} == {200}
         await until(lambda: sim.open_connections <= 2, timeout=5)
         assert sim.connection_count == 6
+
+
+@pytest.mark.parametrize(
+    ("setting", "environment", "chosen"),
+    [
+        ("aiohttp", {}, AiohttpTransport),
+        ("aiohttp", {"NO_PROXY": "example.com"}, AiohttpTransport),  # names no proxy
+        ("httpcore", {}, httpx.AsyncHTTPTransport),
+        ("aiohttp", {"HTTPS_PROXY": "http://127.0.0.1:3128"}, httpx.AsyncHTTPTransport),
+        ("aiohttp", {"http_proxy": "http://127.0.0.1:3128"}, httpx.AsyncHTTPTransport),
+        ("aiohttp", {"ALL_PROXY": "http://127.0.0.1:3128"}, httpx.AsyncHTTPTransport),
+    ],
+)
+async def test_the_runtime_reads_through_aiohttp_unless_told_or_behind_a_proxy(
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    setting: str,
+    environment: dict[str, str],
+    chosen: type,
+) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    settings.OPENAI_HTTP = setting
+
+    async with api_client(httpx.Limits(max_connections=3), {"User-Agent": "chatsite"}) as http:
+        assert type(http._transport) is chosen
+        # Behind a proxy, httpx's own transport mounts it, as it does for any client.
+        proxied = any(k.endswith("PROXY") and k != "NO_PROXY" for k in map(str.upper, environment))
+        assert bool(http._mounts) == proxied
+        assert transport_name() == ("aiohttp" if chosen is AiohttpTransport else "httpcore")
