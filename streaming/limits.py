@@ -48,12 +48,16 @@ redis.call('EXPIRE', KEYS[1], ARGV[5])
 return 1
 """
 
-_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Redis, asyncio.Semaphore]]" = weakref.WeakKeyDictionary()
+#: A Redis client for the counts, and the turn its calls wait for.
+Client = tuple[Redis, asyncio.Semaphore]
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Client]" = (
+    weakref.WeakKeyDictionary()
+)
 # user id -> {socket's channel name: when its place expires}, when there is no Redis.
 _local: dict[int, dict[str, float]] = {}
 
 
-def _redis() -> tuple[Redis, asyncio.Semaphore] | None:
+def _redis() -> Client | None:
     """This event loop's Redis client for the counts, and the turn its calls wait for
     (_CALLS_AT_ONCE); None without a configured Redis."""
     if not settings.REDIS_HOSTS:
