@@ -71,8 +71,8 @@ def do_upload(
     attachment = kept_file(owner_id, conversation, name, found)
     try:
         with transaction.atomic():
-            lock_owner(owner_id)  # two uploads at once cannot both take the last room
-            storage.check_room(owner_id, attachment.size)
+            # Two uploads at once cannot both take the last room.
+            storage.check_room(owner_id, attachment.size, lock_owner(owner_id))
             attachment.save()
             storage.add(owner_id, attachment.size)
     except BaseException:

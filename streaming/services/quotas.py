@@ -7,15 +7,16 @@ transaction that would create the answer, after ``lock_owner``: two messages of 
 two processes are counted one after the other, never both against the same figures.
 """
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db.models import F, Q, Sum, Value
+from django.db.models import F, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Length
 
 from streaming.exceptions import QuotaExceeded, RateLimited
-from streaming.models import Continuation, Message, Quota
+from streaming.models import Continuation, Message, Quota, Storage
 from streaming.text import CHARS_PER_TOKEN
 
 # The wait suggested when a user is at their limit of answers at once: answers end on
@@ -24,13 +25,37 @@ _RUNNING_RETRY_SECONDS = 5
 _WINDOW = timedelta(minutes=1)
 
 
-def lock_owner(owner_id: int) -> None:
+@dataclass(frozen=True)
+class Standing:
+    """What a user's checks read, read with their row lock: the limits staff set for them
+    (None: the site's), and the characters they store (None: not counted yet)."""
+
+    daily_token_budget: int | None = None
+    storage_chars: int | None = None
+    stored: int | None = None
+
+
+def lock_owner(owner_id: int) -> Standing:
     """Take the user's row lock until the transaction ends (PostgreSQL; SQLite writes are
-    serialised by its IMMEDIATE transactions), so one user's checks run one at a time."""
-    list(User.objects.select_for_update().filter(pk=owner_id).values_list("pk"))
+    serialised by its IMMEDIATE transactions), so one user's checks run one at a time; and
+    in the same query, what those checks read (``Standing``), fresh under the lock."""
+    # Subqueries, not joins: PostgreSQL locks no row on the nullable side of an outer join.
+    own = Quota.objects.filter(user_id=OuterRef("pk"))
+    row = (
+        User.objects.select_for_update()
+        .filter(pk=owner_id)
+        .annotate(
+            budget=Subquery(own.values("daily_token_budget")[:1]),
+            storage=Subquery(own.values("storage_chars")[:1]),
+            stored=Subquery(Storage.objects.filter(user_id=OuterRef("pk")).values("chars")[:1]),
+        )
+        .values_list("budget", "storage", "stored")
+        .first()
+    )
+    return Standing() if row is None else Standing(*row)
 
 
-def check_new_answer(owner_id: int, now: datetime) -> None:
+def check_new_answer(owner_id: int, now: datetime, standing: Standing | None = None) -> None:
     """Raise RateLimited or QuotaExceeded if ``owner_id`` may not start an answer ``now``."""
     # Imported answers were never asked for here: they take no turn and no room.
     answers = Message.objects.filter(
@@ -66,7 +91,7 @@ def check_new_answer(owner_id: int, now: datetime) -> None:
             f"Messages are limited to {per_minute} a minute. Try again in {_seconds(wait)}.",
             retry_after=wait,
         )
-    budget = daily_budget(owner_id)
+    budget = daily_budget(owner_id, standing)
     if budget:
         used = tokens_used_since(owner_id, start_of_day(now))
         if used >= budget:
@@ -78,10 +103,14 @@ def check_new_answer(owner_id: int, now: datetime) -> None:
             )
 
 
-def daily_budget(owner_id: int) -> int:
-    """The user's tokens a day: their own figure if staff set one, else the site's; 0: none."""
-    own = Quota.objects.filter(user_id=owner_id).values_list("daily_token_budget", flat=True)
-    figure = own.first()
+def daily_budget(owner_id: int, standing: Standing | None = None) -> int:
+    """The user's tokens a day: their own figure if staff set one, else the site's; 0: none.
+    Read from ``standing`` when given (``lock_owner`` read it)."""
+    if standing is not None:
+        figure = standing.daily_token_budget
+    else:
+        own = Quota.objects.filter(user_id=owner_id).values_list("daily_token_budget", flat=True)
+        figure = own.first()
     return settings.DAILY_TOKEN_BUDGET if figure is None else figure
 
 

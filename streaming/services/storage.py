@@ -19,19 +19,27 @@ from django.db.models.functions import Coalesce, Length
 
 from streaming.exceptions import StorageFull
 from streaming.models import Attachment, Message, Quota, Storage
+from streaming.services.quotas import Standing
 
 
-def quota(owner_id: int) -> int:
-    """The user's characters: their own figure if staff set one, else the site's; 0: none."""
-    own = Quota.objects.filter(user_id=owner_id).values_list("storage_chars", flat=True)
-    figure = own.first()
+def quota(owner_id: int, standing: Standing | None = None) -> int:
+    """The user's characters: their own figure if staff set one, else the site's; 0: none.
+    Read from ``standing`` when given (``quotas.lock_owner`` read it)."""
+    if standing is not None:
+        figure = standing.storage_chars
+    else:
+        own = Quota.objects.filter(user_id=owner_id).values_list("storage_chars", flat=True)
+        figure = own.first()
     return settings.STORAGE_QUOTA_CHARS if figure is None else figure
 
 
-def used(owner_id: int) -> int:
+def used(owner_id: int, standing: Standing | None = None) -> int:
     """Characters of message text the user stores, and bytes of attached files (counted
-    once, then kept in step)."""
-    chars = Storage.objects.filter(user_id=owner_id).values_list("chars", flat=True).first()
+    once, then kept in step); from ``standing`` when given."""
+    if standing is not None:
+        chars = standing.stored
+    else:
+        chars = Storage.objects.filter(user_id=owner_id).values_list("chars", flat=True).first()
     return recount(owner_id) if chars is None else max(0, chars)
 
 
@@ -55,21 +63,22 @@ def recount(owner_id: int) -> int:
     return total
 
 
-def room(owner_id: int) -> int | None:
+def room(owner_id: int, standing: Standing | None = None) -> int | None:
     """How many more characters the user may store; None: no quota."""
-    limit = quota(owner_id)
-    return None if not limit else max(0, limit - used(owner_id))
+    limit = quota(owner_id, standing)
+    return None if not limit else max(0, limit - used(owner_id, standing))
 
 
-def check_room(owner_id: int, adding: int) -> None:
+def check_room(owner_id: int, adding: int, standing: Standing | None = None) -> None:
     """Raise StorageFull if ``adding`` characters would take the user past their quota;
-    with nothing to add, if their quota is already full (an answer would add to it)."""
-    left = room(owner_id)
+    with nothing to add, if their quota is already full (an answer would add to it).
+    ``standing``: what ``quotas.lock_owner`` read, if the caller holds the lock."""
+    left = room(owner_id, standing)
     if left is None or 0 < left >= adding:
         return
-    limit = quota(owner_id)
+    limit, stored = quota(owner_id, standing), used(owner_id, standing)
     raise StorageFull(
-        f"Your conversations fill your storage ({used(owner_id):,} of {limit:,} characters)"
+        f"Your conversations fill your storage ({stored:,} of {limit:,} characters)"
         + (f"; this message needs {adding:,} more." if adding else ".")
         + " Delete conversations you no longer need to make room."
     )
