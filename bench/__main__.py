@@ -27,8 +27,8 @@
                                  # where one daphne's CPU goes while N answers stream:
                                  # µs per token (per answer) by component, sampled by py-spy
     python -m bench load [--daphnes 1,2] [--layer core,pubsub] [--loop uvloop,asyncio]
-                         [--local on,off] [--people] [--n 1,20,50] [--max-n 500]
-                         [--ramp SECONDS]
+                         [--local on,off] [--http aiohttp,httpcore] [--people]
+                         [--n 1,20,50] [--max-n 500] [--ramp SECONDS]
                          [--plot PATH]
 
 The search run, the load run, the transfer and the post rows need PostgreSQL (BENCH_DATABASE_URL,
@@ -43,12 +43,12 @@ import platform
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bench.load import Config, Layer, Loop
-    from bench.upstream import Transport
+    from bench.load import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS_PLOT = ROOT / "docs" / "relay-load.png"
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     reading = commands.add_parser("upstream", help="CPU per token of reading the model's streams")
     reading.add_argument(
         "--transports",
-        type=_transports,
+        type=_words("httpx", "aiohttp", "exact"),
         default=("httpx",),
         help="httpx (httpcore, the runtime's; default), aiohttp (httpx-aiohttp), exact "
         "(streaming/aiohttp_transport.py), or several",
@@ -81,21 +81,27 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("--daphnes", type=_numbers, default=(1, 2), help="e.g. 1,2 (default)")
     load.add_argument(
         "--layer",
-        type=_layers,
+        type=_words("core", "pubsub"),
         default=("pubsub",),
         help="pubsub (RedisPubSubChannelLayer, default), core (RedisChannelLayer), or both",
     )
     load.add_argument(
         "--loop",
-        type=_loops,
+        type=_words("uvloop", "asyncio"),
         default=("uvloop",),
         help="the daphnes' event loop: uvloop (UVLOOP=true, default), asyncio, or both",
     )
     load.add_argument(
         "--local",
-        type=_switches,
-        default=(True,),
+        type=_words("on", "off"),
+        default=("on",),
         help="local delivery (STREAM_LOCAL_DELIVERY): on (default), off, or on,off",
+    )
+    load.add_argument(
+        "--http",
+        type=_words("aiohttp", "httpcore"),
+        default=("aiohttp",),
+        help="what httpx reads the model's streams through (OPENAI_HTTP): aiohttp, httpcore",
     )
     load.add_argument("--n", type=_numbers, default=None, help="socket counts, e.g. 1,20,100")
     load.add_argument("--max-n", type=int, default=500, help="the highest N to grow to")
@@ -168,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
 
         command = shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)])
         setups = [
-            Config(n, layer, loop, args.people, local)
+            Config(n, layer, loop, args.people, local == "on", http)
+            for http in args.http
             for local in args.local
             for loop in args.loop
             for layer in args.layer
@@ -248,32 +255,16 @@ def _numbers(text: str) -> tuple[int, ...]:
     return numbers
 
 
-def _transports(text: str) -> tuple["Transport", ...]:
-    transports = text.split(",")
-    if not transports or not set(transports) <= {"httpx", "aiohttp", "exact"}:
-        raise argparse.ArgumentTypeError(f"transports are httpx, aiohttp and exact, not {text!r}")
-    return tuple(cast("Transport", transport) for transport in transports)
+def _words(*allowed: str) -> Callable[[str], tuple[Any, ...]]:
+    """An argument parser for a comma-separated list of some of ``allowed``."""
 
+    def parse(text: str) -> tuple[Any, ...]:
+        chosen = tuple(text.split(","))
+        if not set(chosen) <= set(allowed):
+            raise argparse.ArgumentTypeError(f"choose from {', '.join(allowed)}; not {text!r}")
+        return chosen
 
-def _layers(text: str) -> tuple["Layer", ...]:
-    layers = text.split(",")
-    if not set(layers) <= {"core", "pubsub"}:
-        raise argparse.ArgumentTypeError(f"layers are core and pubsub, not {text!r}")
-    return tuple(cast("Layer", layer) for layer in layers)
-
-
-def _switches(text: str) -> tuple[bool, ...]:
-    switches = text.split(",")
-    if not set(switches) <= {"on", "off"}:
-        raise argparse.ArgumentTypeError(f"say on, off or on,off, not {text!r}")
-    return tuple(switch == "on" for switch in switches)
-
-
-def _loops(text: str) -> tuple["Loop", ...]:
-    loops = text.split(",")
-    if not set(loops) <= {"uvloop", "asyncio"}:
-        raise argparse.ArgumentTypeError(f"loops are uvloop and asyncio, not {text!r}")
-    return tuple(cast("Loop", loop) for loop in loops)
+    return parse
 
 
 if __name__ == "__main__":

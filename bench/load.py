@@ -75,7 +75,7 @@ def _unobserved(pids: list[int]) -> AbstractContextManager[None]:
 class Config:
     """One server setup: how many daphne processes share Redis, which Redis layer, which
     event loop they run on (UVLOOP), and whether pieces may skip Redis
-    (STREAM_LOCAL_DELIVERY)."""
+    (STREAM_LOCAL_DELIVERY), and what the model's streams are read through (OPENAI_HTTP)."""
 
     daphnes: int
     layer: Layer
@@ -83,6 +83,7 @@ class Config:
     #: Each socket's answer is a user of its own (N people), not all one user's (N tabs).
     people: bool = False
     local: bool = True
+    http: str = "aiohttp"
 
     @property
     def label(self) -> str:
@@ -90,17 +91,19 @@ class Config:
         layer = "channels-redis" if self.layer == "core" else "channels-redis pub/sub"
         whose = ", a user each" if self.people else ""
         local = "" if self.local else ", every piece through Redis"
-        return f"{processes}, {self.loop}, {layer}, PostgreSQL{whose}{local}"
+        http = "" if self.http == "aiohttp" else f", reading over {self.http}"
+        return f"{processes}, {self.loop}, {layer}, PostgreSQL{whose}{local}{http}"
 
     def command(self, n: int | None = None) -> str:
         """The command that measures this setup (at one N, if given)."""
         loop = f" --loop {self.loop}" if self.loop != "uvloop" else ""
         people = " --people" if self.people else ""
         local = "" if self.local else " --local off"
+        http = "" if self.http == "aiohttp" else f" --http {self.http}"
         only = f" --n {n}" if n is not None else ""
         return (
             f"python -m bench load --daphnes {self.daphnes} --layer {self.layer}"
-            f"{loop}{people}{local}{only}"
+            f"{loop}{people}{local}{http}{only}"
         )
 
 
@@ -211,7 +214,9 @@ def _run_config(
 
     rows: list[Row] = []
     Conversation.objects.filter(owner__username__startswith="bench").delete()
-    env = server_env(config.layer, simulator.base_url, config.loop, local=config.local)
+    env = server_env(
+        config.layer, simulator.base_url, config.loop, local=config.local, http=config.http
+    )
     with daphne_servers(config.daphnes, env, ROOT / "var") as servers:
         for server in servers:
             # At LOG_LEVEL=WARNING the loop is named only when uvloop was wanted and is not
@@ -256,10 +261,15 @@ def people(index: int) -> tuple[str, Any]:
 
 
 def server_env(
-    layer: Layer, simulator_url: str, loop: Loop = "uvloop", *, local: bool = True
+    layer: Layer,
+    simulator_url: str,
+    loop: Loop = "uvloop",
+    *,
+    local: bool = True,
+    http: str = "aiohttp",
 ) -> dict[str, str]:
     """daphne's environment: the shell's, with the benchmark's services, this layer, this
-    event loop, and local delivery on or off."""
+    event loop, local delivery on or off, and this HTTP client under httpx."""
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "chatsite.settings",
@@ -275,6 +285,7 @@ def server_env(
         # Read by chatsite/daphne.py, before daphne loads, to choose the event loop.
         "UVLOOP": "true" if loop == "uvloop" else "false",
         "STREAM_LOCAL_DELIVERY": "true" if local else "false",
+        "OPENAI_HTTP": http,
         **LIFTED_LIMITS,
     }
 
