@@ -288,7 +288,7 @@ class Runtime:
         mark = self.watch.mark()
         checkpoints = [answer.checkpoint() for answer in running]
         with metrics.checkpoint_write():
-            saved = await to_async(answers.do_checkpoints)(checkpoints)
+            saved = await to_async(answers.do_checkpoints, duty=True)(checkpoints)
         for answer, checkpoint in zip(running, checkpoints, strict=True):
             answer.checkpointed(checkpoint, saved[checkpoint.message_id], mark)
 
@@ -327,18 +327,20 @@ class Runtime:
                     )
                 # Conversations deleted longer ago than their undo window go for good; files
                 # uploaded a day ago and never sent, every few hundred rounds.
-                await to_async(deletion.do_purge_deleted)()
+                await to_async(deletion.do_purge_deleted, duty=True)()
                 self._unsent_in -= 1
                 if self._unsent_in <= 0:
                     self._unsent_in = 500
-                    await to_async(attachments.do_remove_unsent)()
+                    await to_async(attachments.do_remove_unsent, duty=True)()
             except Exception:
                 logger.exception("Orphan sweep failed")
             await asyncio.sleep(settings.STREAM_ORPHAN_SECONDS / 2)
 
     async def _sweep_round(self) -> None:
         # Their `done` frames are sent before this returns (services/events.py).
-        swept = await to_async(answers.do_sweep_orphans)(alive=list(self.answers))
+        # The registry itself, read when the sweep runs: an answer started while the sweep
+        # waited for its thread is alive too.
+        swept = await to_async(answers.do_sweep_orphans, duty=True)(alive=self.answers.keys())
         metrics.swept(len(swept))
 
 

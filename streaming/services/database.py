@@ -20,6 +20,7 @@ R = TypeVar("R")
 
 
 _executor: ThreadPoolExecutor | None = None
+_duties: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 
 #: What a database out of reach raises (refused, cut, timed out, locked): trying again later
@@ -65,15 +66,30 @@ def db_executor() -> ThreadPoolExecutor:
         return _executor
 
 
-def to_async(function: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
-    """``function`` for async callers: it runs on ``db_executor`` and returns its connection,
-    and the events it committed are sent, in order, before the caller goes on (``events``).
+def duty_executor() -> ThreadPoolExecutor:
+    """The thread of the runtime's own duties (checkpoints and heartbeats, the sweep): never
+    behind a burst of sockets' work in ``db_executor``. A heartbeat that waited there for
+    STREAM_ORPHAN_SECONDS would let a sweep take a live answer for an orphan."""
+    global _duties
+    with _executor_lock:
+        if _duties is None:
+            _duties = ThreadPoolExecutor(1, thread_name_prefix="chatsite-duty")
+        return _duties
+
+
+def to_async(
+    function: Callable[P, R], *, duty: bool = False
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """``function`` for async callers: it runs on ``db_executor`` (``duty``: on
+    ``duty_executor``) and returns its connection, and the events it committed are sent,
+    in order, before the caller goes on (``events``).
 
     Not thread-sensitive: these functions keep no state in their thread, so many sockets'
     queries run side by side instead of queueing behind the one thread Django would use.
     Whether the database answered is noted for ``reachable_for``.
     """
-    run = database_sync_to_async(function, thread_sensitive=False, executor=db_executor())
+    executor = duty_executor() if duty else db_executor()
+    run = database_sync_to_async(function, thread_sensitive=False, executor=executor)
 
     @functools.wraps(function)
     async def call(*args: P.args, **kwargs: P.kwargs) -> R:

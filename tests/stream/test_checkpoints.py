@@ -1,10 +1,11 @@
 """Checkpoints, the orphan sweep and shutdown: nothing is lost when a process dies."""
 
 import asyncio
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from django.contrib.auth.models import User
@@ -12,6 +13,7 @@ from django.db import connection
 from django.utils import timezone
 
 from streaming import layer, retries, runtime
+from streaming.answer import Answer
 from streaming.exceptions import UpstreamError
 from streaming.models import Conversation, Message, group_name
 from streaming.services import answers
@@ -24,9 +26,10 @@ from streaming.services.answers import (
     do_finish,
     do_sweep_orphans,
 )
-from streaming.services.database import to_async
+from streaming.services.database import db_executor, duty_executor, to_async
 from streaming.services.stops import do_request_stop
-from tests.support.frames import receive_until, user_message
+from tests.support.frames import answering, receive_until, user_message
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -176,6 +179,58 @@ def test_sweep_spares_answers_this_process_is_generating(
     assert len(do_sweep_orphans(alive=[stale.pk])) == 0
     stale.refresh_from_db()
     assert stale.status == "streaming"
+
+
+async def test_the_sweep_spares_an_answer_started_while_it_waited_for_its_thread(
+    conversation: Conversation, settings: Any
+) -> None:
+    # A sweep that waited behind other work judged the answers of the moment it was asked
+    # for, and took one started meanwhile (its heartbeat not yet written) for an orphan.
+    settings.STREAM_ORPHAN_SECONDS = 10
+    started_meanwhile = await asyncio.to_thread(streaming_answer, conversation, age=60)
+    process = runtime.Runtime()
+    held = threading.Event()
+    busy = asyncio.get_running_loop().run_in_executor(duty_executor(), held.wait)
+    try:
+        sweep = asyncio.create_task(process._sweep_round())
+        await asyncio.sleep(0)  # the sweep is asked for, and waits for the duties' thread
+        process.answers[started_meanwhile.pk] = cast(Answer, None)
+    finally:
+        held.set()
+    await busy
+    await sweep
+
+    await started_meanwhile.arefresh_from_db()
+    assert started_meanwhile.status == "streaming"
+    await process.http.aclose()
+
+
+async def test_heartbeats_go_on_while_every_database_thread_is_busy(
+    connect: Connect, conversation: Conversation, user: User, settings: Any
+) -> None:
+    # Checkpoints run on a thread of their own: a burst of sockets' work that fills the
+    # database threads must not hold a live answer's heartbeat back past the orphan age.
+    settings.STREAM_CHECKPOINT_SECONDS = 0.2
+    communicator = await connect(conversation.id, user)
+    message_id = await answering(communicator, "beating sim:tokens=2000 sim:rate=50")
+    held = threading.Event()
+    loop = asyncio.get_running_loop()
+    busy = [loop.run_in_executor(db_executor(), held.wait) for _ in range(settings.DB_THREADS)]
+    try:
+        before = (await Message.objects.aget(pk=message_id)).heartbeat_at
+        assert before is not None
+
+        async def beat() -> bool:
+            now = (await Message.objects.aget(pk=message_id)).heartbeat_at
+            return now is not None and now > before
+
+        await until(beat, what="a heartbeat while every database thread is held")
+    finally:
+        held.set()
+        await asyncio.gather(*busy)
+    await communicator.send_json_to({"type": "stop"})
+    await receive_until(communicator, "done")
+    await communicator.disconnect()
 
 
 async def test_sweep_announces_done_to_open_sockets(

@@ -25,3 +25,10 @@ async def receive_until(
         frames.append(frame)
         if frame["type"] == frame_type:
             return frames
+
+
+async def answering(communicator: WebsocketCommunicator, content: str) -> str:
+    """Send ``content`` and wait for its answer's first piece; the answer's id."""
+    await communicator.send_json_to(user_message(content))
+    frames = await receive_until(communicator, "delta")
+    return str(frames[-1]["message_id"])
