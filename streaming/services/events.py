@@ -15,7 +15,10 @@ After the commit, on the thread that committed, the events go one of three ways:
   layer fails, that process sends no more, since with Redis down every send costs
   SEND_TIMEOUT_SECONDS and the database already holds what they say.
 
-Sends on one loop go one after another in the order they were queued; each stands on its
+Sends to one group go one after another in the order they were queued, and a batch that
+names several groups waits for what each of them has before it; batches for other groups
+do not wait (each a round trip to Redis, one process-wide line of them held an answer's
+start behind every other answer's events: seconds at 200 answers). Each send stands on its
 own, so one that fails does not keep the rest from going.
 """
 
@@ -49,24 +52,26 @@ class Tracked:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        #: The last batch handed to the loop: the others are sent before it.
-        self.last: asyncio.Task[bool] | None = None
+        #: The batches handed to the loop, each sent after what its groups had before it.
+        self.batches: list[asyncio.Task[bool]] = []
 
     def committed(self, outgoing: Sequence[Outgoing]) -> None:
-        """From any thread: the loop starts sending ``outgoing`` after what it has."""
+        """From any thread: the loop starts sending ``outgoing`` after what its groups have."""
         self.loop.call_soon_threadsafe(self._chain, outgoing)
 
     def _chain(self, outgoing: Sequence[Outgoing]) -> None:
-        self.last = _chain(outgoing)
+        self.batches.append(_chain(outgoing))
 
     async def sent(self) -> None:
-        """Return once every event committed so far is sent (a cancel does not stop them).
+        """Return once every event committed so far is sent (a cancel does not stop them),
+        and so all that was queued before them for the same groups.
 
         A service's hand-overs reach the loop before its return does (both go through
-        call_soon_threadsafe, in order), so ``last`` is known by the time its caller asks.
+        call_soon_threadsafe, in order), so its batches are known by the time its caller asks.
         """
-        if self.last is not None and not self.last.done():
-            await asyncio.shield(self.last)
+        waiting = [batch for batch in self.batches if not batch.done()]
+        if waiting:
+            await asyncio.shield(asyncio.wait(waiting))
 
 
 _tracked: contextvars.ContextVar[Tracked | None] = contextvars.ContextVar(
@@ -96,8 +101,8 @@ def tracked() -> Iterator[Tracked]:
 async def drain() -> None:
     """Wait until everything handed to this loop is sent (a process shutting down)."""
     loop = asyncio.get_running_loop()
-    while (tail := _tails.get(loop)) is not None and not tail.done():
-        await asyncio.wait([tail])
+    while waiting := [tail for tail in _tails.get(loop, {}).values() if not tail.done()]:
+        await asyncio.wait(waiting)
 
 
 def _committed(queued: Sequence[Queued]) -> None:
@@ -142,8 +147,8 @@ def _serving_loop() -> asyncio.AbstractEventLoop | None:
     return loop
 
 
-# The last batch each loop was given to send: the next waits for it, so they go in order.
-_tails: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[bool]]" = (
+# Each loop's last batch for each group still being sent: a group's next batch waits for it.
+_tails: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Task[bool]]]" = (
     weakref.WeakKeyDictionary()
 )
 # The batches being sent, kept from the garbage collector until they are done.
@@ -151,18 +156,30 @@ _sending: set["asyncio.Task[bool]"] = set()
 
 
 def _chain(outgoing: Sequence[Outgoing]) -> "asyncio.Task[bool]":
-    """Start sending ``outgoing`` on the running loop once its previous batch is sent."""
+    """Start sending ``outgoing`` on the running loop once what each of its groups had
+    before it is sent."""
     loop = asyncio.get_running_loop()
-    task = loop.create_task(_send_after(_tails.get(loop), outgoing), name="events")
-    _tails[loop] = task
+    tails = _tails.setdefault(loop, {})
+    groups = {each.group for each in outgoing}
+    before = [tails[group] for group in groups if group in tails]
+    task = loop.create_task(_send_after(before, outgoing), name="events")
+    for group in groups:
+        tails[group] = task
     _sending.add(task)
-    task.add_done_callback(_sending.discard)
+
+    def finished(done: "asyncio.Task[bool]") -> None:
+        _sending.discard(done)
+        for group in groups:
+            if tails.get(group) is done:
+                del tails[group]
+
+    task.add_done_callback(finished)
     return task
 
 
-async def _send_after(previous: "asyncio.Task[bool] | None", outgoing: Sequence[Outgoing]) -> bool:
-    if previous is not None and not previous.done():
-        await asyncio.wait([previous])
+async def _send_after(before: "list[asyncio.Task[bool]]", outgoing: Sequence[Outgoing]) -> bool:
+    if waiting := [batch for batch in before if not batch.done()]:
+        await asyncio.wait(waiting)
     return await _send_each(outgoing, stop_at_failure=False)
 
 

@@ -212,6 +212,52 @@ async def test_sends_of_many_callers_on_one_loop_keep_their_order() -> None:
         assert titles.index(f"#{n}") < titles.index(f"#{n + 100}")
 
 
+async def test_a_group_held_up_holds_up_no_other_group(monkeypatch: Any) -> None:
+    """Events wait only for what was queued before them for the same groups: one
+    conversation's slow send does not hold another's answer start (each send is a round
+    trip, and at 200 answers one line of them all was seconds long)."""
+    bus, channel = await listen()
+    other = await bus.new_channel()
+    await bus.group_add("events-other", other)
+    release = asyncio.Event()
+    real_send = layer.send
+    sent: list[str] = []
+
+    async def slow_for_the_test_group(outgoing: layer.Outgoing) -> bool:
+        if outgoing.group == GROUP:
+            await release.wait()
+        sent.append(str(outgoing.message["title"]))  # type: ignore[typeddict-item]
+        return await real_send(outgoing)
+
+    monkeypatch.setattr(layer, "send", slow_for_the_test_group)
+    handed = threading.Event()
+
+    def queue(*outgoing: layer.Outgoing) -> None:
+        with transaction.atomic():
+            events.on_commit(*outgoing)
+        handed.set()
+
+    held = asyncio.create_task(to_async(queue)(numbered(1), numbered(2)))
+    # The other group's event goes while the test group's wait.
+    free = layer.Outgoing("events-other", control.title_event("free"))
+    await asyncio.wait_for(to_async(queue)(free), 5)
+    assert not held.done()
+    # A batch that names both groups waits for the held group's earlier events.
+    handed.clear()
+    mixed = layer.Outgoing("events-other", control.title_event("mixed"))
+    both = asyncio.create_task(to_async(queue)(mixed, numbered(3)))
+    assert await asyncio.to_thread(handed.wait, 5)
+    release.set()
+    await asyncio.wait_for(asyncio.gather(held, both), 5)
+
+    assert sent == ["free", "#1", "#2", "mixed", "#3"]
+    assert await heard(bus, channel) == ["#1", "#2", "#3"]
+    assert [(await asyncio.wait_for(bus.receive(other), 5))["title"] for _ in "ab"] == [
+        "free",
+        "mixed",
+    ]
+
+
 def test_a_queued_id_is_sent_as_text() -> None:
     """Group names are made from ids of any kind: a UUID and its text name one group."""
     conversation_id = uuid.uuid4()
