@@ -22,6 +22,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 elif os.environ.get("DATABASE_URL") == LOCAL_POSTGRESQL:
     # Named for this checkout: the suites of two checkouts on one server never share one.
     DATABASES["default"]["TEST"] = {"NAME": f"test_chatsite_{checkout_name(BASE_DIR)}"}
+if "pool" in DATABASES["default"].get("OPTIONS", {}):
+    # A server process's threads fit DB_POOL_SIZE (docs/deploy.md); a test process has more:
+    # tests read and write rows from threads of their own (asyncio.to_thread, asgiref's),
+    # each keeping its connection while the process lives.
+    DATABASES["default"]["OPTIONS"]["pool"]["max_size"] += 8
 
 # The in-memory layer unless a test asks for channels-redis (the `redis_layer` fixture), so
 # the same test means the same thing with or without REDIS_URL in the environment; and the
