@@ -94,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument(
         "--local",
         type=_words("on", "off"),
-        default=("on",),
-        help="local delivery (STREAM_LOCAL_DELIVERY): on (default), off, or on,off",
+        default=("off",),
+        help="local delivery (STREAM_LOCAL_DELIVERY): off (default), on, or on,off",
     )
     load.add_argument(
         "--http",

@@ -82,7 +82,7 @@ class Config:
     loop: Loop = "uvloop"
     #: Each socket's answer is a user of its own (N people), not all one user's (N tabs).
     people: bool = False
-    local: bool = True
+    local: bool = False
     http: str = "aiohttp"
 
     @property
@@ -90,7 +90,7 @@ class Config:
         processes = "1 daphne" if self.daphnes == 1 else f"{self.daphnes} daphnes"
         layer = "channels-redis" if self.layer == "core" else "channels-redis pub/sub"
         whose = ", a user each" if self.people else ""
-        local = "" if self.local else ", every piece through Redis"
+        local = ", local delivery" if self.local else ""
         http = "" if self.http == "aiohttp" else f", reading over {self.http}"
         return f"{processes}, {self.loop}, {layer}, PostgreSQL{whose}{local}{http}"
 
@@ -98,7 +98,7 @@ class Config:
         """The command that measures this setup (at one N, if given)."""
         loop = f" --loop {self.loop}" if self.loop != "uvloop" else ""
         people = " --people" if self.people else ""
-        local = "" if self.local else " --local off"
+        local = " --local on" if self.local else ""
         http = "" if self.http == "aiohttp" else f" --http {self.http}"
         only = f" --n {n}" if n is not None else ""
         return (
@@ -265,7 +265,7 @@ def server_env(
     simulator_url: str,
     loop: Loop = "uvloop",
     *,
-    local: bool = True,
+    local: bool = False,
     http: str = "aiohttp",
 ) -> dict[str, str]:
     """daphne's environment: the shell's, with the benchmark's services, this layer, this

@@ -181,7 +181,7 @@ STREAM_ORPHAN_SECONDS = Number(
 )
 STREAM_LOCAL_DELIVERY = Flag(
     "STREAM_LOCAL_DELIVERY",
-    True,
+    False,
     "An answer's pieces go straight to this process's sockets while no other process listens.",
 )
 STREAM_MAX_ANSWER_CHARS = Whole(

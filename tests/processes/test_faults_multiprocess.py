@@ -367,7 +367,7 @@ async def test_lost_and_repeated_frames_heal_on_both_processes(
 ) -> None:
     # The faults apply to what A sends: its answer's events reach both processes' sockets,
     # through Redis; or, with no socket on B, A's own straight (local delivery).
-    a, b = pair(a_env={"CHAT_FAULTS": json.dumps(faults)})
+    a, b = pair(a_env={"CHAT_FAULTS": json.dumps(faults), "STREAM_LOCAL_DELIVERY": "true"})
     before = await scrape(a)
     async with contextlib.AsyncExitStack() as stack:
         healed = [

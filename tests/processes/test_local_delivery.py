@@ -28,7 +28,8 @@ Cluster = Callable[..., list[DaphneServer]]
 @pytest.fixture
 def cluster(live_servers: Cluster, redis_url: str) -> Cluster:
     def _start(**extra: str) -> list[DaphneServer]:
-        return live_servers(2, redis_url=redis_url, **FAST_CHECKPOINTS, **extra)
+        local = {"STREAM_LOCAL_DELIVERY": "true", **extra}  # off unless turned on
+        return live_servers(2, redis_url=redis_url, **FAST_CHECKPOINTS, **local)
 
     return _start
 

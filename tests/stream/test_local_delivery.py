@@ -152,6 +152,7 @@ async def test_a_redis_that_is_gone_is_never_only_here(
     settings.CHANNEL_LAYERS = {
         "default": redis_pubsub_layer([own_redis.url], prefix=f"t-{uuid.uuid4().hex[:8]}")
     }
+    settings.STREAM_LOCAL_DELIVERY = True
     layer = get_channel_layer()
     await socket_in(layer, "g")
     assert await layer_module.only_here("g") is True
