@@ -132,10 +132,10 @@ class SocketSlot:
 
     async def _take(self, limit: int | None) -> bool:
         """Take or renew the place; with ``limit`` None, renew whatever the count."""
-        now = time.time()
-        expires = now + SLOT_SECONDS
         client = _redis()
         if client is None:
+            now = time.time()
+            expires = now + SLOT_SECONDS
             places = _local.setdefault(self.user_id, {})
             for channel, until in list(places.items()):
                 if until <= now:
@@ -147,6 +147,9 @@ class SocketSlot:
         ceiling = limit if limit is not None else 2**31
         redis, turn = client
         async with turn:
+            # The time once its turn came: a place taken after a wait expires from then.
+            now = time.time()
+            expires = now + SLOT_SECONDS
             taken = await redis.eval(
                 _TAKE, 1, self._key, now, expires, self.channel_name, ceiling, SLOT_SECONDS * 2
             )

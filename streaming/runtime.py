@@ -327,11 +327,11 @@ class Runtime:
                     )
                 # Conversations deleted longer ago than their undo window go for good; files
                 # uploaded a day ago and never sent, every few hundred rounds.
-                await to_async(deletion.do_purge_deleted, duty=True)()
+                await to_async(deletion.do_purge_deleted)()
                 self._unsent_in -= 1
                 if self._unsent_in <= 0:
                     self._unsent_in = 500
-                    await to_async(attachments.do_remove_unsent, duty=True)()
+                    await to_async(attachments.do_remove_unsent)()
             except Exception:
                 logger.exception("Orphan sweep failed")
             await asyncio.sleep(settings.STREAM_ORPHAN_SECONDS / 2)

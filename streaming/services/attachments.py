@@ -30,7 +30,7 @@ from streaming import intake
 from streaming.exceptions import ErrorCode, Invalid
 from streaming.models import Attachment, Conversation, Message, ProviderModel
 from streaming.services import storage
-from streaming.services.quotas import lock_owner
+from streaming.services.quotas import lock_owner, standing
 from streaming.text import estimate_tokens
 from streaming.uploads import FOLDER, attachment_storage
 
@@ -71,8 +71,8 @@ def do_upload(
     attachment = kept_file(owner_id, conversation, name, found)
     try:
         with transaction.atomic():
-            # Two uploads at once cannot both take the last room.
-            storage.check_room(owner_id, attachment.size, lock_owner(owner_id))
+            lock_owner(owner_id)  # two uploads at once cannot both take the last room
+            storage.check_room(owner_id, attachment.size, standing(owner_id))
             attachment.save()
             storage.add(owner_id, attachment.size)
     except BaseException:

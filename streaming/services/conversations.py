@@ -26,7 +26,7 @@ from streaming.services import (
     stops,
     storage,
 )
-from streaming.services.quotas import check_new_answer, lock_owner
+from streaming.services.quotas import check_new_answer, lock_owner, standing
 from streaming.services.titles import title_from
 from streaming.services.user_settings import default_model, default_system_prompt
 from streaming.text import (
@@ -331,7 +331,7 @@ def may_answer(conversation: Conversation, *, adding: int = 0) -> datetime:
     ``adding``: the characters of the user message that comes with it, which must fit the
     owner's storage quota (with none, the quota must not be full: the answer adds to it).
     """
-    standing = lock_owner(conversation.owner_id)
+    lock_owner(conversation.owner_id)
     # Under the lock a delete (or a purge) takes too: one that came after the caller's
     # refresh is seen. Whether it is there and whether an answer streams: one query.
     busy = (
@@ -344,8 +344,9 @@ def may_answer(conversation: Conversation, *, adding: int = 0) -> datetime:
     if busy:
         raise BusyError(BUSY_MESSAGE)
     now = timezone.now()
-    check_new_answer(conversation.owner_id, now, standing)
-    storage.check_room(conversation.owner_id, adding, standing)
+    limits = standing(conversation.owner_id)
+    check_new_answer(conversation.owner_id, now, limits)
+    storage.check_room(conversation.owner_id, adding, limits)
     return now
 
 

@@ -67,8 +67,9 @@ def db_executor() -> ThreadPoolExecutor:
 
 
 def duty_executor() -> ThreadPoolExecutor:
-    """The thread of the runtime's own duties (checkpoints and heartbeats, the sweep): never
-    behind a burst of sockets' work in ``db_executor``. A heartbeat that waited there for
+    """The thread of the runtime's checkpoints (their heartbeats) and its orphan sweep: never
+    behind a burst of sockets' work in ``db_executor``; nothing long runs on it (the purge
+    of deleted conversations, which may be large, does not). A heartbeat that waited there for
     STREAM_ORPHAN_SECONDS would let a sweep take a live answer for an orphan."""
     global _duties
     with _executor_lock:

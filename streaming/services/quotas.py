@@ -35,15 +35,19 @@ class Standing:
     stored: int | None = None
 
 
-def lock_owner(owner_id: int) -> Standing:
+def lock_owner(owner_id: int) -> None:
     """Take the user's row lock until the transaction ends (PostgreSQL; SQLite writes are
-    serialised by its IMMEDIATE transactions), so one user's checks run one at a time; and
-    in the same query, what those checks read (``Standing``), fresh under the lock."""
-    # Subqueries, not joins: PostgreSQL locks no row on the nullable side of an outer join.
+    serialised by its IMMEDIATE transactions), so one user's checks run one at a time."""
+    list(User.objects.select_for_update().filter(pk=owner_id).values_list("pk"))
+
+
+def standing(owner_id: int) -> Standing:
+    """What the user's checks read, in one query: after ``lock_owner``, never in its
+    statement, whose subqueries would see the rows as they were before it waited for the
+    lock (PostgreSQL's READ COMMITTED), not what the transaction it waited for committed."""
     own = Quota.objects.filter(user_id=OuterRef("pk"))
     row = (
-        User.objects.select_for_update()
-        .filter(pk=owner_id)
+        User.objects.filter(pk=owner_id)
         .annotate(
             budget=Subquery(own.values("daily_token_budget")[:1]),
             storage=Subquery(own.values("storage_chars")[:1]),

@@ -1,23 +1,28 @@
 """What posting a message, which starts its answer, asks of the database: counted, so a
 change that adds to it shows (docs/performance.md, "A cheaper answer start")."""
 
+import threading
+import time
 import uuid
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.contrib.auth.models import User
+from django.db import connection, transaction
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 
 from streaming.exceptions import QuotaExceeded, StorageFull
-from streaming.models import Conversation, Message, Quota
+from streaming.models import Conversation, Message, Quota, Storage
 from streaming.services import conversations
+from streaming.services.quotas import Standing, lock_owner, standing
 
 pytestmark = pytest.mark.django_db
 
 # Today's count for a user already counted whose conversation has a finished turn, the
 # transaction's start and end included (savepoints here, inside the test's transaction);
 # the failure message lists them if it grows.
-QUERIES = 21
+QUERIES = 22
 
 
 def post(conversation: Conversation, content: str) -> None:
@@ -37,12 +42,16 @@ def test_the_user_s_limits_are_read_once_with_their_row_lock(
         conversations.do_post_user_message(conversation, "hello", uuid.uuid4())
 
     sql = [query["sql"] for query in queries.captured_queries]
-    reading_limits = [s for s in sql if "streaming_quota" in s]
+    reading_limits = [n for n, s in enumerate(sql) if "streaming_quota" in s]
     assert len(reading_limits) == 1
-    assert '"streaming_storage"' in reading_limits[0]
-    assert '"auth_user"' in reading_limits[0]
+    assert '"streaming_storage"' in sql[reading_limits[0]]
+    # After the lock, in a statement of its own: a locking statement's subqueries would
+    # read the rows as they were before it waited (PostgreSQL's READ COMMITTED).
     if connection.vendor == "postgresql":
-        assert "FOR UPDATE" in reading_limits[0]
+        locking = [n for n, s in enumerate(sql) if "FOR UPDATE" in s]
+        assert len(locking) == 1
+        assert '"auth_user"' in sql[locking[0]]
+        assert locking[0] < reading_limits[0]
     assert len(sql) <= QUERIES, "\n".join(s[:120] for s in sql)
 
 
@@ -64,3 +73,55 @@ def test_limits_read_with_the_lock_are_the_ones_staff_set(
         post(conversation, "more than the ten characters staff allow")
     assert not Message.objects.filter(content__startswith="over").exists()
     assert not Message.objects.filter(content__startswith="more than").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_committed_while_waiting_for_the_lock_is_what_the_checks_read(
+    postgresql: None, user: User
+) -> None:
+    """Two uploads (or messages) of one user at once: the second waits for the first's lock,
+    then must see the room the first took, or both take the last of it."""
+    Storage.objects.update_or_create(user_id=user.pk, defaults={"chars": 10})
+    locked, waiting_seen = threading.Event(), threading.Event()
+    read: list[Standing] = []
+
+    def first() -> None:
+        with transaction.atomic():
+            lock_owner(user.pk)
+            Storage.objects.filter(user_id=user.pk).update(chars=F("chars") + 500)
+            locked.set()
+            assert waiting_seen.wait(10)  # commits only once the second waits for the lock
+        connection.close()
+
+    def second() -> None:
+        assert locked.wait(10)
+        with transaction.atomic():
+            lock_owner(user.pk)
+            read.append(standing(user.pk))
+        connection.close()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    try:
+        assert until_blocked_on_a_lock()
+    finally:
+        waiting_seen.set()
+        for thread in threads:
+            thread.join(15)
+    assert [limits.stored for limits in read] == [510]
+
+
+def until_blocked_on_a_lock(seconds: float = 10.0) -> bool:
+    """Whether another connection of this database comes to wait for a row lock."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return True
+        time.sleep(0.05)  # polling a condition, not waiting for a guessed moment
+    return False
