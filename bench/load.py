@@ -18,7 +18,6 @@ import functools
 import math
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -31,10 +30,11 @@ from typing import Any, Literal
 from bench import procstat
 from bench.stack import (
     DATABASE_URL,
-    LIFTED_LIMITS,
     REDIS_URL,
     SimulatorProcess,
+    layer_backend,
     logged_in,
+    one_process_env,
     setup_django,
     unreachable,
 )
@@ -104,6 +104,20 @@ class Config:
         return (
             f"python -m bench load --daphnes {self.daphnes} --layer {self.layer}"
             f"{loop}{people}{local}{http}{only}"
+        )
+
+    def environment(self, simulator_url: str) -> dict[str, str]:
+        """daphne's environment for this setup, on the benchmark's services."""
+        return one_process_env(
+            REDIS_URL=REDIS_URL,
+            OPENAI_BASE_URL=simulator_url,
+            OPENAI_API_KEY="",
+            # Read by the settings to choose the channels-redis layer (core or pubsub).
+            CHANNEL_LAYER=self.layer,
+            # Read by chatsite/daphne.py, before daphne loads, to choose the event loop.
+            UVLOOP="true" if self.loop == "uvloop" else "false",
+            STREAM_LOCAL_DELIVERY="true" if self.local else "false",
+            OPENAI_HTTP=self.http,
         )
 
 
@@ -176,7 +190,7 @@ def run(
     """
     for layer in sorted({config.layer for config in configs}):
         # Checked before anything runs, so a missing setting costs no half-finished run.
-        backend = _layer_backend(server_env(layer, "http://127.0.0.1:1/v1"))
+        backend = layer_backend(Config(1, layer).environment("http://127.0.0.1:1/v1"))
         if backend != LAYER_BACKENDS[layer]:
             raise SystemExit(
                 f"With CHANNEL_LAYER={layer} the server would use {backend}: "
@@ -214,9 +228,7 @@ def _run_config(
 
     rows: list[Row] = []
     Conversation.objects.filter(owner__username__startswith="bench").delete()
-    env = server_env(
-        config.layer, simulator.base_url, config.loop, local=config.local, http=config.http
-    )
+    env = config.environment(simulator.base_url)
     with daphne_servers(config.daphnes, env, ROOT / "var") as servers:
         for server in servers:
             # At LOG_LEVEL=WARNING the loop is named only when uvloop was wanted and is not
@@ -258,50 +270,6 @@ def _run_config(
 def people(index: int) -> tuple[str, Any]:
     """The cookie and user of the index-th of the benchmark's people (``--people``)."""
     return logged_in(f"bench-{index}")
-
-
-def server_env(
-    layer: Layer,
-    simulator_url: str,
-    loop: Loop = "uvloop",
-    *,
-    local: bool = False,
-    http: str = "aiohttp",
-) -> dict[str, str]:
-    """daphne's environment: the shell's, with the benchmark's services, this layer, this
-    event loop, local delivery on or off, and this HTTP client under httpx."""
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "chatsite.settings",
-        "SECRET_KEY": "bench-only-secret",
-        "DATABASE_URL": DATABASE_URL,
-        "REDIS_URL": REDIS_URL,
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "LOG_LEVEL": "WARNING",
-        "OPENAI_BASE_URL": simulator_url,
-        "OPENAI_API_KEY": "",
-        # Read by the settings to choose the channels-redis layer (core or pubsub).
-        "CHANNEL_LAYER": layer,
-        # Read by chatsite/daphne.py, before daphne loads, to choose the event loop.
-        "UVLOOP": "true" if loop == "uvloop" else "false",
-        "STREAM_LOCAL_DELIVERY": "true" if local else "false",
-        "OPENAI_HTTP": http,
-        **LIFTED_LIMITS,
-    }
-
-
-def _layer_backend(env: dict[str, str]) -> str:
-    """The channel layer daphne will run with this environment, as its settings decide."""
-    code = (
-        "import django; django.setup(); from django.conf import settings; "
-        "print(settings.CHANNEL_LAYERS['default']['BACKEND'])"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-    if done.returncode:
-        raise SystemExit(f"chatsite's settings failed to load:\n{done.stderr}")
-    return done.stdout.strip()
 
 
 class LoadClient(LiveClient):

@@ -45,10 +45,10 @@ def unreachable(database_url: str, redis_url: str) -> str | None:
 
 
 def one_process_env(**extra: str) -> dict[str, str]:
-    """The environment of a daphne process on the bench's PostgreSQL with the in-memory
-    layer (no REDIS_URL) and the limits lifted; ``extra`` on top."""
-    env = {
-        **os.environ,
+    """The environment of a daphne process on the bench's PostgreSQL with the limits
+    lifted, and the in-memory layer unless ``extra`` names a REDIS_URL; ``extra`` on top."""
+    return {
+        **{name: value for name, value in os.environ.items() if name != "REDIS_URL"},
         "DJANGO_SETTINGS_MODULE": "chatsite.settings",
         "SECRET_KEY": "bench-only-secret",
         "DATABASE_URL": DATABASE_URL,
@@ -57,8 +57,20 @@ def one_process_env(**extra: str) -> dict[str, str]:
         **LIFTED_LIMITS,
         **extra,
     }
-    env.pop("REDIS_URL", None)
-    return env
+
+
+def layer_backend(env: dict[str, str]) -> str:
+    """The channel layer daphne will run with this environment, as its settings decide."""
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.CHANNEL_LAYERS['default']['BACKEND'])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    if done.returncode:
+        raise SystemExit(f"chatsite's settings failed to load:\n{done.stderr}")
+    return done.stdout.strip()
 
 
 def setup_django(database_url: str) -> tuple[str, Any]:

@@ -2,7 +2,6 @@
 change that adds to it shows (docs/performance.md, "A cheaper answer start")."""
 
 import threading
-import time
 import uuid
 from typing import Any
 
@@ -16,6 +15,7 @@ from streaming.exceptions import QuotaExceeded, StorageFull
 from streaming.models import Conversation, Message, Quota, Storage
 from streaming.services import conversations
 from streaming.services.quotas import Standing, lock_owner, standing
+from tests.support.waiting import poll_until
 
 pytestmark = pytest.mark.django_db
 
@@ -104,7 +104,7 @@ def test_a_change_committed_while_waiting_for_the_lock_is_what_the_checks_read(
     for thread in threads:
         thread.start()
     try:
-        assert until_blocked_on_a_lock()
+        poll_until(blocked_on_a_lock, what="the second transaction waiting for the lock")
     finally:
         waiting_seen.set()
         for thread in threads:
@@ -112,16 +112,12 @@ def test_a_change_committed_while_waiting_for_the_lock_is_what_the_checks_read(
     assert [limits.stored for limits in read] == [510]
 
 
-def until_blocked_on_a_lock(seconds: float = 10.0) -> bool:
-    """Whether another connection of this database comes to wait for a row lock."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-            if cursor.fetchone()[0]:
-                return True
-        time.sleep(0.05)  # polling a condition, not waiting for a guessed moment
-    return False
+def blocked_on_a_lock() -> bool:
+    """Whether another connection of this database waits for a lock now."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        row = cursor.fetchone()
+    return bool(row and row[0])

@@ -193,7 +193,9 @@ async def test_the_sweep_spares_an_answer_started_while_it_waited_for_its_thread
     busy = asyncio.get_running_loop().run_in_executor(duty_executor(), held.wait)
     try:
         sweep = asyncio.create_task(process._sweep_round())
-        await asyncio.sleep(0)  # the sweep is asked for, and waits for the duties' thread
+        # One turn of the loop is the point: in its first step the sweep's task reads its
+        # arguments and hands the call to the held thread (where the old code took its list).
+        await asyncio.sleep(0)
         process.answers[started_meanwhile.pk] = cast(Answer, None)
     finally:
         held.set()
