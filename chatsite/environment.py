@@ -59,6 +59,36 @@ CLIENT_IP_HEADER = Text(
     pattern=r"[A-Za-z0-9-]+",
     shape="an HTTP header name such as X-Real-IP",
 )
+OIDC_SERVER_URL = Text(
+    "OIDC_SERVER_URL",
+    "",
+    "The identity provider's issuer URL (OpenID Connect discovery); empty: no single sign-on.",
+    pattern=r"https?://\S+",
+    shape="an http(s) URL such as https://id.example.com/realms/company",
+)
+OIDC_CLIENT_ID = Text("OIDC_CLIENT_ID", "", "chatsite's client id at the identity provider.")
+OIDC_CLIENT_SECRET = Secret(
+    "OIDC_CLIENT_SECRET", "", "chatsite's client secret at the identity provider."
+)
+OIDC_NAME = Text("OIDC_NAME", "single sign-on", "What the login page's button signs in with.")
+OIDC_SCOPES = Items(
+    "OIDC_SCOPES", ["openid", "profile", "email"], "The scopes chatsite asks the provider for."
+)
+OIDC_USERNAME_CLAIM = Text(
+    "OIDC_USERNAME_CLAIM", "preferred_username", "The claim that names a new account."
+)
+OIDC_EMAIL_CLAIM = Text("OIDC_EMAIL_CLAIM", "email", "The claim that holds the email address.")
+OIDC_GROUPS_CLAIM = Text(
+    "OIDC_GROUPS_CLAIM",
+    "",
+    "The claim that lists a user's groups; empty: staff set groups in the admin.",
+)
+LOCAL_LOGIN = Choice(
+    "LOCAL_LOGIN",
+    "everyone",
+    "Who may log in with a chatsite password: everyone, or superusers only.",
+    choices=("everyone", "superusers"),
+)
 SERVE_STATIC = Flag("SERVE_STATIC", True, "daphne serves /static/ itself (not a front server).")
 UVLOOP = Flag(
     "UVLOOP",

@@ -6,6 +6,7 @@ call time, so ``override_settings`` works in tests.
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
@@ -44,6 +45,12 @@ INSTALLED_APPS = [
     "channels",
     "axes",
     "csp",
+    # Single sign-on with OpenID Connect (streaming/sso.py); only the provider's login and
+    # callback are routed (streaming/urls_sso.py), none of allauth's own account pages.
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "streaming",
 ]
 MIDDLEWARE = [
@@ -54,6 +61,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a refused login into the lockout page.
     "axes.middleware.AxesMiddleware",
@@ -70,6 +78,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "streaming.context_processors.model_info",
+                "streaming.context_processors.sign_in",
             ],
         },
     },
@@ -292,6 +301,57 @@ CLIENT_IP_HEADER = env.CLIENT_IP_HEADER.read()
 CLIENT_IP_META_KEY = (
     "HTTP_" + CLIENT_IP_HEADER.upper().replace("-", "_") if CLIENT_IP_HEADER else ""
 )
+
+# --- Single sign-on (streaming/sso.py, django-allauth's OpenID Connect provider) --------
+OIDC_SERVER_URL = env.OIDC_SERVER_URL.read().rstrip("/")
+OIDC_CLIENT_ID = env.OIDC_CLIENT_ID.read()
+OIDC_NAME = env.OIDC_NAME.read()
+OIDC_USERNAME_CLAIM = env.OIDC_USERNAME_CLAIM.read()
+OIDC_EMAIL_CLAIM = env.OIDC_EMAIL_CLAIM.read()
+OIDC_GROUPS_CLAIM = env.OIDC_GROUPS_CLAIM.read()
+_oidc_secret = env.OIDC_CLIENT_SECRET.read()
+_oidc_scopes = env.OIDC_SCOPES.read()
+if OIDC_SERVER_URL and not OIDC_CLIENT_ID:
+    raise ImproperlyConfigured("With OIDC_SERVER_URL, set OIDC_CLIENT_ID (and its secret).")
+#: The one provider's id in allauth's URLs: /accounts/oidc/<this>/login/callback/.
+OIDC_PROVIDER_ID = "sso"
+SOCIALACCOUNT_PROVIDERS = {
+    "openid_connect": {
+        # The code exchange proves it comes from whoever started the sign-in.
+        "OAUTH_PKCE_ENABLED": True,
+        "APPS": [
+            {
+                "provider_id": OIDC_PROVIDER_ID,
+                "name": OIDC_NAME,
+                "client_id": OIDC_CLIENT_ID,
+                "secret": _oidc_secret,
+                "settings": {"server_url": OIDC_SERVER_URL, "scope": _oidc_scopes},
+            }
+        ]
+        if OIDC_SERVER_URL
+        else [],
+    }
+}
+SOCIALACCOUNT_ADAPTER = "streaming.sso.SocialAccountAdapter"
+ACCOUNT_ADAPTER = "streaming.sso.AccountAdapter"
+# A first sign-in makes the account from the claims, with no form to fill in.
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_EMAIL_VERIFICATION = "none"
+# Addresses are the provider's to vouch for: two accounts may share one, and an address
+# never joins a sign-in to an existing account (docs/security.md).
+ACCOUNT_UNIQUE_EMAIL = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+# Nothing of the provider's tokens is kept but what logout needs (streaming/sso.py).
+SOCIALACCOUNT_STORE_TOKENS = False
+LOCAL_LOGIN = env.LOCAL_LOGIN.read()
+if OIDC_SERVER_URL:
+    # A sign-in's form, and logout's, send the browser on to the provider: a form's
+    # redirects are held to form-action too.
+    _issuer = urlsplit(OIDC_SERVER_URL)
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(
+        f"{_issuer.scheme}://{_issuer.netloc}"
+    )
 
 # --- Probes, metrics and logs (streaming/probes.py, streaming/logs.py) ----------------
 READY_TIMEOUT_SECONDS = env.READY_TIMEOUT_SECONDS.read()

@@ -4,15 +4,22 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from streaming import probes
+from streaming import probes, sso
 
 urlpatterns = [
     # No trailing slash, as probes are usually written; exempt from HTTPS's redirect.
     path("healthz", probes.healthz, name="healthz"),
     path("readyz", probes.readyz, name="readyz"),
     path("metrics", probes.metrics, name="metrics"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", sso.LoginView.as_view(), name="login"),
+    path("logout/", sso.LogoutView.as_view(), name="logout"),
+    # Single sign-on; the names are allauth's, which reverses them (streaming/sso.py).
+    path("accounts/oidc/<str:provider_id>/login/", sso.start, name="openid_connect_login"),
+    path(
+        "accounts/oidc/<str:provider_id>/login/callback/",
+        sso.callback,
+        name="openid_connect_callback",
+    ),
     # Changing the password signs out the user's other sessions (and their open sockets).
     # Templates of their own: Django's default names would restyle the admin's pages too.
     path(

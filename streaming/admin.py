@@ -14,7 +14,12 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.text import Truncator
 
-from streaming import admin_files, admin_tree, views_account
+from streaming import (
+    admin_accounts,  # noqa: F401 - its pages register as it is imported
+    admin_files,
+    admin_tree,
+    views_account,
+)
 from streaming.exceptions import ChatError
 from streaming.forms import UserSettingsForm
 from streaming.models import Conversation, Message, Provider, ProviderModel, Quota, UserSettings

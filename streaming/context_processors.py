@@ -5,6 +5,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest
 
+from streaming import sso
 from streaming.services.user_settings import default_model
 
 
@@ -31,3 +32,16 @@ def _simulator_default(request: HttpRequest) -> Callable[[], bool]:
         return provider_id is None
 
     return answers
+
+
+def sign_in(request: HttpRequest) -> dict[str, object]:
+    """What the login page shows besides its form: here, so the page of a paused login,
+    which django-axes draws, shows it too; and whether the user has a password to change."""
+    user = getattr(request, "user", None)
+    return {
+        "sso_name": settings.OIDC_NAME if sso.enabled() else "",
+        "sso_provider_id": settings.OIDC_PROVIDER_ID,
+        "local_form_for_everyone": sso.local_form_for_everyone(),
+        # An account made by single sign-on has no password of chatsite's to change.
+        "has_password": bool(user and user.is_authenticated and user.has_usable_password()),
+    }

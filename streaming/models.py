@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from streaming import keys
+from streaming.groups import GroupAccess as GroupAccess  # groups' rules: groups.py
 from streaming.openai import OWN_HEADERS
 from streaming.uploads import Attachment as Attachment  # the files attached: uploads.py
 

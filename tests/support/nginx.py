@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.support.servers import ROOT, free_port, wait_for_port
+from tests.support.servers import ROOT, end_process, free_port, wait_for_port
 from tests.support.services import service_missing
 
 SITE = ROOT / "deploy" / "nginx.conf"
@@ -196,13 +196,7 @@ class NginxServer:
 
     def stop(self) -> None:
         """Stop nginx (SIGQUIT would wait for open sockets; SIGTERM closes them at once)."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        end_process(self.process)
         self._log.close()
 
 

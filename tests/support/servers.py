@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import redis
 
@@ -121,18 +121,9 @@ class DaphneServer:
         self.ws_url = f"ws://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            daphne.command("127.0.0.1", self.port),
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+        self.process = start_listening(
+            daphne.command("127.0.0.1", self.port), env, self._log, log_path, self.port
         )
-        try:
-            wait_for_port(self.port, self.process)
-        except RuntimeError:
-            self.stop()
-            raise RuntimeError(f"daphne did not start:\n{self.log()}") from None
 
     def log(self) -> str:
         """What the process printed so far."""
@@ -201,6 +192,32 @@ def serving(log_path: Path, env: dict[str, str], *args: str) -> Iterator[subproc
         else:
             kill_group(process)  # children it left, if it died without stopping them
         log.close()
+
+
+def start_listening(
+    command: list[str], env: dict[str, str], log: IO[bytes], log_path: Path, port: int
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` (from the project's folder, its output to ``log``) and wait until
+    it listens on ``port``; if it dies or never listens, end it and fail with its log."""
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, process)
+    except RuntimeError as error:
+        end_process(process)
+        log.close()
+        raise RuntimeError(f"{error}:\n{log_path.read_text(errors='replace')}") from None
+    return process
+
+
+def end_process(process: subprocess.Popen[Any]) -> None:
+    """SIGTERM, then SIGKILL if it still runs after 10 s; reaped either way."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def kill_group(process: subprocess.Popen[Any]) -> None:
