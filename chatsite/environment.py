@@ -195,6 +195,12 @@ OPENAI_VISION = Flag(
     "The default provider's model sees images attached to messages.",
     derived="true with the simulator, else false",
 )
+MODEL_ACCESS = Choice(
+    "MODEL_ACCESS",
+    "everyone",
+    "Who may pick which model: everyone every model, or what their groups allow.",
+    choices=("everyone", "groups"),
+)
 SIMULATOR_PORT = Whole(
     "SIMULATOR_PORT",
     8001,

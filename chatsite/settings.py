@@ -46,7 +46,7 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     # Single sign-on with OpenID Connect (streaming/sso.py); only the provider's login and
-    # callback are routed (streaming/urls_sso.py), none of allauth's own account pages.
+    # callback are routed (chatsite/urls.py), none of allauth's own account pages.
     "allauth",
     "allauth.account",
     "allauth.socialaccount",
@@ -153,6 +153,9 @@ OPENAI_HTTP = env.OPENAI_HTTP.read()
 OPENAI_CONTEXT_TOKENS = env.OPENAI_CONTEXT_TOKENS.read()
 # Whether images may go to the default provider's model (a provider's models: each its own).
 OPENAI_VISION = env.OPENAI_VISION.read(default=OPENAI_SIMULATED)
+# everyone: every enabled model for every user; groups: what their groups allow
+# (streaming/services/model_access.py), every model for superusers.
+MODEL_ACCESS = env.MODEL_ACCESS.read()
 
 # --- Streaming and per-user limits ----------------------------------------------------
 STREAM_MAX_ANSWER_CHARS = env.STREAM_MAX_ANSWER_CHARS.read()
@@ -313,6 +316,16 @@ _oidc_secret = env.OIDC_CLIENT_SECRET.read()
 _oidc_scopes = env.OIDC_SCOPES.read()
 if OIDC_SERVER_URL and not OIDC_CLIENT_ID:
     raise ImproperlyConfigured("With OIDC_SERVER_URL, set OIDC_CLIENT_ID (and its secret).")
+# The code, the client secret and the tokens cross this URL's connections: over plain HTTP
+# only to this host (a provider for tests or development).
+if urlsplit(OIDC_SERVER_URL).scheme == "http" and urlsplit(OIDC_SERVER_URL).hostname not in {
+    "127.0.0.1",
+    "localhost",
+    "::1",
+}:
+    raise ImproperlyConfigured(
+        "OIDC_SERVER_URL must be an https:// URL (http:// only to this host)."
+    )
 #: The one provider's id in allauth's URLs: /accounts/oidc/<this>/login/callback/.
 OIDC_PROVIDER_ID = "sso"
 SOCIALACCOUNT_PROVIDERS = {

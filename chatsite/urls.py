@@ -34,6 +34,8 @@ urlpatterns = [
         ),
         name="password_change_done",
     ),
+    # The admin's logout is the site's: it ends the provider's session too.
+    path("admin/logout/", sso.LogoutView.as_view()),
     path("admin/", admin.site.urls),
     path("", include("streaming.urls")),
 ]

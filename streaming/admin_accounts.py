@@ -4,10 +4,20 @@ only those of allauth's pages that mean something here."""
 from allauth.account.models import EmailAddress
 from allauth.socialaccount.models import SocialApp, SocialToken
 from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import GroupAdmin
 from django.contrib.auth.models import Group
 
+from streaming import sso
 from streaming.groups import GroupAccess
+
+
+class AdminLoginForm(sso.LocalLoginRule, AdminAuthenticationForm):
+    """The admin's login form (staff only), under the login page's rule (superusers only,
+    with LOCAL_LOGIN=superusers): the admin is no second door for passwords."""
+
+
+admin.site.login_form = AdminLoginForm
 
 # The provider is configured by environment (OIDC_*), tokens are not kept, and an address
 # is the provider's to vouch for: these pages would show nothing or mislead. Sign-ins are
@@ -21,6 +31,7 @@ class GroupAccessInline(admin.StackedInline[GroupAccess, Group]):
     model = GroupAccess
     can_delete = False
     verbose_name_plural = "chatsite rules"
+    filter_horizontal = ("providers", "provider_models")
 
 
 admin.site.unregister(Group)

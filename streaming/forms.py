@@ -81,7 +81,7 @@ class UserSettingsForm(forms.ModelForm[UserSettings]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._groups = providers.picker()
+        self._groups = providers.picker(self.instance.user_id)
         choices: list[tuple[str, str]] = [("", "The site's default")]
         for group in self._groups:
             key = "" if group["provider_id"] is None else group["provider_id"]
@@ -96,9 +96,9 @@ class UserSettingsForm(forms.ModelForm[UserSettings]):
         else:
             value = f"{current.default_provider_id}:{current.default_model}"
             field.initial = value
-            if not providers.choice_of(current.default_provider_id, current.default_model)[
-                "available"
-            ]:
+            if not providers.choice_of(
+                current.default_provider_id, current.default_model, current.user_id
+            )["available"]:
                 self.stale_choice = {
                     "value": value,
                     "label": f"{current.default_model} (no longer offered)",

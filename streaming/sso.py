@@ -8,16 +8,21 @@ sessions, and the sockets that hold them, end as any other's (streaming/sessions
 """
 
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.signals import user_logged_in
+from allauth.account.utils import get_next_redirect_url
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from allauth.socialaccount.internal import jwtkit
 from allauth.socialaccount.models import SocialApp, SocialLogin
-from allauth.socialaccount.providers.oauth2.views import OAuth2CallbackView, OAuth2LoginView
+from allauth.socialaccount.providers.base import AuthProcess
+from allauth.socialaccount.providers.oauth2.views import OAuth2CallbackView
 from allauth.socialaccount.providers.openid_connect.views import OpenIDConnectOAuth2Adapter
+from allauth.utils import generate_unique_username
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
@@ -86,11 +91,24 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):  # type: ignore[misc]
     def is_auto_signup_allowed(self, request: HttpRequest, sociallogin: SocialLogin) -> bool:
         return True
 
+    def pre_social_login(self, request: HttpRequest, sociallogin: SocialLogin) -> None:
+        """Only a sign-in gets this far: no other of allauth's processes (connecting a
+        second identity to the signed-in account) is started here (``start``), nor
+        accepted; and the userinfo must be of the person the ID token names."""
+        found = (sociallogin.account.extra_data or {}).copy()
+        named = [
+            str(part["sub"]) for part in found.values() if isinstance(part, dict) and "sub" in part
+        ]
+        if sociallogin.state.get("process") != AuthProcess.LOGIN or len(set(named)) > 1:
+            self.on_authentication_error(request, None)
+
     def populate_user(self, request: HttpRequest, sociallogin: SocialLogin, data: Any) -> Any:
         found = claims_of(sociallogin)
+        claimed = str(found.get(settings.OIDC_USERNAME_CLAIM) or "")
         data = {
             **data,
-            "username": str(found.get(settings.OIDC_USERNAME_CLAIM) or ""),
+            # The claimed name, made valid, with a number added when an account has it.
+            "username": generate_unique_username([claimed, "user"]),
             "email": str(found.get(settings.OIDC_EMAIL_CLAIM) or ""),
         }
         return super().populate_user(request, sociallogin, data)
@@ -123,9 +141,10 @@ def _claims(found: dict[str, Any]) -> memberships.Claims:
     groups: frozenset[str] | None = None
     if settings.OIDC_GROUPS_CLAIM:
         named = found.get(settings.OIDC_GROUPS_CLAIM) or []
-        # Keycloak may give full paths ("/staff/ml"); a group is matched by its last part.
+        # Keycloak may give full paths ("/staff/ml"): matched whole, without the leading
+        # slash ("staff/ml"), never by their last part, which two paths may share.
         names = named if isinstance(named, list) else [named]
-        groups = frozenset(str(name).rstrip("/").rsplit("/", 1)[-1] for name in names)
+        groups = frozenset(str(name).strip("/") for name in names)
     email = str(found.get(settings.OIDC_EMAIL_CLAIM) or "")
     return memberships.Claims(
         email=email if len(email) <= 254 else "",
@@ -150,8 +169,21 @@ def connect_signals() -> None:
     user_logged_in.connect(_signed_in, dispatch_uid="streaming.sso.signed_in")
 
 
-class _Adapter(OpenIDConnectOAuth2Adapter):  # type: ignore[misc]
-    """allauth's adapter, keeping of the token response what logout needs."""
+class SsoAdapter(OpenIDConnectOAuth2Adapter):  # type: ignore[misc]
+    """allauth's adapter, keeping of the token response what logout needs, and checking
+    the ID token's signature always (allauth skips it for a token it fetched itself)."""
+
+    def _decode_id_token(self, app: SocialApp, id_token: str) -> dict[str, Any]:
+        config = self.openid_config
+        decoded: dict[str, Any] = jwtkit.verify_and_decode(
+            credential=id_token,
+            keys_url=config["jwks_uri"],
+            issuer=config["issuer"],
+            audience=app.client_id,
+            lookup_kid=jwtkit.lookup_kid_jwk,
+            verify_signature=True,
+        )
+        return decoded
 
     def parse_token(self, data: dict[str, Any]) -> Any:
         endpoint = self.openid_config.get("end_session_endpoint")
@@ -163,17 +195,21 @@ class _Adapter(OpenIDConnectOAuth2Adapter):  # type: ignore[misc]
         return super().parse_token(data)
 
 
-def _run(view_class: Any, request: HttpRequest, provider_id: str) -> HttpResponse:
+def _run(
+    step: Callable[[SsoAdapter], HttpResponse], request: HttpRequest, provider_id: str
+) -> HttpResponse:
     if not enabled() or provider_id != settings.OIDC_PROVIDER_ID:
         raise Http404
     try:
-        view = view_class.adapter_view(_Adapter(request, settings.OIDC_PROVIDER_ID))
+        response = step(SsoAdapter(request, settings.OIDC_PROVIDER_ID))
     except SocialApp.DoesNotExist:
         raise Http404 from None
-    try:
-        response: HttpResponse = view(request)
-    except RequestException:
-        # Starting a sign-in reads the provider's discovery document, which may not answer.
+    except ImmediateHttpResponse as refused_early:
+        early: HttpResponse = refused_early.response
+        return early
+    except (RequestException, KeyError):
+        # Starting a sign-in reads the provider's discovery document, which may not answer,
+        # or lack what it must name.
         logger.warning("The identity provider's discovery document could not be read.")
         refused: HttpResponse = _refused(
             request,
@@ -189,13 +225,28 @@ def _run(view_class: Any, request: HttpRequest, provider_id: str) -> HttpRespons
 def start(request: HttpRequest, provider_id: str) -> HttpResponse:
     """Start a sign-in: the browser goes to the provider (a POST, so no page of another
     site can start one with a link)."""
-    return _run(OAuth2LoginView, request, provider_id)
+
+    def begin(adapter: SsoAdapter) -> HttpResponse:
+        # A sign-in and nothing else, with the scopes configured: what allauth's own view
+        # would take from the request (its process, scopes, authorization parameters) is
+        # not the request's to choose.
+        response: HttpResponse = adapter.get_provider().redirect(
+            request, AuthProcess.LOGIN, next_url=get_next_redirect_url(request)
+        )
+        return response
+
+    return _run(begin, request, provider_id)
 
 
 @require_GET
 def callback(request: HttpRequest, provider_id: str) -> HttpResponse:
     """Where the provider sends the browser back, with a code to exchange."""
-    return _run(OAuth2CallbackView, request, provider_id)
+
+    def finish(adapter: SsoAdapter) -> HttpResponse:
+        response: HttpResponse = OAuth2CallbackView.adapter_view(adapter)(request)
+        return response
+
+    return _run(finish, request, provider_id)
 
 
 def end_session_url(request: HttpRequest) -> str:
@@ -217,14 +268,19 @@ def end_session_url(request: HttpRequest) -> str:
     return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
 
 
-class LoginForm(AuthenticationForm):
-    """Django's login form; with ``LOCAL_LOGIN=superusers`` only a superuser gets in, and
-    anyone else is told what a wrong password is told, so the form says nothing of it."""
+class LocalLoginRule(AuthenticationForm):
+    """With ``LOCAL_LOGIN=superusers`` only a superuser's password opens a session, and
+    anyone else is told what a wrong password is told, so the form says nothing of it:
+    the rule of the login page's form and of the admin's."""
 
     def confirm_login_allowed(self, user: AbstractBaseUser) -> None:
         super().confirm_login_allowed(user)  # type: ignore[arg-type]
         if not local_form_for_everyone() and not getattr(user, "is_superuser", False):
             raise self.get_invalid_login_error()
+
+
+class LoginForm(LocalLoginRule):
+    """The login page's form: Django's, under the rule."""
 
 
 class LoginView(auth_views.LoginView):

@@ -50,7 +50,7 @@ def do_start_conversation(
     storage.counted(owner.pk)
     with transaction.atomic():
         if model is not None:
-            model = providers.check_choice(provider_id, model, lock=True)
+            model = providers.check_choice(provider_id, model, owner_id=owner.pk, lock=True)
         # One start per user at a time: a double submit finds the first one's rows.
         lock_owner(owner.pk)
         first = (

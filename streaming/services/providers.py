@@ -25,7 +25,7 @@ from streaming.exceptions import (
     ModelUnavailable,
 )
 from streaming.models import Conversation, Provider, ProviderModel
-from streaming.services import events
+from streaming.services import events, model_access
 from streaming.text import check_storable
 
 # The most a model ID may be: ProviderModel.model_id's and Conversation.model's max_length.
@@ -36,6 +36,10 @@ _MAX_ID = 2**63 - 1
 FETCH_TIMEOUT_SECONDS = 10.0
 
 UNKNOWN_MODEL = "That model is not offered: pick one from the list."
+NOT_ALLOWED = (
+    "Your groups do not allow the model {model!r} (any more). Pick another one in the list at "
+    "the top of the conversation, then send again."
+)
 
 
 @dataclass(frozen=True)
@@ -78,16 +82,23 @@ def _offered(provider_id: int, model: str, *, lock: bool = False) -> ProviderMod
 
 def resolve(conversation: Conversation) -> ProviderConfig:
     """Where the conversation's next answer is asked for; ModelUnavailable when its chosen
-    model (or that model's provider) was disabled or removed since it was chosen."""
+    model (or that model's provider) was disabled or removed since it was chosen, or the
+    owner's groups no longer allow it (services/model_access.py)."""
+    access = model_access.access_of(conversation.owner_id)
     if conversation.provider_id is None:
+        config = default_config(conversation.model)
+        if not access.allows(None):
+            raise ModelUnavailable(NOT_ALLOWED.format(model=config.model))
         # Any model staff typed for the conversation in the admin is honoured here.
-        return default_config(conversation.model)
+        return config
     offered = _offered(conversation.provider_id, conversation.model)
     if offered is None:
         raise ModelUnavailable(
             f"The model {conversation.model!r} is no longer offered. Pick another one in the "
             "list at the top of the conversation, then send again."
         )
+    if not access.allows(offered.provider_id, offered.pk):
+        raise ModelUnavailable(NOT_ALLOWED.format(model=offered.label))
     provider = offered.provider
     # KeyUnreadable, before anything is written: the provider is never asked without its key.
     api_key = provider.api_key()
@@ -102,11 +113,18 @@ def resolve(conversation: Conversation) -> ProviderConfig:
     )
 
 
-def choice_of(provider_id: int | None, model: str) -> control.ModelChoice:
-    """A conversation's ``provider`` and ``model``, as frames carry them."""
+def choice_of(provider_id: int | None, model: str, owner_id: int) -> control.ModelChoice:
+    """A conversation's ``provider`` and ``model``, as frames carry them; available while
+    it is offered and ``owner_id`` may use it."""
+    access = model_access.access_of(owner_id)
     if provider_id is None:
-        return {"provider_id": None, "model": model or settings.OPENAI_MODEL, "available": True}
-    available = _offered(provider_id, model) is not None
+        return {
+            "provider_id": None,
+            "model": model or settings.OPENAI_MODEL,
+            "available": access.allows(None),
+        }
+    offered = _offered(provider_id, model)
+    available = offered is not None and access.allows(provider_id, offered.pk)
     return {"provider_id": provider_id, "model": model, "available": available}
 
 
@@ -125,22 +143,26 @@ class PickerGroup(TypedDict):
     models: list[PickerModel]
 
 
-def picker() -> list[PickerGroup]:
-    """Every model users may pick, grouped by provider: the default provider first."""
-    groups: list[PickerGroup] = [
-        {
-            "provider_id": None,
-            "name": settings.OPENAI_PROVIDER_NAME,
-            "models": [
-                {"model": settings.OPENAI_MODEL, "label": settings.OPENAI_MODEL, "selected": False}
-            ],
-        }
-    ]
+def picker(owner_id: int) -> list[PickerGroup]:
+    """Every model ``owner_id`` may pick, grouped by provider: the default provider first."""
+    access = model_access.access_of(owner_id)
+    groups: list[PickerGroup] = []
+    if access.allows(None):
+        model = settings.OPENAI_MODEL
+        groups.append(
+            {
+                "provider_id": None,
+                "name": settings.OPENAI_PROVIDER_NAME,
+                "models": [{"model": model, "label": model, "selected": False}],
+            }
+        )
     offered = ProviderModel.objects.filter(enabled=True, provider__enabled=True).select_related(
         "provider"
     )
     by_provider: dict[int, PickerGroup] = {}
     for row in offered.order_by("provider__name", "provider_id", "position", "model_id"):
+        if not access.allows(row.provider_id, row.pk):
+            continue
         group = by_provider.get(row.provider_id)
         if group is None:
             group = by_provider[row.provider_id] = {
@@ -158,8 +180,8 @@ def model_picker_for(
 ) -> tuple[list[PickerGroup], control.ModelChoice, bool]:
     """The picker with the conversation's choice selected, the choice, and whether the
     picker lists it (a choice no longer offered is shown apart, as such)."""
-    groups = picker()
-    choice = choice_of(conversation.provider_id, conversation.model)
+    groups = picker(conversation.owner_id)
+    choice = choice_of(conversation.provider_id, conversation.model, conversation.owner_id)
     listed = False
     for group in groups:
         for entry in group["models"]:
@@ -171,21 +193,24 @@ def model_picker_for(
     return groups, choice, listed
 
 
-def check_choice(provider_id: Any, model: Any, *, lock: bool = False) -> str:
+def check_choice(provider_id: Any, model: Any, *, owner_id: int, lock: bool = False) -> str:
     """What to store as a conversation's ``model`` for this pick of the picker ("" for the
     default provider's: whatever OPENAI_MODEL names next). Invalid `bad_model` for a
-    malformed choice, `unknown_model` for one not offered. ``lock``: the offer's row stays
-    locked until the transaction ends, so staff disabling it now wait (PostgreSQL).
+    malformed choice, `unknown_model` for one not offered, or one ``owner_id`` may not use.
+    ``lock``: the offer's row stays locked until the transaction ends, so staff disabling
+    it now wait (PostgreSQL).
     """
     if provider_id is not None and (type(provider_id) is not int or not 0 < provider_id <= _MAX_ID):
         raise Invalid("provider_id must be a provider's number, or null.", code=ErrorCode.BAD_MODEL)
     if not isinstance(model, str) or not model or len(model) > _MODEL_ID_CHARS:
         raise Invalid("model must be a model's ID.", code=ErrorCode.BAD_MODEL)
+    access = model_access.access_of(owner_id)
     if provider_id is None:
-        if model != settings.OPENAI_MODEL:
+        if model != settings.OPENAI_MODEL or not access.allows(None):
             raise Invalid(UNKNOWN_MODEL, code=ErrorCode.UNKNOWN_MODEL)
         return ""
-    if _offered(provider_id, model, lock=lock) is None:
+    offered = _offered(provider_id, model, lock=lock)
+    if offered is None or not access.allows(provider_id, offered.pk):
         raise Invalid(UNKNOWN_MODEL, code=ErrorCode.UNKNOWN_MODEL)
     return model
 
@@ -199,7 +224,7 @@ def do_set_model(conversation: Conversation, provider_id: Any, model: Any) -> co
     with transaction.atomic():
         # Checked under the row's lock, so staff disabling it now cannot be announced as
         # available to every tab (PostgreSQL; SQLite runs one writer at a time).
-        stored = check_choice(provider_id, model, lock=True)
+        stored = check_choice(provider_id, model, owner_id=conversation.owner_id, lock=True)
         changed = Conversation.objects.filter(pk=conversation.pk, deleted_at=None).update(
             provider_id=provider_id, model=stored
         )

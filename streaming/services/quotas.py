@@ -9,14 +9,15 @@ two processes are counted one after the other, never both against the same figur
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db.models import F, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import F, Max, Min, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Length
 
 from streaming.exceptions import QuotaExceeded, RateLimited
-from streaming.models import Continuation, Message, Quota, Storage
+from streaming.models import Continuation, GroupAccess, Message, Quota, Storage
 from streaming.text import CHARS_PER_TOKEN
 
 # The wait suggested when a user is at their limit of answers at once: answers end on
@@ -27,11 +28,16 @@ _WINDOW = timedelta(minutes=1)
 
 @dataclass(frozen=True)
 class Standing:
-    """What a user's checks read, read with their row lock: the limits staff set for them
-    (None: the site's), and the characters they store (None: not counted yet)."""
+    """What a user's checks read, read with their row lock: their limits, and the
+    characters they store (None: not counted yet). A limit is the figure staff set for the
+    user, else the most generous of their groups' (streaming/groups.py), else the site's."""
 
-    daily_token_budget: int | None = None
-    storage_chars: int | None = None
+    answers_at_once: int
+    messages_per_minute: int
+    #: Tokens a day; 0: no budget.
+    daily_token_budget: int
+    #: Characters stored; 0: no quota.
+    storage_chars: int
     stored: int | None = None
 
 
@@ -52,27 +58,71 @@ def standing(owner_id: int) -> Standing:
             budget=Subquery(own.values("daily_token_budget")[:1]),
             storage=Subquery(own.values("storage_chars")[:1]),
             stored=Subquery(Storage.objects.filter(user_id=OuterRef("pk")).values("chars")[:1]),
+            **{f"{how}_{name}": _of_groups(how, name) for how, name in _GROUP_FIGURES},
         )
-        .values_list("budget", "storage", "stored")
+        .values("budget", "storage", "stored", *(f"{how}_{name}" for how, name in _GROUP_FIGURES))
         .first()
     )
-    return Standing() if row is None else Standing(*row)
+    found: dict[str, Any] = row or {}
+
+    def most_generous(name: str, unlimited: int | None = None) -> int | None:
+        # The highest figure of the user's groups, or none at all when one says none.
+        if unlimited is not None and found.get(f"least_{name}") == unlimited:
+            return unlimited
+        figure: int | None = found.get(f"most_{name}")
+        return figure
+
+    def first_of(*figures: int | None) -> int:
+        return next(figure for figure in figures if figure is not None)
+
+    return Standing(
+        answers_at_once=first_of(most_generous("answers_at_once"), settings.LIMIT_ANSWERS_PER_USER),
+        messages_per_minute=first_of(
+            most_generous("messages_per_minute"), settings.LIMIT_MESSAGES_PER_MINUTE
+        ),
+        daily_token_budget=first_of(
+            found.get("budget"), most_generous("daily_token_budget", 0), settings.DAILY_TOKEN_BUDGET
+        ),
+        storage_chars=first_of(
+            found.get("storage"), most_generous("storage_chars", 0), settings.STORAGE_QUOTA_CHARS
+        ),
+        stored=found.get("stored"),
+    )
 
 
-def check_new_answer(owner_id: int, now: datetime, standing: Standing | None = None) -> None:
-    """Raise RateLimited or QuotaExceeded if ``owner_id`` may not start an answer ``now``."""
+# The aggregates of the user's groups' figures standing() reads: the highest of each, and
+# the lowest of those where 0 means no limit (the most generous, then, whatever the rest).
+_GROUP_FIGURES = (
+    ("most", "answers_at_once"),
+    ("most", "messages_per_minute"),
+    ("most", "daily_token_budget"),
+    ("least", "daily_token_budget"),
+    ("most", "storage_chars"),
+    ("least", "storage_chars"),
+)
+
+
+def _of_groups(how: str, name: str) -> Subquery:
+    rules = GroupAccess.objects.filter(group__user=OuterRef("pk")).order_by().values("group__user")
+    aggregate = Max(name) if how == "most" else Min(name)
+    return Subquery(rules.annotate(figure=aggregate).values("figure")[:1])
+
+
+def check_new_answer(owner_id: int, now: datetime, limits: Standing) -> None:
+    """Raise RateLimited or QuotaExceeded if ``owner_id`` may not start an answer ``now``
+    under ``limits`` (``standing``, read after ``lock_owner``)."""
     # Imported answers were never asked for here: they take no turn and no room.
     answers = Message.objects.filter(
         conversation__owner_id=owner_id, role=Message.Role.ASSISTANT, imported=False
     )
-    limit = settings.LIMIT_ANSWERS_PER_USER
+    limit = limits.answers_at_once
     if answers.filter(status=Message.Status.STREAMING).count() >= limit:
         raise RateLimited(
             f"Answers being written at once are limited to {limit}. "
             "Wait for one to finish, or stop one.",
             retry_after=_RUNNING_RETRY_SECONDS,
         )
-    per_minute = settings.LIMIT_MESSAGES_PER_MINUTE
+    per_minute = limits.messages_per_minute
     recent = list(
         answers.filter(created_at__gt=now - _WINDOW)
         .order_by("created_at")
@@ -95,7 +145,7 @@ def check_new_answer(owner_id: int, now: datetime, standing: Standing | None = N
             f"Messages are limited to {per_minute} a minute. Try again in {_seconds(wait)}.",
             retry_after=wait,
         )
-    budget = daily_budget(owner_id, standing)
+    budget = limits.daily_token_budget
     if budget:
         used = tokens_used_since(owner_id, start_of_day(now))
         if used >= budget:
@@ -107,15 +157,9 @@ def check_new_answer(owner_id: int, now: datetime, standing: Standing | None = N
             )
 
 
-def daily_budget(owner_id: int, standing: Standing | None = None) -> int:
-    """The user's tokens a day: their own figure if staff set one, else the site's; 0: none.
-    Read from ``standing`` when given (``lock_owner`` read it)."""
-    if standing is not None:
-        figure = standing.daily_token_budget
-    else:
-        own = Quota.objects.filter(user_id=owner_id).values_list("daily_token_budget", flat=True)
-        figure = own.first()
-    return settings.DAILY_TOKEN_BUDGET if figure is None else figure
+def daily_budget(owner_id: int) -> int:
+    """The user's tokens a day (``Standing``); 0: none."""
+    return standing(owner_id).daily_token_budget
 
 
 def tokens_used_since(owner_id: int, since: datetime) -> int:

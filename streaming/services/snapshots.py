@@ -100,7 +100,9 @@ def snapshot(conversation: Conversation, around: Any = None) -> frames.SnapshotF
         "type": "snapshot",
         "title": conversation.title,
         "system_prompt": conversation.system_prompt,
-        "model_choice": providers.choice_of(conversation.provider_id, conversation.model),
+        "model_choice": providers.choice_of(
+            conversation.provider_id, conversation.model, conversation.owner_id
+        ),
         "messages": [control.serialize_message(m) for m in held.messages()],
         "versions": held.versions(),
         "count": held.count,

@@ -13,24 +13,19 @@ row read. The row is made from one sum the first time it is needed, and made aga
 from collections.abc import Iterable
 from typing import Any
 
-from django.conf import settings
 from django.db.models import F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, Length
 
 from streaming.exceptions import StorageFull
-from streaming.models import Attachment, Message, Quota, Storage
+from streaming.models import Attachment, Message, Storage
+from streaming.services import quotas
 from streaming.services.quotas import Standing
 
 
 def quota(owner_id: int, standing: Standing | None = None) -> int:
-    """The user's characters: their own figure if staff set one, else the site's; 0: none.
-    Read from ``standing`` when given (``quotas.lock_owner`` read it)."""
-    if standing is not None:
-        figure = standing.storage_chars
-    else:
-        own = Quota.objects.filter(user_id=owner_id).values_list("storage_chars", flat=True)
-        figure = own.first()
-    return settings.STORAGE_QUOTA_CHARS if figure is None else figure
+    """The user's characters (``quotas.Standing``); 0: none. Read from ``standing`` when
+    given (``quotas.lock_owner`` read it)."""
+    return (standing or quotas.standing(owner_id)).storage_chars
 
 
 def used(owner_id: int, standing: Standing | None = None) -> int:

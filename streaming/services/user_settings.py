@@ -25,19 +25,24 @@ def default_system_prompt(owner_id: int) -> str:
 
 def default_model(owner_id: int) -> tuple[int | None, str]:
     """The provider and model a new conversation of ``owner_id`` starts with: the settings
-    page's choice while it is still offered, else the site's default, ``(None, "")``."""
+    page's choice while it is still offered to them, else the site's default, ``(None,
+    "")``, or, when their groups do not allow that, the first model the picker offers them."""
     chosen = (
         UserSettings.objects.filter(user_id=owner_id)
         .values_list("default_provider_id", "default_model")
         .first()
     )
-    if chosen is None or chosen[0] is None:
-        # The environment's provider offers one model, which "" stores whatever it is named.
+    # The environment's provider offers one model, which "" stores whatever it is named.
+    provider_id, model = (None, "") if chosen is None or chosen[0] is None else chosen
+    if providers.choice_of(provider_id, model, owner_id)["available"]:
+        return provider_id, model
+    if provider_id is not None and providers.choice_of(None, "", owner_id)["available"]:
         return None, ""
-    provider_id, model = chosen
-    if not providers.choice_of(provider_id, model)["available"]:
-        return None, ""
-    return provider_id, model
+    offered = providers.picker(owner_id)
+    if not offered:
+        return None, ""  # nothing is allowed: the first message says so
+    first = offered[0]
+    return first["provider_id"], first["models"][0]["model"] if first["provider_id"] else ""
 
 
 def do_save_settings(user_settings: UserSettings) -> None:

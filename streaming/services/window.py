@@ -292,7 +292,7 @@ def digest(conversation_id: Any) -> control.PongEvent:
     """
     row = (
         Conversation.objects.filter(pk=conversation_id, deleted_at=None)
-        .values("title", "leaf_id", "provider_id", "model")
+        .values("title", "leaf_id", "provider_id", "model", "owner_id")
         .first()
     )
     if row is None:
@@ -307,7 +307,7 @@ def digest(conversation_id: Any) -> control.PongEvent:
     return {
         "type": "chat.pong",
         "title": row["title"],
-        "model_choice": providers.choice_of(row["provider_id"], row["model"]),
+        "model_choice": providers.choice_of(row["provider_id"], row["model"], row["owner_id"]),
         "count": messages.count(),
         "last_id": str(last["id"]) if last else None,
         "last_status": last["status"] if last else None,

@@ -6,9 +6,10 @@ is mocked. chatsite runs in a real daphne, configured by environment as a compan
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from allauth.socialaccount.models import SocialAccount
 from django.contrib.auth.models import Group, User
 from playwright.sync_api import Page, expect
 
@@ -77,10 +78,17 @@ def sign_in_at_provider(page: Page, name: str) -> None:
     page.get_by_role("button", name="Sign in at the provider").click()
 
 
-def group_names(username: str) -> set[str]:
-    return set(
-        orm(lambda: list(User.objects.get(username=username).groups.values_list("name", flat=True)))
+def group_names(user: User) -> set[str]:
+    return set(orm(lambda: list(user.groups.values_list("name", flat=True))))
+
+
+def signed_up() -> User:
+    """The one account a sign-in through the provider made."""
+    account: SocialAccount = orm(
+        lambda: SocialAccount.objects.select_related("user").get(provider="sso")
     )
+    user: User = account.user
+    return user
 
 
 def test_first_sign_in_makes_the_account_with_its_groups_and_logout_ends_both_sessions(
@@ -89,12 +97,18 @@ def test_first_sign_in_makes_the_account_with_its_groups_and_logout_ends_both_se
     provider: IdentityProvider,
     groups: dict[str, Group],
 ) -> None:
+    # A local account of the same name and address: the provider's claims must not reach it.
+    local = orm(lambda: User.objects.create_user("alice", "alice@example.com", PASSWORD))
     with browsing(live_servers, simulator, provider) as page:
         sign_in_at_provider(page, "alice")
         expect(page.get_by_role("heading", name="Conversations")).to_be_visible()
         expect(page.locator(".site-user")).to_have_text("Alice")
 
-        alice = orm(lambda: User.objects.get(username="alice"))
+        alice = signed_up()
+        assert alice.pk != local.pk
+        assert alice.username.startswith("alice")
+        assert alice.username != "alice"
+        assert orm(lambda: User.objects.get(pk=local.pk).has_usable_password())
         assert (alice.email, alice.first_name, alice.last_name) == (
             "alice@example.com",
             "Alice",
@@ -105,7 +119,7 @@ def test_first_sign_in_makes_the_account_with_its_groups_and_logout_ends_both_se
         assert not alice.is_superuser
         # Only the group marked as the provider's: not the one kept by hand, and no group
         # made for a name nobody created.
-        assert group_names("alice") == {"engineering"}
+        assert group_names(alice) == {"engineering"}
         assert not orm(lambda: Group.objects.filter(name="root").exists())
         # No password of chatsite's to change.
         expect(page.get_by_role("link", name="Password")).to_have_count(0)
@@ -129,8 +143,37 @@ def test_first_sign_in_makes_the_account_with_its_groups_and_logout_ends_both_se
         sign_in_at_provider(page, "alice")
         expect(page.get_by_role("heading", name="Conversations")).to_be_visible()
         # The groups change took effect at this sign-in, still only among the marked groups.
-        assert group_names("alice") == {"ml"}
-        assert orm(lambda: User.objects.filter(username="alice").count()) == 1
+        assert signed_up().pk == alice.pk  # found again by the provider's subject
+        assert group_names(alice) == {"ml"}
+        assert orm(lambda: User.objects.count()) == 2
+
+
+def test_a_sign_in_cannot_be_turned_into_linking_the_identity_to_the_signed_in_account(
+    live_servers: Callable[..., list[DaphneServer]],
+    simulator: SimulatorThread,
+    provider: IdentityProvider,
+    user: User,
+) -> None:
+    """allauth's "connect" process, asked for by the request, would tie the provider's
+    identity to whoever is signed in; chatsite starts sign-ins only."""
+    with browsing(live_servers, simulator, provider) as page:
+        page.goto("/login/")
+        page.get_by_label("Username").fill(user.username)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("heading", name="Conversations")).to_be_visible()
+        # The login page's own form, its action changed to ask for the connect process.
+        page.goto("/login/")
+        page.locator(".sso-form").evaluate(
+            "form => { form.action += '?process=connect'; form.submit(); }"
+        )
+        expect(page.get_by_role("heading", name="Test identity provider")).to_be_visible()
+        page.get_by_label("Name").fill("alice")
+        page.get_by_label("Password").fill(IDP_PASSWORD)
+        page.get_by_role("button", name="Sign in at the provider").click()
+        expect(page.locator(".site-user")).to_have_text("Alice")
+    assert signed_up().pk != user.pk
+    assert not orm(lambda: SocialAccount.objects.filter(user=user).exists())
 
 
 def test_a_sign_in_cancelled_or_unanswered_says_so_and_makes_no_account(
@@ -139,8 +182,15 @@ def test_a_sign_in_cancelled_or_unanswered_says_so_and_makes_no_account(
     provider: IdentityProvider,
 ) -> None:
     with browsing(live_servers, simulator, provider) as page:
-        # The provider sends the browser back with an error, as when a person cancels.
-        page.goto("/accounts/oidc/sso/login/callback/?error=access_denied&state=forged")
+        # A callback with a state this browser never started.
+        page.goto("/accounts/oidc/sso/login/callback/?code=x&state=forged")
+        expect(page.locator("#sso-refused")).to_contain_text("did not complete")
+        # The provider sends the browser back with an error, as when a person cancels there.
+        page.goto("/login/")
+        page.get_by_role("button", name="Sign in with Test Company").click()
+        expect(page.get_by_role("heading", name="Test identity provider")).to_be_visible()
+        state = parse_qs(urlsplit(parse_qs(urlsplit(page.url).query)["next"][0]).query)["state"]
+        page.goto(f"/accounts/oidc/sso/login/callback/?error=access_denied&state={state[0]}")
         expect(page.locator("#sso-refused")).to_contain_text("did not complete")
         # The provider stops answering before the sign-in starts.
         provider.stop()

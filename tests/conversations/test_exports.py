@@ -595,7 +595,7 @@ def test_imported_answers_take_no_turn_of_the_rate_limit_and_none_is_from_the_fu
         user, json.dumps(single(turns, updated_at="2099-01-01T00:00:00+00:00")).encode()
     )
 
-    quotas.check_new_answer(user.pk, timezone.now())  # no RateLimited: none counts
+    quotas.check_new_answer(user.pk, timezone.now(), quotas.standing(user.pk))  # none counts
     created.refresh_from_db()
     assert created.updated_at <= timezone.now()
     latest = Message.objects.filter(conversation=created).latest("created_at").created_at

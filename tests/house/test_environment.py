@@ -406,6 +406,13 @@ def test_settings_with_https_behind_a_proxy() -> None:
         ({"MAX_MESSAGE_CHARS": "0"}, "MAX_MESSAGE_CHARS must be at least 1, not '0'."),
         # Across two variables; the other such checks are tested beside what they guard.
         ({"MAX_FRAME_CHARS": "2000"}, "MAX_FRAME_CHARS must be at least MAX_MESSAGE_CHARS + 1024"),
+        # Single sign-on: a client to name, and secrets never over plain HTTP to another host.
+        ({"OIDC_SERVER_URL": "https://id.example.com"}, "With OIDC_SERVER_URL, set OIDC_CLIENT_ID"),
+        (
+            {"OIDC_SERVER_URL": "http://id.example.com", "OIDC_CLIENT_ID": "c"},
+            "OIDC_SERVER_URL must be an https:// URL (http:// only to this host).",
+        ),
+        ({"LOCAL_LOGIN": "staff"}, "LOCAL_LOGIN must be everyone or superusers, not 'staff'."),
     ],
 )
 def test_settings_refuse_an_environment_they_cannot_use_saying_why(

@@ -3,9 +3,12 @@ Chromium: tests/browser/test_sso_browser.py): what the login page offers, what t
 URLs accept, and how a sign-in's claims are written to the account."""
 
 import pytest
+from allauth.core.exceptions import ImmediateHttpResponse
+from allauth.socialaccount.models import SocialAccount, SocialLogin
 from django.contrib.auth.models import Group, User
-from django.test import Client, override_settings
+from django.test import Client, RequestFactory, override_settings
 
+from streaming import sso
 from streaming.groups import GroupAccess
 from streaming.services import memberships
 from tests.support.users import PASSWORD
@@ -35,6 +38,8 @@ def test_sign_in_starts_by_post_only_and_only_for_the_configured_provider(
     client: Client,
 ) -> None:
     assert client.get("/accounts/oidc/sso/login/").status_code == 405
+    # Another site's page can post the form, but not with this browser's CSRF token.
+    assert Client(enforce_csrf_checks=True).post("/accounts/oidc/sso/login/").status_code == 403
     assert client.post("/accounts/oidc/other/login/").status_code == 404
     assert client.get("/accounts/oidc/other/login/callback/").status_code == 404
 
@@ -95,3 +100,61 @@ def test_no_groups_claim_leaves_every_group_to_staff(user: User) -> None:
         user, memberships.Claims(email="", first_name="", last_name="", groups=None)
     )
     assert list(user.groups.values_list("name", flat=True)) == ["eng"]
+
+
+@override_settings(
+    **SSO,
+    HTTPS=True,
+    SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https"),
+    ALLOWED_HOSTS=["chat.example.com"],
+)
+def test_redirect_uri_behind_an_https_proxy_is_the_public_https_one(rf: RequestFactory) -> None:
+    # As nginx passes a request on (deploy/nginx.conf): the public Host, and the scheme in
+    # X-Forwarded-Proto. The provider compares this URI with the one registered there.
+    request = rf.post(
+        "/accounts/oidc/sso/login/",
+        HTTP_HOST="chat.example.com",
+        HTTP_X_FORWARDED_PROTO="https",
+    )
+    uri = sso.SsoAdapter(request, "sso").get_callback_url(request, None)
+    assert uri == "https://chat.example.com/accounts/oidc/sso/login/callback/"
+
+
+def test_only_a_sign_in_whose_userinfo_names_the_tokens_person_gets_through(
+    rf: RequestFactory,
+) -> None:
+    adapter = sso.SocialAccountAdapter()
+    request = rf.get("/accounts/oidc/sso/login/callback/")
+
+    def login(process: str, **parts: dict[str, str]) -> SocialLogin:
+        made = SocialLogin(account=SocialAccount(provider="sso", uid="1", extra_data=parts))
+        made.state = {"process": process}
+        return made
+
+    adapter.pre_social_login(request, login("login", id_token={"sub": "1"}, userinfo={"sub": "1"}))
+    for refused in (
+        # allauth's "connect" would tie this identity to whoever is signed in.
+        login("connect", id_token={"sub": "1"}, userinfo={"sub": "1"}),
+        login("login", id_token={"sub": "1"}, userinfo={"sub": "2"}),
+    ):
+        with pytest.raises(ImmediateHttpResponse) as page:
+            adapter.pre_social_login(request, refused)
+        assert page.value.response.status_code == 400
+
+
+@override_settings(OIDC_GROUPS_CLAIM="groups")
+def test_group_paths_are_matched_whole_never_by_their_last_part() -> None:
+    claims = sso._claims({"groups": ["/staff/ml", "/contractors/eng", "plain"]})
+    assert claims.groups == frozenset({"staff/ml", "contractors/eng", "plain"})
+
+
+@override_settings(**SSO, LOCAL_LOGIN="superusers")
+def test_the_admins_login_keeps_the_same_rule(client: Client) -> None:
+    User.objects.create_user("staffer", password=PASSWORD, is_staff=True)
+    refused = client.post("/admin/login/", {"username": "staffer", "password": PASSWORD})
+    assert refused.status_code == 200
+    assert "_auth_user_id" not in client.session
+    User.objects.create_superuser("root", password=PASSWORD)
+    assert (
+        client.post("/admin/login/", {"username": "root", "password": PASSWORD}).status_code == 302
+    )
