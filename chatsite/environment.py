@@ -201,6 +201,12 @@ MODEL_ACCESS = Choice(
     "Who may pick which model: everyone every model, or what their groups allow.",
     choices=("everyone", "groups"),
 )
+SHARE_LINKS = Choice(
+    "SHARE_LINKS",
+    "signed-in",
+    "Who a conversation's owner may share it with by link: nobody, people signed in, anyone.",
+    choices=("off", "signed-in", "public"),
+)
 SIMULATOR_PORT = Whole(
     "SIMULATOR_PORT",
     8001,

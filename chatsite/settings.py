@@ -156,6 +156,9 @@ OPENAI_VISION = env.OPENAI_VISION.read(default=OPENAI_SIMULATED)
 # everyone: every enabled model for every user; groups: what their groups allow
 # (streaming/services/model_access.py), every model for superusers.
 MODEL_ACCESS = env.MODEL_ACCESS.read()
+# off: no share links (those made before answer 404); signed-in: a link opens for people
+# signed in to the site; public: its owner may open it to anyone (streaming/services/shares.py).
+SHARE_LINKS = env.SHARE_LINKS.read()
 
 # --- Streaming and per-user limits ----------------------------------------------------
 STREAM_MAX_ANSWER_CHARS = env.STREAM_MAX_ANSWER_CHARS.read()

@@ -17,6 +17,7 @@ from django.utils.text import Truncator
 from streaming import (
     admin_accounts,  # noqa: F401 - its pages register as it is imported
     admin_files,
+    admin_shared,  # noqa: F401 - its pages register as it is imported
     admin_tree,
     views_account,
 )

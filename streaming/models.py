@@ -14,6 +14,7 @@ from django.utils import timezone
 from streaming import keys
 from streaming.groups import GroupAccess as GroupAccess  # groups' rules: groups.py
 from streaming.openai import OWN_HEADERS
+from streaming.sharing import SharedLink as SharedLink  # share links: sharing.py
 from streaming.uploads import Attachment as Attachment  # the files attached: uploads.py
 
 #: PostgreSQL's text search configuration: English stems ("answers" finds "answer").
@@ -35,10 +36,8 @@ def group_name(conversation_id: object) -> str:
 
 
 def control_group_name(conversation_id: object) -> str:
-    """The group a conversation's running answer listens on for stop and sync requests.
-
-    Not the conversation's own group: there the answer would receive every delta it sends.
-    """
+    """The group a conversation's running answer listens on for stop and sync requests
+    (not the conversation's own group: there the answer would receive every delta it sends)."""
     return f"conv.{conversation_id}.control"
 
 

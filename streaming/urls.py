@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from streaming import views, views_account, views_attachments
+from streaming import views, views_account, views_attachments, views_shared
 
 app_name = "streaming"
 
@@ -22,6 +22,14 @@ urlpatterns = [
         views_account.export_json,
         name="conversation_export_json",
     ),
+    path(
+        "c/<uuid:conversation_id>/share/",
+        views_shared.share_conversation,
+        name="conversation_share",
+    ),
+    path("shared/<int:link_id>/revoke/", views_shared.revoke, name="shared_revoke"),
+    path("s/<str:token>/", views_shared.shared, name="shared"),
+    path("s/<str:token>/continue/", views_shared.continue_shared, name="shared_continue"),
     path("attachments/", views_attachments.upload, name="attachment_upload"),
     path(
         "attachments/<uuid:attachment_id>/",

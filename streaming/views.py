@@ -25,6 +25,7 @@ from streaming.services import (
     drafts,
     listing,
     providers,
+    shares,
     snapshots,
     usage,
     user_settings,
@@ -239,6 +240,7 @@ def _chat_page(
             "attach_max_bytes": settings.ATTACH_MAX_BYTES,
             "usage": usage.conversation_totals(conversation),
             "model_picker": picker,
+            "sharing": shares.enabled(),
             "model_choice": choice,
             "model_choice_listed": listed,
             # A draft's form, sent without the page's script, says who sent it: a resend

@@ -21,6 +21,7 @@ from streaming.services import (
     export_zip,
     exports,
     imports,
+    shares,
     storage,
     usage,
     user_settings,
@@ -65,6 +66,8 @@ def _settings_page(
             "import_form": import_form,
             "import_problems": problems or [],
             "import_max_bytes": settings.IMPORT_MAX_BYTES,
+            "sharing": shares.enabled(),
+            "links": [shares.describe(link) for link in shares.links_of(request.user)],  # type: ignore[arg-type]
         },
         status=status,
     )

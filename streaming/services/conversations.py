@@ -333,7 +333,18 @@ def may_answer(conversation: Conversation, *, adding: int = 0) -> datetime:
     """
     lock_owner(conversation.owner_id)
     # Under the lock a delete (or a purge) takes too: one that came after the caller's
-    # refresh is seen. Whether it is there and whether an answer streams: one query.
+    # refresh is seen.
+    check_idle(conversation)
+    now = timezone.now()
+    limits = standing(conversation.owner_id)
+    check_new_answer(conversation.owner_id, now, limits)
+    storage.check_room(conversation.owner_id, adding, limits)
+    return now
+
+
+def check_idle(conversation: Conversation) -> None:
+    """ConversationGone if it was deleted, BusyError while an answer of it streams: one
+    query."""
     busy = (
         Conversation.objects.filter(pk=conversation.pk, deleted_at__isnull=True)
         .values_list(listing.answering(), flat=True)
@@ -343,11 +354,6 @@ def may_answer(conversation: Conversation, *, adding: int = 0) -> datetime:
         raise ConversationGone("This conversation was deleted.")
     if busy:
         raise BusyError(BUSY_MESSAGE)
-    now = timezone.now()
-    limits = standing(conversation.owner_id)
-    check_new_answer(conversation.owner_id, now, limits)
-    storage.check_room(conversation.owner_id, adding, limits)
-    return now
 
 
 def refresh(conversation: Conversation) -> None:

@@ -110,6 +110,10 @@ export function attach({ state, root, els, picker, prompt, config, run, connect 
     remove.hidden = false;
     document.getElementById("chat-export-markdown").href = `${reply.url}export.md`;
     document.getElementById("chat-export-json").href = `${reply.url}export.json`;
+    const share = document.getElementById("chat-share");
+    if (share) {
+      share.href = `${reply.url}share/`;
+    }
     document.getElementById("chat-export").hidden = false;
     run([{ type: Effect.STATUS, connection: "connecting", text: "", kind: "" }]);
     connect();
