@@ -83,6 +83,19 @@ OIDC_GROUPS_CLAIM = Text(
     "",
     "The claim that lists a user's groups; empty: staff set groups in the admin.",
 )
+SIGNUP_DOMAINS = Items(
+    "SIGNUP_DOMAINS",
+    [],
+    "Email domains whose people may make an account themselves; empty: nobody may.",
+)
+EMAIL_HOST = Text(
+    "EMAIL_HOST", "", "The SMTP server mail goes out through; empty: written to the log."
+)
+EMAIL_PORT = Whole("EMAIL_PORT", 587, "The SMTP server's port.", maximum=65535)
+EMAIL_HOST_USER = Text("EMAIL_HOST_USER", "", "The SMTP server's user name.")
+EMAIL_HOST_PASSWORD = Secret("EMAIL_HOST_PASSWORD", "", "The SMTP server's password.")
+EMAIL_USE_TLS = Flag("EMAIL_USE_TLS", True, "Mail goes out over STARTTLS.")
+EMAIL_FROM = Text("EMAIL_FROM", "chatsite@localhost", "The sender of the mail chatsite sends.")
 LOCAL_LOGIN = Choice(
     "LOCAL_LOGIN",
     "everyone",

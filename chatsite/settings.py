@@ -361,6 +361,21 @@ SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
 # Nothing of the provider's tokens is kept but what logout needs (streaming/sso.py).
 SOCIALACCOUNT_STORE_TOKENS = False
 LOCAL_LOGIN = env.LOCAL_LOGIN.read()
+# Sign-up (streaming/services/signups.py): by invitation, or for these domains' addresses,
+# confirmed by mail. A domain is matched whole, in any case.
+SIGNUP_DOMAINS = [domain.lower().lstrip("@") for domain in env.SIGNUP_DOMAINS.read()]
+EMAIL_HOST = env.EMAIL_HOST.read()
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = env.EMAIL_PORT.read()
+EMAIL_HOST_USER = env.EMAIL_HOST_USER.read()
+EMAIL_HOST_PASSWORD = env.EMAIL_HOST_PASSWORD.read()
+EMAIL_USE_TLS = env.EMAIL_USE_TLS.read()
+DEFAULT_FROM_EMAIL = env.EMAIL_FROM.read()
+EMAIL_TIMEOUT = 10
 if OIDC_SERVER_URL:
     # A sign-in's form, and logout's, send the browser on to the provider: a form's
     # redirects are held to form-action too.

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from streaming import probes, sso
+from streaming import probes, sso, views_signup
 
 urlpatterns = [
     # No trailing slash, as probes are usually written; exempt from HTTPS's redirect.
@@ -12,6 +12,9 @@ urlpatterns = [
     path("readyz", probes.readyz, name="readyz"),
     path("metrics", probes.metrics, name="metrics"),
     path("login/", sso.LoginView.as_view(), name="login"),
+    path("signup/", views_signup.sign_up, name="signup"),
+    path("signup/confirm/<str:uid>/<str:token>/", views_signup.confirm, name="signup_confirm"),
+    path("invite/<str:token>/", views_signup.invite, name="invite"),
     path("logout/", sso.LogoutView.as_view(), name="logout"),
     # Single sign-on; the names are allauth's, which reverses them (streaming/sso.py).
     path("accounts/oidc/<str:provider_id>/login/", sso.start, name="openid_connect_login"),

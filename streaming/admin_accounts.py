@@ -1,15 +1,21 @@
 """The admin's pages for accounts from single sign-on: groups with chatsite's rules, and
 only those of allauth's pages that mean something here."""
 
+from typing import Any
+
 from allauth.account.models import EmailAddress
 from allauth.socialaccount.models import SocialApp, SocialToken
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import GroupAdmin
 from django.contrib.auth.models import Group
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from streaming import sso
 from streaming.groups import GroupAccess
+from streaming.invitations import Invitation
 
 
 class AdminLoginForm(sso.LocalLoginRule, AdminAuthenticationForm):
@@ -49,3 +55,27 @@ class ChatGroupAdmin(GroupAdmin):
     def from_provider(self, group: Group) -> bool:
         access = getattr(group, "access", None)
         return bool(access and access.from_provider)
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin[Invitation]):
+    """Invitations: made here, sent by staff to the person (the link is on the page once
+    saved), used once."""
+
+    list_display = ("__str__", "email_domain", "expires_at", "used_by", "used_at")
+    list_filter = (("used_at", admin.EmptyFieldListFilter),)
+    fields = ("note", "expires_at", "email_domain", "groups", "link", "used_by", "used_at")
+    readonly_fields = ("link", "used_by", "used_at")
+    filter_horizontal = ("groups",)
+
+    @admin.display(description="invitation link")
+    def link(self, invitation: Invitation) -> str:
+        if invitation.pk is None:
+            return "Shown here once saved."
+        path = reverse("invite", args=[invitation.token])
+        return format_html('<a href="{}" id="invitation-link">{}</a>', path, path)
+
+    def save_model(self, request: HttpRequest, obj: Invitation, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user  # type: ignore[assignment]
+        super().save_model(request, obj, form, change)

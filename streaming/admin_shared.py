@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from streaming.sharing import SharedLink
+from streaming.sharing import SharedLink, SharedMessage
 
 
 @admin.register(SharedLink)
@@ -35,4 +35,5 @@ class SharedLinkAdmin(admin.ModelAdmin[SharedLink]):
     @admin.action(description="Revoke the selected links")
     def revoke(self, request: HttpRequest, queryset: QuerySet[SharedLink]) -> None:
         done = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        SharedMessage.objects.filter(link__in=queryset).delete()  # the copies go too
         self.message_user(request, f"{done} link(s) revoked.", messages.SUCCESS)

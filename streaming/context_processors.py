@@ -6,6 +6,7 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from streaming import sso
+from streaming.services import signups
 from streaming.services.user_settings import default_model
 
 
@@ -42,6 +43,7 @@ def sign_in(request: HttpRequest) -> dict[str, object]:
         "sso_name": settings.OIDC_NAME if sso.enabled() else "",
         "sso_provider_id": settings.OIDC_PROVIDER_ID,
         "local_form_for_everyone": sso.local_form_for_everyone(),
+        "may_sign_up": signups.may_sign_up(),
         # An account made by single sign-on has no password of chatsite's to change.
         "has_password": bool(user and user.is_authenticated and user.has_usable_password()),
     }

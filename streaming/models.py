@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from streaming import keys
 from streaming.groups import GroupAccess as GroupAccess  # groups' rules: groups.py
+from streaming.invitations import Invitation as Invitation  # invitations.py
 from streaming.openai import OWN_HEADERS
 from streaming.sharing import SharedLink as SharedLink  # share links: sharing.py
 from streaming.uploads import Attachment as Attachment  # the files attached: uploads.py
@@ -22,11 +23,9 @@ SEARCH_CONFIG = "english"
 
 
 def search_document(field: str) -> SearchVector:
-    """The text search vector of ``field`` (PostgreSQL), as its GIN index holds it.
-
-    One expression for the index and the query: the planner uses an expression index only
-    for a query that spells the very same expression, configuration included.
-    """
+    """The text search vector of ``field`` (PostgreSQL), as its GIN index holds it: one
+    expression for the index and the query, as the planner uses an expression index only
+    for a query that spells the very same expression, configuration included."""
     return SearchVector(field, config=SEARCH_CONFIG)
 
 

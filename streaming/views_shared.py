@@ -76,7 +76,7 @@ def _open(request: HttpRequest, token: str) -> SharedLink | HttpResponse:
     link = shares.open_link(token)
     if link is None:
         raise Http404(LINK_NOT_FOUND)
-    if link.audience == SharedLink.Audience.SIGNED_IN and not request.user.is_authenticated:
+    if not shares.open_to_anyone(link) and not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     return link
 
@@ -91,8 +91,9 @@ def _private(response: HttpResponse) -> HttpResponse:
     return response
 
 
-# The page opens no connection at all (no socket); forms go to this site only.
-@csp_replace({"connect-src": ["'none'"], "form-action": ["'self'"]})  # type: ignore[arg-type]
+# The page opens no connection at all (no socket). form-action stays the site's: the
+# header's Log out goes on to the identity provider's end-session endpoint.
+@csp_replace({"connect-src": ["'none'"]})  # type: ignore[arg-type]
 @require_GET
 def shared(request: HttpRequest, token: str) -> HttpResponse:
     """What a link shows, a page at a time."""

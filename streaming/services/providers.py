@@ -113,10 +113,12 @@ def resolve(conversation: Conversation) -> ProviderConfig:
     )
 
 
-def choice_of(provider_id: int | None, model: str, owner_id: int) -> control.ModelChoice:
+def choice_of(
+    provider_id: int | None, model: str, owner_id: int, access: model_access.Access | None = None
+) -> control.ModelChoice:
     """A conversation's ``provider`` and ``model``, as frames carry them; available while
-    it is offered and ``owner_id`` may use it."""
-    access = model_access.access_of(owner_id)
+    it is offered and ``owner_id`` may use it (``access``, when the caller read it)."""
+    access = access or model_access.access_of(owner_id)
     if provider_id is None:
         return {
             "provider_id": None,
@@ -143,9 +145,9 @@ class PickerGroup(TypedDict):
     models: list[PickerModel]
 
 
-def picker(owner_id: int) -> list[PickerGroup]:
+def picker(owner_id: int, access: model_access.Access | None = None) -> list[PickerGroup]:
     """Every model ``owner_id`` may pick, grouped by provider: the default provider first."""
-    access = model_access.access_of(owner_id)
+    access = access or model_access.access_of(owner_id)
     groups: list[PickerGroup] = []
     if access.allows(None):
         model = settings.OPENAI_MODEL
@@ -180,8 +182,9 @@ def model_picker_for(
 ) -> tuple[list[PickerGroup], control.ModelChoice, bool]:
     """The picker with the conversation's choice selected, the choice, and whether the
     picker lists it (a choice no longer offered is shown apart, as such)."""
-    groups = picker(conversation.owner_id)
-    choice = choice_of(conversation.provider_id, conversation.model, conversation.owner_id)
+    access = model_access.access_of(conversation.owner_id)
+    groups = picker(conversation.owner_id, access)
+    choice = choice_of(conversation.provider_id, conversation.model, conversation.owner_id, access)
     listed = False
     for group in groups:
         for entry in group["models"]:

@@ -26,7 +26,7 @@ from streaming.models import Conversation, Message
 from streaming.services import branch, events, listing, storage
 from streaming.services.conversations import check_idle
 from streaming.services.quotas import lock_owner, standing
-from streaming.services.user_settings import default_model
+from streaming.services.user_settings import default_model, default_system_prompt
 from streaming.sharing import SharedLink, SharedMessage
 
 #: How long a link stays open, as the owner picks it: None, until revoked.
@@ -39,6 +39,10 @@ EXPIRIES: dict[str, timedelta | None] = {
 EXPIRY_LABELS = {"never": "Never", "1d": "In a day", "7d": "In a week", "30d": "In 30 days"}
 #: Messages a shared page shows at once; the rest come page by page.
 PAGE = 100
+#: Open links one user may have, and one conversation: each holds a copy of its branch,
+#: which is not counted against its owner's storage, so their number is bounded instead.
+MAX_OPEN_LINKS = 100
+MAX_OPEN_LINKS_PER_CONVERSATION = 10
 # Messages copied (and read) at a time.
 _BATCH = 500
 
@@ -48,6 +52,12 @@ Audience = SharedLink.Audience
 def enabled() -> bool:
     """Whether owners may share, and links open (SHARE_LINKS is not off)."""
     return settings.SHARE_LINKS != "off"
+
+
+def open_to_anyone(link: SharedLink) -> bool:
+    """Whether ``link`` opens without signing in: its owner chose so, and the site still
+    allows it (SHARE_LINKS=public; changed since, its links want signed-in readers)."""
+    return link.audience == Audience.ANYONE and settings.SHARE_LINKS == "public"
 
 
 def audiences() -> list[Audience]:
@@ -73,6 +83,21 @@ def do_share(conversation: Conversation, audience: str, expiry: str) -> SharedLi
         # Under the owner's lock, which an answer's start takes too: none starts meanwhile.
         lock_owner(conversation.owner_id)
         check_idle(conversation)
+        # Links that no longer open go now, with their copies.
+        SharedLink.objects.filter(
+            Q(revoked_at__isnull=False) | Q(expires_at__lte=timezone.now()),
+            owner_id=conversation.owner_id,
+        ).delete()
+        open_links = SharedLink.objects.filter(owner_id=conversation.owner_id)
+        if open_links.count() >= MAX_OPEN_LINKS:
+            raise Invalid(
+                f"You have {MAX_OPEN_LINKS} open links: revoke some in Settings to make another."
+            )
+        if open_links.filter(conversation=conversation).count() >= MAX_OPEN_LINKS_PER_CONVERSATION:
+            raise Invalid(
+                f"This conversation has {MAX_OPEN_LINKS_PER_CONVERSATION} open links: revoke one "
+                "to make another."
+            )
         conversation.refresh_from_db(fields=["title", "leaf_id"])
         lifetime = EXPIRIES[expiry]
         link = SharedLink.objects.create(
@@ -143,12 +168,14 @@ def links_of(owner: User, conversation: Conversation | None = None) -> list[Shar
 
 
 def do_revoke(owner: User, link_id: int) -> bool:
-    """Revoke one of ``owner``'s links; whether there was one to revoke."""
-    return bool(
-        SharedLink.objects.filter(pk=link_id, owner=owner, revoked_at__isnull=True).update(
-            revoked_at=timezone.now()
-        )
-    )
+    """Revoke one of ``owner``'s links, and delete its copy (the row stays, for staff to
+    see, until the owner's next share); whether there was one to revoke."""
+    with transaction.atomic():
+        revoked = SharedLink.objects.filter(
+            pk=link_id, owner=owner, revoked_at__isnull=True
+        ).update(revoked_at=timezone.now())
+        SharedMessage.objects.filter(link_id=link_id, link__owner=owner).delete()
+    return bool(revoked)
 
 
 def do_continue(link: SharedLink, reader: User) -> Conversation:
@@ -162,7 +189,11 @@ def do_continue(link: SharedLink, reader: User) -> Conversation:
         storage.check_room(reader.pk, chars, standing(reader.pk))
         provider_id, model = default_model(reader.pk)
         conversation = Conversation.objects.create(
-            owner=reader, title=link.title, provider_id=provider_id, model=model
+            owner=reader,
+            title=link.title,
+            system_prompt=default_system_prompt(reader.pk),
+            provider_id=provider_id,
+            model=model,
         )
         parent: uuid.UUID | None = None
         start = timezone.now()

@@ -4,12 +4,13 @@ before anything is written; and of a user's groups the most generous limits appl
 the site's and under the user's own. Over the real socket (WebsocketCommunicator on the
 ASGI application), with the simulator as the models' API."""
 
+import uuid
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Group, User
-from django.test import Client, override_settings
+from django.test import AsyncClient, Client, override_settings
 
 from streaming.groups import GroupAccess
 from streaming.models import Conversation, Message, ProviderModel, Quota
@@ -135,6 +136,24 @@ async def test_a_message_to_a_model_the_user_lost_is_refused_before_anything_is_
     assert second.requests == []
 
 
+@BY_GROUPS
+async def test_a_first_message_to_a_model_the_groups_do_not_allow_makes_nothing(
+    user: User, two_models: tuple[ProviderModel, ProviderModel], second: SimulatorThread
+) -> None:
+    large, small = two_models
+    await sync_to_async(lambda: rules(user, "writers").provider_models.add(small))()
+    client = AsyncClient()
+    await client.aforce_login(user)
+    sent = {"content": "hello", "client_id": str(uuid.uuid4())}
+    refused = await client.post(
+        "/c/new/", {**sent, "provider_id": str(large.provider_id), "model": "sim-large"}
+    )
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "unknown_model"
+    assert await Conversation.objects.filter(owner=user).acount() == 0
+    assert second.requests == []
+
+
 def test_the_most_generous_of_the_users_groups_applies_over_the_site_defaults(
     user: User,
 ) -> None:
@@ -168,6 +187,8 @@ async def test_a_groups_limit_holds_over_the_socket(
     connect: Any, conversation: Conversation, user: User
 ) -> None:
     await sync_to_async(rules)(user, "interns", messages_per_minute=1)
+    # A group more generous in another limit does not lift this one.
+    await sync_to_async(rules)(user, "research", answers_at_once=9)
     tab = await connect(conversation.id, user)
     await tab.send_json_to(user_message("one"))
     await receive_until(tab, "done")

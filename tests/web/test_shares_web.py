@@ -10,8 +10,8 @@ from django.contrib.auth.models import User
 from django.test import Client, override_settings
 from django.utils import timezone
 
-from streaming.models import Conversation, Message, Quota, SharedLink, Storage
-from streaming.services import shares
+from streaming.models import Conversation, Message, Quota, SharedLink, Storage, UserSettings
+from streaming.services import branch, shares
 from streaming.sharing import SharedMessage
 from streaming.views_shared import LINK_NOT_FOUND
 
@@ -128,8 +128,9 @@ def test_who_may_open_a_link_is_the_owners_choice_within_the_sites(
         assert page.status_code == 200
         assert "answer 1" in page.content.decode()
         assert "Continue in a new chat" not in page.content.decode()
-    # Back to signed-in only: a link opened to anyone made before stays so, as the owner
-    # chose; only SHARE_LINKS=off closes every link.
+    # Back to signed-in only: a link opened to anyone before now wants a signed-in reader.
+    assert anonymous.get(f"/s/{public.token}/").status_code == 302
+    assert signed_in(other_user).get(f"/s/{public.token}/").status_code == 200
     with override_settings(SHARE_LINKS="off"):
         assert signed_in(other_user).get(f"/s/{signed_in_only.token}/").status_code == 404
         assert (
@@ -179,8 +180,8 @@ def test_an_expiry_is_the_owners_pick(user: User) -> None:
 
 
 def test_tokens_are_long_random_and_not_the_rows_id(user: User) -> None:
-    conversation = chat(user)
-    tokens = {share(user, conversation).token for _ in range(20)}
+    conversations = [chat(user, title=str(n)) for n in range(2)]
+    tokens = {share(user, conversations[n % 2]).token for n in range(20)}
     assert len(tokens) == 20
     assert all(len(token) >= 43 for token in tokens)
     assert not any(token.isdigit() for token in tokens)
@@ -201,19 +202,26 @@ def test_continue_copies_the_link_into_a_conversation_of_the_readers(
     user: User, other_user: User
 ) -> None:
     link = share(user, chat(user))
+    UserSettings.objects.create(user=other_user, default_system_prompt="Be brief.")
     response = signed_in(other_user).post(f"/s/{link.token}/continue/")
     copy = Conversation.objects.get(owner=other_user)
     assert response.status_code == 302
     assert response["Location"] == f"/c/{copy.id}/"
     assert copy.title == "Plans"
-    rows = list(copy.messages.order_by("created_at").values_list("role", "content", "imported"))
+    assert copy.system_prompt == "Be brief."  # the reader's default, as for any new chat
+    # The branch the new conversation shows: the copy, turn after turn, linked by parents.
+    shown = [key for key, _, _ in branch.shown(copy).part(0, 100)]
+    rows = [
+        Message.objects.filter(pk=key).values_list("role", "content", "imported").get()
+        for key in shown
+    ]
     assert rows == [
         ("user", "question 0", True),
         ("assistant", "answer 0", True),
         ("user", "question 1", True),
         ("assistant", "answer 1", True),
     ]
-    assert copy.leaf_id == copy.messages.order_by("created_at").last().pk  # type: ignore[union-attr]
+    assert copy.leaf_id == shown[-1]
     assert Storage.objects.get(user=other_user).chars == sum(len(r[1]) for r in rows)
     # The sharer's conversation is untouched.
     assert Conversation.objects.filter(owner=user).count() == 1
@@ -274,3 +282,38 @@ def test_a_stranger_cannot_share_someone_elses_conversation(user: User, other_us
     )
     assert response.status_code == 404
     assert not SharedLink.objects.exists()
+
+
+@override_settings(OIDC_SERVER_URL="https://id.example.com/realms/company")
+def test_the_shared_pages_policy_lets_logout_go_on_to_the_provider(
+    user: User, other_user: User
+) -> None:
+    """The header's Log out ends at the provider's end-session endpoint: a form's redirects
+    are held to form-action, which must still name it on this page."""
+    from django.conf import settings
+
+    directives = settings.CONTENT_SECURITY_POLICY["DIRECTIVES"]
+    with override_settings(
+        CONTENT_SECURITY_POLICY={
+            "DIRECTIVES": {**directives, "form-action": ["'self'", "https://id.example.com"]}
+        }
+    ):
+        page = signed_in(other_user).get(f"/s/{share(user, chat(user)).token}/")
+    assert "form-action 'self' https://id.example.com" in page["Content-Security-Policy"]
+    assert "connect-src 'none'" in page["Content-Security-Policy"]
+
+
+def test_open_links_are_bounded_and_a_revoke_deletes_the_copy(user: User) -> None:
+    conversation = chat(user)
+    links = [share(user, conversation) for _ in range(shares.MAX_OPEN_LINKS_PER_CONVERSATION)]
+    refused = signed_in(user).post(
+        f"/c/{conversation.id}/share/", {"audience": "signed_in", "expiry": "never"}
+    )
+    assert refused.status_code == 400
+    assert "revoke one" in refused.content.decode()
+    assert SharedLink.objects.count() == shares.MAX_OPEN_LINKS_PER_CONVERSATION
+    assert shares.do_revoke(user, links[0].pk)
+    assert not SharedMessage.objects.filter(link=links[0]).exists()
+    # The next share clears links that no longer open, and has room again.
+    share(user, conversation)
+    assert not SharedLink.objects.filter(pk=links[0].pk).exists()
