@@ -125,6 +125,8 @@ def _draft_page(
     owner_id: int = request.user.pk  # type: ignore[assignment]  # logged in
     provider_id, model = user_settings.default_model(owner_id)
     draft = Conversation(
+        # Its owner too: the picker offers what the owner may use (services/model_access.py).
+        owner_id=owner_id,
         system_prompt=prompt or user_settings.default_system_prompt(owner_id),
         provider_id=provider_id,
         model=model,

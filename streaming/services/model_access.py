@@ -42,6 +42,9 @@ def access_of(user_id: int) -> Access:
     """What ``user_id`` may use, read now: a group's change holds from the next check."""
     if settings.MODEL_ACCESS == "everyone":
         return EVERYTHING
+    if user_id is None:
+        # Nobody's (an unsaved row's): nothing, never the groups that have no members.
+        return Access(everything=False)
     if User.objects.filter(pk=user_id, is_superuser=True).exists():
         return EVERYTHING
     rules = GroupAccess.objects.filter(group__user=user_id)

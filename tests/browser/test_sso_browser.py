@@ -18,7 +18,7 @@ from streaming.models import Conversation
 from streaming.simulator import SimulatorThread
 from tests.support.browser import chromium, desktop_context, orm, wait_until_connected
 from tests.support.identity import PASSWORD as IDP_PASSWORD
-from tests.support.identity import IdentityProvider, identity_provider
+from tests.support.identity import IdentityProvider, identity_provider, sign_in_at_provider
 from tests.support.servers import DaphneServer
 from tests.support.users import PASSWORD
 
@@ -66,16 +66,6 @@ def browsing(
     )
     with chromium() as browser:
         yield desktop_context(browser, site).new_page()
-
-
-def sign_in_at_provider(page: Page, name: str) -> None:
-    """From chatsite's login page: the button, then the provider's own form."""
-    page.goto("/login/")
-    page.get_by_role("button", name="Sign in with Test Company").click()
-    expect(page.get_by_role("heading", name="Test identity provider")).to_be_visible()
-    page.get_by_label("Name").fill(name)
-    page.get_by_label("Password").fill(IDP_PASSWORD)
-    page.get_by_role("button", name="Sign in at the provider").click()
 
 
 def group_names(user: User) -> set[str]:

@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from playwright.sync_api import Page, expect
+
 from tests.support.servers import end_process, free_port, start_listening
 
 CLIENT_ID = "chatsite-tests"
@@ -82,3 +84,14 @@ def identity_provider(
         yield provider
     finally:
         provider.stop()
+
+
+def sign_in_at_provider(page: Page, name: str) -> None:
+    """From chatsite's login page: its button, then the provider's own form (the provider
+    of ``IdentityProvider.chatsite_env``, named Test Company)."""
+    page.goto("/login/")
+    page.get_by_role("button", name="Sign in with Test Company").click()
+    expect(page.get_by_role("heading", name="Test identity provider")).to_be_visible()
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in at the provider").click()
