@@ -127,14 +127,15 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]  # channel
         # Join before reading the snapshot, so nothing falls between the two.
         await self.channel_layer.group_add(conversation.group_name, self.channel_name)
         self.groups.append(conversation.group_name)  # so disconnect leaves it
-        # The user's group hears when a session of theirs ends (streaming/sessions.py), and
-        # every change to their list of conversations (services/listing.py).
+        # The user's group: their sessions' endings (sessions.py), their list's changes.
         self.session = SocketSession(self.scope["session"].session_key, user.pk, self.end_session)
         await self.channel_layer.group_add(control.user_group_name(user.pk), self.channel_name)
         self.groups.append(control.user_group_name(user.pk))
+        # Checked (its expiry learnt) before the snapshot, so later checks follow it in order.
+        if not await self.session.holds():
+            return
         try:
-            # A page away from the end of the branch asks for a window around where its
-            # reader is (docs/protocol.md, "Opening at a message").
+            # Opened away from the branch's end: a window around its reader (docs/protocol.md).
             await self.resync({"around": query_value(self.scope, "around")})
         except ConversationGone:
             await self.close(code=Close.FORBIDDEN.value)  # deleted in between: as if never there

@@ -179,7 +179,8 @@ class SocketSession:
             logger.exception("Could not check the session of a socket of user %s", self.user_id)
 
     def watch(self) -> None:
-        """Check now, then at the session's expiry and every SOCKET_SESSION_CHECK_SECONDS."""
+        """Check at the session's expiry and every SOCKET_SESSION_CHECK_SECONDS (the socket
+        checked it with ``holds`` as it opened)."""
         self._timer = asyncio.create_task(self._watch())
 
     def stop(self) -> None:
@@ -190,6 +191,7 @@ class SocketSession:
 
     async def _watch(self) -> None:
         while True:
+            await asyncio.sleep(self._next_check_in())
             try:
                 if not await self.holds():
                     return
@@ -197,7 +199,6 @@ class SocketSession:
                 # The database is unreachable: this socket can do nothing without it anyway
                 # (every frame needs it); try again at the next turn.
                 logger.exception("Could not check the session of a socket of user %s", self.user_id)
-            await asyncio.sleep(self._next_check_in())
 
     def _next_check_in(self) -> float:
         seconds = float(settings.SOCKET_SESSION_CHECK_SECONDS)
