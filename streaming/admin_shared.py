@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from streaming.sharing import SharedLink, SharedMessage
+from streaming.sharing import SharedLink, SharedMessage, SharingSwitch
 
 
 @admin.register(SharedLink)
@@ -37,3 +37,18 @@ class SharedLinkAdmin(admin.ModelAdmin[SharedLink]):
         done = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         SharedMessage.objects.filter(link__in=queryset).delete()  # the copies go too
         self.message_user(request, f"{done} link(s) revoked.", messages.SUCCESS)
+
+
+@admin.register(SharingSwitch)
+class SharingSwitchAdmin(admin.ModelAdmin[SharingSwitch]):
+    """One row: sharing on or off for the whole site."""
+
+    list_display = ("__str__", "on")
+    list_editable = ("on",)
+    list_display_links = None
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return not SharingSwitch.objects.exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj: SharingSwitch | None = None) -> bool:
+        return False

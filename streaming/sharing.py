@@ -68,3 +68,21 @@ class SharedMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role} message {self.position} of {self.link_id}"
+
+
+class SharingSwitch(models.Model):
+    """Staff's switch for the whole site, in the admin (one row, made when first saved):
+    off, no link opens and none can be made, whatever SHARE_LINKS allows."""
+
+    on = models.BooleanField(
+        "share links work",
+        default=True,
+        help_text="Off: every share link answers 404 at once, on every server process, and "
+        "nobody can make one; links are kept, and work again when switched back on.",
+    )
+
+    class Meta:
+        verbose_name = verbose_name_plural = "sharing, site-wide"
+
+    def __str__(self) -> str:
+        return "Share links work" if self.on else "Share links are off"

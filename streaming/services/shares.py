@@ -27,7 +27,7 @@ from streaming.services import branch, events, listing, storage
 from streaming.services.conversations import check_idle
 from streaming.services.quotas import lock_owner, standing
 from streaming.services.user_settings import default_model, default_system_prompt
-from streaming.sharing import SharedLink, SharedMessage
+from streaming.sharing import SharedLink, SharedMessage, SharingSwitch
 
 #: How long a link stays open, as the owner picks it: None, until revoked.
 EXPIRIES: dict[str, timedelta | None] = {
@@ -50,8 +50,9 @@ Audience = SharedLink.Audience
 
 
 def enabled() -> bool:
-    """Whether owners may share, and links open (SHARE_LINKS is not off)."""
-    return settings.SHARE_LINKS != "off"
+    """Whether owners may share, and links open: SHARE_LINKS is not off, and staff did not
+    turn sharing off in the admin (read at every call: every process agrees at once)."""
+    return settings.SHARE_LINKS != "off" and not SharingSwitch.objects.filter(on=False).exists()
 
 
 def open_to_anyone(link: SharedLink) -> bool:

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from streaming.models import Conversation, Message, Quota, SharedLink, Storage, UserSettings
 from streaming.services import branch, shares
-from streaming.sharing import SharedMessage
+from streaming.sharing import SharedMessage, SharingSwitch
 from streaming.views_shared import LINK_NOT_FOUND
 
 pytestmark = pytest.mark.django_db
@@ -317,3 +317,34 @@ def test_open_links_are_bounded_and_a_revoke_deletes_the_copy(user: User) -> Non
     # The next share clears links that no longer open, and has room again.
     share(user, conversation)
     assert not SharedLink.objects.filter(pk=links[0].pk).exists()
+
+
+def test_staff_turn_sharing_off_for_the_whole_site_in_the_admin(
+    admin_client: Client, user: User, other_user: User
+) -> None:
+    link = share(user, chat(user))
+    added = admin_client.post("/admin/streaming/sharingswitch/add/", {})  # "on" unticked
+    assert added.status_code == 302
+    reader = signed_in(other_user)
+    assert reader.get(f"/s/{link.token}/").status_code == 404
+    refused = signed_in(user).post(
+        f"/c/{link.conversation_id}/share/", {"audience": "signed_in", "expiry": "never"}
+    )
+    assert refused.status_code == 400
+    assert SharedLink.objects.count() == 1
+    # Links are kept: on again, the link opens again.
+    switch = SharingSwitch.objects.get()
+    admin_client.post(
+        "/admin/streaming/sharingswitch/",
+        {
+            "form-TOTAL_FORMS": "1",
+            "form-INITIAL_FORMS": "1",
+            "form-MIN_NUM_FORMS": "0",
+            "form-MAX_NUM_FORMS": "1000",
+            "form-0-id": str(switch.pk),
+            "form-0-on": "on",
+            "_save": "Save",
+        },
+    )
+    assert SharingSwitch.objects.get().on
+    assert reader.get(f"/s/{link.token}/").status_code == 200
