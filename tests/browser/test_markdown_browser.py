@@ -25,6 +25,7 @@ from tests.support.browser import (
     wait_until_connected,
     watch_dialogs,
 )
+from tests.support.markdown import HOSTILE, assert_no_live_dangerous_urls
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,22 +33,6 @@ IMAGE_URL = "https://images.example.com/diagram.png"
 PYTHON_CODE = """def greet(name: str) -> str:
     # Say hello.
     return f"Hello, {name}!"  # a <b>comment</b>"""
-
-HOSTILE = "\n\n".join(
-    [
-        "[click me](javascript:window.__pwned=1)",
-        "![pic](javascript:window.__pwned=2)",
-        "[jump](JaVaScRiPt:window.__pwned=3) [tabbed](java\tscript:window.__pwned=4)",
-        "<img src=x onerror=window.__pwned=5;alert(5)>",
-        "<script>window.__pwned=6; alert(6)</script>",
-        '`<img src=x onerror="window.__pwned=7">` and `<script>alert(7)</script>`',
-        "[data](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
-        '<a href="javascript:alert(8)">raw link</a> <svg onload=alert(9)></svg>',
-        "[" * 20_000 + "x" + "]" * 20_000,
-        "*" * 20_000,
-        "> " * 20_000 + "deep",
-    ]
-)
 
 
 def stored_answer(user: User, content: str) -> Conversation:
@@ -66,18 +51,6 @@ def stored_answer(user: User, content: str) -> Conversation:
         return conversation
 
     return orm(create)
-
-
-def assert_no_live_dangerous_urls(chat: Page) -> None:
-    """No href, src or action on the message list is a scripting or data URL."""
-    urls = chat.eval_on_selector_all(
-        ".messages [href], .messages [src], .messages [action], .messages [formaction]",
-        """els => els.flatMap(el => ["href", "src", "action", "formaction"]
-                .map(name => el.getAttribute(name)).filter(v => v !== null))""",
-    )
-    for url in urls:
-        scheme = re.sub(r"[\x00-\x20\x7f-\x9f]", "", url).lower()
-        assert not scheme.startswith(("javascript:", "vbscript:", "data:")), url
 
 
 def test_markdown_answer_renders_the_same_live_and_after_reload(

@@ -16,7 +16,6 @@ from streaming.models import Conversation, Message, SharedLink
 from streaming.services import shares
 from streaming.simulator import SimulatorThread
 from streaming.simulator.text import MARKDOWN_SAMPLE
-from tests.browser.test_markdown_browser import HOSTILE, assert_no_live_dangerous_urls
 from tests.support.browser import (
     chromium,
     desktop_context,
@@ -28,6 +27,7 @@ from tests.support.browser import (
     wait_until_connected,
     watch_dialogs,
 )
+from tests.support.markdown import HOSTILE, assert_no_live_dangerous_urls
 from tests.support.servers import DaphneServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
