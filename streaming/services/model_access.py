@@ -5,9 +5,11 @@ model for a superuser. services/providers.py asks here for the picker, for a cho
 before every answer."""
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.db.models import CharField, F, IntegerField, QuerySet, Value
 
 from streaming.models import GroupAccess
 
@@ -45,22 +47,35 @@ def access_of(user_id: int) -> Access:
     if user_id is None:
         # Nobody's (an unsaved row's): nothing, never the groups that have no members.
         return Access(everything=False)
-    if User.objects.filter(pk=user_id, is_superuser=True).exists():
-        return EVERYTHING
+
+    # One query: each row says one thing the user may use.
+    def rows(kind: str, queryset: QuerySet[Any], of: str = "") -> QuerySet[Any]:
+        number = F(of) if of else Value(0, output_field=IntegerField())
+        return queryset.values_list(Value(kind, output_field=CharField()), number)
+
     rules = GroupAccess.objects.filter(group__user=user_id)
-    through_providers = GroupAccess.providers.through.objects
-    through_models = GroupAccess.provider_models.through.objects
+    found = rows("all", User.objects.filter(pk=user_id, is_superuser=True)).union(
+        rows("default", rules.filter(default_provider=True)),
+        rows(
+            "provider",
+            GroupAccess.providers.through.objects.filter(groupaccess__group__user=user_id),
+            "provider_id",
+        ),
+        rows(
+            "model",
+            GroupAccess.provider_models.through.objects.filter(groupaccess__group__user=user_id),
+            "providermodel_id",
+        ),
+        all=True,
+    )
+    kinds: dict[str, set[int]] = {"all": set(), "default": set(), "provider": set(), "model": set()}
+    for kind, number in found:
+        kinds[kind].add(number)
+    if kinds["all"]:
+        return EVERYTHING
     return Access(
         everything=False,
-        default=rules.filter(default_provider=True).exists(),
-        providers=frozenset(
-            through_providers.filter(groupaccess__group__user=user_id).values_list(
-                "provider_id", flat=True
-            )
-        ),
-        models=frozenset(
-            through_models.filter(groupaccess__group__user=user_id).values_list(
-                "providermodel_id", flat=True
-            )
-        ),
+        default=bool(kinds["default"]),
+        providers=frozenset(kinds["provider"]),
+        models=frozenset(kinds["model"]),
     )

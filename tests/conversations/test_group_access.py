@@ -14,7 +14,7 @@ from django.test import AsyncClient, Client, override_settings
 
 from streaming.groups import GroupAccess
 from streaming.models import Conversation, Message, ProviderModel, Quota
-from streaming.services import providers, quotas
+from streaming.services import model_access, providers, quotas
 from streaming.simulator import SimulatorThread
 from tests.support.frames import receive_until, user_message
 from tests.support.providers import make_provider
@@ -48,7 +48,10 @@ def two_models(second: SimulatorThread) -> tuple[ProviderModel, ProviderModel]:
 
 
 def test_the_picker_offers_what_any_of_the_users_groups_allows(
-    user: User, other_user: User, two_models: tuple[ProviderModel, ProviderModel]
+    user: User,
+    other_user: User,
+    two_models: tuple[ProviderModel, ProviderModel],
+    django_assert_num_queries: Any,
 ) -> None:
     large, small = two_models
     provider_id = large.provider_id
@@ -65,6 +68,9 @@ def test_the_picker_offers_what_any_of_the_users_groups_allows(
         # A superuser may use every model, in no group at all.
         root = User.objects.create_superuser("root", password="x")
         assert offered(root) == everything
+        # What a user may use is read in one query, however many groups say it.
+        with django_assert_num_queries(1):
+            model_access.access_of(other_user.pk)
 
 
 @BY_GROUPS
