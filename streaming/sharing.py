@@ -3,7 +3,6 @@ conversation), read through a link with an unguessable token (services/shares.py
 views_shared.py)."""
 
 import secrets
-from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -43,11 +42,6 @@ class SharedLink(models.Model):
 
     def __str__(self) -> str:
         return f"Share of {self.title!r}"
-
-    def is_open(self, now: datetime | None = None) -> bool:
-        """Not revoked, not expired."""
-        moment = now or timezone.now()
-        return self.revoked_at is None and (self.expires_at is None or self.expires_at > moment)
 
 
 class SharedMessage(models.Model):

@@ -38,7 +38,7 @@ from streaming.services import memberships
 logger = logging.getLogger(__name__)
 
 # Django's own backend, not axes's: a session remembers the backend that loads its user.
-_BACKEND = "django.contrib.auth.backends.ModelBackend"
+BACKEND = "django.contrib.auth.backends.ModelBackend"
 # What logout needs of the sign-in: the raw ID token (the provider's end-session endpoint
 # takes it as the hint of whom to sign out) and that endpoint. Kept in the session only.
 _LOGOUT_KEY = "sso_logout"
@@ -72,7 +72,7 @@ class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
         """The pages say what happened; allauth's messages would repeat it."""
 
     def login(self, request: HttpRequest, user: AbstractBaseUser) -> None:
-        user.backend = _BACKEND
+        user.backend = BACKEND
         super().login(request, user)
 
     def respond_user_inactive(self, request: HttpRequest, user: AbstractBaseUser) -> HttpResponse:

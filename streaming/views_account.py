@@ -67,7 +67,7 @@ def _settings_page(
             "import_problems": problems or [],
             "import_max_bytes": settings.IMPORT_MAX_BYTES,
             "sharing": shares.enabled(),
-            "links": [shares.describe(link) for link in shares.links_of(request.user)],  # type: ignore[arg-type]
+            "links": shares.links_of(request.user),  # type: ignore[arg-type]
         },
         status=status,
     )

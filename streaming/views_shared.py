@@ -13,6 +13,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from streaming.exceptions import ChatError
@@ -53,7 +54,7 @@ def share_conversation(request: HttpRequest, conversation_id: str) -> HttpRespon
             "problem": problem,
             "audiences": shares.audiences(),
             "expiries": shares.EXPIRY_LABELS,
-            "links": [shares.describe(link) for link in shares.links_of(owner, conversation)],
+            "links": shares.links_of(owner, conversation),
         },
         status=status,
     )
@@ -67,9 +68,9 @@ def revoke(request: HttpRequest, link_id: int) -> HttpResponse:
     if shares.do_revoke(owner, link_id):
         messages.success(request, "Link revoked: it no longer opens.")
     back = str(request.POST.get("next", ""))
-    return redirect(
-        back if back.startswith("/") and not back.startswith("//") else "streaming:settings"
-    )
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = reverse("streaming:settings")
+    return redirect(back)
 
 
 def _open(request: HttpRequest, token: str) -> SharedLink | HttpResponse:

@@ -16,11 +16,10 @@ from django.urls import reverse
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 from django.views.decorators.http import require_GET, require_http_methods
 
+from streaming import sso
 from streaming.exceptions import ChatError
 from streaming.invitations import Invitation
 from streaming.services import signups
-
-_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
 class SignUpForm(UserCreationForm[User]):
@@ -75,7 +74,7 @@ def _sign_up(request: HttpRequest, invitation: Invitation | None) -> HttpRespons
                     return render(
                         request, "registration/signup_sent.html", {"email": made.user.email}
                     )
-                login(request, made.user, backend=_BACKEND)
+                login(request, made.user, backend=sso.BACKEND)
                 return redirect("streaming:conversation_list")
     context: dict[str, Any] = {
         "form": form,
@@ -109,6 +108,6 @@ def confirm(request: HttpRequest, uid: str, token: str) -> HttpResponse:
     if user is None:
         raise Http404("This link does not work: it was used or has expired, or it is not right.")
     # Logging in sets last_login, which ends the link for good (signups._Confirmation).
-    login(request, user, backend=_BACKEND)
+    login(request, user, backend=sso.BACKEND)
     messages.success(request, "Your address is confirmed: welcome.")
     return redirect("streaming:conversation_list")

@@ -12,7 +12,6 @@ and a page of it no more to read, than a short one.
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -229,16 +228,3 @@ def _batches(link: SharedLink) -> Iterator[list[SharedMessage]]:
     while rows := list(link.messages.filter(position__gt=last)[:_BATCH]):
         yield rows
         last = rows[-1].position
-
-
-def describe(link: SharedLink) -> dict[str, Any]:
-    """What the owner's lists say of a link."""
-    return {
-        "id": link.pk,
-        "token": link.token,
-        "title": link.title,
-        "audience": link.get_audience_display(),
-        "created_at": link.created_at,
-        "expires_at": link.expires_at,
-        "count": link.count,
-    }
